@@ -1,0 +1,82 @@
+//! The local composition: every function's router behind one HTTP server, on the embedded store
+//! unless pointed at DynamoDB.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use eshtarek_core::clock::SharedClock;
+use eshtarek_core::store::{Key, Store};
+use eshtarek_core::{http, ApiError, AppContext};
+use serde_json::json;
+
+/// Which adapter the server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    Sqlite,
+    Dynamodb,
+}
+
+/// The composed application: `/healthz` plus every function's routes.
+pub fn app(ctx: AppContext) -> Router {
+    let root = Router::new()
+        .route("/healthz", get(healthz))
+        .with_state(ctx.clone());
+    http::with_fallbacks(root.merge(eshtarek_auth::router(ctx)))
+}
+
+/// `GET /healthz`: 200 once the server is up and its store answers.
+async fn healthz(State(ctx): State<AppContext>) -> Response {
+    match ctx
+        .stores
+        .platform()
+        .get(&Key::new("HEALTH", "PROBE"))
+        .await
+    {
+        Ok(_) => Json(json!({
+            "status": "ok",
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": ctx.stores.kind(),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health probe failed");
+            ApiError::unavailable("the store does not answer").into_response()
+        }
+    }
+}
+
+/// Opens the store the flags ask for.
+pub async fn open_store(
+    kind: StoreKind,
+    data_dir: &Path,
+    table: &str,
+) -> anyhow::Result<(Arc<dyn Store>, String)> {
+    Ok(match kind {
+        StoreKind::Sqlite => {
+            let path = data_dir.join("eshtarek.db");
+            let store = eshtarek_core::store::sqlite::SqliteStore::open(&path)?;
+            (Arc::new(store), format!("sqlite at {}", path.display()))
+        }
+        StoreKind::Dynamodb => {
+            let store = eshtarek_core::store::dynamodb::DynamoStore::from_env(table).await;
+            // Locally (moto, LocalStack) the table may not exist yet; on AWS the template made it.
+            store.ensure_table().await?;
+            (Arc::new(store), format!("dynamodb table {table}"))
+        }
+    })
+}
+
+pub fn context(store: Arc<dyn Store>, clock: SharedClock) -> AppContext {
+    AppContext::new(store, clock)
+}
+
+/// The default data directory: the platform's user data dir, or `./.eshtarek` without one.
+pub fn default_data_dir() -> PathBuf {
+    directories::ProjectDirs::from("dev", "eshtarek", "eshtarek")
+        .map(|dirs| dirs.data_dir().to_path_buf())
+        .unwrap_or_else(|| PathBuf::from(".eshtarek"))
+}

@@ -1,0 +1,136 @@
+//! HTTP conventions shared by every function: JSON bodies whose errors are problem documents
+//! naming the offending field, problem answers for unknown routes and methods, health.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::store::{Key, Store};
+use crate::AppContext;
+
+/// A JSON body. Unlike `axum::Json`, every rejection is a problem document: 415 without a JSON
+/// content type, 400 for malformed JSON, 422 naming the field for a well-formed body of the
+/// wrong shape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim().to_ascii_lowercase();
+                mime == "application/json"
+                    || (mime.starts_with("application/") && mime.ends_with("+json"))
+            })
+            .unwrap_or(false);
+        if !is_json {
+            return Err(ApiError::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            )
+            .detail("send the body as application/json"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            ApiError::new(rejection.status(), "bad-request", "Bad request")
+                .detail(rejection.body_text())
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Deserializes a JSON body, turning errors into problems that name the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let inner = error.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::bad_request(format!("malformed JSON: {inner}"));
+        }
+        let path = error.path().to_string();
+        let message = inner.to_string();
+        let field = match path.as_str() {
+            "." | "" => backticked(&message).unwrap_or_else(|| "body".into()),
+            _ => match backticked(&message) {
+                Some(name)
+                    if message.starts_with("missing field")
+                        || message.starts_with("unknown field") =>
+                {
+                    format!("{path}.{name}")
+                }
+                _ => path,
+            },
+        };
+        ApiError::validation(field, strip_position(&message))
+    })?;
+    deserializer
+        .end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The first `name` in a serde message such as "missing field `email`".
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = start + message[start..].find('`')?;
+    Some(message[start..end].to_owned())
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// Router fallback: an unknown path is a 404 problem.
+pub async fn not_found(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+/// Router fallback for a known path with an unsupported method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}
+
+/// `GET /v1/<function>/health`: reports the function, its version and whether the store
+/// answers.
+pub async fn health(function: &'static str, State(ctx): State<AppContext>) -> Response {
+    let probe = Key::new("HEALTH", "PROBE");
+    match ctx.stores.platform().get(&probe).await {
+        Ok(_) => Json(json!({
+            "status": "ok",
+            "function": function,
+            "version": env!("CARGO_PKG_VERSION"),
+            "store": ctx.stores.kind(),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health probe failed");
+            ApiError::unavailable("the store does not answer").into_response()
+        }
+    }
+}
+
+/// Adds the problem-document fallbacks to a complete router (a Lambda's, or the composed local
+/// server's). Function routers themselves carry none, so they can be merged.
+pub fn with_fallbacks(router: axum::Router) -> axum::Router {
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+}

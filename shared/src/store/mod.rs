@@ -1,0 +1,216 @@
+//! The storage port: one narrow, async, single-table interface shaped after DynamoDB, with two
+//! adapters behind it (DynamoDB and embedded SQLite) held to the same behaviour by the
+//! conformance suite in `tests/`.
+//!
+//! Services never hold a raw [`Store`]: they get a [`TenantStore`] bound to one tenant or the
+//! [`PlatformStore`] for platform-level data, both from [`Stores`].
+
+mod cursor;
+mod error;
+mod expr;
+mod item;
+mod scoped;
+
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+
+pub use cursor::Position;
+pub use error::{CancelReason, StoreError};
+pub use expr::{Condition, Index, Page, Query, SortKeyCondition, UpdateAction, WriteOp};
+pub use item::{AttrValue, Item, Key, GSI1PK, GSI1SK, TTL};
+pub use scoped::{PlatformStore, Stores, TenantId, TenantStore};
+
+/// Most operations one transaction may hold (DynamoDB's TransactWriteItems limit).
+pub const MAX_TRANSACTION_OPS: usize = 100;
+
+/// The port every adapter implements. Reads are strongly consistent on the table (GSI1 reads
+/// are eventually consistent on DynamoDB, immediately consistent on SQLite).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for health output: `sqlite` or `dynamodb`.
+    fn kind(&self) -> &'static str;
+
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError>;
+
+    /// One conditional write. Returns the item as it is after the write (`None` after a delete).
+    async fn write(&self, op: WriteOp) -> Result<Option<Item>, StoreError>;
+
+    /// All-or-nothing: every condition holds and every write lands, or nothing is written and
+    /// [`StoreError::TransactionCancelled`] says which operation failed.
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+}
+
+/// Conveniences over [`Store::write`], for every store and handle.
+#[async_trait]
+pub trait StoreExt {
+    async fn write_op(&self, op: WriteOp) -> Result<Option<Item>, StoreError>;
+
+    async fn put(&self, item: Item, condition: Option<Condition>) -> Result<(), StoreError> {
+        self.write_op(WriteOp::Put { item, condition })
+            .await
+            .map(|_| ())
+    }
+
+    /// Updates (or creates, unless the condition forbids it) and returns the new item.
+    async fn update(
+        &self,
+        key: Key,
+        actions: Vec<UpdateAction>,
+        condition: Option<Condition>,
+    ) -> Result<Item, StoreError> {
+        let item = self
+            .write_op(WriteOp::Update {
+                key,
+                actions,
+                condition,
+            })
+            .await?;
+        item.ok_or_else(|| StoreError::Backend("update returned no item".into()))
+    }
+
+    async fn delete(&self, key: Key, condition: Option<Condition>) -> Result<(), StoreError> {
+        self.write_op(WriteOp::Delete { key, condition })
+            .await
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl<S: Store + ?Sized> StoreExt for S {
+    async fn write_op(&self, op: WriteOp) -> Result<Option<Item>, StoreError> {
+        self.write(op).await
+    }
+}
+
+/// Checks what every adapter refuses alike, before any I/O.
+pub fn validate_write(op: &WriteOp, in_transaction: bool) -> Result<(), StoreError> {
+    let invalid = |m: String| Err(StoreError::Invalid(m));
+    validate_key(op.key())?;
+    if let WriteOp::Check { .. } = op {
+        if !in_transaction {
+            return invalid("a condition check only exists inside a transaction".into());
+        }
+    }
+    if let Some(condition) = op.condition() {
+        if condition.has_empty_group() {
+            return invalid("an And/Or condition needs at least one member".into());
+        }
+        for name in condition.attr_names() {
+            validate_attr_name(name)?;
+        }
+    }
+    match op {
+        WriteOp::Put { item, .. } => {
+            for (name, value) in &item.attrs {
+                validate_attr_name(name)?;
+                validate_reserved_type(name, value)?;
+            }
+        }
+        WriteOp::Update { actions, .. } => {
+            if actions.is_empty() {
+                return invalid("an update needs at least one action".into());
+            }
+            let mut seen = HashSet::new();
+            for action in actions {
+                let name = action.attr_name();
+                validate_attr_name(name)?;
+                if !seen.insert(name) {
+                    return invalid(format!("attribute {name} updated twice"));
+                }
+                match action {
+                    UpdateAction::Set(name, value) => validate_reserved_type(name, value)?,
+                    UpdateAction::Add(name, _) if is_index_attr(name) => {
+                        return invalid(format!("{name} is a string key attribute"))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        WriteOp::Delete { .. } | WriteOp::Check { .. } => {}
+    }
+    Ok(())
+}
+
+pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
+    if ops.is_empty() || ops.len() > MAX_TRANSACTION_OPS {
+        return Err(StoreError::Invalid(format!(
+            "a transaction holds 1 to {MAX_TRANSACTION_OPS} operations, not {}",
+            ops.len()
+        )));
+    }
+    let mut keys = HashSet::new();
+    for op in ops {
+        validate_write(op, true)?;
+        if !keys.insert(op.key()) {
+            return Err(StoreError::Invalid(format!(
+                "key {}/{} appears twice in one transaction",
+                op.key().pk,
+                op.key().sk
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn validate_query(query: &Query) -> Result<(), StoreError> {
+    if query.pk.is_empty() {
+        return Err(StoreError::Invalid("empty partition key".into()));
+    }
+    if query.limit == 0 || query.limit > Query::MAX_LIMIT {
+        return Err(StoreError::Invalid(format!(
+            "query limit must be 1..={}",
+            Query::MAX_LIMIT
+        )));
+    }
+    if let Some(cursor) = &query.cursor {
+        Position::decode(cursor, query.index, &query.pk)?;
+    }
+    Ok(())
+}
+
+fn validate_key(key: &Key) -> Result<(), StoreError> {
+    // DynamoDB's limits: 2048 bytes of partition key, 1024 of sort key.
+    if key.pk.is_empty() || key.pk.len() > 2048 || key.sk.is_empty() || key.sk.len() > 1024 {
+        return Err(StoreError::Invalid(format!(
+            "key {}/{} is empty or too long",
+            key.pk, key.sk
+        )));
+    }
+    Ok(())
+}
+
+fn validate_attr_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > 255 || item::KEY_ATTRS.contains(&name) {
+        return Err(StoreError::Invalid(format!(
+            "attribute name {name:?} is empty, too long or reserved"
+        )));
+    }
+    Ok(())
+}
+
+fn is_index_attr(name: &str) -> bool {
+    name == GSI1PK || name == GSI1SK
+}
+
+fn validate_reserved_type(name: &str, value: &AttrValue) -> Result<(), StoreError> {
+    let ok = match name {
+        GSI1PK | GSI1SK => matches!(value, AttrValue::S(s) if !s.is_empty()),
+        TTL => matches!(value, AttrValue::N(_)),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "attribute {name} has the wrong type"
+        )))
+    }
+}

@@ -1,0 +1,463 @@
+//! The embedded adapter: SQLite (bundled), durable on disk in WAL mode.
+//!
+//! One writer thread owns the only write connection and applies writes with group commit: it
+//! drains every pending request into one SQLite transaction, runs each under its own savepoint
+//! (so one failed condition undoes only its own request), commits once, and only then answers
+//! the callers. Conditions are evaluated on the writer, so check-and-write is atomic, and an
+//! acknowledged write is committed to the WAL (it survives a kill of the process; with
+//! `synchronous=NORMAL` an OS crash may lose the last commits, which `ESHTAREK_SQLITE_SYNC=full`
+//! trades for throughput). Reads run on a small pool of read connections and see committed data.
+
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, ToSql};
+use tokio::sync::oneshot;
+
+use super::expr::apply_updates;
+use super::{
+    validate_query, validate_transaction, validate_write, CancelReason, Index, Item, Key, Page,
+    Position, Query, SortKeyCondition, Store, StoreError, WriteOp,
+};
+
+/// Most requests one group commit takes.
+const MAX_GROUP: usize = 512;
+/// Read connections kept open for reuse.
+const READ_POOL: usize = 8;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS items (
+    pk TEXT NOT NULL,
+    sk TEXT NOT NULL,
+    gsi1pk TEXT,
+    gsi1sk TEXT,
+    expires_at INTEGER,
+    attrs TEXT NOT NULL,
+    PRIMARY KEY (pk, sk)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk, pk, sk)
+    WHERE gsi1pk IS NOT NULL AND gsi1sk IS NOT NULL;
+CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+";
+
+enum Job {
+    Write(WriteOp),
+    Transaction(Vec<WriteOp>),
+    PurgeExpired(i64),
+}
+
+struct Request {
+    job: Job,
+    reply: oneshot::Sender<Result<Option<Item>, StoreError>>,
+}
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<mpsc::Sender<Request>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
+        }
+        let conn = open_connection(&path)?;
+        conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        let (tx, rx) = mpsc::channel::<Request>();
+        thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|e| backend(e.to_string()))?;
+        Ok(Self {
+            path,
+            writer: Mutex::new(tx),
+            readers: Arc::new(Mutex::new(Vec::new())),
+        })
+    }
+
+    /// Deletes items whose TTL is before `now_epoch`; returns how many went.
+    pub async fn purge_expired(&self, now_epoch: i64) -> Result<u64, StoreError> {
+        let item = self.submit(Job::PurgeExpired(now_epoch)).await?;
+        Ok(item.and_then(|i| i.decimal("count")).map_or(0, |d| {
+            use rust_decimal::prelude::ToPrimitive;
+            d.to_u64().unwrap_or(0)
+        }))
+    }
+
+    async fn submit(&self, job: Job) -> Result<Option<Item>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .lock()
+            .map_err(|_| backend("writer lock poisoned"))?
+            .send(Request { job, reply })
+            .map_err(|_| backend("sqlite writer stopped"))?;
+        answer
+            .await
+            .map_err(|_| backend("sqlite writer dropped the request"))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().ok().and_then(|mut p| p.pop());
+            let conn = match conn {
+                Some(c) => c,
+                None => open_connection(&path)?,
+            };
+            let result = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < READ_POOL {
+                    p.push(conn);
+                }
+            }
+            result
+        })
+        .await
+        .map_err(|e| backend(format!("read task failed: {e}")))?
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.read(move |conn| load(conn, &key)).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Page, StoreError> {
+        validate_query(query)?;
+        let query = query.clone();
+        self.read(move |conn| run_query(conn, &query)).await
+    }
+
+    async fn write(&self, op: WriteOp) -> Result<Option<Item>, StoreError> {
+        validate_write(&op, false)?;
+        self.submit(Job::Write(op)).await
+    }
+
+    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        validate_transaction(&ops)?;
+        self.submit(Job::Transaction(ops)).await.map(|_| ())
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path).map_err(sql_err)?;
+    let sync = match std::env::var("ESHTAREK_SQLITE_SYNC").as_deref() {
+        Ok("full") => "FULL",
+        _ => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=10000;"
+    ))
+    .map_err(sql_err)?;
+    Ok(conn)
+}
+
+fn writer_loop(mut conn: Connection, requests: mpsc::Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match requests.try_recv() {
+                Ok(request) => group.push(request),
+                Err(_) => break,
+            }
+        }
+        let results = run_group(&mut conn, &group);
+        for (request, result) in group.into_iter().zip(results) {
+            // A caller that gave up has dropped its receiver; its write stands regardless.
+            let _ = request.reply.send(result);
+        }
+    }
+}
+
+type WriteResult = Result<Option<Item>, StoreError>;
+
+/// Runs a group of requests in one SQLite transaction, each under its own savepoint.
+fn run_group(conn: &mut Connection, group: &[Request]) -> Vec<WriteResult> {
+    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            let error = sql_err(e);
+            return group.iter().map(|_| Err(error.clone())).collect();
+        }
+    };
+    let mut results = Vec::with_capacity(group.len());
+    for request in group {
+        let result = (|| {
+            let mut sp = tx.savepoint().map_err(sql_err)?;
+            let result = run_job(&sp, &request.job);
+            if result.is_err() {
+                sp.rollback().map_err(sql_err)?;
+            }
+            sp.commit().map_err(sql_err)?;
+            result
+        })();
+        results.push(result);
+    }
+    match tx.commit() {
+        Ok(()) => results,
+        Err(e) => {
+            let error = sql_err(e);
+            tracing::error!(%error, "sqlite group commit failed");
+            group.iter().map(|_| Err(error.clone())).collect()
+        }
+    }
+}
+
+fn run_job(conn: &Connection, job: &Job) -> WriteResult {
+    match job {
+        Job::Write(op) => {
+            let current = load(conn, op.key())?;
+            if let Some(condition) = op.condition() {
+                if !condition.evaluate(current.as_ref()) {
+                    return Err(StoreError::ConditionFailed {
+                        current: current.map(Box::new),
+                    });
+                }
+            }
+            apply(conn, op, current.as_ref())
+        }
+        Job::Transaction(ops) => {
+            // Conditions see the state before the transaction (keys are distinct).
+            let currents = ops
+                .iter()
+                .map(|op| load(conn, op.key()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let reasons: Vec<CancelReason> = ops
+                .iter()
+                .zip(&currents)
+                .map(|(op, current)| match op.condition() {
+                    Some(c) if !c.evaluate(current.as_ref()) => CancelReason::ConditionFailed {
+                        current: current.clone().map(Box::new),
+                    },
+                    _ => CancelReason::None,
+                })
+                .collect();
+            if reasons.iter().any(|r| *r != CancelReason::None) {
+                return Err(StoreError::TransactionCancelled { reasons });
+            }
+            for (op, current) in ops.iter().zip(&currents) {
+                apply(conn, op, current.as_ref())?;
+            }
+            Ok(None)
+        }
+        Job::PurgeExpired(now) => {
+            let count = conn
+                .execute(
+                    "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                    params![now],
+                )
+                .map_err(sql_err)?;
+            Ok(Some(
+                Item::new(Key::new("purge", "purge")).with("count", count as i64),
+            ))
+        }
+    }
+}
+
+fn apply(conn: &Connection, op: &WriteOp, current: Option<&Item>) -> WriteResult {
+    match op {
+        WriteOp::Put { item, .. } => {
+            store(conn, item)?;
+            Ok(Some(item.clone()))
+        }
+        WriteOp::Update { key, actions, .. } => {
+            let item = apply_updates(key, current, actions).map_err(StoreError::Invalid)?;
+            store(conn, &item)?;
+            Ok(Some(item))
+        }
+        WriteOp::Delete { key, .. } => {
+            conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+                .and_then(|mut s| s.execute(params![key.pk, key.sk]))
+                .map_err(sql_err)?;
+            Ok(None)
+        }
+        WriteOp::Check { .. } => Ok(None),
+    }
+}
+
+fn store(conn: &Connection, item: &Item) -> Result<(), StoreError> {
+    let attrs = serde_json::to_string(&item.attrs).map_err(|e| backend(e.to_string()))?;
+    let gsi1 = item.gsi1();
+    conn.prepare_cached(
+        "INSERT INTO items (pk, sk, gsi1pk, gsi1sk, expires_at, attrs) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (pk, sk) DO UPDATE SET gsi1pk = excluded.gsi1pk, gsi1sk = excluded.gsi1sk,
+             expires_at = excluded.expires_at, attrs = excluded.attrs",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            item.key.pk,
+            item.key.sk,
+            gsi1.map(|g| g.0),
+            gsi1.map(|g| g.1),
+            item.ttl(),
+            attrs
+        ])
+    })
+    .map_err(sql_err)?;
+    Ok(())
+}
+
+fn load(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
+    let attrs: Option<String> = conn
+        .prepare_cached("SELECT attrs FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut s| {
+            s.query_row(params![key.pk, key.sk], |row| row.get(0))
+                .optional()
+        })
+        .map_err(sql_err)?;
+    attrs.map(|a| decode(key.clone(), &a)).transpose()
+}
+
+fn decode(key: Key, attrs: &str) -> Result<Item, StoreError> {
+    let attrs = serde_json::from_str(attrs).map_err(|e| backend(format!("corrupt item: {e}")))?;
+    Ok(Item { key, attrs })
+}
+
+fn run_query(conn: &Connection, query: &Query) -> Result<Page, StoreError> {
+    let (pcol, scol) = match query.index {
+        Index::Table => ("pk", "sk"),
+        Index::Gsi1 => ("gsi1pk", "gsi1sk"),
+    };
+    let mut sql = format!("SELECT pk, sk, attrs FROM items WHERE {pcol} = ?");
+    let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(query.pk.clone())];
+    if query.index == Index::Gsi1 {
+        sql.push_str(" AND gsi1sk IS NOT NULL");
+    }
+    if let Some(condition) = &query.sk {
+        push_sort_condition(&mut sql, &mut args, scol, condition);
+    }
+    let (op, dir) = if query.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    if let Some(cursor) = &query.cursor {
+        let position = Position::decode(cursor, query.index, &query.pk)?;
+        match (query.index, position.gsi1) {
+            (Index::Table, _) => {
+                sql.push_str(&format!(" AND sk {op} ?"));
+                args.push(Box::new(position.sk));
+            }
+            (Index::Gsi1, Some((_, gsk))) => {
+                sql.push_str(&format!(" AND (gsi1sk, pk, sk) {op} (?, ?, ?)"));
+                args.push(Box::new(gsk));
+                args.push(Box::new(position.pk));
+                args.push(Box::new(position.sk));
+            }
+            (Index::Gsi1, None) => return Err(StoreError::InvalidCursor),
+        }
+    }
+    match query.index {
+        Index::Table => sql.push_str(&format!(" ORDER BY sk {dir}")),
+        Index::Gsi1 => sql.push_str(&format!(" ORDER BY gsi1sk {dir}, pk {dir}, sk {dir}")),
+    }
+    sql.push_str(" LIMIT ?");
+    args.push(Box::new(i64::from(query.limit) + 1));
+
+    let mut statement = conn.prepare_cached(&sql).map_err(sql_err)?;
+    let params: Vec<&dyn ToSql> = args.iter().map(|a| a.as_ref()).collect();
+    let rows = statement
+        .query_map(params.as_slice(), |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        })
+        .map_err(sql_err)?;
+    let mut items = Vec::new();
+    for row in rows {
+        let (pk, sk, attrs) = row.map_err(sql_err)?;
+        items.push(decode(Key { pk, sk }, &attrs)?);
+    }
+    let limit = query.limit as usize;
+    let next_cursor = if items.len() > limit {
+        items.truncate(limit);
+        items.last().map(|i| Position::of(i, query.index).encode())
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+fn push_sort_condition(
+    sql: &mut String,
+    args: &mut Vec<Box<dyn ToSql>>,
+    col: &str,
+    condition: &SortKeyCondition,
+) {
+    let mut bind = |sql: &mut String, clause: &str, value: &str| {
+        sql.push_str(&format!(" AND {col} {clause} ?"));
+        args.push(Box::new(value.to_owned()));
+    };
+    match condition {
+        SortKeyCondition::Eq(v) => bind(sql, "=", v),
+        SortKeyCondition::Lt(v) => bind(sql, "<", v),
+        SortKeyCondition::Le(v) => bind(sql, "<=", v),
+        SortKeyCondition::Gt(v) => bind(sql, ">", v),
+        SortKeyCondition::Ge(v) => bind(sql, ">=", v),
+        SortKeyCondition::Between(a, b) => {
+            bind(sql, ">=", a);
+            bind(sql, "<=", b);
+        }
+        SortKeyCondition::BeginsWith(prefix) => {
+            // A range, so the index is used: [prefix, successor(prefix)).
+            bind(sql, ">=", prefix);
+            if let Some(upper) = prefix_successor(prefix) {
+                bind(sql, "<", &upper);
+            }
+        }
+    }
+}
+
+/// The smallest string greater than every string that starts with `prefix` (in code point
+/// order, which is UTF-8 byte order); `None` when there is none.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+fn sql_err(e: rusqlite::Error) -> StoreError {
+    backend(e.to_string())
+}
+
+fn backend(message: impl Into<String>) -> StoreError {
+    StoreError::Backend(message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_bounds_the_prefix_range() {
+        assert_eq!(prefix_successor("ab").as_deref(), Some("ac"));
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_successor("\u{D7FF}").as_deref(), Some("\u{E000}"));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+    }
+}
