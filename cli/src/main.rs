@@ -1,5 +1,6 @@
 //! `eshtarek`: the local server and admin commands.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,9 +53,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let ctx = context(store, Arc::new(SystemClock));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
-    // Printed on stdout, plain, so scripts and people can find the server.
-    println!("Eshtarek is serving on http://{address} (store: {description})");
-    println!("Health: http://{address}/healthz");
+    // Plain lines on stdout, so scripts and people can find the server. Write errors are
+    // ignored: a closed stdout (a supervisor that stopped reading) must not stop the server.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "Eshtarek is serving on http://{address} (store: {description})"
+    );
+    let _ = writeln!(out, "Health: http://{address}/healthz");
+    let _ = out.flush();
+    drop(out);
     axum::serve(listener, app(ctx))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

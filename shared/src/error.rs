@@ -17,6 +17,12 @@ pub struct ApiError {
     pub kind: &'static str,
     pub title: &'static str,
     pub detail: String,
+    /// Boxed so `Result<T, ApiError>` stays small on the happy path.
+    pub more: Box<ProblemExtras>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProblemExtras {
     pub field: Option<String>,
     pub metric: Option<String>,
     /// Further members of the problem document (e.g. `used`, `limit`).
@@ -32,10 +38,7 @@ impl ApiError {
             kind,
             title,
             detail: title.to_owned(),
-            field: None,
-            metric: None,
-            extra: Map::new(),
-            retry_after: None,
+            more: Box::default(),
         }
     }
 
@@ -45,17 +48,17 @@ impl ApiError {
     }
 
     pub fn field(mut self, field: impl Into<String>) -> Self {
-        self.field = Some(field.into());
+        self.more.field = Some(field.into());
         self
     }
 
     pub fn metric(mut self, metric: impl Into<String>) -> Self {
-        self.metric = Some(metric.into());
+        self.more.metric = Some(metric.into());
         self
     }
 
     pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
-        self.extra.insert(name.to_owned(), value.into());
+        self.more.extra.insert(name.to_owned(), value.into());
         self
     }
 
@@ -122,7 +125,7 @@ impl ApiError {
             "Too many requests",
         )
         .detail(format!("retry after {retry_after_secs} seconds"));
-        error.retry_after = Some(retry_after_secs);
+        error.more.retry_after = Some(retry_after_secs);
         error
     }
 
@@ -133,7 +136,7 @@ impl ApiError {
             "Service unavailable",
         )
         .detail(detail);
-        error.retry_after = Some(1);
+        error.more.retry_after = Some(1);
         error
     }
 
@@ -154,13 +157,13 @@ impl ApiError {
         body.insert("title".into(), self.title.into());
         body.insert("status".into(), self.status.as_u16().into());
         body.insert("detail".into(), self.detail.clone().into());
-        if let Some(field) = &self.field {
+        if let Some(field) = &self.more.field {
             body.insert("field".into(), field.clone().into());
         }
-        if let Some(metric) = &self.metric {
+        if let Some(metric) = &self.more.metric {
             body.insert("metric".into(), metric.clone().into());
         }
-        for (k, v) in &self.extra {
+        for (k, v) in &self.more.extra {
             body.entry(k.clone()).or_insert_with(|| v.clone());
         }
         Value::Object(body)
@@ -190,7 +193,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
         );
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = self.more.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response

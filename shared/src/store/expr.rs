@@ -323,3 +323,24 @@ pub struct Page {
     /// `None` on the last page.
     pub next_cursor: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comparisons_across_types_are_false() {
+        let item = Item::new(Key::new("P", "S"))
+            .with("s", "banana")
+            .with("n", 3);
+        for condition in [
+            Condition::lt("s", 5),
+            Condition::ge("s", 5),
+            Condition::gt("n", "a"),
+            Condition::le("missing", 1),
+        ] {
+            assert!(!condition.evaluate(Some(&item)), "{condition:?}");
+        }
+        assert!(Condition::ne("s", 5).evaluate(Some(&item)));
+    }
+}
