@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::clock::SharedClock;
 use eshtarek_core::store::{Key, Store};
 use eshtarek_core::{http, ApiError, AppContext};
@@ -70,8 +71,17 @@ pub async fn open_store(
     })
 }
 
-pub fn context(store: Arc<dyn Store>, clock: SharedClock) -> AppContext {
-    AppContext::new(store, clock)
+/// The signing keys: `ESHTAREK_JWT_KEYS` when set, else the key set kept in the data
+/// directory (generated on first start).
+pub fn signing_keys(data_dir: &Path) -> anyhow::Result<KeySet> {
+    if let Some(keys) = KeySet::from_env().map_err(anyhow::Error::msg)? {
+        return Ok(keys);
+    }
+    KeySet::load_or_create(&data_dir.join("jwt-keys.json")).map_err(anyhow::Error::msg)
+}
+
+pub fn context(store: Arc<dyn Store>, clock: SharedClock, keys: KeySet) -> AppContext {
+    AppContext::new(store, clock, keys)
 }
 
 /// The default data directory: the platform's user data dir, or `./.eshtarek` without one.

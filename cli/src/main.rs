@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use eshtarek::{app, context, default_data_dir, open_store, StoreKind};
+use eshtarek::{app, context, default_data_dir, open_store, signing_keys, StoreKind};
 use eshtarek_core::clock::SystemClock;
 use eshtarek_core::telemetry;
 
@@ -21,13 +21,25 @@ struct Cli {
 enum Command {
     /// Serve every function's API behind one HTTP server.
     Serve(ServeArgs),
+    /// Administration commands.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create (or promote) a platform admin. Reads the password from stdin, one line. The only
+    /// way to make one: registration never does.
+    CreatePlatformAdmin {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Args)]
-struct ServeArgs {
-    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
-    #[arg(long, env = "ESHTAREK_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+struct StoreArgs {
     /// Where the embedded store keeps its files.
     #[arg(long, env = "ESHTAREK_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -39,18 +51,42 @@ struct ServeArgs {
     table: String,
 }
 
+impl StoreArgs {
+    fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(default_data_dir)
+    }
+
+    async fn context(&self) -> anyhow::Result<(eshtarek_core::AppContext, String)> {
+        let data_dir = self.data_dir();
+        let (store, description) = open_store(self.store, &data_dir, &self.table).await?;
+        let keys = signing_keys(&data_dir)?;
+        Ok((context(store, Arc::new(SystemClock), keys), description))
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "ESHTAREK_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
     match Cli::parse().command {
         Command::Serve(args) => serve(args).await,
+        Command::Admin(AdminCommand::CreatePlatformAdmin { email, store }) => {
+            create_platform_admin(&email, &store).await
+        }
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let data_dir = args.data_dir.unwrap_or_else(default_data_dir);
-    let (store, description) = open_store(args.store, &data_dir, &args.table).await?;
-    let ctx = context(store, Arc::new(SystemClock));
+    let (ctx, description) = args.store.context().await?;
+    eshtarek_core::auth::password::warm_up();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
     // Plain lines on stdout, so scripts and people can find the server. Write errors are
@@ -63,10 +99,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = writeln!(out, "Health: http://{address}/healthz");
     let _ = out.flush();
     drop(out);
-    axum::serve(listener, app(ctx))
+    axum::serve(
+        listener,
+        app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
+    )
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(())
+}
+
+async fn create_platform_admin(email: &str, store: &StoreArgs) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let (ctx, _) = store.context().await?;
+    match eshtarek_core::auth::service::create_platform_admin(&ctx, email, password).await {
+        Ok(user) => {
+            println!("platform admin {} ({})", user.email, user.id);
+            Ok(())
+        }
+        Err(e) => anyhow::bail!("{}", e.detail),
+    }
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::auth::keys::KeySet;
+use crate::auth::tokens::{TokenSettings, Tokens};
 use crate::clock::{SharedClock, SystemClock};
 use crate::store::{Store, Stores};
 
@@ -9,26 +11,26 @@ use crate::store::{Store, Stores};
 pub struct AppContext {
     pub stores: Stores,
     pub clock: SharedClock,
+    pub tokens: Arc<Tokens>,
 }
 
 impl AppContext {
-    pub fn new(store: Arc<dyn Store>, clock: SharedClock) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: SharedClock, keys: KeySet) -> Self {
         Self {
             stores: Stores::new(store),
             clock,
+            tokens: Arc::new(Tokens::new(keys, TokenSettings::from_env())),
         }
     }
 
-    pub fn with_system_clock(store: Arc<dyn Store>) -> Self {
-        Self::new(store, Arc::new(SystemClock))
-    }
-
     /// The Lambda composition: DynamoDB from the standard AWS settings, the table named by
-    /// `ESHTAREK_TABLE` (default `eshtarek`), the wall clock.
+    /// `ESHTAREK_TABLE` (default `eshtarek`), signing keys from `ESHTAREK_JWT_KEYS`, the wall
+    /// clock.
     #[cfg(feature = "dynamodb")]
-    pub async fn from_lambda_env() -> Self {
+    pub async fn from_lambda_env() -> Result<Self, String> {
         let table = std::env::var("ESHTAREK_TABLE").unwrap_or_else(|_| "eshtarek".into());
         let store = crate::store::dynamodb::DynamoStore::from_env(table).await;
-        Self::with_system_clock(Arc::new(store))
+        let keys = KeySet::from_env()?.ok_or("ESHTAREK_JWT_KEYS is not set")?;
+        Ok(Self::new(Arc::new(store), Arc::new(SystemClock), keys))
     }
 }

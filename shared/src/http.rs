@@ -134,3 +134,79 @@ pub fn with_fallbacks(router: axum::Router) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
 }
+
+/// Query-string parameters. Unlike `axum::extract::Query`, a bad value is a 422 problem
+/// naming the parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(ApiQuery)
+            .map_err(|error| {
+                let message = error.inner().to_string();
+                let field = match error.path().to_string().as_str() {
+                    "." | "" => backticked(&message).unwrap_or_else(|| "query".into()),
+                    path => path.to_owned(),
+                };
+                ApiError::validation(field, strip_position(&message))
+            })
+    }
+}
+
+/// `?limit=&cursor=` of every list endpoint.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    #[serde(default)]
+    pub limit: Option<String>,
+    #[serde(default)]
+    pub cursor: Option<String>,
+}
+
+impl ListParams {
+    pub const DEFAULT_LIMIT: u32 = 20;
+    pub const MAX_LIMIT: u32 = 100;
+
+    /// The page size: 1 to 100, default 20.
+    pub fn limit(&self) -> Result<u32, ApiError> {
+        match &self.limit {
+            None => Ok(Self::DEFAULT_LIMIT),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::validation("limit", format!("limit is a whole number from 1 to {}", Self::MAX_LIMIT))
+                }),
+        }
+    }
+}
+
+/// `{"data": [...], "next_cursor": "..." | null}`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListResponse<T> {
+    pub data: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    pub fn from_page(
+        page: crate::store::Page,
+        convert: impl Fn(&crate::store::Item) -> Result<T, ApiError>,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            data: page.items.iter().map(convert).collect::<Result<_, _>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
+}

@@ -1,12 +1,17 @@
 //! Eshtarek's core: domain types, services (business rules), the storage port and its adapters,
 //! and the HTTP conventions every function shares (problem documents, JSON extraction).
 
+pub mod auth;
 pub mod clock;
 pub mod context;
 pub mod error;
 pub mod http;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
+pub mod time;
 
 pub use context::AppContext;
 pub use error::ApiError;

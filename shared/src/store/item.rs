@@ -220,3 +220,24 @@ mod b64 {
             .map_err(serde::de::Error::custom)
     }
 }
+
+impl Item {
+    /// A string attribute the item must have; its absence means corrupt data.
+    pub fn required_str(&self, name: &str) -> Result<&str, super::StoreError> {
+        self.str(name).ok_or_else(|| {
+            super::StoreError::Backend(format!(
+                "item {}/{} lacks string attribute {name}",
+                self.key.pk, self.key.sk
+            ))
+        })
+    }
+
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        self.get(name).and_then(AttrValue::as_bool)
+    }
+
+    pub fn i64(&self, name: &str) -> Option<i64> {
+        use rust_decimal::prelude::ToPrimitive;
+        self.decimal(name).and_then(|d| d.to_i64())
+    }
+}

@@ -24,7 +24,7 @@ pub use cursor::Position;
 pub use error::{CancelReason, StoreError};
 pub use expr::{Condition, Index, Page, Query, SortKeyCondition, UpdateAction, WriteOp};
 pub use item::{AttrValue, Item, Key, GSI1PK, GSI1SK, TTL};
-pub use scoped::{PlatformStore, Stores, TenantId, TenantStore};
+pub use scoped::{PlatformStore, ScopedTransaction, Stores, TenantId, TenantStore};
 
 /// Most operations one transaction may hold (DynamoDB's TransactWriteItems limit).
 pub const MAX_TRANSACTION_OPS: usize = 100;

@@ -224,3 +224,47 @@ impl Store for PlatformStore {
         self.inner.transact(ops).await
     }
 }
+
+/// A transaction that spans scopes (e.g. a new global user and their first tenant), each
+/// operation checked by the handle it goes through. Nothing reaches the store unless every
+/// operation passed its handle's check.
+pub struct ScopedTransaction {
+    inner: Arc<dyn Store>,
+    ops: Vec<WriteOp>,
+    refused: Option<StoreError>,
+}
+
+impl ScopedTransaction {
+    pub fn platform(mut self, op: WriteOp) -> Self {
+        if let Err(e) = PlatformStore::check_pk(&op.key().pk) {
+            self.refused.get_or_insert(e);
+        }
+        self.ops.push(op);
+        self
+    }
+
+    pub fn tenant(mut self, handle: &TenantStore, op: WriteOp) -> Self {
+        if let Err(e) = handle.check_write(&op) {
+            self.refused.get_or_insert(e);
+        }
+        self.ops.push(op);
+        self
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self.refused {
+            Some(e) => Err(e),
+            None => self.inner.transact(self.ops).await,
+        }
+    }
+}
+
+impl Stores {
+    pub fn transaction(&self) -> ScopedTransaction {
+        ScopedTransaction {
+            inner: self.inner.clone(),
+            ops: Vec::new(),
+            refused: None,
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! Users, sessions and tokens: register, login, refresh with rotation and reuse detection,
+//! logout, switching tenants, password setup for invited users.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::password;
+use super::ratelimit;
+use super::tokens::{random_secret, same_secret, sha256_hex, AccessGrant, RefreshToken};
+use super::{Caller, ClientIp, Role};
+use crate::error::ApiError;
+use crate::store::{
+    Condition, Item, Key, Query, Store, StoreError, StoreExt, TenantId, UpdateAction, WriteOp,
+    TTL,
+};
+use crate::tenants::{self, TenantView};
+use crate::time;
+use crate::AppContext;
+
+// ---- keys ------------------------------------------------------------------------------------
+
+pub fn user_key(user_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), "PROFILE")
+}
+
+pub fn email_key(email: &str) -> Key {
+    Key::new(format!("EMAIL#{email}"), "EMAIL")
+}
+
+pub fn user_membership_key(user_id: &str, tenant_id: &TenantId) -> Key {
+    Key::new(format!("USER#{user_id}"), format!("MEMBER#{tenant_id}"))
+}
+
+fn session_key(user_id: &str, session_id: &str) -> Key {
+    Key::new(format!("USER#{user_id}"), format!("SESSION#{session_id}"))
+}
+
+fn setup_token_key(token: &str) -> Key {
+    Key::new(format!("SETUP#{}", sha256_hex(token)), "TOKEN")
+}
+
+pub fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+// ---- views -----------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub platform_admin: bool,
+    pub created_at: String,
+}
+
+impl UserView {
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: item.required_str("user_id")?.to_owned(),
+            email: item.required_str("email")?.to_owned(),
+            name: item.required_str("name")?.to_owned(),
+            platform_admin: item.bool("platform_admin").unwrap_or(false),
+            created_at: item.required_str("created_at")?.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub expires_at: String,
+    pub refresh_token: String,
+    pub refresh_expires_at: String,
+    pub tenant_id: Option<String>,
+    pub role: Option<Role>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthResponse {
+    pub user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<TenantView>,
+    pub tokens: TokenPair,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MembershipView {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub role: Role,
+    pub tenant_status: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MeResponse {
+    pub user: UserView,
+    pub memberships: Vec<MembershipView>,
+    pub current_tenant_id: Option<String>,
+    pub role: Option<Role>,
+    pub session_id: String,
+}
+
+// ---- input checks ----------------------------------------------------------------------------
+
+/// Normalises and checks an email address (case-insensitive: stored lower-case).
+pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let bad = || ApiError::validation(field, "enter a valid email address, like name@example.com");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !domain.contains('@');
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// A display name: trimmed, 1 to 100 characters, no control characters.
+pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(ApiError::validation(field, "use 1 to 100 characters"));
+    }
+    Ok(name.to_owned())
+}
+
+// ---- users -----------------------------------------------------------------------------------
+
+pub fn user_item(user_id: &str, email: &str, name: &str, hash: Option<&str>, admin: bool, now: DateTime<Utc>) -> Item {
+    let mut item = Item::new(user_key(user_id))
+        .with("user_id", user_id)
+        .with("email", email)
+        .with("name", name)
+        .with("platform_admin", admin)
+        .with("created_at", time::fmt(now));
+    if let Some(hash) = hash {
+        item = item.with("password_hash", hash);
+    }
+    item
+}
+
+pub async fn load_user(ctx: &AppContext, user_id: &str) -> Result<Option<Item>, ApiError> {
+    Ok(ctx.stores.platform().get(&user_key(user_id)).await?)
+}
+
+pub async fn find_user_id_by_email(ctx: &AppContext, email: &str) -> Result<Option<String>, ApiError> {
+    Ok(ctx
+        .stores
+        .platform()
+        .get(&email_key(email))
+        .await?
+        .and_then(|i| i.str("user_id").map(str::to_owned)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    #[serde(default)]
+    pub tenant_name: Option<String>,
+}
+
+/// Self-service signup: a global user, and with `tenant_name` their tenant as its admin.
+/// Never makes a platform admin.
+pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResponse, ApiError> {
+    let email = normalize_email(&req.email, "email")?;
+    let name = check_name(&req.name, "name")?;
+    password::check_policy(&req.password, &email, "password")?;
+    let tenant_name = req
+        .tenant_name
+        .as_deref()
+        .map(|n| check_name(n, "tenant_name"))
+        .transpose()?;
+    if find_user_id_by_email(ctx, &email).await?.is_some() {
+        return Err(email_taken());
+    }
+    let hash = password::hash(req.password).await?;
+    let now = ctx.clock.now();
+    let user_id = new_id("usr");
+    let user = user_item(&user_id, &email, &name, Some(&hash), false, now);
+    let mut tx = ctx
+        .stores
+        .transaction()
+        .platform(WriteOp::Put {
+            item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
+            condition: Some(Condition::ItemNotExists),
+        })
+        .platform(WriteOp::Put {
+            item: user.clone(),
+            condition: Some(Condition::ItemNotExists),
+        });
+    let mut tenant = None;
+    if let Some(tenant_name) = tenant_name {
+        let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
+        tx = tenants::create_ops(ctx, tx, &tenant_id, &tenant_name, Some(&user), now);
+        tenant = Some(tenant_id);
+    }
+    tx.commit().await.map_err(|e| match e.failed_condition_index() {
+        Some(0) => email_taken(),
+        _ => ApiError::from(e),
+    })?;
+    let (tokens, tenant_view) = match tenant {
+        Some(tenant_id) => {
+            let view = tenants::load_tenant(ctx, &tenant_id).await?;
+            let tokens = start_session(ctx, &user_id, Some((&tenant_id, Role::TenantAdmin))).await?;
+            (tokens, view)
+        }
+        None => (start_session(ctx, &user_id, None).await?, None),
+    };
+    Ok(AuthResponse {
+        user: UserView::from_item(&user)?,
+        tenant: tenant_view,
+        tokens,
+    })
+}
+
+fn email_taken() -> ApiError {
+    ApiError::conflict("an account with this email already exists").field("email")
+}
+
+/// Makes a platform admin (the CLI's `admin create-platform-admin`, and tests). An existing user
+/// with that email is promoted, and their password is set.
+pub async fn create_platform_admin(ctx: &AppContext, email: &str, password_text: &str) -> Result<UserView, ApiError> {
+    let email = normalize_email(email, "email")?;
+    password::check_policy(password_text, &email, "password")?;
+    let hash = password::hash(password_text.to_owned()).await?;
+    let platform = ctx.stores.platform();
+    if let Some(user_id) = find_user_id_by_email(ctx, &email).await? {
+        let item = platform
+            .update(
+                user_key(&user_id),
+                vec![
+                    UpdateAction::set("platform_admin", true),
+                    UpdateAction::set("password_hash", hash),
+                ],
+                Some(Condition::ItemExists),
+            )
+            .await?;
+        return Ok(UserView::from_item(&item)?);
+    }
+    let now = ctx.clock.now();
+    let user_id = new_id("usr");
+    let user = user_item(&user_id, &email, "Platform admin", Some(&hash), true, now);
+    ctx.stores
+        .transaction()
+        .platform(WriteOp::Put {
+            item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
+            condition: Some(Condition::ItemNotExists),
+        })
+        .platform(WriteOp::Put {
+            item: user.clone(),
+            condition: Some(Condition::ItemNotExists),
+        })
+        .commit()
+        .await?;
+    Ok(UserView::from_item(&user)?)
+}
+
+// ---- sessions --------------------------------------------------------------------------------
+
+/// A live session as the request path needs it.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub tenant_id: Option<String>,
+    pub generation: u64,
+    pub refresh_hash: String,
+}
+
+/// Loads a session that is neither revoked nor expired; otherwise 401.
+pub async fn load_live_session(ctx: &AppContext, user_id: &str, session_id: &str) -> Result<Session, ApiError> {
+    let ended = || ApiError::unauthenticated("the session has ended; log in again").with("code", "session_ended");
+    let item = ctx
+        .stores
+        .platform()
+        .get(&session_key(user_id, session_id))
+        .await?
+        .ok_or_else(ended)?;
+    let expires = item.i64("refresh_expires_epoch").unwrap_or(0);
+    if item.bool("revoked").unwrap_or(true) || ctx.clock.now().timestamp() >= expires {
+        return Err(ended());
+    }
+    Ok(Session {
+        tenant_id: item.str("tenant_id").map(str::to_owned),
+        generation: item.i64("generation").unwrap_or(0) as u64,
+        refresh_hash: item.str("refresh_hash").unwrap_or_default().to_owned(),
+    })
+}
+
+/// Starts a session (a refresh-token family) and returns its first token pair.
+pub async fn start_session(ctx: &AppContext, user_id: &str, tenant: Option<(&TenantId, Role)>) -> Result<TokenPair, ApiError> {
+    let now = ctx.clock.now();
+    let session_id = new_id("ses");
+    let refresh = RefreshToken::new(&session_id, 0);
+    let refresh_expires = now + ctx.tokens.settings.refresh_ttl;
+    let mut item = Item::new(session_key(user_id, &session_id))
+        .with("user_id", user_id)
+        .with("refresh_hash", refresh.hash())
+        .with("generation", 0)
+        .with("revoked", false)
+        .with("created_at", time::fmt(now))
+        .with("refresh_expires_epoch", refresh_expires.timestamp())
+        // Kept a day past expiry so a late replay is still recognised as such.
+        .with_ttl(refresh_expires.timestamp() + 86_400);
+    let role = match tenant {
+        Some((tenant_id, role)) => {
+            item = item.with("tenant_id", tenant_id.as_str()).with("role", role.as_str());
+            Some(role)
+        }
+        None => platform_role(ctx, user_id).await?,
+    };
+    ctx.stores
+        .platform()
+        .put(item, Some(Condition::ItemNotExists))
+        .await?;
+    Ok(token_pair(ctx, user_id, &session_id, tenant.map(|t| t.0.as_str()), role, &refresh, refresh_expires, now))
+}
+
+async fn platform_role(ctx: &AppContext, user_id: &str) -> Result<Option<Role>, ApiError> {
+    let user = load_user(ctx, user_id).await?;
+    Ok(user
+        .and_then(|u| u.bool("platform_admin"))
+        .filter(|admin| *admin)
+        .map(|_| Role::PlatformAdmin))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn token_pair(
+    ctx: &AppContext,
+    user_id: &str,
+    session_id: &str,
+    tenant_id: Option<&str>,
+    role: Option<Role>,
+    refresh: &RefreshToken,
+    refresh_expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> TokenPair {
+    let (access, expires) = ctx.tokens.issue_access(
+        AccessGrant {
+            user_id,
+            tenant_id,
+            role,
+            session_id,
+        },
+        now,
+    );
+    TokenPair {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: (expires - now).num_seconds(),
+        expires_at: time::fmt(expires),
+        refresh_token: format!("{}~{}", user_id, refresh.encode()),
+        refresh_expires_at: time::fmt(refresh_expires),
+        tenant_id: tenant_id.map(str::to_owned),
+        role,
+    }
+}
+
+/// Splits the refresh token we hand out (`<user id>~rt.<session>.<generation>.<secret>`).
+fn parse_refresh(text: &str) -> Option<(String, RefreshToken)> {
+    let (user_id, rest) = text.split_once('~')?;
+    if user_id.is_empty() || user_id.len() > 64 {
+        return None;
+    }
+    Some((user_id.to_owned(), RefreshToken::parse(rest)?))
+}
+
+async fn revoke_session(ctx: &AppContext, user_id: &str, session_id: &str) -> Result<(), ApiError> {
+    let result = ctx
+        .stores
+        .platform()
+        .update(
+            session_key(user_id, session_id),
+            vec![UpdateAction::set("revoked", true)],
+            Some(Condition::ItemExists),
+        )
+        .await;
+    match result {
+        Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Revokes every session of a user, or only those acting in `tenant`.
+pub async fn revoke_user_sessions(ctx: &AppContext, user_id: &str, tenant: Option<&TenantId>) -> Result<usize, ApiError> {
+    let platform = ctx.stores.platform();
+    let mut cursor = None;
+    let mut revoked = 0;
+    loop {
+        let page = platform
+            .query(&Query::table(format!("USER#{user_id}")).begins_with("SESSION#").limit(100).after(cursor))
+            .await?;
+        for item in &page.items {
+            let in_scope = tenant.is_none_or(|t| item.str("tenant_id") == Some(t.as_str()));
+            if in_scope && item.bool("revoked") == Some(false) {
+                let session_id = item.key.sk.trim_start_matches("SESSION#");
+                revoke_session(ctx, user_id, session_id).await?;
+                revoked += 1;
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(revoked),
+        }
+    }
+}
+
+// ---- login, refresh, logout ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+fn bad_credentials() -> ApiError {
+    ApiError::unauthenticated("wrong email or password").with("code", "invalid_credentials")
+}
+
+pub async fn login(ctx: &AppContext, req: LoginRequest, ip: ClientIp) -> Result<AuthResponse, ApiError> {
+    let now = ctx.clock.now();
+    // An unparseable email still costs an argon2 run and an attempt, like a wrong one.
+    let email = req.email.trim().to_lowercase();
+    if email.is_empty() || email.len() > 254 {
+        return Err(ApiError::validation("email", "enter your email address"));
+    }
+    if req.password.is_empty() || req.password.len() > 4 * password::MAX_LENGTH {
+        return Err(ApiError::validation("password", "enter your password"));
+    }
+    if let Some(ip) = ip.0 {
+        ratelimit::hit(ctx, "login-ip", &ip.to_string(), ratelimit::login_per_ip(), now).await?;
+    }
+    ratelimit::hit(ctx, "login-email", &sha256_hex(&email), ratelimit::login_per_email(), now).await?;
+
+    let user = match find_user_id_by_email(ctx, &email).await? {
+        Some(id) => load_user(ctx, &id).await?,
+        None => None,
+    };
+    let stored_hash = user.as_ref().and_then(|u| u.str("password_hash").map(str::to_owned));
+    if !password::verify(req.password, stored_hash).await? {
+        return Err(bad_credentials());
+    }
+    let user = user.ok_or_else(bad_credentials)?;
+    let user_view = UserView::from_item(&user)?;
+    ratelimit::reset(ctx, "login-email", &sha256_hex(&email), ratelimit::login_per_email(), now).await;
+
+    let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref()).await?;
+    let (tokens, tenant_view) = match tenant {
+        Some((tenant_id, role, view)) => (start_session(ctx, &user_view.id, Some((&tenant_id, role))).await?, Some(view)),
+        None => (start_session(ctx, &user_view.id, None).await?, None),
+    };
+    Ok(AuthResponse {
+        user: user_view,
+        tenant: tenant_view,
+        tokens,
+    })
+}
+
+/// The membership a login acts in: the one asked for, else the only one (or the oldest);
+/// none for a platform admin who asks for none or a user without memberships.
+async fn choose_login_tenant(
+    ctx: &AppContext,
+    user: &UserView,
+    wanted: Option<&str>,
+) -> Result<Option<(TenantId, Role, TenantView)>, ApiError> {
+    let tenant_id = match wanted {
+        Some(raw) => {
+            let id = TenantId::parse(raw).map_err(|_| ApiError::validation("tenant_id", "no such tenant membership"))?;
+            Some(id)
+        }
+        None if user.platform_admin => None,
+        None => first_membership(ctx, &user.id).await?,
+    };
+    let Some(tenant_id) = tenant_id else {
+        return Ok(None);
+    };
+    let (role, view) = active_membership(ctx, &user.id, &tenant_id)
+        .await
+        .map_err(|e| if e.status == 404 { ApiError::validation("tenant_id", "you are not a member of that tenant") } else { e })?;
+    Ok(Some((tenant_id, role, view)))
+}
+
+async fn first_membership(ctx: &AppContext, user_id: &str) -> Result<Option<TenantId>, ApiError> {
+    let page = ctx
+        .stores
+        .platform()
+        .query(&Query::table(format!("USER#{user_id}")).begins_with("MEMBER#").limit(1))
+        .await?;
+    Ok(page
+        .items
+        .first()
+        .and_then(|i| i.str("tenant_id"))
+        .and_then(|t| TenantId::parse(t).ok()))
+}
+
+/// The caller's role in a tenant they belong to, read from the tenant's own membership item;
+/// 404 when not a member, 403 when the tenant is suspended.
+async fn active_membership(ctx: &AppContext, user_id: &str, tenant_id: &TenantId) -> Result<(Role, TenantView), ApiError> {
+    let member = tenants::load_member(ctx, tenant_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such tenant membership"))?;
+    let view = tenants::load_tenant(ctx, tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such tenant membership"))?;
+    if view.status != "active" {
+        return Err(ApiError::forbidden("this tenant is suspended").with("code", "tenant_suspended"));
+    }
+    Ok((member.role, view))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Rotates a refresh token. A token that was already used revokes its whole session: either
+/// the legitimate client or an attacker holds a stolen copy, and we cannot tell which.
+pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair, ApiError> {
+    let invalid = || ApiError::unauthenticated("invalid refresh token").with("code", "invalid_refresh_token");
+    let (user_id, presented) = parse_refresh(&req.refresh_token).ok_or_else(invalid)?;
+    let session = load_live_session(ctx, &user_id, &presented.session_id).await?;
+    if presented.generation < session.generation {
+        revoke_session(ctx, &user_id, &presented.session_id).await?;
+        tracing::warn!(user_id, session_id = presented.session_id, "refresh token reuse; session revoked");
+        return Err(ApiError::unauthenticated("this refresh token was already used; the session is revoked")
+            .with("code", "refresh_token_reused"));
+    }
+    if presented.generation != session.generation || !same_secret(&presented.hash(), &session.refresh_hash) {
+        return Err(invalid());
+    }
+    // Membership and tenant status are checked again: a removed member cannot refresh back in.
+    let (tenant, role) = match &session.tenant_id {
+        Some(t) => {
+            let tenant_id = TenantId::parse(t).map_err(ApiError::internal)?;
+            let (role, _) = match active_membership(ctx, &user_id, &tenant_id).await {
+                Ok(found) => found,
+                Err(e) => {
+                    revoke_session(ctx, &user_id, &presented.session_id).await?;
+                    return Err(ApiError::unauthenticated(e.detail));
+                }
+            };
+            (Some(tenant_id), Some(role))
+        }
+        None => (None, platform_role(ctx, &user_id).await?),
+    };
+    let now = ctx.clock.now();
+    let next = RefreshToken::new(&presented.session_id, session.generation + 1);
+    let refresh_expires = now + ctx.tokens.settings.refresh_ttl;
+    let mut actions = vec![
+        UpdateAction::set("generation", (session.generation + 1) as i64),
+        UpdateAction::set("refresh_hash", next.hash()),
+        UpdateAction::set("refresh_expires_epoch", refresh_expires.timestamp()),
+        UpdateAction::set(TTL, refresh_expires.timestamp() + 86_400),
+    ];
+    if let Some(role) = role {
+        actions.push(UpdateAction::set("role", role.as_str()));
+    }
+    let rotated = ctx
+        .stores
+        .platform()
+        .update(
+            session_key(&user_id, &presented.session_id),
+            actions,
+            Some(Condition::And(vec![
+                Condition::eq("generation", session.generation as i64),
+                Condition::eq("revoked", false),
+            ])),
+        )
+        .await;
+    match rotated {
+        Ok(_) => {}
+        // A concurrent refresh with the same token won: this one is a reuse.
+        Err(StoreError::ConditionFailed { .. }) => {
+            revoke_session(ctx, &user_id, &presented.session_id).await?;
+            return Err(ApiError::unauthenticated("this refresh token was already used; the session is revoked")
+                .with("code", "refresh_token_reused"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(token_pair(
+        ctx,
+        &user_id,
+        &presented.session_id,
+        tenant.as_ref().map(TenantId::as_str),
+        role,
+        &next,
+        refresh_expires,
+        now,
+    ))
+}
+
+pub async fn logout(ctx: &AppContext, caller: &Caller) -> Result<(), ApiError> {
+    revoke_session(ctx, &caller.user_id, &caller.session_id).await
+}
+
+pub async fn logout_all(ctx: &AppContext, caller: &Caller) -> Result<usize, ApiError> {
+    revoke_user_sessions(ctx, &caller.user_id, None).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchTenantRequest {
+    pub tenant_id: String,
+}
+
+/// A new session acting in another of the caller's memberships.
+pub async fn switch_tenant(ctx: &AppContext, caller: &Caller, req: SwitchTenantRequest) -> Result<AuthResponse, ApiError> {
+    let tenant_id = TenantId::parse(&req.tenant_id).map_err(|_| ApiError::validation("tenant_id", "you are not a member of that tenant"))?;
+    let (role, view) = active_membership(ctx, &caller.user_id, &tenant_id)
+        .await
+        .map_err(|e| if e.status == 404 { ApiError::validation("tenant_id", "you are not a member of that tenant") } else { e })?;
+    let user = load_user(ctx, &caller.user_id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+    let tokens = start_session(ctx, &caller.user_id, Some((&tenant_id, role))).await?;
+    Ok(AuthResponse {
+        user: UserView::from_item(&user)?,
+        tenant: Some(view),
+        tokens,
+    })
+}
+
+pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiError> {
+    let user = load_user(ctx, &caller.user_id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+    let mut memberships = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ctx
+            .stores
+            .platform()
+            .query(&Query::table(format!("USER#{}", caller.user_id)).begins_with("MEMBER#").limit(100).after(cursor))
+            .await?;
+        for item in &page.items {
+            let Some(tenant_id) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) else {
+                continue;
+            };
+            // The tenant's own membership item is the truth; the user-side copy is an index.
+            let (Some(member), Some(tenant)) = (
+                tenants::load_member(ctx, &tenant_id, &caller.user_id).await?,
+                tenants::load_tenant(ctx, &tenant_id).await?,
+            ) else {
+                continue;
+            };
+            memberships.push(MembershipView {
+                tenant_id: tenant.id,
+                tenant_name: tenant.name,
+                role: member.role,
+                tenant_status: tenant.status,
+            });
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(MeResponse {
+        user: UserView::from_item(&user)?,
+        memberships,
+        current_tenant_id: caller.tenant.as_ref().map(|t| t.to_string()),
+        role: caller.role,
+        session_id: caller.session_id.clone(),
+    })
+}
+
+// ---- invitations -----------------------------------------------------------------------------
+
+/// Days an invitation's password-setup token stays valid.
+const SETUP_TOKEN_DAYS: i64 = 7;
+
+/// The write that creates a one-time password-setup token for an invited user; returns the
+/// token (shown once) and the write.
+pub fn setup_token_op(user_id: &str, now: DateTime<Utc>) -> (String, WriteOp) {
+    let token = random_secret();
+    let expires = now + chrono::Duration::days(SETUP_TOKEN_DAYS);
+    let item = Item::new(setup_token_key(&token))
+        .with("user_id", user_id)
+        .with("expires_epoch", expires.timestamp())
+        .with_ttl(expires.timestamp());
+    (token, WriteOp::Put { item, condition: Some(Condition::ItemNotExists) })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSetupRequest {
+    pub token: String,
+    pub password: String,
+}
+
+/// Sets an invited user's password with their one-time token. The token is consumed in the
+/// same transaction that sets the password, so it works exactly once.
+pub async fn setup_password(ctx: &AppContext, req: PasswordSetupRequest) -> Result<UserView, ApiError> {
+    let invalid = || ApiError::validation("token", "this setup link is invalid, used or expired");
+    if req.token.is_empty() || req.token.len() > 128 {
+        return Err(invalid());
+    }
+    let key = setup_token_key(&req.token);
+    let item = ctx.stores.platform().get(&key).await?.ok_or_else(invalid)?;
+    if item.i64("expires_epoch").unwrap_or(0) <= ctx.clock.now().timestamp() {
+        return Err(invalid());
+    }
+    let user_id = item.required_str("user_id")?.to_owned();
+    let user = load_user(ctx, &user_id).await?.ok_or_else(invalid)?;
+    let email = user.required_str("email")?.to_owned();
+    password::check_policy(&req.password, &email, "password")?;
+    let hash = password::hash(req.password).await?;
+    ctx.stores
+        .transaction()
+        .platform(WriteOp::Delete { key, condition: Some(Condition::ItemExists) })
+        .platform(WriteOp::Update {
+            key: user_key(&user_id),
+            actions: vec![UpdateAction::set("password_hash", hash)],
+            condition: Some(Condition::ItemExists),
+        })
+        .commit()
+        .await
+        .map_err(|e| if e.is_condition_failure() { invalid() } else { e.into() })?;
+    let user = load_user(ctx, &user_id).await?.ok_or_else(invalid)?;
+    Ok(UserView::from_item(&user)?)
+}

@@ -1,0 +1,252 @@
+//! Access tokens (short-lived JWTs, EdDSA, with a `kid`) and refresh tokens (opaque, rotated,
+//! stored only as a hash).
+//!
+//! Expiry and not-before are checked against the injectable clock, not the system time, so a
+//! test clock moved forward expires tokens as it should.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use jsonwebtoken::{Algorithm, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::keys::KeySet;
+use super::Role;
+use crate::error::ApiError;
+
+pub const ISSUER: &str = "eshtarek";
+const ACCESS_TYPE: &str = "access";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    /// The user id.
+    pub sub: String,
+    /// The tenant this token acts in, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The session (refresh-token family) the token belongs to.
+    pub sid: String,
+    pub jti: String,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+    pub typ: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::minutes(15),
+            refresh_ttl: Duration::days(30),
+        }
+    }
+}
+
+impl TokenSettings {
+    /// `ESHTAREK_ACCESS_TTL_SECS` and `ESHTAREK_REFRESH_TTL_SECS` override the defaults.
+    pub fn from_env() -> Self {
+        let secs = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| *v > 0)
+                .map(Duration::seconds)
+        };
+        let defaults = Self::default();
+        Self {
+            access_ttl: secs("ESHTAREK_ACCESS_TTL_SECS").unwrap_or(defaults.access_ttl),
+            refresh_ttl: secs("ESHTAREK_REFRESH_TTL_SECS").unwrap_or(defaults.refresh_ttl),
+        }
+    }
+}
+
+pub struct Tokens {
+    pub keys: KeySet,
+    pub settings: TokenSettings,
+}
+
+/// What a caller asks a new access token to say.
+pub struct AccessGrant<'a> {
+    pub user_id: &'a str,
+    pub tenant_id: Option<&'a str>,
+    pub role: Option<Role>,
+    pub session_id: &'a str,
+}
+
+impl Tokens {
+    pub fn new(keys: KeySet, settings: TokenSettings) -> Self {
+        Self { keys, settings }
+    }
+
+    pub fn issue_access(&self, grant: AccessGrant<'_>, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let expires = now + self.settings.access_ttl;
+        let claims = AccessClaims {
+            iss: ISSUER.into(),
+            sub: grant.user_id.into(),
+            tid: grant.tenant_id.map(str::to_owned),
+            role: grant.role,
+            sid: grant.session_id.into(),
+            jti: uuid::Uuid::now_v7().simple().to_string(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: expires.timestamp(),
+            typ: ACCESS_TYPE.into(),
+        };
+        let (kid, key) = self.keys.signing();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, key).expect("signing with a valid key");
+        (token, expires)
+    }
+
+    /// Verifies signature (EdDSA only, by `kid`), issuer, type, and time against `now`.
+    pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
+        let invalid = |why: &str| ApiError::unauthenticated(format!("invalid access token: {why}"));
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(invalid("unexpected algorithm"));
+        }
+        let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
+        let key = self.keys.verifying(&kid).ok_or_else(|| invalid("unknown key id"))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss"]);
+        // Time is checked below against the injectable clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+            .map_err(|_| invalid("bad signature or claims"))?;
+        let claims = data.claims;
+        if claims.typ != ACCESS_TYPE {
+            return Err(invalid("not an access token"));
+        }
+        let now = now.timestamp();
+        if now >= claims.exp {
+            return Err(ApiError::unauthenticated("the access token has expired; refresh it")
+                .with("code", "token_expired"));
+        }
+        if now < claims.nbf {
+            return Err(invalid("not valid yet"));
+        }
+        Ok(claims)
+    }
+}
+
+/// A refresh token: `rt.<session id>.<generation>.<secret>`. Only the secret's SHA-256 is
+/// stored; the generation makes a replayed (already rotated) token recognisable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub session_id: String,
+    pub generation: u64,
+    pub secret: String,
+}
+
+impl RefreshToken {
+    pub fn new(session_id: &str, generation: u64) -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self {
+            session_id: session_id.to_owned(),
+            generation,
+            secret: URL_SAFE_NO_PAD.encode(bytes),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let (tag, sid, generation, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if tag != "rt" || parts.next().is_some() || sid.is_empty() || secret.len() != 43 {
+            return None;
+        }
+        Some(Self {
+            session_id: sid.to_owned(),
+            generation: generation.parse().ok()?,
+            secret: secret.to_owned(),
+        })
+    }
+
+    pub fn encode(&self) -> String {
+        format!("rt.{}.{}.{}", self.session_id, self.generation, self.secret)
+    }
+
+    pub fn hash(&self) -> String {
+        sha256_hex(&self.secret)
+    }
+}
+
+pub fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// Compares two secrets' hashes in constant time.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// A random URL-safe secret of 32 bytes (invitation and password-setup tokens, API keys).
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens::new(KeySet::ephemeral(), TokenSettings::default())
+    }
+
+    fn grant() -> AccessGrant<'static> {
+        AccessGrant {
+            user_id: "usr_1",
+            tenant_id: Some("ten_1"),
+            role: Some(Role::TenantAdmin),
+            session_id: "ses_1",
+        }
+    }
+
+    #[test]
+    fn issued_tokens_verify_until_they_expire() {
+        let tokens = tokens();
+        let now = Utc::now();
+        let (token, expires) = tokens.issue_access(grant(), now);
+        let claims = tokens.verify_access(&token, now).unwrap();
+        assert_eq!(claims.sub, "usr_1");
+        assert_eq!(claims.tid.as_deref(), Some("ten_1"));
+        assert_eq!(claims.role, Some(Role::TenantAdmin));
+        assert_eq!(expires - now, Duration::minutes(15));
+        assert!(tokens.verify_access(&token, expires).is_err(), "expired at exp");
+        assert!(tokens.verify_access(&token, now - Duration::seconds(5)).is_err(), "not yet valid");
+    }
+
+    #[test]
+    fn another_key_set_does_not_verify() {
+        let (token, _) = tokens().issue_access(grant(), Utc::now());
+        assert!(tokens().verify_access(&token, Utc::now()).is_err());
+    }
+
+    #[test]
+    fn refresh_tokens_round_trip() {
+        let token = RefreshToken::new("ses_abc", 3);
+        assert_eq!(RefreshToken::parse(&token.encode()), Some(token.clone()));
+        assert_eq!(RefreshToken::parse("rt.ses.1.short"), None);
+        assert_eq!(RefreshToken::parse(&format!("{}.x", token.encode())), None);
+        assert!(same_secret(&token.hash(), &token.hash()));
+        assert!(!same_secret(&token.hash(), &RefreshToken::new("ses_abc", 3).hash()));
+    }
+}

@@ -1,0 +1,388 @@
+//! Tenants and their members. A tenant's own items (its profile, its memberships) live in its
+//! partitions; the user-side copy of a membership (`USER#<id>` / `MEMBER#<tenant>`) is an index
+//! for "which tenants can I log in to", written in the same transaction.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::service::{
+    check_name, find_user_id_by_email, load_user, new_id, normalize_email, revoke_user_sessions,
+    setup_token_op, user_item, user_membership_key, email_key,
+};
+use crate::auth::{Caller, Role};
+use crate::error::ApiError;
+use crate::http::{ListParams, ListResponse};
+use crate::store::{
+    Condition, Item, Key, Query, ScopedTransaction, Store, StoreExt, TenantId, TenantStore,
+    UpdateAction, WriteOp,
+};
+use crate::time;
+use crate::AppContext;
+
+const TENANT_INDEX: &str = "IDX#TENANTS";
+
+fn meta_key(t: &TenantStore) -> Key {
+    t.key("META", "TENANT")
+}
+
+fn member_key(t: &TenantStore, user_id: &str) -> Key {
+    t.key("MEMBERS", format!("USER#{user_id}"))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+    pub status: String,
+    pub member_count: i64,
+    pub created_at: String,
+}
+
+impl TenantView {
+    fn from_item(item: &Item) -> Result<Self, ApiError> {
+        Ok(Self {
+            id: item.required_str("tenant_id")?.to_owned(),
+            name: item.required_str("name")?.to_owned(),
+            status: item.required_str("status")?.to_owned(),
+            member_count: item.i64("member_count").unwrap_or(0),
+            created_at: item.required_str("created_at")?.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberView {
+    pub user_id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+    pub joined_at: String,
+}
+
+impl MemberView {
+    fn from_item(item: &Item) -> Result<Self, ApiError> {
+        Ok(Self {
+            user_id: item.required_str("user_id")?.to_owned(),
+            email: item.required_str("email")?.to_owned(),
+            name: item.required_str("name")?.to_owned(),
+            role: item
+                .str("role")
+                .and_then(Role::parse_member_role)
+                .ok_or_else(|| ApiError::internal("membership without a role"))?,
+            joined_at: item.required_str("joined_at")?.to_owned(),
+        })
+    }
+}
+
+pub async fn load_tenant(ctx: &AppContext, tenant_id: &TenantId) -> Result<Option<TenantView>, ApiError> {
+    let t = ctx.stores.tenant(tenant_id);
+    t.get(&meta_key(&t)).await?.map(|i| TenantView::from_item(&i)).transpose()
+}
+
+pub async fn load_member(ctx: &AppContext, tenant_id: &TenantId, user_id: &str) -> Result<Option<MemberView>, ApiError> {
+    let t = ctx.stores.tenant(tenant_id);
+    t.get(&member_key(&t, user_id)).await?.map(|i| MemberView::from_item(&i)).transpose()
+}
+
+/// The writes that create a tenant, with its first admin when given (self-serve signup).
+pub fn create_ops(
+    ctx: &AppContext,
+    tx: ScopedTransaction,
+    tenant_id: &TenantId,
+    name: &str,
+    first_admin: Option<&Item>,
+    now: DateTime<Utc>,
+) -> ScopedTransaction {
+    let t = ctx.stores.tenant(tenant_id);
+    let created = time::fmt(now);
+    let count = i64::from(first_admin.is_some());
+    let meta = Item::new(meta_key(&t))
+        .with("tenant_id", tenant_id.as_str())
+        .with("name", name)
+        .with("status", "active")
+        .with("member_count", count)
+        .with("admin_count", count)
+        .with("created_at", created.as_str())
+        .with_gsi1(TENANT_INDEX, format!("{created}#{tenant_id}"));
+    let mut tx = tx.tenant(&t, WriteOp::Put { item: meta, condition: Some(Condition::ItemNotExists) });
+    if let Some(user) = first_admin {
+        tx = member_ops(&t, tx, user, Role::TenantAdmin, now);
+    }
+    tx
+}
+
+/// The two membership items (tenant side and user side).
+fn member_ops(t: &TenantStore, tx: ScopedTransaction, user: &Item, role: Role, now: DateTime<Utc>) -> ScopedTransaction {
+    let user_id = user.str("user_id").unwrap_or_default();
+    let joined = time::fmt(now);
+    let member = Item::new(member_key(t, user_id))
+        .with("user_id", user_id)
+        .with("email", user.str("email").unwrap_or_default())
+        .with("name", user.str("name").unwrap_or_default())
+        .with("role", role.as_str())
+        .with("joined_at", joined.as_str());
+    let index = Item::new(user_membership_key(user_id, t.tenant()))
+        .with("tenant_id", t.tenant().as_str())
+        .with("role", role.as_str())
+        .with("joined_at", joined.as_str());
+    tx.tenant(t, WriteOp::Put { item: member, condition: Some(Condition::ItemNotExists) })
+        .platform(WriteOp::Put { item: index, condition: None })
+}
+
+// ---- tenants ---------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    pub name: String,
+}
+
+pub async fn create_tenant(ctx: &AppContext, caller: &Caller, req: CreateTenantRequest) -> Result<TenantView, ApiError> {
+    caller.require_platform_admin()?;
+    let name = check_name(&req.name, "name")?;
+    let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
+    let now = ctx.clock.now();
+    create_ops(ctx, ctx.stores.transaction(), &tenant_id, &name, None, now)
+        .commit()
+        .await?;
+    load_tenant(ctx, &tenant_id).await?.ok_or_else(|| ApiError::internal("tenant vanished after create"))
+}
+
+pub async fn list_tenants(ctx: &AppContext, caller: &Caller, params: ListParams) -> Result<ListResponse<TenantView>, ApiError> {
+    caller.require_platform_admin()?;
+    let page = ctx
+        .stores
+        .platform()
+        .query(&Query::gsi1(TENANT_INDEX).descending().limit(params.limit()?).after(params.cursor))
+        .await?;
+    ListResponse::from_page(page, TenantView::from_item)
+}
+
+pub async fn get_tenant(ctx: &AppContext, caller: &Caller, tenant_id: &str) -> Result<TenantView, ApiError> {
+    let tenant_id = caller.read_tenant(tenant_id)?;
+    load_tenant(ctx, &tenant_id).await?.ok_or_else(|| ApiError::not_found("no such tenant"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchTenantRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+pub async fn patch_tenant(ctx: &AppContext, caller: &Caller, tenant_id: &str, req: PatchTenantRequest) -> Result<TenantView, ApiError> {
+    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let mut actions = Vec::new();
+    if let Some(name) = &req.name {
+        actions.push(UpdateAction::set("name", check_name(name, "name")?));
+    }
+    let suspend = match req.status.as_deref() {
+        None => false,
+        Some(status @ ("active" | "suspended")) => {
+            if !caller.is_platform_admin() {
+                return Err(ApiError::forbidden("only a platform admin changes a tenant's status"));
+            }
+            actions.push(UpdateAction::set("status", status));
+            status == "suspended"
+        }
+        Some(_) => return Err(ApiError::validation("status", "status is `active` or `suspended`")),
+    };
+    if actions.is_empty() {
+        return Err(ApiError::validation("body", "nothing to change: give `name` or `status`"));
+    }
+    let t = ctx.stores.tenant(&tenant_id);
+    let item = t
+        .update(meta_key(&t), actions, Some(Condition::ItemExists))
+        .await
+        .map_err(|e| if e.is_condition_failure() { ApiError::not_found("no such tenant") } else { e.into() })?;
+    if suspend {
+        // A suspended tenant's members lose their sessions in it at once.
+        for member in all_members(ctx, &tenant_id).await? {
+            revoke_user_sessions(ctx, &member.user_id, Some(&tenant_id)).await?;
+        }
+    }
+    TenantView::from_item(&item)
+}
+
+// ---- members ---------------------------------------------------------------------------------
+
+async fn all_members(ctx: &AppContext, tenant_id: &TenantId) -> Result<Vec<MemberView>, ApiError> {
+    let t = ctx.stores.tenant(tenant_id);
+    let mut members = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = t.query(&Query::table(t.pk("MEMBERS")).begins_with("USER#").limit(500).after(cursor)).await?;
+        for item in &page.items {
+            members.push(MemberView::from_item(item)?);
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(members),
+        }
+    }
+}
+
+pub async fn list_members(ctx: &AppContext, caller: &Caller, tenant_id: &str, params: ListParams) -> Result<ListResponse<MemberView>, ApiError> {
+    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let t = ctx.stores.tenant(&tenant_id);
+    let page = t
+        .query(&Query::table(t.pk("MEMBERS")).begins_with("USER#").limit(params.limit()?).after(params.cursor))
+        .await?;
+    ListResponse::from_page(page, MemberView::from_item)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddMemberRequest {
+    pub email: String,
+    pub role: String,
+    /// For a new user; defaults to the part of the email before `@`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AddMemberResponse {
+    pub member: MemberView,
+    /// For a user created by this invitation: the one-time token for `POST
+    /// /v1/auth/password-setup`. Shown once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub setup_token: Option<String>,
+}
+
+fn parse_role(raw: &str) -> Result<Role, ApiError> {
+    Role::parse_member_role(raw).ok_or_else(|| ApiError::validation("role", "role is `tenant_admin` or `tenant_user`"))
+}
+
+pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req: AddMemberRequest) -> Result<AddMemberResponse, ApiError> {
+    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let email = normalize_email(&req.email, "email")?;
+    let role = parse_role(&req.role)?;
+    let t = ctx.stores.tenant(&tenant_id);
+    if load_tenant(ctx, &tenant_id).await?.is_none() {
+        return Err(ApiError::not_found("no such tenant"));
+    }
+    let now = ctx.clock.now();
+    let mut tx = ctx.stores.transaction();
+    let mut setup_token = None;
+    let user = match find_user_id_by_email(ctx, &email).await? {
+        Some(user_id) => load_user(ctx, &user_id).await?.ok_or_else(|| ApiError::internal("email without user"))?,
+        None => {
+            let name = match &req.name {
+                Some(n) => check_name(n, "name")?,
+                None => email.split('@').next().unwrap_or("member").to_owned(),
+            };
+            let user_id = new_id("usr");
+            let user = user_item(&user_id, &email, &name, None, false, now);
+            let (token, token_op) = setup_token_op(&user_id, now);
+            setup_token = Some(token);
+            tx = tx
+                .platform(WriteOp::Put {
+                    item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
+                    condition: Some(Condition::ItemNotExists),
+                })
+                .platform(WriteOp::Put { item: user.clone(), condition: Some(Condition::ItemNotExists) })
+                .platform(token_op);
+            user
+        }
+    };
+    let user_id = user.required_str("user_id")?.to_owned();
+    let admins = i64::from(role == Role::TenantAdmin);
+    tx = member_ops(&t, tx, &user, role, now).tenant(
+        &t,
+        WriteOp::Update {
+            key: meta_key(&t),
+            actions: vec![UpdateAction::add("member_count", 1), UpdateAction::add("admin_count", admins)],
+            condition: Some(Condition::ItemExists),
+        },
+    );
+    tx.commit().await.map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("this user is already a member of the tenant").field("email")
+        } else {
+            e.into()
+        }
+    })?;
+    let member = load_member(ctx, &tenant_id, &user_id).await?.ok_or_else(|| ApiError::internal("member vanished"))?;
+    Ok(AddMemberResponse { member, setup_token })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchMemberRequest {
+    pub role: String,
+}
+
+fn last_admin() -> ApiError {
+    ApiError::conflict("a tenant keeps at least one tenant_admin").field("role")
+}
+
+pub async fn patch_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, user_id: &str, req: PatchMemberRequest) -> Result<MemberView, ApiError> {
+    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let role = parse_role(&req.role)?;
+    let current = load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))?;
+    if current.role == role {
+        return Ok(current);
+    }
+    let t = ctx.stores.tenant(&tenant_id);
+    let demoting = current.role == Role::TenantAdmin;
+    let meta_condition = if demoting { Condition::gt("admin_count", 1) } else { Condition::ItemExists };
+    ctx.stores
+        .transaction()
+        .tenant(&t, WriteOp::Update {
+            key: member_key(&t, user_id),
+            actions: vec![UpdateAction::set("role", role.as_str())],
+            condition: Some(Condition::eq("role", current.role.as_str())),
+        })
+        .platform(WriteOp::Update {
+            key: user_membership_key(user_id, &tenant_id),
+            actions: vec![UpdateAction::set("role", role.as_str())],
+            condition: None,
+        })
+        .tenant(&t, WriteOp::Update {
+            key: meta_key(&t),
+            actions: vec![UpdateAction::add("admin_count", if demoting { -1 } else { 1 })],
+            condition: Some(meta_condition),
+        })
+        .commit()
+        .await
+        .map_err(|e| match e.failed_condition_index() {
+            Some(2) => last_admin(),
+            Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
+            None => e.into(),
+        })?;
+    // Tokens carry the role: the member's sessions in this tenant end, so the new role applies
+    // from their next login.
+    revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
+    load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))
+}
+
+pub async fn remove_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, user_id: &str) -> Result<(), ApiError> {
+    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let current = load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))?;
+    let t = ctx.stores.tenant(&tenant_id);
+    let admin = current.role == Role::TenantAdmin;
+    ctx.stores
+        .transaction()
+        .tenant(&t, WriteOp::Delete {
+            key: member_key(&t, user_id),
+            condition: Some(Condition::eq("role", current.role.as_str())),
+        })
+        .platform(WriteOp::Delete { key: user_membership_key(user_id, &tenant_id), condition: None })
+        .tenant(&t, WriteOp::Update {
+            key: meta_key(&t),
+            actions: vec![UpdateAction::add("member_count", -1), UpdateAction::add("admin_count", -i64::from(admin))],
+            condition: Some(if admin { Condition::gt("admin_count", 1) } else { Condition::ItemExists }),
+        })
+        .commit()
+        .await
+        .map_err(|e| match e.failed_condition_index() {
+            Some(2) => last_admin(),
+            Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
+            None => e.into(),
+        })?;
+    revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
+    Ok(())
+}
