@@ -103,8 +103,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
     )
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     Ok(())
 }
 

@@ -64,17 +64,19 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         }
         let path = error.path().to_string();
         let message = inner.to_string();
-        let field = match path.as_str() {
-            "." | "" => backticked(&message).unwrap_or_else(|| "body".into()),
-            _ => match backticked(&message) {
-                Some(name)
-                    if message.starts_with("missing field")
-                        || message.starts_with("unknown field") =>
-                {
+        let root = path == "." || path.is_empty();
+        // serde reports a missing field at its parent's path, an unknown one at its own.
+        let field = match backticked(&message) {
+            Some(name) if message.starts_with("missing field") => {
+                if root {
+                    name
+                } else {
                     format!("{path}.{name}")
                 }
-                _ => path,
-            },
+            }
+            _ if !root => path,
+            Some(name) => name,
+            None => "body".into(),
         };
         ApiError::validation(field, strip_position(&message))
     })?;
@@ -147,9 +149,13 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
-        let deserializer = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(deserializer)
             .map(ApiQuery)
             .map_err(|error| {
@@ -186,7 +192,10 @@ impl ListParams {
                 .ok()
                 .filter(|n| (1..=Self::MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
-                    ApiError::validation("limit", format!("limit is a whole number from 1 to {}", Self::MAX_LIMIT))
+                    ApiError::validation(
+                        "limit",
+                        format!("limit is a whole number from 1 to {}", Self::MAX_LIMIT),
+                    )
                 }),
         }
     }

@@ -15,7 +15,11 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
 
 async fn client_ip(mut request: Request) -> Request {
     let ip = match request.extensions().get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.http.source_ip.as_deref().and_then(|ip| ip.parse().ok()),
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .http
+            .source_ip
+            .as_deref()
+            .and_then(|ip| ip.parse().ok()),
         _ => None,
     };
     request.extensions_mut().insert(ClientIp(ip));

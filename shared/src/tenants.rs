@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::service::{
-    check_name, find_user_id_by_email, load_user, new_id, normalize_email, revoke_user_sessions,
-    setup_token_op, user_item, user_membership_key, email_key,
+    check_name, email_key, find_user_id_by_email, load_user, new_id, normalize_email,
+    revoke_user_sessions, setup_token_op, user_item, user_membership_key,
 };
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
@@ -74,14 +74,27 @@ impl MemberView {
     }
 }
 
-pub async fn load_tenant(ctx: &AppContext, tenant_id: &TenantId) -> Result<Option<TenantView>, ApiError> {
+pub async fn load_tenant(
+    ctx: &AppContext,
+    tenant_id: &TenantId,
+) -> Result<Option<TenantView>, ApiError> {
     let t = ctx.stores.tenant(tenant_id);
-    t.get(&meta_key(&t)).await?.map(|i| TenantView::from_item(&i)).transpose()
+    t.get(&meta_key(&t))
+        .await?
+        .map(|i| TenantView::from_item(&i))
+        .transpose()
 }
 
-pub async fn load_member(ctx: &AppContext, tenant_id: &TenantId, user_id: &str) -> Result<Option<MemberView>, ApiError> {
+pub async fn load_member(
+    ctx: &AppContext,
+    tenant_id: &TenantId,
+    user_id: &str,
+) -> Result<Option<MemberView>, ApiError> {
     let t = ctx.stores.tenant(tenant_id);
-    t.get(&member_key(&t, user_id)).await?.map(|i| MemberView::from_item(&i)).transpose()
+    t.get(&member_key(&t, user_id))
+        .await?
+        .map(|i| MemberView::from_item(&i))
+        .transpose()
 }
 
 /// The writes that create a tenant, with its first admin when given (self-serve signup).
@@ -104,7 +117,13 @@ pub fn create_ops(
         .with("admin_count", count)
         .with("created_at", created.as_str())
         .with_gsi1(TENANT_INDEX, format!("{created}#{tenant_id}"));
-    let mut tx = tx.tenant(&t, WriteOp::Put { item: meta, condition: Some(Condition::ItemNotExists) });
+    let mut tx = tx.tenant(
+        &t,
+        WriteOp::Put {
+            item: meta,
+            condition: Some(Condition::ItemNotExists),
+        },
+    );
     if let Some(user) = first_admin {
         tx = member_ops(&t, tx, user, Role::TenantAdmin, now);
     }
@@ -112,7 +131,13 @@ pub fn create_ops(
 }
 
 /// The two membership items (tenant side and user side).
-fn member_ops(t: &TenantStore, tx: ScopedTransaction, user: &Item, role: Role, now: DateTime<Utc>) -> ScopedTransaction {
+fn member_ops(
+    t: &TenantStore,
+    tx: ScopedTransaction,
+    user: &Item,
+    role: Role,
+    now: DateTime<Utc>,
+) -> ScopedTransaction {
     let user_id = user.str("user_id").unwrap_or_default();
     let joined = time::fmt(now);
     let member = Item::new(member_key(t, user_id))
@@ -125,8 +150,17 @@ fn member_ops(t: &TenantStore, tx: ScopedTransaction, user: &Item, role: Role, n
         .with("tenant_id", t.tenant().as_str())
         .with("role", role.as_str())
         .with("joined_at", joined.as_str());
-    tx.tenant(t, WriteOp::Put { item: member, condition: Some(Condition::ItemNotExists) })
-        .platform(WriteOp::Put { item: index, condition: None })
+    tx.tenant(
+        t,
+        WriteOp::Put {
+            item: member,
+            condition: Some(Condition::ItemNotExists),
+        },
+    )
+    .platform(WriteOp::Put {
+        item: index,
+        condition: None,
+    })
 }
 
 // ---- tenants ---------------------------------------------------------------------------------
@@ -137,7 +171,11 @@ pub struct CreateTenantRequest {
     pub name: String,
 }
 
-pub async fn create_tenant(ctx: &AppContext, caller: &Caller, req: CreateTenantRequest) -> Result<TenantView, ApiError> {
+pub async fn create_tenant(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: CreateTenantRequest,
+) -> Result<TenantView, ApiError> {
     caller.require_platform_admin()?;
     let name = check_name(&req.name, "name")?;
     let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
@@ -145,22 +183,39 @@ pub async fn create_tenant(ctx: &AppContext, caller: &Caller, req: CreateTenantR
     create_ops(ctx, ctx.stores.transaction(), &tenant_id, &name, None, now)
         .commit()
         .await?;
-    load_tenant(ctx, &tenant_id).await?.ok_or_else(|| ApiError::internal("tenant vanished after create"))
+    load_tenant(ctx, &tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("tenant vanished after create"))
 }
 
-pub async fn list_tenants(ctx: &AppContext, caller: &Caller, params: ListParams) -> Result<ListResponse<TenantView>, ApiError> {
+pub async fn list_tenants(
+    ctx: &AppContext,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<ListResponse<TenantView>, ApiError> {
     caller.require_platform_admin()?;
     let page = ctx
         .stores
         .platform()
-        .query(&Query::gsi1(TENANT_INDEX).descending().limit(params.limit()?).after(params.cursor))
+        .query(
+            &Query::gsi1(TENANT_INDEX)
+                .descending()
+                .limit(params.limit()?)
+                .after(params.cursor),
+        )
         .await?;
     ListResponse::from_page(page, TenantView::from_item)
 }
 
-pub async fn get_tenant(ctx: &AppContext, caller: &Caller, tenant_id: &str) -> Result<TenantView, ApiError> {
+pub async fn get_tenant(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+) -> Result<TenantView, ApiError> {
     let tenant_id = caller.read_tenant(tenant_id)?;
-    load_tenant(ctx, &tenant_id).await?.ok_or_else(|| ApiError::not_found("no such tenant"))
+    load_tenant(ctx, &tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such tenant"))
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,7 +227,12 @@ pub struct PatchTenantRequest {
     pub status: Option<String>,
 }
 
-pub async fn patch_tenant(ctx: &AppContext, caller: &Caller, tenant_id: &str, req: PatchTenantRequest) -> Result<TenantView, ApiError> {
+pub async fn patch_tenant(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    req: PatchTenantRequest,
+) -> Result<TenantView, ApiError> {
     let tenant_id = caller.admin_tenant(tenant_id)?;
     let mut actions = Vec::new();
     if let Some(name) = &req.name {
@@ -182,21 +242,37 @@ pub async fn patch_tenant(ctx: &AppContext, caller: &Caller, tenant_id: &str, re
         None => false,
         Some(status @ ("active" | "suspended")) => {
             if !caller.is_platform_admin() {
-                return Err(ApiError::forbidden("only a platform admin changes a tenant's status"));
+                return Err(ApiError::forbidden(
+                    "only a platform admin changes a tenant's status",
+                ));
             }
             actions.push(UpdateAction::set("status", status));
             status == "suspended"
         }
-        Some(_) => return Err(ApiError::validation("status", "status is `active` or `suspended`")),
+        Some(_) => {
+            return Err(ApiError::validation(
+                "status",
+                "status is `active` or `suspended`",
+            ))
+        }
     };
     if actions.is_empty() {
-        return Err(ApiError::validation("body", "nothing to change: give `name` or `status`"));
+        return Err(ApiError::validation(
+            "body",
+            "nothing to change: give `name` or `status`",
+        ));
     }
     let t = ctx.stores.tenant(&tenant_id);
     let item = t
         .update(meta_key(&t), actions, Some(Condition::ItemExists))
         .await
-        .map_err(|e| if e.is_condition_failure() { ApiError::not_found("no such tenant") } else { e.into() })?;
+        .map_err(|e| {
+            if e.is_condition_failure() {
+                ApiError::not_found("no such tenant")
+            } else {
+                e.into()
+            }
+        })?;
     if suspend {
         // A suspended tenant's members lose their sessions in it at once.
         for member in all_members(ctx, &tenant_id).await? {
@@ -213,7 +289,14 @@ async fn all_members(ctx: &AppContext, tenant_id: &TenantId) -> Result<Vec<Membe
     let mut members = Vec::new();
     let mut cursor = None;
     loop {
-        let page = t.query(&Query::table(t.pk("MEMBERS")).begins_with("USER#").limit(500).after(cursor)).await?;
+        let page = t
+            .query(
+                &Query::table(t.pk("MEMBERS"))
+                    .begins_with("USER#")
+                    .limit(500)
+                    .after(cursor),
+            )
+            .await?;
         for item in &page.items {
             members.push(MemberView::from_item(item)?);
         }
@@ -224,11 +307,21 @@ async fn all_members(ctx: &AppContext, tenant_id: &TenantId) -> Result<Vec<Membe
     }
 }
 
-pub async fn list_members(ctx: &AppContext, caller: &Caller, tenant_id: &str, params: ListParams) -> Result<ListResponse<MemberView>, ApiError> {
+pub async fn list_members(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    params: ListParams,
+) -> Result<ListResponse<MemberView>, ApiError> {
     let tenant_id = caller.admin_tenant(tenant_id)?;
     let t = ctx.stores.tenant(&tenant_id);
     let page = t
-        .query(&Query::table(t.pk("MEMBERS")).begins_with("USER#").limit(params.limit()?).after(params.cursor))
+        .query(
+            &Query::table(t.pk("MEMBERS"))
+                .begins_with("USER#")
+                .limit(params.limit()?)
+                .after(params.cursor),
+        )
         .await?;
     ListResponse::from_page(page, MemberView::from_item)
 }
@@ -253,10 +346,16 @@ pub struct AddMemberResponse {
 }
 
 fn parse_role(raw: &str) -> Result<Role, ApiError> {
-    Role::parse_member_role(raw).ok_or_else(|| ApiError::validation("role", "role is `tenant_admin` or `tenant_user`"))
+    Role::parse_member_role(raw)
+        .ok_or_else(|| ApiError::validation("role", "role is `tenant_admin` or `tenant_user`"))
 }
 
-pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req: AddMemberRequest) -> Result<AddMemberResponse, ApiError> {
+pub async fn add_member(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    req: AddMemberRequest,
+) -> Result<AddMemberResponse, ApiError> {
     let tenant_id = caller.admin_tenant(tenant_id)?;
     let email = normalize_email(&req.email, "email")?;
     let role = parse_role(&req.role)?;
@@ -268,7 +367,9 @@ pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req:
     let mut tx = ctx.stores.transaction();
     let mut setup_token = None;
     let user = match find_user_id_by_email(ctx, &email).await? {
-        Some(user_id) => load_user(ctx, &user_id).await?.ok_or_else(|| ApiError::internal("email without user"))?,
+        Some(user_id) => load_user(ctx, &user_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("email without user"))?,
         None => {
             let name = match &req.name {
                 Some(n) => check_name(n, "name")?,
@@ -283,7 +384,10 @@ pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req:
                     item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
                     condition: Some(Condition::ItemNotExists),
                 })
-                .platform(WriteOp::Put { item: user.clone(), condition: Some(Condition::ItemNotExists) })
+                .platform(WriteOp::Put {
+                    item: user.clone(),
+                    condition: Some(Condition::ItemNotExists),
+                })
                 .platform(token_op);
             user
         }
@@ -294,7 +398,10 @@ pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req:
         &t,
         WriteOp::Update {
             key: meta_key(&t),
-            actions: vec![UpdateAction::add("member_count", 1), UpdateAction::add("admin_count", admins)],
+            actions: vec![
+                UpdateAction::add("member_count", 1),
+                UpdateAction::add("admin_count", admins),
+            ],
             condition: Some(Condition::ItemExists),
         },
     );
@@ -305,8 +412,13 @@ pub async fn add_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, req:
             e.into()
         }
     })?;
-    let member = load_member(ctx, &tenant_id, &user_id).await?.ok_or_else(|| ApiError::internal("member vanished"))?;
-    Ok(AddMemberResponse { member, setup_token })
+    let member = load_member(ctx, &tenant_id, &user_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("member vanished"))?;
+    Ok(AddMemberResponse {
+        member,
+        setup_token,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -319,33 +431,54 @@ fn last_admin() -> ApiError {
     ApiError::conflict("a tenant keeps at least one tenant_admin").field("role")
 }
 
-pub async fn patch_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, user_id: &str, req: PatchMemberRequest) -> Result<MemberView, ApiError> {
+pub async fn patch_member(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    user_id: &str,
+    req: PatchMemberRequest,
+) -> Result<MemberView, ApiError> {
     let tenant_id = caller.admin_tenant(tenant_id)?;
     let role = parse_role(&req.role)?;
-    let current = load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))?;
+    let current = load_member(ctx, &tenant_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such member"))?;
     if current.role == role {
         return Ok(current);
     }
     let t = ctx.stores.tenant(&tenant_id);
     let demoting = current.role == Role::TenantAdmin;
-    let meta_condition = if demoting { Condition::gt("admin_count", 1) } else { Condition::ItemExists };
+    let meta_condition = if demoting {
+        Condition::gt("admin_count", 1)
+    } else {
+        Condition::ItemExists
+    };
     ctx.stores
         .transaction()
-        .tenant(&t, WriteOp::Update {
-            key: member_key(&t, user_id),
-            actions: vec![UpdateAction::set("role", role.as_str())],
-            condition: Some(Condition::eq("role", current.role.as_str())),
-        })
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: member_key(&t, user_id),
+                actions: vec![UpdateAction::set("role", role.as_str())],
+                condition: Some(Condition::eq("role", current.role.as_str())),
+            },
+        )
         .platform(WriteOp::Update {
             key: user_membership_key(user_id, &tenant_id),
             actions: vec![UpdateAction::set("role", role.as_str())],
             condition: None,
         })
-        .tenant(&t, WriteOp::Update {
-            key: meta_key(&t),
-            actions: vec![UpdateAction::add("admin_count", if demoting { -1 } else { 1 })],
-            condition: Some(meta_condition),
-        })
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: meta_key(&t),
+                actions: vec![UpdateAction::add(
+                    "admin_count",
+                    if demoting { -1 } else { 1 },
+                )],
+                condition: Some(meta_condition),
+            },
+        )
         .commit()
         .await
         .map_err(|e| match e.failed_condition_index() {
@@ -356,26 +489,51 @@ pub async fn patch_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, us
     // Tokens carry the role: the member's sessions in this tenant end, so the new role applies
     // from their next login.
     revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
-    load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))
+    load_member(ctx, &tenant_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such member"))
 }
 
-pub async fn remove_member(ctx: &AppContext, caller: &Caller, tenant_id: &str, user_id: &str) -> Result<(), ApiError> {
+pub async fn remove_member(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
     let tenant_id = caller.admin_tenant(tenant_id)?;
-    let current = load_member(ctx, &tenant_id, user_id).await?.ok_or_else(|| ApiError::not_found("no such member"))?;
+    let current = load_member(ctx, &tenant_id, user_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such member"))?;
     let t = ctx.stores.tenant(&tenant_id);
     let admin = current.role == Role::TenantAdmin;
     ctx.stores
         .transaction()
-        .tenant(&t, WriteOp::Delete {
-            key: member_key(&t, user_id),
-            condition: Some(Condition::eq("role", current.role.as_str())),
+        .tenant(
+            &t,
+            WriteOp::Delete {
+                key: member_key(&t, user_id),
+                condition: Some(Condition::eq("role", current.role.as_str())),
+            },
+        )
+        .platform(WriteOp::Delete {
+            key: user_membership_key(user_id, &tenant_id),
+            condition: None,
         })
-        .platform(WriteOp::Delete { key: user_membership_key(user_id, &tenant_id), condition: None })
-        .tenant(&t, WriteOp::Update {
-            key: meta_key(&t),
-            actions: vec![UpdateAction::add("member_count", -1), UpdateAction::add("admin_count", -i64::from(admin))],
-            condition: Some(if admin { Condition::gt("admin_count", 1) } else { Condition::ItemExists }),
-        })
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: meta_key(&t),
+                actions: vec![
+                    UpdateAction::add("member_count", -1),
+                    UpdateAction::add("admin_count", -i64::from(admin)),
+                ],
+                condition: Some(if admin {
+                    Condition::gt("admin_count", 1)
+                } else {
+                    Condition::ItemExists
+                }),
+            },
+        )
         .commit()
         .await
         .map_err(|e| match e.failed_condition_index() {

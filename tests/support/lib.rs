@@ -2,6 +2,7 @@
 
 pub mod broken;
 pub mod conformance;
+pub mod http;
 pub mod stores;
 
 /// Generates one `#[tokio::test]` per conformance case, each on a store from `$make`

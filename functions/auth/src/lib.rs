@@ -6,11 +6,16 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
-use eshtarek_core::auth::service::{self as auth, LoginRequest, PasswordSetupRequest, RefreshRequest, RegisterRequest, SwitchTenantRequest};
+use eshtarek_core::auth::service::{
+    self as auth, LoginRequest, PasswordSetupRequest, RefreshRequest, RegisterRequest,
+    SwitchTenantRequest,
+};
 use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams};
-use eshtarek_core::tenants::{self, AddMemberRequest, CreateTenantRequest, PatchMemberRequest, PatchTenantRequest};
+use eshtarek_core::tenants::{
+    self, AddMemberRequest, CreateTenantRequest, PatchMemberRequest, PatchTenantRequest,
+};
 use eshtarek_core::AppContext;
 use serde_json::json;
 
@@ -31,20 +36,36 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/tenants/{id}", get(get_tenant).patch(patch_tenant))
-        .route("/v1/tenants/{id}/members", get(list_members).post(add_member))
-        .route("/v1/tenants/{id}/members/{user_id}", patch(patch_member).delete(remove_member))
+        .route(
+            "/v1/tenants/{id}/members",
+            get(list_members).post(add_member),
+        )
+        .route(
+            "/v1/tenants/{id}/members/{user_id}",
+            patch(patch_member).delete(remove_member),
+        )
         .with_state(ctx)
 }
 
-async fn register(State(ctx): State<AppContext>, ApiJson(req): ApiJson<RegisterRequest>) -> ApiResult<impl IntoResponse> {
+async fn register(
+    State(ctx): State<AppContext>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok((StatusCode::CREATED, Json(auth::register(&ctx, req).await?)))
 }
 
-async fn login(State(ctx): State<AppContext>, ip: ClientIp, ApiJson(req): ApiJson<LoginRequest>) -> ApiResult<impl IntoResponse> {
+async fn login(
+    State(ctx): State<AppContext>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(auth::login(&ctx, req, ip).await?))
 }
 
-async fn refresh(State(ctx): State<AppContext>, ApiJson(req): ApiJson<RefreshRequest>) -> ApiResult<impl IntoResponse> {
+async fn refresh(
+    State(ctx): State<AppContext>,
+    ApiJson(req): ApiJson<RefreshRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(auth::refresh(&ctx, req).await?))
 }
 
@@ -58,7 +79,11 @@ async fn logout_all(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<
     Ok(Json(json!({ "revoked_sessions": revoked })))
 }
 
-async fn switch_tenant(State(ctx): State<AppContext>, caller: Caller, ApiJson(req): ApiJson<SwitchTenantRequest>) -> ApiResult<impl IntoResponse> {
+async fn switch_tenant(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<SwitchTenantRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(auth::switch_tenant(&ctx, &caller, req).await?))
 }
 
@@ -66,43 +91,94 @@ async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl Int
     Ok(Json(auth::me(&ctx, &caller).await?))
 }
 
-async fn password_setup(State(ctx): State<AppContext>, ApiJson(req): ApiJson<PasswordSetupRequest>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(json!({ "user": auth::setup_password(&ctx, req).await? })))
+async fn password_setup(
+    State(ctx): State<AppContext>,
+    ApiJson(req): ApiJson<PasswordSetupRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        json!({ "user": auth::setup_password(&ctx, req).await? }),
+    ))
 }
 
 async fn jwks(State(ctx): State<AppContext>) -> impl IntoResponse {
     Json(ctx.tokens.keys.jwks())
 }
 
-async fn create_tenant(State(ctx): State<AppContext>, caller: Caller, ApiJson(req): ApiJson<CreateTenantRequest>) -> ApiResult<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(tenants::create_tenant(&ctx, &caller, req).await?)))
+async fn create_tenant(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateTenantRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(tenants::create_tenant(&ctx, &caller, req).await?),
+    ))
 }
 
-async fn list_tenants(State(ctx): State<AppContext>, caller: Caller, ApiQuery(params): ApiQuery<ListParams>) -> ApiResult<impl IntoResponse> {
+async fn list_tenants(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(tenants::list_tenants(&ctx, &caller, params).await?))
 }
 
-async fn get_tenant(State(ctx): State<AppContext>, caller: Caller, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn get_tenant(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(tenants::get_tenant(&ctx, &caller, &id).await?))
 }
 
-async fn patch_tenant(State(ctx): State<AppContext>, caller: Caller, Path(id): Path<String>, ApiJson(req): ApiJson<PatchTenantRequest>) -> ApiResult<impl IntoResponse> {
+async fn patch_tenant(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchTenantRequest>,
+) -> ApiResult<impl IntoResponse> {
     Ok(Json(tenants::patch_tenant(&ctx, &caller, &id, req).await?))
 }
 
-async fn list_members(State(ctx): State<AppContext>, caller: Caller, Path(id): Path<String>, ApiQuery(params): ApiQuery<ListParams>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(tenants::list_members(&ctx, &caller, &id, params).await?))
+async fn list_members(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        tenants::list_members(&ctx, &caller, &id, params).await?,
+    ))
 }
 
-async fn add_member(State(ctx): State<AppContext>, caller: Caller, Path(id): Path<String>, ApiJson(req): ApiJson<AddMemberRequest>) -> ApiResult<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(tenants::add_member(&ctx, &caller, &id, req).await?)))
+async fn add_member(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AddMemberRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(tenants::add_member(&ctx, &caller, &id, req).await?),
+    ))
 }
 
-async fn patch_member(State(ctx): State<AppContext>, caller: Caller, Path((id, user_id)): Path<(String, String)>, ApiJson(req): ApiJson<PatchMemberRequest>) -> ApiResult<impl IntoResponse> {
-    Ok(Json(tenants::patch_member(&ctx, &caller, &id, &user_id, req).await?))
+async fn patch_member(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+    ApiJson(req): ApiJson<PatchMemberRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        tenants::patch_member(&ctx, &caller, &id, &user_id, req).await?,
+    ))
 }
 
-async fn remove_member(State(ctx): State<AppContext>, caller: Caller, Path((id, user_id)): Path<(String, String)>) -> ApiResult<impl IntoResponse> {
+async fn remove_member(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path((id, user_id)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
     tenants::remove_member(&ctx, &caller, &id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

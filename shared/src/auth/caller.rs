@@ -56,7 +56,9 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .to_str()
         .map_err(|_| ApiError::unauthenticated("malformed Authorization header"))?;
     match text.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
         _ => Err(ApiError::unauthenticated(
@@ -68,7 +70,10 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
 impl FromRequestParts<AppContext> for Caller {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, ctx: &AppContext) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
         let reject = |e: ApiError| {
             if e.status == 401 {
                 Unauthenticated(e).into_response()
@@ -87,12 +92,15 @@ impl FromRequestParts<AppContext> for Caller {
         // The session must be the one the token was issued for (same tenant); a token whose
         // claims were altered fails the signature check before this.
         if session.tenant_id.as_deref() != claims.tid.as_deref() {
-            return Err(reject(ApiError::unauthenticated("the session does not match the token")));
+            return Err(reject(ApiError::unauthenticated(
+                "the session does not match the token",
+            )));
         }
         let tenant = match &claims.tid {
-            Some(t) => Some(TenantId::parse(t).map_err(|_| {
-                reject(ApiError::unauthenticated("invalid tenant in token"))
-            })?),
+            Some(t) => Some(
+                TenantId::parse(t)
+                    .map_err(|_| reject(ApiError::unauthenticated("invalid tenant in token")))?,
+            ),
             None => None,
         };
         Ok(Caller {

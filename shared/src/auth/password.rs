@@ -34,7 +34,10 @@ pub fn check_policy(password: &str, email: &str, field: &str) -> Result<(), ApiE
         ));
     }
     if password.trim().eq_ignore_ascii_case(email.trim()) {
-        return Err(ApiError::validation(field, "the password may not be the email"));
+        return Err(ApiError::validation(
+            field,
+            "the password may not be the email",
+        ));
     }
     Ok(())
 }
@@ -92,9 +95,16 @@ mod tests {
     #[tokio::test]
     async fn hashes_verify_and_use_argon2id_with_owasp_parameters() {
         let hashed = hash("correct horse battery".into()).await.unwrap();
-        assert!(hashed.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hashed}");
-        assert!(verify("correct horse battery".into(), Some(hashed.clone())).await.unwrap());
-        assert!(!verify("wrong horse battery".into(), Some(hashed)).await.unwrap());
+        assert!(
+            hashed.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hashed}"
+        );
+        assert!(verify("correct horse battery".into(), Some(hashed.clone()))
+            .await
+            .unwrap());
+        assert!(!verify("wrong horse battery".into(), Some(hashed))
+            .await
+            .unwrap());
         assert!(!verify("anything at all".into(), None).await.unwrap());
     }
 

@@ -48,7 +48,10 @@ pub async fn hit(
 ) -> Result<(), ApiError> {
     let window_start = now.timestamp() - now.timestamp().rem_euclid(limit.window_secs);
     let window_end = window_start + limit.window_secs;
-    let key = Key::new(format!("RATE#{scope}#{subject}"), format!("W#{window_start}"));
+    let key = Key::new(
+        format!("RATE#{scope}#{subject}"),
+        format!("W#{window_start}"),
+    );
     let outcome = ctx
         .stores
         .platform()
@@ -66,10 +69,10 @@ pub async fn hit(
         .await;
     match outcome {
         Ok(_) => Ok(()),
-        Err(StoreError::ConditionFailed { .. }) => {
-            Err(ApiError::rate_limited((window_end - now.timestamp()).max(1) as u64)
-                .detail("too many attempts; wait before trying again"))
-        }
+        Err(StoreError::ConditionFailed { .. }) => Err(ApiError::rate_limited(
+            (window_end - now.timestamp()).max(1) as u64,
+        )
+        .detail("too many attempts; wait before trying again")),
         Err(e) => Err(e.into()),
     }
 }
@@ -77,7 +80,10 @@ pub async fn hit(
 /// Forgets the attempts of `subject` in the current window (after a successful login).
 pub async fn reset(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, now: DateTime<Utc>) {
     let window_start = now.timestamp() - now.timestamp().rem_euclid(limit.window_secs);
-    let key = Key::new(format!("RATE#{scope}#{subject}"), format!("W#{window_start}"));
+    let key = Key::new(
+        format!("RATE#{scope}#{subject}"),
+        format!("W#{window_start}"),
+    );
     if let Err(e) = ctx.stores.platform().delete(key, None).await {
         tracing::warn!(error = %e, "could not reset a rate-limit window");
     }

@@ -10,8 +10,7 @@ use super::tokens::{random_secret, same_secret, sha256_hex, AccessGrant, Refresh
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
 use crate::store::{
-    Condition, Item, Key, Query, Store, StoreError, StoreExt, TenantId, UpdateAction, WriteOp,
-    TTL,
+    Condition, Item, Key, Query, Store, StoreError, StoreExt, TenantId, UpdateAction, WriteOp, TTL,
 };
 use crate::tenants::{self, TenantView};
 use crate::time;
@@ -135,7 +134,14 @@ pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
 
 // ---- users -----------------------------------------------------------------------------------
 
-pub fn user_item(user_id: &str, email: &str, name: &str, hash: Option<&str>, admin: bool, now: DateTime<Utc>) -> Item {
+pub fn user_item(
+    user_id: &str,
+    email: &str,
+    name: &str,
+    hash: Option<&str>,
+    admin: bool,
+    now: DateTime<Utc>,
+) -> Item {
     let mut item = Item::new(user_key(user_id))
         .with("user_id", user_id)
         .with("email", email)
@@ -152,7 +158,10 @@ pub async fn load_user(ctx: &AppContext, user_id: &str) -> Result<Option<Item>, 
     Ok(ctx.stores.platform().get(&user_key(user_id)).await?)
 }
 
-pub async fn find_user_id_by_email(ctx: &AppContext, email: &str) -> Result<Option<String>, ApiError> {
+pub async fn find_user_id_by_email(
+    ctx: &AppContext,
+    email: &str,
+) -> Result<Option<String>, ApiError> {
     Ok(ctx
         .stores
         .platform()
@@ -206,14 +215,17 @@ pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResp
         tx = tenants::create_ops(ctx, tx, &tenant_id, &tenant_name, Some(&user), now);
         tenant = Some(tenant_id);
     }
-    tx.commit().await.map_err(|e| match e.failed_condition_index() {
-        Some(0) => email_taken(),
-        _ => ApiError::from(e),
-    })?;
+    tx.commit()
+        .await
+        .map_err(|e| match e.failed_condition_index() {
+            Some(0) => email_taken(),
+            _ => ApiError::from(e),
+        })?;
     let (tokens, tenant_view) = match tenant {
         Some(tenant_id) => {
             let view = tenants::load_tenant(ctx, &tenant_id).await?;
-            let tokens = start_session(ctx, &user_id, Some((&tenant_id, Role::TenantAdmin))).await?;
+            let tokens =
+                start_session(ctx, &user_id, Some((&tenant_id, Role::TenantAdmin))).await?;
             (tokens, view)
         }
         None => (start_session(ctx, &user_id, None).await?, None),
@@ -231,7 +243,11 @@ fn email_taken() -> ApiError {
 
 /// Makes a platform admin (the CLI's `admin create-platform-admin`, and tests). An existing user
 /// with that email is promoted, and their password is set.
-pub async fn create_platform_admin(ctx: &AppContext, email: &str, password_text: &str) -> Result<UserView, ApiError> {
+pub async fn create_platform_admin(
+    ctx: &AppContext,
+    email: &str,
+    password_text: &str,
+) -> Result<UserView, ApiError> {
     let email = normalize_email(email, "email")?;
     password::check_policy(password_text, &email, "password")?;
     let hash = password::hash(password_text.to_owned()).await?;
@@ -278,8 +294,15 @@ pub struct Session {
 }
 
 /// Loads a session that is neither revoked nor expired; otherwise 401.
-pub async fn load_live_session(ctx: &AppContext, user_id: &str, session_id: &str) -> Result<Session, ApiError> {
-    let ended = || ApiError::unauthenticated("the session has ended; log in again").with("code", "session_ended");
+pub async fn load_live_session(
+    ctx: &AppContext,
+    user_id: &str,
+    session_id: &str,
+) -> Result<Session, ApiError> {
+    let ended = || {
+        ApiError::unauthenticated("the session has ended; log in again")
+            .with("code", "session_ended")
+    };
     let item = ctx
         .stores
         .platform()
@@ -298,7 +321,11 @@ pub async fn load_live_session(ctx: &AppContext, user_id: &str, session_id: &str
 }
 
 /// Starts a session (a refresh-token family) and returns its first token pair.
-pub async fn start_session(ctx: &AppContext, user_id: &str, tenant: Option<(&TenantId, Role)>) -> Result<TokenPair, ApiError> {
+pub async fn start_session(
+    ctx: &AppContext,
+    user_id: &str,
+    tenant: Option<(&TenantId, Role)>,
+) -> Result<TokenPair, ApiError> {
     let now = ctx.clock.now();
     let session_id = new_id("ses");
     let refresh = RefreshToken::new(&session_id, 0);
@@ -314,7 +341,9 @@ pub async fn start_session(ctx: &AppContext, user_id: &str, tenant: Option<(&Ten
         .with_ttl(refresh_expires.timestamp() + 86_400);
     let role = match tenant {
         Some((tenant_id, role)) => {
-            item = item.with("tenant_id", tenant_id.as_str()).with("role", role.as_str());
+            item = item
+                .with("tenant_id", tenant_id.as_str())
+                .with("role", role.as_str());
             Some(role)
         }
         None => platform_role(ctx, user_id).await?,
@@ -323,7 +352,16 @@ pub async fn start_session(ctx: &AppContext, user_id: &str, tenant: Option<(&Ten
         .platform()
         .put(item, Some(Condition::ItemNotExists))
         .await?;
-    Ok(token_pair(ctx, user_id, &session_id, tenant.map(|t| t.0.as_str()), role, &refresh, refresh_expires, now))
+    Ok(token_pair(
+        ctx,
+        user_id,
+        &session_id,
+        tenant.map(|t| t.0.as_str()),
+        role,
+        &refresh,
+        refresh_expires,
+        now,
+    ))
 }
 
 async fn platform_role(ctx: &AppContext, user_id: &str) -> Result<Option<Role>, ApiError> {
@@ -392,13 +430,22 @@ async fn revoke_session(ctx: &AppContext, user_id: &str, session_id: &str) -> Re
 }
 
 /// Revokes every session of a user, or only those acting in `tenant`.
-pub async fn revoke_user_sessions(ctx: &AppContext, user_id: &str, tenant: Option<&TenantId>) -> Result<usize, ApiError> {
+pub async fn revoke_user_sessions(
+    ctx: &AppContext,
+    user_id: &str,
+    tenant: Option<&TenantId>,
+) -> Result<usize, ApiError> {
     let platform = ctx.stores.platform();
     let mut cursor = None;
     let mut revoked = 0;
     loop {
         let page = platform
-            .query(&Query::table(format!("USER#{user_id}")).begins_with("SESSION#").limit(100).after(cursor))
+            .query(
+                &Query::table(format!("USER#{user_id}"))
+                    .begins_with("SESSION#")
+                    .limit(100)
+                    .after(cursor),
+            )
             .await?;
         for item in &page.items {
             let in_scope = tenant.is_none_or(|t| item.str("tenant_id") == Some(t.as_str()));
@@ -430,7 +477,11 @@ fn bad_credentials() -> ApiError {
     ApiError::unauthenticated("wrong email or password").with("code", "invalid_credentials")
 }
 
-pub async fn login(ctx: &AppContext, req: LoginRequest, ip: ClientIp) -> Result<AuthResponse, ApiError> {
+pub async fn login(
+    ctx: &AppContext,
+    req: LoginRequest,
+    ip: ClientIp,
+) -> Result<AuthResponse, ApiError> {
     let now = ctx.clock.now();
     // An unparseable email still costs an argon2 run and an attempt, like a wrong one.
     let email = req.email.trim().to_lowercase();
@@ -441,25 +492,51 @@ pub async fn login(ctx: &AppContext, req: LoginRequest, ip: ClientIp) -> Result<
         return Err(ApiError::validation("password", "enter your password"));
     }
     if let Some(ip) = ip.0 {
-        ratelimit::hit(ctx, "login-ip", &ip.to_string(), ratelimit::login_per_ip(), now).await?;
+        ratelimit::hit(
+            ctx,
+            "login-ip",
+            &ip.to_string(),
+            ratelimit::login_per_ip(),
+            now,
+        )
+        .await?;
     }
-    ratelimit::hit(ctx, "login-email", &sha256_hex(&email), ratelimit::login_per_email(), now).await?;
+    ratelimit::hit(
+        ctx,
+        "login-email",
+        &sha256_hex(&email),
+        ratelimit::login_per_email(),
+        now,
+    )
+    .await?;
 
     let user = match find_user_id_by_email(ctx, &email).await? {
         Some(id) => load_user(ctx, &id).await?,
         None => None,
     };
-    let stored_hash = user.as_ref().and_then(|u| u.str("password_hash").map(str::to_owned));
+    let stored_hash = user
+        .as_ref()
+        .and_then(|u| u.str("password_hash").map(str::to_owned));
     if !password::verify(req.password, stored_hash).await? {
         return Err(bad_credentials());
     }
     let user = user.ok_or_else(bad_credentials)?;
     let user_view = UserView::from_item(&user)?;
-    ratelimit::reset(ctx, "login-email", &sha256_hex(&email), ratelimit::login_per_email(), now).await;
+    ratelimit::reset(
+        ctx,
+        "login-email",
+        &sha256_hex(&email),
+        ratelimit::login_per_email(),
+        now,
+    )
+    .await;
 
     let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref()).await?;
     let (tokens, tenant_view) = match tenant {
-        Some((tenant_id, role, view)) => (start_session(ctx, &user_view.id, Some((&tenant_id, role))).await?, Some(view)),
+        Some((tenant_id, role, view)) => (
+            start_session(ctx, &user_view.id, Some((&tenant_id, role))).await?,
+            Some(view),
+        ),
         None => (start_session(ctx, &user_view.id, None).await?, None),
     };
     Ok(AuthResponse {
@@ -478,7 +555,8 @@ async fn choose_login_tenant(
 ) -> Result<Option<(TenantId, Role, TenantView)>, ApiError> {
     let tenant_id = match wanted {
         Some(raw) => {
-            let id = TenantId::parse(raw).map_err(|_| ApiError::validation("tenant_id", "no such tenant membership"))?;
+            let id = TenantId::parse(raw)
+                .map_err(|_| ApiError::validation("tenant_id", "no such tenant membership"))?;
             Some(id)
         }
         None if user.platform_admin => None,
@@ -489,7 +567,13 @@ async fn choose_login_tenant(
     };
     let (role, view) = active_membership(ctx, &user.id, &tenant_id)
         .await
-        .map_err(|e| if e.status == 404 { ApiError::validation("tenant_id", "you are not a member of that tenant") } else { e })?;
+        .map_err(|e| {
+            if e.status == 404 {
+                ApiError::validation("tenant_id", "you are not a member of that tenant")
+            } else {
+                e
+            }
+        })?;
     Ok(Some((tenant_id, role, view)))
 }
 
@@ -497,7 +581,11 @@ async fn first_membership(ctx: &AppContext, user_id: &str) -> Result<Option<Tena
     let page = ctx
         .stores
         .platform()
-        .query(&Query::table(format!("USER#{user_id}")).begins_with("MEMBER#").limit(1))
+        .query(
+            &Query::table(format!("USER#{user_id}"))
+                .begins_with("MEMBER#")
+                .limit(1),
+        )
         .await?;
     Ok(page
         .items
@@ -508,7 +596,11 @@ async fn first_membership(ctx: &AppContext, user_id: &str) -> Result<Option<Tena
 
 /// The caller's role in a tenant they belong to, read from the tenant's own membership item;
 /// 404 when not a member, 403 when the tenant is suspended.
-async fn active_membership(ctx: &AppContext, user_id: &str, tenant_id: &TenantId) -> Result<(Role, TenantView), ApiError> {
+async fn active_membership(
+    ctx: &AppContext,
+    user_id: &str,
+    tenant_id: &TenantId,
+) -> Result<(Role, TenantView), ApiError> {
     let member = tenants::load_member(ctx, tenant_id, user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such tenant membership"))?;
@@ -516,7 +608,9 @@ async fn active_membership(ctx: &AppContext, user_id: &str, tenant_id: &TenantId
         .await?
         .ok_or_else(|| ApiError::not_found("no such tenant membership"))?;
     if view.status != "active" {
-        return Err(ApiError::forbidden("this tenant is suspended").with("code", "tenant_suspended"));
+        return Err(
+            ApiError::forbidden("this tenant is suspended").with("code", "tenant_suspended")
+        );
     }
     Ok((member.role, view))
 }
@@ -530,16 +624,25 @@ pub struct RefreshRequest {
 /// Rotates a refresh token. A token that was already used revokes its whole session: either
 /// the legitimate client or an attacker holds a stolen copy, and we cannot tell which.
 pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair, ApiError> {
-    let invalid = || ApiError::unauthenticated("invalid refresh token").with("code", "invalid_refresh_token");
+    let invalid =
+        || ApiError::unauthenticated("invalid refresh token").with("code", "invalid_refresh_token");
     let (user_id, presented) = parse_refresh(&req.refresh_token).ok_or_else(invalid)?;
     let session = load_live_session(ctx, &user_id, &presented.session_id).await?;
     if presented.generation < session.generation {
         revoke_session(ctx, &user_id, &presented.session_id).await?;
-        tracing::warn!(user_id, session_id = presented.session_id, "refresh token reuse; session revoked");
-        return Err(ApiError::unauthenticated("this refresh token was already used; the session is revoked")
-            .with("code", "refresh_token_reused"));
+        tracing::warn!(
+            user_id,
+            session_id = presented.session_id,
+            "refresh token reuse; session revoked"
+        );
+        return Err(ApiError::unauthenticated(
+            "this refresh token was already used; the session is revoked",
+        )
+        .with("code", "refresh_token_reused"));
     }
-    if presented.generation != session.generation || !same_secret(&presented.hash(), &session.refresh_hash) {
+    if presented.generation != session.generation
+        || !same_secret(&presented.hash(), &session.refresh_hash)
+    {
         return Err(invalid());
     }
     // Membership and tenant status are checked again: a removed member cannot refresh back in.
@@ -586,8 +689,10 @@ pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair,
         // A concurrent refresh with the same token won: this one is a reuse.
         Err(StoreError::ConditionFailed { .. }) => {
             revoke_session(ctx, &user_id, &presented.session_id).await?;
-            return Err(ApiError::unauthenticated("this refresh token was already used; the session is revoked")
-                .with("code", "refresh_token_reused"));
+            return Err(ApiError::unauthenticated(
+                "this refresh token was already used; the session is revoked",
+            )
+            .with("code", "refresh_token_reused"));
         }
         Err(e) => return Err(e.into()),
     }
@@ -618,12 +723,25 @@ pub struct SwitchTenantRequest {
 }
 
 /// A new session acting in another of the caller's memberships.
-pub async fn switch_tenant(ctx: &AppContext, caller: &Caller, req: SwitchTenantRequest) -> Result<AuthResponse, ApiError> {
-    let tenant_id = TenantId::parse(&req.tenant_id).map_err(|_| ApiError::validation("tenant_id", "you are not a member of that tenant"))?;
+pub async fn switch_tenant(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: SwitchTenantRequest,
+) -> Result<AuthResponse, ApiError> {
+    let tenant_id = TenantId::parse(&req.tenant_id)
+        .map_err(|_| ApiError::validation("tenant_id", "you are not a member of that tenant"))?;
     let (role, view) = active_membership(ctx, &caller.user_id, &tenant_id)
         .await
-        .map_err(|e| if e.status == 404 { ApiError::validation("tenant_id", "you are not a member of that tenant") } else { e })?;
-    let user = load_user(ctx, &caller.user_id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+        .map_err(|e| {
+            if e.status == 404 {
+                ApiError::validation("tenant_id", "you are not a member of that tenant")
+            } else {
+                e
+            }
+        })?;
+    let user = load_user(ctx, &caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let tokens = start_session(ctx, &caller.user_id, Some((&tenant_id, role))).await?;
     Ok(AuthResponse {
         user: UserView::from_item(&user)?,
@@ -633,17 +751,25 @@ pub async fn switch_tenant(ctx: &AppContext, caller: &Caller, req: SwitchTenantR
 }
 
 pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiError> {
-    let user = load_user(ctx, &caller.user_id).await?.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+    let user = load_user(ctx, &caller.user_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let mut memberships = Vec::new();
     let mut cursor = None;
     loop {
         let page = ctx
             .stores
             .platform()
-            .query(&Query::table(format!("USER#{}", caller.user_id)).begins_with("MEMBER#").limit(100).after(cursor))
+            .query(
+                &Query::table(format!("USER#{}", caller.user_id))
+                    .begins_with("MEMBER#")
+                    .limit(100)
+                    .after(cursor),
+            )
             .await?;
         for item in &page.items {
-            let Some(tenant_id) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) else {
+            let Some(tenant_id) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok())
+            else {
                 continue;
             };
             // The tenant's own membership item is the truth; the user-side copy is an index.
@@ -688,7 +814,13 @@ pub fn setup_token_op(user_id: &str, now: DateTime<Utc>) -> (String, WriteOp) {
         .with("user_id", user_id)
         .with("expires_epoch", expires.timestamp())
         .with_ttl(expires.timestamp());
-    (token, WriteOp::Put { item, condition: Some(Condition::ItemNotExists) })
+    (
+        token,
+        WriteOp::Put {
+            item,
+            condition: Some(Condition::ItemNotExists),
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -700,7 +832,10 @@ pub struct PasswordSetupRequest {
 
 /// Sets an invited user's password with their one-time token. The token is consumed in the
 /// same transaction that sets the password, so it works exactly once.
-pub async fn setup_password(ctx: &AppContext, req: PasswordSetupRequest) -> Result<UserView, ApiError> {
+pub async fn setup_password(
+    ctx: &AppContext,
+    req: PasswordSetupRequest,
+) -> Result<UserView, ApiError> {
     let invalid = || ApiError::validation("token", "this setup link is invalid, used or expired");
     if req.token.is_empty() || req.token.len() > 128 {
         return Err(invalid());
@@ -717,7 +852,10 @@ pub async fn setup_password(ctx: &AppContext, req: PasswordSetupRequest) -> Resu
     let hash = password::hash(req.password).await?;
     ctx.stores
         .transaction()
-        .platform(WriteOp::Delete { key, condition: Some(Condition::ItemExists) })
+        .platform(WriteOp::Delete {
+            key,
+            condition: Some(Condition::ItemExists),
+        })
         .platform(WriteOp::Update {
             key: user_key(&user_id),
             actions: vec![UpdateAction::set("password_hash", hash)],
@@ -725,7 +863,13 @@ pub async fn setup_password(ctx: &AppContext, req: PasswordSetupRequest) -> Resu
         })
         .commit()
         .await
-        .map_err(|e| if e.is_condition_failure() { invalid() } else { e.into() })?;
+        .map_err(|e| {
+            if e.is_condition_failure() {
+                invalid()
+            } else {
+                e.into()
+            }
+        })?;
     let user = load_user(ctx, &user_id).await?.ok_or_else(invalid)?;
     Ok(UserView::from_item(&user)?)
 }

@@ -90,7 +90,11 @@ impl Tokens {
         Self { keys, settings }
     }
 
-    pub fn issue_access(&self, grant: AccessGrant<'_>, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    pub fn issue_access(
+        &self,
+        grant: AccessGrant<'_>,
+        now: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
         let expires = now + self.settings.access_ttl;
         let claims = AccessClaims {
             iss: ISSUER.into(),
@@ -119,7 +123,10 @@ impl Tokens {
             return Err(invalid("unexpected algorithm"));
         }
         let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
-        let key = self.keys.verifying(&kid).ok_or_else(|| invalid("unknown key id"))?;
+        let key = self
+            .keys
+            .verifying(&kid)
+            .ok_or_else(|| invalid("unknown key id"))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "sub", "iss"]);
@@ -135,8 +142,10 @@ impl Tokens {
         }
         let now = now.timestamp();
         if now >= claims.exp {
-            return Err(ApiError::unauthenticated("the access token has expired; refresh it")
-                .with("code", "token_expired"));
+            return Err(
+                ApiError::unauthenticated("the access token has expired; refresh it")
+                    .with("code", "token_expired"),
+            );
         }
         if now < claims.nbf {
             return Err(invalid("not valid yet"));
@@ -167,7 +176,8 @@ impl RefreshToken {
 
     pub fn parse(text: &str) -> Option<Self> {
         let mut parts = text.split('.');
-        let (tag, sid, generation, secret) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        let (tag, sid, generation, secret) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         if tag != "rt" || parts.next().is_some() || sid.is_empty() || secret.len() != 43 {
             return None;
         }
@@ -230,8 +240,16 @@ mod tests {
         assert_eq!(claims.tid.as_deref(), Some("ten_1"));
         assert_eq!(claims.role, Some(Role::TenantAdmin));
         assert_eq!(expires - now, Duration::minutes(15));
-        assert!(tokens.verify_access(&token, expires).is_err(), "expired at exp");
-        assert!(tokens.verify_access(&token, now - Duration::seconds(5)).is_err(), "not yet valid");
+        assert!(
+            tokens.verify_access(&token, expires).is_err(),
+            "expired at exp"
+        );
+        assert!(
+            tokens
+                .verify_access(&token, now - Duration::seconds(5))
+                .is_err(),
+            "not yet valid"
+        );
     }
 
     #[test]
@@ -247,6 +265,9 @@ mod tests {
         assert_eq!(RefreshToken::parse("rt.ses.1.short"), None);
         assert_eq!(RefreshToken::parse(&format!("{}.x", token.encode())), None);
         assert!(same_secret(&token.hash(), &token.hash()));
-        assert!(!same_secret(&token.hash(), &RefreshToken::new("ses_abc", 3).hash()));
+        assert!(!same_secret(
+            &token.hash(),
+            &RefreshToken::new("ses_abc", 3).hash()
+        ));
     }
 }

@@ -1,0 +1,257 @@
+//! An in-process instance of the composed local server (every function's router, SQLite, a
+//! test clock), driven through HTTP requests and responses.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use eshtarek_core::auth::keys::KeySet;
+use eshtarek_core::auth::ClientIp;
+use eshtarek_core::clock::TestClock;
+use eshtarek_core::store::Store;
+use eshtarek_core::AppContext;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct TestApp {
+    pub router: Router,
+    pub ctx: AppContext,
+    pub clock: Arc<TestClock>,
+    pub store: Arc<dyn Store>,
+}
+
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// Asserts the status, showing the body when it differs.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.body
+        );
+        self
+    }
+
+    /// Asserts a problem document with this status.
+    #[track_caller]
+    pub fn problem(self, status: u16) -> Self {
+        let reply = self.expect(status);
+        assert_eq!(
+            reply
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            Some("application/problem+json"),
+            "not a problem document: {}",
+            reply.body
+        );
+        assert_eq!(reply.body["status"], status);
+        for member in ["type", "title", "detail"] {
+            assert!(
+                reply.body[member].is_string(),
+                "problem lacks {member}: {}",
+                reply.body
+            );
+        }
+        reply
+    }
+}
+
+/// A signed-in user as the tests use them.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub user_id: String,
+    pub tenant_id: Option<String>,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let store = crate::stores::sqlite().await;
+        Self::on(store).await
+    }
+
+    pub async fn on(store: Arc<dyn Store>) -> Self {
+        let clock = Arc::new(TestClock::new());
+        let ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral());
+        Self {
+            router: eshtarek::app(ctx.clone()),
+            ctx,
+            clock,
+            store,
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("infallible router");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
+            .await
+            .expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        self.call_from(method, path, token, body, None).await
+    }
+
+    /// A request as if from `ip` (the Lambda entry point sets this from API Gateway).
+    pub async fn call_from(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        ip: Option<IpAddr>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(json) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(&json).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let mut request = builder.body(body).unwrap();
+        if let Some(ip) = ip {
+            request.extensions_mut().insert(ClientIp(Some(ip)));
+        }
+        self.send(request).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Reply {
+        self.call(Method::PATCH, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.call(Method::DELETE, path, token, None).await
+    }
+
+    /// Self-service signup of a user with their own tenant.
+    pub async fn signup(&self, email: &str, tenant_name: &str) -> Session {
+        let reply = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "name": "Test User", "tenant_name": tenant_name}),
+            )
+            .await
+            .expect(201);
+        session_of(&reply.body)
+    }
+
+    pub async fn login(&self, email: &str, tenant_id: Option<&str>) -> Session {
+        let mut body = json!({"email": email, "password": PASSWORD});
+        if let Some(t) = tenant_id {
+            body["tenant_id"] = json!(t);
+        }
+        let reply = self.post("/v1/auth/login", None, body).await.expect(200);
+        session_of(&reply.body)
+    }
+
+    /// A platform admin, made the way the CLI makes one, then logged in.
+    pub async fn platform_admin(&self) -> Session {
+        let email = format!("admin-{}@example.com", uuid::Uuid::new_v4().simple());
+        eshtarek_core::auth::service::create_platform_admin(&self.ctx, &email, PASSWORD)
+            .await
+            .expect("create platform admin");
+        self.login(&email, None).await
+    }
+
+    /// Adds a member to a tenant; for a new user, completes their password setup too.
+    pub async fn add_member(
+        &self,
+        admin: &Session,
+        tenant_id: &str,
+        email: &str,
+        role: &str,
+    ) -> Session {
+        let reply = self
+            .post(
+                &format!("/v1/tenants/{tenant_id}/members"),
+                Some(&admin.access),
+                json!({"email": email, "role": role}),
+            )
+            .await
+            .expect(201);
+        if let Some(token) = reply.body["setup_token"].as_str() {
+            self.post(
+                "/v1/auth/password-setup",
+                None,
+                json!({"token": token, "password": PASSWORD}),
+            )
+            .await
+            .expect(200);
+        }
+        self.login(email, Some(tenant_id)).await
+    }
+}
+
+pub fn session_of(body: &Value) -> Session {
+    let tokens = if body["tokens"].is_object() {
+        &body["tokens"]
+    } else {
+        body
+    };
+    Session {
+        user_id: body["user"]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_default(),
+        tenant_id: tokens["tenant_id"].as_str().map(str::to_owned),
+        access: tokens["access_token"]
+            .as_str()
+            .expect("access token")
+            .to_owned(),
+        refresh: tokens["refresh_token"]
+            .as_str()
+            .expect("refresh token")
+            .to_owned(),
+    }
+}
