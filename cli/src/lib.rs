@@ -25,8 +25,21 @@ pub enum StoreKind {
 pub fn app(ctx: AppContext) -> Router {
     let root = Router::new()
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi_json))
         .with_state(ctx.clone());
     http::with_fallbacks(root.merge(eshtarek_auth::router(ctx)))
+}
+
+/// The OpenAPI document of every mounted function.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = eshtarek_core::openapi::BaseDoc::openapi();
+    doc.merge(eshtarek_auth::AuthApi::openapi());
+    doc
+}
+
+async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
 }
 
 /// `GET /healthz`: 200 once the server is up and its store answers.

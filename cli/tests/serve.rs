@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 struct Server {
     child: Child,
     base: String,
+    data_dir: std::path::PathBuf,
 }
 
 impl Drop for Server {
@@ -31,13 +32,17 @@ fn start() -> Server {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first_line)
         .unwrap();
-    std::mem::forget(dir);
+    let data_dir = dir.keep();
     let base = first_line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {first_line:?}"))
         .to_owned();
-    Server { child, base }
+    Server {
+        child,
+        base,
+        data_dir,
+    }
 }
 
 #[tokio::test]
@@ -88,4 +93,88 @@ async fn serve_answers_health_and_problem_documents() {
         wrong_method.headers()["content-type"],
         "application/problem+json"
     );
+}
+
+#[tokio::test]
+async fn create_platform_admin_works_beside_a_running_server() {
+    let server = start();
+    let email = "root@example.com";
+    let password = "a long admin password";
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args([
+            "admin",
+            "create-platform-admin",
+            "--email",
+            email,
+            "--data-dir",
+        ])
+        .arg(&server.data_dir)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
+    let output = admin.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains(email));
+
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{}/v1/auth/login", server.base))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(login["tokens"]["role"], "platform_admin", "{login}");
+    let token = login["tokens"]["access_token"].as_str().unwrap();
+    let tenants = client
+        .get(format!("{}/v1/tenants", server.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenants.status(), 200);
+
+    // Registration never makes a platform admin.
+    let user: serde_json::Value = client
+        .post(format!("{}/v1/auth/register", server.base))
+        .json(&serde_json::json!({"email": "u@example.com", "password": password, "name": "U"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["user"]["platform_admin"], false);
+    let forbidden = client
+        .get(format!("{}/v1/tenants", server.base))
+        .bearer_auth(user["tokens"]["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    // A bad password on stdin is refused with the policy's words.
+    let mut weak = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args([
+            "admin",
+            "create-platform-admin",
+            "--email",
+            "weak@example.com",
+            "--data-dir",
+        ])
+        .arg(&server.data_dir)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(weak.stdin.take().unwrap(), "short").unwrap();
+    let output = weak.wait_with_output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
 }

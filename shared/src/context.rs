@@ -29,8 +29,13 @@ impl AppContext {
     #[cfg(feature = "dynamodb")]
     pub async fn from_lambda_env() -> Result<Self, String> {
         let table = std::env::var("ESHTAREK_TABLE").unwrap_or_else(|_| "eshtarek".into());
-        let store = crate::store::dynamodb::DynamoStore::from_env(table).await;
+        let store = crate::store::dynamodb::DynamoStore::from_env(&table).await;
         let keys = KeySet::from_env()?.ok_or("ESHTAREK_JWT_KEYS is not set")?;
-        Ok(Self::new(Arc::new(store), Arc::new(SystemClock), keys))
+        let mut ctx = Self::new(Arc::new(store), Arc::new(SystemClock), keys);
+        if let Some(vendor) = crate::store::vending::TenantCredentialVendor::from_env(&table).await
+        {
+            ctx.stores = ctx.stores.with_tenant_stores(Arc::new(vendor));
+        }
+        Ok(ctx)
     }
 }

@@ -170,11 +170,15 @@ where
 }
 
 /// `?limit=&cursor=` of every list endpoint.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Page size, 1 to 100 (default 20).
     #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
     #[serde(default)]
     pub cursor: Option<String>,
 }
@@ -202,7 +206,7 @@ impl ListParams {
 }
 
 /// `{"data": [...], "next_cursor": "..." | null}`.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ListResponse<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod openapi;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

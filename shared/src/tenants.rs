@@ -29,7 +29,7 @@ fn member_key(t: &TenantStore, user_id: &str) -> Key {
     t.key("MEMBERS", format!("USER#{user_id}"))
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TenantView {
     pub id: String,
     pub name: String,
@@ -50,7 +50,7 @@ impl TenantView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: String,
     pub email: String,
@@ -165,7 +165,7 @@ fn member_ops(
 
 // ---- tenants ---------------------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenantRequest {
     pub name: String,
@@ -218,7 +218,7 @@ pub async fn get_tenant(
         .ok_or_else(|| ApiError::not_found("no such tenant"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenantRequest {
     #[serde(default)]
@@ -326,7 +326,7 @@ pub async fn list_members(
     ListResponse::from_page(page, MemberView::from_item)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddMemberRequest {
     pub email: String,
@@ -336,7 +336,7 @@ pub struct AddMemberRequest {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AddMemberResponse {
     pub member: MemberView,
     /// For a user created by this invitation: the one-time token for `POST
@@ -421,7 +421,7 @@ pub async fn add_member(
     })
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchMemberRequest {
     pub role: String,

@@ -23,6 +23,11 @@ static DYNAMO: OnceCell<Arc<DynamoStore>> = OnceCell::const_new();
 /// `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`), created on first use. Without an
 /// endpoint this fails rather than skip: `scripts/test` starts moto and sets it.
 pub async fn dynamodb() -> Arc<dyn Store> {
+    dynamodb_store().await
+}
+
+/// The same store, typed (for tests that need its table name).
+pub async fn dynamodb_store() -> Arc<DynamoStore> {
     let store = DYNAMO
         .get_or_init(|| async {
             let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB")

@@ -7,19 +7,47 @@ use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use eshtarek_core::auth::service::{
-    self as auth, LoginRequest, PasswordSetupRequest, RefreshRequest, RegisterRequest,
-    SwitchTenantRequest,
+    self as auth, AuthResponse, LoginRequest, MeResponse, PasswordSetupRequest, RefreshRequest,
+    RegisterRequest, SwitchTenantRequest, TokenPair,
 };
 use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
-use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams};
+use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::openapi::Problem;
 use eshtarek_core::tenants::{
-    self, AddMemberRequest, CreateTenantRequest, PatchMemberRequest, PatchTenantRequest,
+    self, AddMemberRequest, AddMemberResponse, CreateTenantRequest, MemberView, PatchMemberRequest,
+    PatchTenantRequest, TenantView,
 };
 use eshtarek_core::AppContext;
-use serde_json::json;
+use utoipa::OpenApi;
 
 pub const NAME: &str = "auth";
+
+/// The auth function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(
+        register, login, refresh, logout, logout_all, switch_tenant, me, password_setup, jwks,
+        create_tenant, list_tenants, get_tenant, patch_tenant,
+        list_members, add_member, patch_member, remove_member
+    ),
+    tags(
+        (name = "auth", description = "Users, sessions and tokens"),
+        (name = "tenants", description = "Tenants"),
+        (name = "members", description = "Tenant memberships")
+    )
+)]
+pub struct AuthApi;
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LogoutAllResponse {
+    pub revoked_sessions: usize,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PasswordSetupResponse {
+    pub user: eshtarek_core::auth::service::UserView,
+}
 
 /// Every route of the auth function, ready to merge into the local server or run under Lambda.
 pub fn router(ctx: AppContext) -> Router {
@@ -47,6 +75,14 @@ pub fn router(ctx: AppContext) -> Router {
         .with_state(ctx)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/register",
+    tag = "auth",
+    summary = "Self-service signup: a user, and with `tenant_name` their tenant as its admin.",
+    request_body = RegisterRequest,
+    responses((status = 201, description = "Registered and signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn register(
     State(ctx): State<AppContext>,
     ApiJson(req): ApiJson<RegisterRequest>,
@@ -54,6 +90,14 @@ async fn register(
     Ok((StatusCode::CREATED, Json(auth::register(&ctx, req).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    summary = "Sign in to one tenant membership (the given one, or the only/oldest one).",
+    request_body = LoginRequest,
+    responses((status = 200, description = "Signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"))
+)]
 async fn login(
     State(ctx): State<AppContext>,
     ip: ClientIp,
@@ -62,6 +106,14 @@ async fn login(
     Ok(Json(auth::login(&ctx, req, ip).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    summary = "Rotate a refresh token; an already-used one revokes its session.",
+    request_body = RefreshRequest,
+    responses((status = 200, description = "A new token pair", body = TokenPair), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn refresh(
     State(ctx): State<AppContext>,
     ApiJson(req): ApiJson<RefreshRequest>,
@@ -69,16 +121,41 @@ async fn refresh(
     Ok(Json(auth::refresh(&ctx, req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    summary = "End this session: its refresh token and access tokens stop working at once.",
+    security(("bearer" = [])),
+    responses((status = 204, description = "Signed out"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+)]
 async fn logout(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     auth::logout(&ctx, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout-all",
+    tag = "auth",
+    summary = "End every session of the user.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "How many sessions ended", body = LogoutAllResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+)]
 async fn logout_all(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    let revoked = auth::logout_all(&ctx, &caller).await?;
-    Ok(Json(json!({ "revoked_sessions": revoked })))
+    let revoked_sessions = auth::logout_all(&ctx, &caller).await?;
+    Ok(Json(LogoutAllResponse { revoked_sessions }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/switch-tenant",
+    tag = "auth",
+    summary = "A new token pair for another of the caller's memberships.",
+    request_body = SwitchTenantRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "Signed in to the other tenant", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn switch_tenant(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -87,23 +164,55 @@ async fn switch_tenant(
     Ok(Json(auth::switch_tenant(&ctx, &caller, req).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/me",
+    tag = "auth",
+    summary = "The caller: user, memberships with roles, current tenant.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = MeResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+)]
 async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(auth::me(&ctx, &caller).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password-setup",
+    tag = "auth",
+    summary = "Set an invited user's password with their one-time token.",
+    request_body = PasswordSetupRequest,
+    responses((status = 200, description = "Password set", body = PasswordSetupResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn password_setup(
     State(ctx): State<AppContext>,
     ApiJson(req): ApiJson<PasswordSetupRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        json!({ "user": auth::setup_password(&ctx, req).await? }),
-    ))
+    Ok(Json(PasswordSetupResponse {
+        user: auth::setup_password(&ctx, req).await?,
+    }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "auth",
+    summary = "The public keys that verify access tokens (JWK Set).",
+    responses((status = 200, description = "JWK Set", body = Object))
+)]
 async fn jwks(State(ctx): State<AppContext>) -> impl IntoResponse {
     Json(ctx.tokens.keys.jwks())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "Create a tenant (platform admin).",
+    request_body = CreateTenantRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = TenantView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn create_tenant(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -115,6 +224,15 @@ async fn create_tenant(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "tenants",
+    summary = "Every tenant, newest first (platform admin).",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of tenants", body = ListResponse<TenantView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn list_tenants(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -123,6 +241,15 @@ async fn list_tenants(
     Ok(Json(tenants::list_tenants(&ctx, &caller, params).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    summary = "A tenant (its members, or a platform admin).",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The tenant", body = TenantView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"))
+)]
 async fn get_tenant(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -131,6 +258,16 @@ async fn get_tenant(
     Ok(Json(tenants::get_tenant(&ctx, &caller, &id).await?))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{id}",
+    tag = "tenants",
+    summary = "Rename (tenant admin) or suspend/reactivate (platform admin) a tenant.",
+    request_body = PatchTenantRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Updated", body = TenantView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn patch_tenant(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -140,6 +277,15 @@ async fn patch_tenant(
     Ok(Json(tenants::patch_tenant(&ctx, &caller, &id, req).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{id}/members",
+    tag = "members",
+    summary = "A tenant's members (its admin, or a platform admin).",
+    params(("id" = String, Path, description = "Tenant id"), ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of members", body = ListResponse<MemberView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn list_members(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -151,6 +297,16 @@ async fn list_members(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{id}/members",
+    tag = "members",
+    summary = "Add a member by email; a new user gets a one-time password-setup token.",
+    request_body = AddMemberRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Added", body = AddMemberResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn add_member(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -163,6 +319,16 @@ async fn add_member(
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{id}/members/{user_id}",
+    tag = "members",
+    summary = "Change a member's role (a tenant keeps one admin).",
+    request_body = PatchMemberRequest,
+    params(("id" = String, Path, description = "Tenant id"), ("user_id" = String, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Updated", body = MemberView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
 async fn patch_member(
     State(ctx): State<AppContext>,
     caller: Caller,
@@ -174,6 +340,15 @@ async fn patch_member(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{id}/members/{user_id}",
+    tag = "members",
+    summary = "Remove a member; their sessions in the tenant end.",
+    params(("id" = String, Path, description = "Tenant id"), ("user_id" = String, Path, description = "User id")),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
 async fn remove_member(
     State(ctx): State<AppContext>,
     caller: Caller,

@@ -44,7 +44,7 @@ pub fn new_id(prefix: &str) -> String {
 
 // ---- views -----------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UserView {
     pub id: String,
     pub email: String,
@@ -65,7 +65,7 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
     pub access_token: String,
     pub token_type: &'static str,
@@ -77,7 +77,7 @@ pub struct TokenPair {
     pub role: Option<Role>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuthResponse {
     pub user: UserView,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,7 +85,7 @@ pub struct AuthResponse {
     pub tokens: TokenPair,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MembershipView {
     pub tenant_id: String,
     pub tenant_name: String,
@@ -93,7 +93,7 @@ pub struct MembershipView {
     pub tenant_status: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeResponse {
     pub user: UserView,
     pub memberships: Vec<MembershipView>,
@@ -170,7 +170,7 @@ pub async fn find_user_id_by_email(
         .and_then(|i| i.str("user_id").map(str::to_owned)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     pub email: String,
@@ -464,7 +464,7 @@ pub async fn revoke_user_sessions(
 
 // ---- login, refresh, logout ------------------------------------------------------------------
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub email: String,
@@ -615,7 +615,7 @@ async fn active_membership(
     Ok((member.role, view))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     pub refresh_token: String,
@@ -716,7 +716,7 @@ pub async fn logout_all(ctx: &AppContext, caller: &Caller) -> Result<usize, ApiE
     revoke_user_sessions(ctx, &caller.user_id, None).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SwitchTenantRequest {
     pub tenant_id: String,
@@ -823,7 +823,7 @@ pub fn setup_token_op(user_id: &str, now: DateTime<Utc>) -> (String, WriteOp) {
     )
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PasswordSetupRequest {
     pub token: String,

@@ -15,6 +15,8 @@ mod scoped;
 pub mod dynamodb;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "dynamodb")]
+pub mod vending;
 
 use std::collections::HashSet;
 
@@ -24,7 +26,9 @@ pub use cursor::Position;
 pub use error::{CancelReason, StoreError};
 pub use expr::{Condition, Index, Page, Query, SortKeyCondition, UpdateAction, WriteOp};
 pub use item::{AttrValue, Item, Key, GSI1PK, GSI1SK, TTL};
-pub use scoped::{PlatformStore, ScopedTransaction, Stores, TenantId, TenantStore};
+pub use scoped::{
+    PlatformStore, ScopedTransaction, Stores, TenantId, TenantStore, TenantStoreProvider,
+};
 
 /// Most operations one transaction may hold (DynamoDB's TransactWriteItems limit).
 pub const MAX_TRANSACTION_OPS: usize = 100;

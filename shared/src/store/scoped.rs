@@ -70,15 +70,32 @@ impl fmt::Display for TenantId {
     }
 }
 
+/// Gives the store a tenant's requests run on: on AWS, one whose credentials IAM limits to
+/// that tenant's partitions (see `vending`).
+pub trait TenantStoreProvider: Send + Sync + 'static {
+    fn store_for(&self, tenant: &TenantId) -> Arc<dyn Store>;
+}
+
 /// The composition root's view of the store: hands out scoped handles.
 #[derive(Clone)]
 pub struct Stores {
     inner: Arc<dyn Store>,
+    tenant_stores: Option<Arc<dyn TenantStoreProvider>>,
 }
 
 impl Stores {
     pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { inner: store }
+        Self {
+            inner: store,
+            tenant_stores: None,
+        }
+    }
+
+    /// Tenant handles run on the provider's per-tenant stores; platform handles and
+    /// cross-scope transactions keep the platform store.
+    pub fn with_tenant_stores(mut self, provider: Arc<dyn TenantStoreProvider>) -> Self {
+        self.tenant_stores = Some(provider);
+        self
     }
 
     pub fn kind(&self) -> &'static str {
@@ -86,8 +103,12 @@ impl Stores {
     }
 
     pub fn tenant(&self, tenant: &TenantId) -> TenantStore {
+        let inner = match &self.tenant_stores {
+            Some(provider) => provider.store_for(tenant),
+            None => self.inner.clone(),
+        };
         TenantStore {
-            inner: self.inner.clone(),
+            inner,
             prefix: tenant.key_prefix(),
             tenant: tenant.clone(),
         }

@@ -1,0 +1,46 @@
+//! The OpenAPI document served by the local binary describes every endpoint.
+
+use eshtarek_tests::http::TestApp;
+
+#[tokio::test]
+async fn openapi_document_lists_every_endpoint_with_problem_responses() {
+    let app = TestApp::new().await;
+    let doc = app.get("/openapi.json", None).await.expect(200).body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let expected = [
+        ("/v1/auth/register", "post"),
+        ("/v1/auth/login", "post"),
+        ("/v1/auth/refresh", "post"),
+        ("/v1/auth/logout", "post"),
+        ("/v1/auth/logout-all", "post"),
+        ("/v1/auth/switch-tenant", "post"),
+        ("/v1/auth/me", "get"),
+        ("/v1/auth/password-setup", "post"),
+        ("/.well-known/jwks.json", "get"),
+        ("/v1/tenants", "post"),
+        ("/v1/tenants", "get"),
+        ("/v1/tenants/{id}", "get"),
+        ("/v1/tenants/{id}", "patch"),
+        ("/v1/tenants/{id}/members", "get"),
+        ("/v1/tenants/{id}/members", "post"),
+        ("/v1/tenants/{id}/members/{user_id}", "patch"),
+        ("/v1/tenants/{id}/members/{user_id}", "delete"),
+    ];
+    for (path, method) in expected {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        assert!(operation["responses"].is_object());
+    }
+    let me = &doc["paths"]["/v1/auth/me"]["get"];
+    assert_eq!(me["security"][0]["bearer"], serde_json::json!([]));
+    assert_eq!(
+        me["responses"]["401"]["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert!(doc["components"]["schemas"]["AuthResponse"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
