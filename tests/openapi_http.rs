@@ -25,6 +25,20 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         ("/v1/tenants/{id}/members", "post"),
         ("/v1/tenants/{id}/members/{user_id}", "patch"),
         ("/v1/tenants/{id}/members/{user_id}", "delete"),
+        ("/v1/plans", "post"),
+        ("/v1/plans", "get"),
+        ("/v1/plans/{id}", "get"),
+        ("/v1/plans/{id}", "patch"),
+        ("/v1/plans/{id}", "delete"),
+        ("/v1/plans/{id}/versions", "get"),
+        ("/v1/plans/{id}/versions/{version}", "get"),
+        ("/v1/plans/{id}/activate", "post"),
+        ("/v1/plans/{id}/deactivate", "post"),
+        ("/v1/limit-policies", "post"),
+        ("/v1/limit-policies", "get"),
+        ("/v1/limit-policies/{id}", "get"),
+        ("/v1/limit-policies/{id}", "patch"),
+        ("/v1/audit-log", "get"),
     ];
     for (path, method) in expected {
         let operation = &doc["paths"][path][method];

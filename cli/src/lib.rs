@@ -1,6 +1,8 @@
 //! The local composition: every function's router behind one HTTP server, on the embedded store
 //! unless pointed at DynamoDB.
 
+pub mod seed;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -27,7 +29,10 @@ pub fn app(ctx: AppContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .with_state(ctx.clone());
-    http::with_fallbacks(root.merge(eshtarek_auth::router(ctx)))
+    http::with_fallbacks(
+        root.merge(eshtarek_auth::router(ctx.clone()))
+            .merge(eshtarek_plans::router(ctx)),
+    )
 }
 
 /// The OpenAPI document of every mounted function.
@@ -35,6 +40,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut doc = eshtarek_core::openapi::BaseDoc::openapi();
     doc.merge(eshtarek_auth::AuthApi::openapi());
+    doc.merge(eshtarek_plans::PlansApi::openapi());
     doc
 }
 

@@ -71,6 +71,9 @@ struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     store: StoreArgs,
+    /// Start on an empty store: do not seed demo data on first start.
+    #[arg(long)]
+    no_seed: bool,
 }
 
 #[tokio::main]
@@ -87,6 +90,11 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (ctx, description) = args.store.context().await?;
     eshtarek_core::auth::password::warm_up();
+    let seeded = if args.no_seed {
+        None
+    } else {
+        eshtarek::seed::seed_if_empty(&ctx, &args.store.data_dir()).await?
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     let address = listener.local_addr()?;
     // Plain lines on stdout, so scripts and people can find the server. Write errors are
@@ -96,7 +104,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out,
         "Eshtarek is serving on http://{address} (store: {description})"
     );
-    let _ = writeln!(out, "Health: http://{address}/healthz");
+    if let Some(credentials) = seeded {
+        let _ = writeln!(
+            out,
+            "Seeded demo data (also in {}/demo-credentials.txt):",
+            args.store.data_dir().display()
+        );
+        for (role, email, password) in &credentials.0 {
+            let _ = writeln!(out, "  {role:<16} {email:<28} {password}");
+        }
+    }
+    // The banner's last line, always: scripts wait for it.
+    let _ = writeln!(
+        out,
+        "Health: http://{address}/healthz   API: http://{address}/openapi.json"
+    );
     let _ = out.flush();
     drop(out);
     axum::serve(

@@ -18,31 +18,50 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap().keep(), &[]).0
+}
+
+/// Starts the server on `data_dir`; returns it with every line it printed before serving
+/// (the address line and, on a first start, the seeded credentials).
+fn start_in(data_dir: std::path::PathBuf, extra: &[&str]) -> (Server, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        .arg(&data_dir)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn eshtarek");
-    let mut first_line = String::new();
-    // The reader is dropped after the first line on purpose: the server must keep serving
-    // when nobody reads its stdout any more (it once died of a broken pipe here).
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first_line)
-        .unwrap();
-    let data_dir = dir.keep();
+    // The reader is dropped after the banner on purpose: the server must keep serving when
+    // nobody reads its stdout any more (it once died of a broken pipe here).
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        // The banner ends with the health line.
+        let done = line.starts_with("Health:");
+        lines.push(line);
+        if done {
+            break;
+        }
+    }
+    let first_line = lines[0].clone();
     let base = first_line
         .split_whitespace()
         .find(|w| w.starts_with("http://"))
         .unwrap_or_else(|| panic!("no address in {first_line:?}"))
         .to_owned();
-    Server {
-        child,
-        base,
-        data_dir,
-    }
+    (
+        Server {
+            child,
+            base,
+            data_dir,
+        },
+        lines,
+    )
 }
 
 #[tokio::test]
@@ -60,7 +79,7 @@ async fn serve_answers_health_and_problem_documents() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["store"], "sqlite");
 
-    for function in ["auth"] {
+    for function in ["auth", "plans"] {
         let url = format!("{}/v1/{function}/health", server.base);
         let response = client.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -177,4 +196,94 @@ async fn create_platform_admin_works_beside_a_running_server() {
     let output = weak.wait_with_output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("at least 10 characters"));
+}
+
+async fn login(base: &str, email: &str, password: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .post(format!("{base}/v1/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (server, lines) = start_in(dir.clone(), &[]);
+    let printed = lines.join("");
+    assert!(printed.contains("Seeded demo data"), "{printed}");
+    let credential = |role: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.trim_start().starts_with(role))
+            .unwrap_or_else(|| panic!("no {role} in {printed}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        (words[1].to_owned(), words[2].to_owned())
+    };
+    let (admin_email, admin_password) = credential("platform_admin");
+    let admin = login(&server.base, &admin_email, &admin_password).await;
+    assert_eq!(admin["tokens"]["role"], "platform_admin", "{admin}");
+    let client = reqwest::Client::new();
+    let plans: serde_json::Value = client
+        .get(format!("{}/v1/plans", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = plans["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Business", "Free", "Pro"]);
+    let tenants: serde_json::Value = client
+        .get(format!("{}/v1/tenants", server.base))
+        .bearer_auth(admin["tokens"]["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(tenants["data"].as_array().unwrap().len(), 2);
+    let (owner_email, owner_password) = credential("tenant_admin");
+    assert_eq!(
+        login(&server.base, &owner_email, &owner_password).await["tokens"]["role"],
+        "tenant_admin"
+    );
+    drop(server);
+
+    // A second start on the same store does not seed again.
+    let (again, lines) = start_in(dir, &["--no-seed"]);
+    assert!(!lines.join("").contains("Seeded"));
+    let plans: serde_json::Value = client
+        .get(format!("{}/v1/plans", again.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plans["data"].as_array().unwrap().len(), 3);
+    drop(again);
+
+    // --no-seed on a new store starts empty.
+    let (empty, lines) = start_in(tempfile::tempdir().unwrap().keep(), &["--no-seed"]);
+    assert!(!lines.join("").contains("Seeded"));
+    let plans: serde_json::Value = client
+        .get(format!("{}/v1/plans", empty.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plans["data"], serde_json::json!([]));
 }

@@ -1,6 +1,7 @@
 //! Eshtarek's core: domain types, services (business rules), the storage port and its adapters,
 //! and the HTTP conventions every function shares (problem documents, JSON extraction).
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod context;
@@ -8,7 +9,9 @@ pub mod error;
 pub mod http;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod money;
 pub mod openapi;
+pub mod plans;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

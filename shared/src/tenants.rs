@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{self, Change};
 use crate::auth::service::{
     check_name, email_key, find_user_id_by_email, load_user, new_id, normalize_email,
     revoke_user_sessions, setup_token_op, user_item, user_membership_key,
@@ -13,8 +14,8 @@ use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
 use crate::store::{
-    Condition, Item, Key, Query, ScopedTransaction, Store, StoreExt, TenantId, TenantStore,
-    UpdateAction, WriteOp,
+    Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
+    WriteOp,
 };
 use crate::time;
 use crate::AppContext;
@@ -263,8 +264,29 @@ pub async fn patch_tenant(
         ));
     }
     let t = ctx.stores.tenant(&tenant_id);
-    let item = t
-        .update(meta_key(&t), actions, Some(Condition::ItemExists))
+    let before = load_tenant(ctx, &tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such tenant"))?;
+    let change = Change {
+        action: "tenant.updated",
+        resource_type: "tenant",
+        resource_id: tenant_id.as_str(),
+        before: Some(serde_json::to_value(&before).unwrap_or_default()),
+        after: Some(serde_json::json!({"name": req.name, "status": req.status})),
+        reason: None,
+    };
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: meta_key(&t),
+                actions,
+                condition: Some(Condition::ItemExists),
+            },
+        )
+        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
+        .commit()
         .await
         .map_err(|e| {
             if e.is_condition_failure() {
@@ -273,6 +295,10 @@ pub async fn patch_tenant(
                 e.into()
             }
         })?;
+    let item = t
+        .get(&meta_key(&t))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such tenant"))?;
     if suspend {
         // A suspended tenant's members lose their sessions in it at once.
         for member in all_members(ctx, &tenant_id).await? {
@@ -394,17 +420,27 @@ pub async fn add_member(
     };
     let user_id = user.required_str("user_id")?.to_owned();
     let admins = i64::from(role == Role::TenantAdmin);
-    tx = member_ops(&t, tx, &user, role, now).tenant(
-        &t,
-        WriteOp::Update {
-            key: meta_key(&t),
-            actions: vec![
-                UpdateAction::add("member_count", 1),
-                UpdateAction::add("admin_count", admins),
-            ],
-            condition: Some(Condition::ItemExists),
-        },
-    );
+    let change = Change {
+        action: "member.added",
+        resource_type: "member",
+        resource_id: &user_id,
+        before: None,
+        after: Some(serde_json::json!({"user_id": user_id, "email": email, "role": role})),
+        reason: None,
+    };
+    tx = member_ops(&t, tx, &user, role, now)
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: meta_key(&t),
+                actions: vec![
+                    UpdateAction::add("member_count", 1),
+                    UpdateAction::add("admin_count", admins),
+                ],
+                condition: Some(Condition::ItemExists),
+            },
+        )
+        .tenant(&t, audit::tenant_op(&t, caller, change, now));
     tx.commit().await.map_err(|e| {
         if e.is_condition_failure() {
             ApiError::conflict("this user is already a member of the tenant").field("email")
@@ -448,6 +484,14 @@ pub async fn patch_member(
     }
     let t = ctx.stores.tenant(&tenant_id);
     let demoting = current.role == Role::TenantAdmin;
+    let change = Change {
+        action: "member.role_changed",
+        resource_type: "member",
+        resource_id: user_id,
+        before: Some(serde_json::json!({"role": current.role})),
+        after: Some(serde_json::json!({"role": role})),
+        reason: None,
+    };
     let meta_condition = if demoting {
         Condition::gt("admin_count", 1)
     } else {
@@ -479,6 +523,7 @@ pub async fn patch_member(
                 condition: Some(meta_condition),
             },
         )
+        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
         .commit()
         .await
         .map_err(|e| match e.failed_condition_index() {
@@ -506,6 +551,14 @@ pub async fn remove_member(
         .ok_or_else(|| ApiError::not_found("no such member"))?;
     let t = ctx.stores.tenant(&tenant_id);
     let admin = current.role == Role::TenantAdmin;
+    let change = Change {
+        action: "member.removed",
+        resource_type: "member",
+        resource_id: user_id,
+        before: Some(serde_json::to_value(&current).unwrap_or_default()),
+        after: None,
+        reason: None,
+    };
     ctx.stores
         .transaction()
         .tenant(
@@ -534,6 +587,7 @@ pub async fn remove_member(
                 }),
             },
         )
+        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
         .commit()
         .await
         .map_err(|e| match e.failed_condition_index() {

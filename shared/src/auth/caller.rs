@@ -180,3 +180,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
         ))
     }
 }
+
+/// An optional caller, for public endpoints that show more to signed-in users. No
+/// `Authorization` header means anonymous; a bad token is still a 401, never silently ignored.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequestParts<AppContext> for MaybeCaller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
+        if !parts.headers.contains_key(header::AUTHORIZATION) {
+            return Ok(MaybeCaller(None));
+        }
+        Caller::from_request_parts(parts, ctx)
+            .await
+            .map(|c| MaybeCaller(Some(c)))
+    }
+}

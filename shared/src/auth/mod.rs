@@ -10,7 +10,7 @@ pub mod tokens;
 
 use serde::{Deserialize, Serialize};
 
-pub use caller::{Caller, ClientIp};
+pub use caller::{Caller, ClientIp, MaybeCaller};
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

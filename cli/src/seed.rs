@@ -1,0 +1,280 @@
+//! Demo data for a first start on an empty store: a platform admin, limit policies, the Free,
+//! Pro and Business plans, and two demo tenants with an admin and a user each. Passwords are
+//! random, printed once and kept in `<data dir>/demo-credentials.txt` (mode 0600).
+
+use std::path::Path;
+
+use eshtarek_core::auth::service::{self, RegisterRequest};
+use eshtarek_core::auth::tokens::{random_secret, AccessClaims};
+use eshtarek_core::auth::{Caller, Role};
+use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
+use eshtarek_core::plans::{self, CreatePlanRequest};
+use eshtarek_core::store::{Condition, Item, Key, StoreError, StoreExt};
+use eshtarek_core::tenants::{self, AddMemberRequest};
+use eshtarek_core::{ApiError, AppContext};
+
+/// Who logs in to what, printed after seeding.
+pub struct Credentials(pub Vec<(String, String, String)>);
+
+fn marker() -> Key {
+    Key::new("SEED#DEMO", "SEED")
+}
+
+/// Seeds once per store: a marker item, claimed with a conditional write, makes a second start
+/// (or a second process) skip it.
+pub async fn seed_if_empty(
+    ctx: &AppContext,
+    data_dir: &Path,
+) -> anyhow::Result<Option<Credentials>> {
+    let claimed = ctx
+        .stores
+        .platform()
+        .put(
+            Item::new(marker()).with("state", "seeding"),
+            Some(Condition::ItemNotExists),
+        )
+        .await;
+    match claimed {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let credentials = seed(ctx)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding demo data: {e}"))?;
+    ctx.stores
+        .platform()
+        .put(Item::new(marker()).with("state", "done"), None)
+        .await?;
+    let text: String = credentials
+        .0
+        .iter()
+        .map(|(role, email, password)| format!("{role:<16} {email:<28} {password}\n"))
+        .collect();
+    write_private(&data_dir.join("demo-credentials.txt"), &text)?;
+    Ok(Some(credentials))
+}
+
+fn password() -> String {
+    // 20 URL-safe characters: well past the policy's 10.
+    random_secret().chars().take(20).collect()
+}
+
+async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
+    let mut creds = Vec::new();
+    let admin_email = "admin@eshtarek.local";
+    let admin_password = password();
+    let admin = service::create_platform_admin(ctx, admin_email, &admin_password).await?;
+    creds.push((
+        "platform_admin".into(),
+        admin_email.to_owned(),
+        admin_password,
+    ));
+    let caller = synthetic_caller(&admin.id, None, Role::PlatformAdmin);
+
+    let policy =
+        |metric: &str, limit: Option<u64>, reset: &str, enforcement: &str, description: &str| {
+            CreatePolicyRequest {
+                metric: metric.into(),
+                limit,
+                reset_period: reset.into(),
+                enforcement: enforcement.into(),
+                warning_thresholds: None,
+                description: Some(description.into()),
+            }
+        };
+    let mut ids = std::collections::HashMap::new();
+    for (key, request) in [
+        (
+            "free_users",
+            policy("max_users", Some(3), "none", "hard", "Free: 3 seats"),
+        ),
+        (
+            "free_calls",
+            policy(
+                "api_calls",
+                Some(1_000),
+                "month",
+                "hard",
+                "Free: 1,000 API calls a month",
+            ),
+        ),
+        (
+            "free_storage",
+            policy("storage_mb", Some(100), "none", "hard", "Free: 100 MB"),
+        ),
+        (
+            "pro_users",
+            policy("max_users", Some(10), "none", "hard", "Pro: 10 seats"),
+        ),
+        (
+            "pro_calls",
+            policy(
+                "api_calls",
+                Some(100_000),
+                "month",
+                "hard",
+                "Pro: 100,000 API calls a month",
+            ),
+        ),
+        (
+            "pro_storage",
+            policy("storage_mb", Some(10_000), "none", "hard", "Pro: 10 GB"),
+        ),
+        (
+            "biz_users",
+            policy("max_users", Some(50), "none", "hard", "Business: 50 seats"),
+        ),
+        (
+            "biz_calls",
+            policy(
+                "api_calls",
+                Some(1_000_000),
+                "billing_period",
+                "soft",
+                "Business: 1M calls, overage allowed",
+            ),
+        ),
+        (
+            "biz_storage",
+            policy(
+                "storage_mb",
+                None,
+                "none",
+                "soft",
+                "Business: unlimited storage",
+            ),
+        ),
+    ] {
+        ids.insert(key, policies::create(ctx, &caller, request).await?.id);
+    }
+    let plan = |name: &str, description: &str, price: &str, trial: u32, keys: [&str; 3]| {
+        CreatePlanRequest {
+            name: name.into(),
+            description: Some(description.into()),
+            price: price.into(),
+            currency: "USD".into(),
+            billing_cycle: "monthly".into(),
+            trial_days: Some(trial),
+            duration_cycles: None,
+            limit_policy_ids: keys.iter().map(|k| ids[k].clone()).collect(),
+        }
+    };
+    plans::create(
+        ctx,
+        &caller,
+        plan(
+            "Free",
+            "For trying things out",
+            "0.00",
+            0,
+            ["free_users", "free_calls", "free_storage"],
+        ),
+    )
+    .await?;
+    plans::create(
+        ctx,
+        &caller,
+        plan(
+            "Pro",
+            "For growing teams",
+            "29.00",
+            14,
+            ["pro_users", "pro_calls", "pro_storage"],
+        ),
+    )
+    .await?;
+    plans::create(
+        ctx,
+        &caller,
+        plan(
+            "Business",
+            "For companies at scale",
+            "99.00",
+            14,
+            ["biz_users", "biz_calls", "biz_storage"],
+        ),
+    )
+    .await?;
+
+    for (tenant_name, domain) in [("Acme Corp", "acme.example"), ("Globex", "globex.example")] {
+        let owner_email = format!("owner@{domain}");
+        let owner_password = password();
+        let registered = service::register(
+            ctx,
+            RegisterRequest {
+                email: owner_email.clone(),
+                password: owner_password.clone(),
+                name: format!("{tenant_name} owner"),
+                tenant_name: Some(tenant_name.into()),
+            },
+        )
+        .await?;
+        creds.push(("tenant_admin".into(), owner_email, owner_password));
+        let tenant = registered
+            .tenant
+            .ok_or_else(|| ApiError::internal("signup made no tenant"))?;
+        let tenant_id =
+            eshtarek_core::store::TenantId::parse(&tenant.id).map_err(ApiError::internal)?;
+        let owner = synthetic_caller(&registered.user.id, Some(&tenant.id), Role::TenantAdmin);
+        let user_email = format!("user@{domain}");
+        let added = tenants::add_member(
+            ctx,
+            &owner,
+            tenant_id.as_str(),
+            AddMemberRequest {
+                email: user_email.clone(),
+                role: "tenant_user".into(),
+                name: Some("Demo user".into()),
+            },
+        )
+        .await?;
+        let user_password = password();
+        if let Some(token) = added.setup_token {
+            service::setup_password(
+                ctx,
+                service::PasswordSetupRequest {
+                    token,
+                    password: user_password.clone(),
+                },
+            )
+            .await?;
+        }
+        creds.push(("tenant_user".into(), user_email, user_password));
+    }
+    Ok(Credentials(creds))
+}
+
+/// The seeding acts as these users (for the audit log's actor).
+fn synthetic_caller(user_id: &str, tenant: Option<&str>, role: Role) -> Caller {
+    Caller {
+        user_id: user_id.to_owned(),
+        tenant: tenant.and_then(|t| eshtarek_core::store::TenantId::parse(t).ok()),
+        role: Some(role),
+        session_id: "seed".into(),
+        claims: AccessClaims {
+            iss: "eshtarek".into(),
+            sub: user_id.to_owned(),
+            tid: tenant.map(str::to_owned),
+            role: Some(role),
+            sid: "seed".into(),
+            jti: "seed".into(),
+            iat: 0,
+            nbf: 0,
+            exp: 0,
+            typ: "seed".into(),
+        },
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(text.as_bytes())
+}

@@ -1,0 +1,305 @@
+//! The plans function: plans and their immutable versions, limit policies, the audit log.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eshtarek_core::audit::{self, AuditEvent, AuditFilter};
+use eshtarek_core::auth::{Caller, MaybeCaller};
+use eshtarek_core::error::{ApiError, ApiResult};
+use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::openapi::Problem;
+use eshtarek_core::plans::policies::{self, CreatePolicyRequest, PatchPolicyRequest, PolicyView};
+use eshtarek_core::plans::{self, CreatePlanRequest, PatchPlanRequest, PlanVersionView, PlanView};
+use eshtarek_core::AppContext;
+use utoipa::OpenApi;
+
+pub const NAME: &str = "plans";
+
+/// The plans function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
+    tags(
+        (name = "plans", description = "Plans and immutable plan versions"),
+        (name = "limit policies", description = "Limits attached to plans"),
+        (name = "audit", description = "Append-only audit log")
+    )
+)]
+pub struct PlansApi;
+
+/// Every route of the plans function.
+pub fn router(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/v1/plans/health", get(|state| health(NAME, state)))
+        .route("/v1/plans", post(create_plan).get(list_plans))
+        .route(
+            "/v1/plans/{id}",
+            get(get_plan).patch(patch_plan).delete(delete_plan),
+        )
+        .route("/v1/plans/{id}/versions", get(list_versions))
+        .route("/v1/plans/{id}/versions/{version}", get(get_version))
+        .route("/v1/plans/{id}/activate", post(activate_plan))
+        .route("/v1/plans/{id}/deactivate", post(deactivate_plan))
+        .route("/v1/limit-policies", post(create_policy).get(list_policies))
+        .route(
+            "/v1/limit-policies/{id}",
+            get(get_policy).patch(patch_policy),
+        )
+        .route("/v1/audit-log", get(audit_log))
+        .with_state(ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/plans",
+    tag = "plans",
+    summary = "Create a plan with its first version (platform admin).",
+    request_body = CreatePlanRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = PlanView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn create_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreatePlanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(plans::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/plans",
+    tag = "plans",
+    summary = "Active plans for anyone (a pricing page needs no sign-in); inactive ones too for platform admins.",
+    params(ListParams),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "A page of plans", body = ListResponse<PlanView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_plans(
+    State(ctx): State<AppContext>,
+    MaybeCaller(caller): MaybeCaller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::list(&ctx, caller.as_ref(), params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/plans/{id}",
+    tag = "plans",
+    summary = "A plan with its current version.",
+    params(("id" = String, Path)),
+    security((), ("bearer" = [])),
+    responses((status = 200, description = "The plan", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_plan(
+    State(ctx): State<AppContext>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::get(&ctx, caller.as_ref(), &id).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/plans/{id}",
+    tag = "plans",
+    summary = "Edit a plan; price, currency, cycle, trial, duration or limits make a new version.",
+    request_body = PatchPlanRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Updated", body = PlanView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn patch_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchPlanRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::patch(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/plans/{id}",
+    tag = "plans",
+    summary = "Delete a plan no subscription uses.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
+async fn delete_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    plans::delete(&ctx, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/plans/{id}/versions",
+    tag = "plans",
+    summary = "Every version of a plan, oldest first (platform admin).",
+    params(("id" = String, Path), ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of versions", body = ListResponse<PlanVersionView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_versions(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::versions(&ctx, &caller, &id, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/plans/{id}/versions/{version}",
+    tag = "plans",
+    summary = "One immutable plan version.",
+    params(("id" = String, Path), ("version" = u32, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The version", body = PlanVersionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_version(
+    State(ctx): State<AppContext>,
+    _caller: Caller,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    let version = version
+        .parse()
+        .map_err(|_| ApiError::not_found("no such plan version"))?;
+    Ok(Json(plans::version(&ctx, &id, version).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/plans/{id}/activate",
+    tag = "plans",
+    summary = "Let a plan take new subscriptions again.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Active", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
+async fn activate_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::set_active(&ctx, &caller, &id, true).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/plans/{id}/deactivate",
+    tag = "plans",
+    summary = "Stop new subscriptions to a plan; existing ones continue.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Inactive", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
+async fn deactivate_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(plans::set_active(&ctx, &caller, &id, false).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/limit-policies",
+    tag = "limit policies",
+    summary = "Create a limit policy (platform admin).",
+    request_body = CreatePolicyRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = PolicyView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn create_policy(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreatePolicyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(policies::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/limit-policies",
+    tag = "limit policies",
+    summary = "Limit policies by metric (platform admin).",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of policies", body = ListResponse<PolicyView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_policies(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(policies::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/limit-policies/{id}",
+    tag = "limit policies",
+    summary = "A limit policy (platform admin).",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The policy", body = PolicyView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_policy(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(policies::get(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/limit-policies/{id}",
+    tag = "limit policies",
+    summary = "Edit a limit policy; existing plan versions keep their snapshot.",
+    request_body = PatchPolicyRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Updated", body = PolicyView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn patch_policy(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PatchPolicyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(policies::patch(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit-log",
+    tag = "audit",
+    summary = "Audit events, newest first: every event for platform admins, their tenant's for tenant admins.",
+    params(AuditFilter),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page of events", body = ListResponse<AuditEvent>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn audit_log(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(filter): ApiQuery<AuditFilter>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(audit::list(&ctx, &caller, filter).await?))
+}
