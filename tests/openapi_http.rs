@@ -39,6 +39,23 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         ("/v1/limit-policies/{id}", "get"),
         ("/v1/limit-policies/{id}", "patch"),
         ("/v1/audit-log", "get"),
+        ("/v1/subscriptions", "post"),
+        ("/v1/subscriptions", "get"),
+        ("/v1/subscriptions/current", "get"),
+        ("/v1/subscriptions/{id}", "get"),
+        ("/v1/subscriptions/{id}/change-preview", "get"),
+        ("/v1/subscriptions/{id}/change", "post"),
+        ("/v1/subscriptions/{id}/scheduled-change", "delete"),
+        ("/v1/subscriptions/{id}/cancel", "post"),
+        ("/v1/subscriptions/{id}/resume", "post"),
+        ("/v1/payment-methods", "post"),
+        ("/v1/payment-methods", "get"),
+        ("/v1/payment-methods/{id}", "delete"),
+        ("/v1/invoices", "get"),
+        ("/v1/invoices/{id}", "get"),
+        ("/v1/invoices/{id}/pay", "post"),
+        ("/v1/billing/history", "get"),
+        ("/v1/events", "get"),
     ];
     for (path, method) in expected {
         let operation = &doc["paths"][path][method];

@@ -31,7 +31,9 @@ pub fn app(ctx: AppContext) -> Router {
         .with_state(ctx.clone());
     http::with_fallbacks(
         root.merge(eshtarek_auth::router(ctx.clone()))
-            .merge(eshtarek_plans::router(ctx)),
+            .merge(eshtarek_plans::router(ctx.clone()))
+            .merge(eshtarek_subscriptions::router(ctx.clone()))
+            .merge(eshtarek_billing::router(ctx)),
     )
 }
 
@@ -41,6 +43,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = eshtarek_core::openapi::BaseDoc::openapi();
     doc.merge(eshtarek_auth::AuthApi::openapi());
     doc.merge(eshtarek_plans::PlansApi::openapi());
+    doc.merge(eshtarek_subscriptions::SubscriptionsApi::openapi());
+    doc.merge(eshtarek_billing::BillingApi::openapi());
     doc
 }
 

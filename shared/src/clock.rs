@@ -26,11 +26,21 @@ impl Clock for SystemClock {
 #[derive(Debug, Default)]
 pub struct TestClock {
     offset_ms: AtomicI64,
+    /// When set, time stands still at `frozen + offset` (deterministic tests).
+    frozen: Option<DateTime<Utc>>,
 }
 
 impl TestClock {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A clock that stands at `at` until advanced.
+    pub fn frozen_at(at: DateTime<Utc>) -> Self {
+        Self {
+            offset_ms: AtomicI64::new(0),
+            frozen: Some(at),
+        }
     }
 
     /// Moves time forward; a negative duration is ignored. Returns the new now.
@@ -47,7 +57,7 @@ impl TestClock {
 
 impl Clock for TestClock {
     fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset()
+        self.frozen.unwrap_or_else(Utc::now) + self.offset()
     }
 }
 

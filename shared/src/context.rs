@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::keys::KeySet;
 use crate::auth::tokens::{TokenSettings, Tokens};
+use crate::billing::gateway::{MockGateway, PaymentGateway};
 use crate::clock::{SharedClock, SystemClock};
 use crate::store::{Store, Stores};
 
@@ -12,6 +13,7 @@ pub struct AppContext {
     pub stores: Stores,
     pub clock: SharedClock,
     pub tokens: Arc<Tokens>,
+    pub gateway: Arc<dyn PaymentGateway>,
 }
 
 impl AppContext {
@@ -20,6 +22,7 @@ impl AppContext {
             stores: Stores::new(store),
             clock,
             tokens: Arc::new(Tokens::new(keys, TokenSettings::from_env())),
+            gateway: Arc::new(MockGateway),
         }
     }
 

@@ -85,7 +85,20 @@ impl TestApp {
     }
 
     pub async fn on(store: Arc<dyn Store>) -> Self {
-        let clock = Arc::new(TestClock::new());
+        Self::with_clock(store, Arc::new(TestClock::new())).await
+    }
+
+    /// An app whose clock stands at `at` until advanced: exact times for billing tests.
+    pub async fn frozen_at(at: &str) -> Self {
+        let at = eshtarek_core::time::parse(at).expect("RFC 3339");
+        Self::with_clock(
+            crate::stores::sqlite().await,
+            Arc::new(TestClock::frozen_at(at)),
+        )
+        .await
+    }
+
+    pub async fn with_clock(store: Arc<dyn Store>, clock: Arc<TestClock>) -> Self {
         let ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral());
         Self {
             router: eshtarek::app(ctx.clone()),

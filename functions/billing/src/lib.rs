@@ -1,0 +1,190 @@
+//! The billing function: payment methods, invoices, payments, billing events.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use eshtarek_core::auth::Caller;
+use eshtarek_core::billing::events::{self, EventView};
+use eshtarek_core::billing::invoices::{self, InvoiceView, PaymentView};
+use eshtarek_core::billing::payment_methods::{self, AddPaymentMethodRequest, PaymentMethodView};
+use eshtarek_core::billing::subscriptions::{self as subs, PayRequest};
+use eshtarek_core::error::ApiResult;
+use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::openapi::Problem;
+use eshtarek_core::AppContext;
+use utoipa::OpenApi;
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentMethodList {
+    pub data: Vec<PaymentMethodView>,
+    pub next_cursor: Option<String>,
+}
+
+pub const NAME: &str = "billing";
+
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(add_method, list_methods, remove_method, list_invoices, get_invoice, pay_invoice, history, list_events),
+    tags((name = "billing", description = "Payment methods, invoices and payments"))
+)]
+pub struct BillingApi;
+
+/// Every route of the billing function.
+pub fn router(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/v1/billing/health", get(|state| health(NAME, state)))
+        .route("/v1/payment-methods", post(add_method).get(list_methods))
+        .route("/v1/payment-methods/{id}", delete(remove_method))
+        .route("/v1/invoices", get(list_invoices))
+        .route("/v1/invoices/{id}", get(get_invoice))
+        .route("/v1/invoices/{id}/pay", post(pay_invoice))
+        .route("/v1/billing/history", get(history))
+        .route("/v1/events", get(list_events))
+        .with_state(ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/payment-methods",
+    tag = "billing",
+    summary = "Add a payment method (test token or test card number).",
+    request_body = AddPaymentMethodRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Added", body = PaymentMethodView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn add_method(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<AddPaymentMethodRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(payment_methods::add(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/payment-methods",
+    tag = "billing",
+    summary = "The tenant's payment methods.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Payment methods", body = PaymentMethodList), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_methods(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(PaymentMethodList {
+        data: payment_methods::list(&ctx, &caller).await?,
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/payment-methods/{id}",
+    tag = "billing",
+    summary = "Remove a payment method.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn remove_method(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    payment_methods::remove(&ctx, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/invoices",
+    tag = "billing",
+    summary = "Invoices, newest first.",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_invoices(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(invoices::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/{id}",
+    tag = "billing",
+    summary = "One invoice with its lines.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The invoice", body = InvoiceView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_invoice(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(invoices::get(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/invoices/{id}/pay",
+    tag = "billing",
+    summary = "Retry an open invoice with the default or given payment method.",
+    request_body = PayRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The invoice after the attempt (paid, or still open when declined)", body = InvoiceView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn pay_invoice(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PayRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::pay_invoice(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/billing/history",
+    tag = "billing",
+    summary = "Payment attempts, newest first.",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<PaymentView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn history(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(invoices::history(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "billing",
+    summary = "Billing events (Stripe-like), newest first.",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<EventView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_events(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(events::list(&ctx, &caller, params).await?))
+}

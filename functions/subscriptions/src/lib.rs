@@ -1,0 +1,211 @@
+//! The subscriptions function: subscribe, change plans with proration, cancel and resume.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use eshtarek_core::auth::Caller;
+use eshtarek_core::billing::subscriptions::{
+    self as subs, CancelRequest, ChangePreview, ChangeRequest, CreateSubscriptionRequest,
+    SubscriptionResult, SubscriptionView,
+};
+use eshtarek_core::error::ApiResult;
+use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::openapi::Problem;
+use eshtarek_core::AppContext;
+use utoipa::OpenApi;
+
+/// `?plan_id=` of a change preview.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PreviewQuery {
+    pub plan_id: String,
+}
+
+pub const NAME: &str = "subscriptions";
+
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
+    tags((name = "subscriptions", description = "A tenant's subscription"))
+)]
+pub struct SubscriptionsApi;
+
+/// Every route of the subscriptions function.
+pub fn router(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/v1/subscriptions/health", get(|state| health(NAME, state)))
+        .route("/v1/subscriptions", post(create).get(list))
+        .route("/v1/subscriptions/current", get(current))
+        .route("/v1/subscriptions/{id}", get(get_one))
+        .route("/v1/subscriptions/{id}/change-preview", get(preview))
+        .route("/v1/subscriptions/{id}/change", post(change))
+        .route(
+            "/v1/subscriptions/{id}/scheduled-change",
+            axum::routing::delete(cancel_scheduled),
+        )
+        .route("/v1/subscriptions/{id}/cancel", post(cancel))
+        .route("/v1/subscriptions/{id}/resume", post(resume))
+        .with_state(ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    summary = "Subscribe the tenant: a trial, or the first invoice charged now.",
+    request_body = CreateSubscriptionRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Subscribed (or incomplete when the first charge failed)", body = SubscriptionResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn create(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateSubscriptionRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(subs::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions",
+    tag = "subscriptions",
+    summary = "The tenant's subscriptions, newest first.",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<SubscriptionView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/current",
+    tag = "subscriptions",
+    summary = "The tenant's live subscription.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn current(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::current(&ctx, &caller).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}",
+    tag = "subscriptions",
+    summary = "One subscription.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The subscription", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_one(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::get(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}/change-preview",
+    tag = "subscriptions",
+    summary = "The exact proration lines a plan change would bill; changes nothing.",
+    params(("id" = String, Path), PreviewQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The preview", body = ChangePreview), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn preview(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<PreviewQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::preview(&ctx, &caller, &id, &q.plan_id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/change",
+    tag = "subscriptions",
+    summary = "Change plan: upgrades now with proration, downgrades at period end (by default).",
+    request_body = ChangeRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Changed or scheduled", body = SubscriptionResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 402, description = "Payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn change(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ChangeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::change(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/subscriptions/{id}/scheduled-change",
+    tag = "subscriptions",
+    summary = "Cancel a scheduled plan change.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "No change scheduled any more", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
+async fn cancel_scheduled(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        subs::cancel_scheduled_change(&ctx, &caller, &id).await?,
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/cancel",
+    tag = "subscriptions",
+    summary = "Cancel at period end (default) or now; `prorate` credits the unused time of an immediate cancel.",
+    request_body = CancelRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Cancelled or set to cancel", body = SubscriptionView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn cancel(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CancelRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::cancel(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/resume",
+    tag = "subscriptions",
+    summary = "Undo a pending cancellation.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Resumed", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+)]
+async fn resume(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::resume(&ctx, &caller, &id).await?))
+}

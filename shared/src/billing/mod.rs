@@ -1,0 +1,11 @@
+//! Subscriptions and billing: periods, the state machine, proration, payment methods, the mock
+//! payment gateway, invoices, and the renewal service the scheduled job calls.
+
+pub mod events;
+pub mod gateway;
+pub mod invoices;
+pub mod payment_methods;
+pub mod period;
+pub mod proration;
+pub mod state;
+pub mod subscriptions;

@@ -1,0 +1,1472 @@
+//! Subscriptions: subscribe (trial or first charge), plan changes with proration, cancel and
+//! resume, paying an open invoice, and renewal at period end (what the `renew-billing` job
+//! calls). Every status change goes through `state::Status::apply`; every write of a
+//! subscription is conditional on its revision, so two concurrent changes cannot both win.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::events;
+use super::gateway::MethodRef;
+use super::invoices::{self, Draft, InvoiceView, Line, LineKind};
+use super::payment_methods;
+use super::period::period;
+use super::proration::{is_upgrade, prorate};
+use super::state::{Event, Status};
+use crate::auth::service::new_id;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::http::{ListParams, ListResponse};
+use crate::money::Currency;
+use crate::plans::{self, BillingCycle, VersionTerms};
+use crate::store::{
+    Condition, Item, Key, Query, Store, StoreExt, TenantId, TenantStore, UpdateAction, WriteOp,
+    GSI1PK, GSI1SK,
+};
+use crate::time;
+use crate::AppContext;
+
+/// Shards of the renewal index, so no single index partition takes every subscription.
+pub const RENEWAL_SHARDS: u32 = 16;
+/// Dunning: retry a failed renewal after these many days (from the first failure).
+pub const DUNNING_DAYS: [i64; 3] = [1, 3, 5];
+
+fn sub_key(t: &TenantStore, id: &str) -> Key {
+    t.key("SUBS", format!("SUB#{id}"))
+}
+
+fn live_key(t: &TenantStore) -> Key {
+    t.key("SUBS", "LIVE")
+}
+
+pub fn renewal_shard(tenant: &TenantId) -> String {
+    let hash = tenant
+        .as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    format!("IDX#RENEWAL#{:02}", hash % RENEWAL_SHARDS)
+}
+
+fn renewal_index(tenant: &TenantId, sub_id: &str, due: DateTime<Utc>) -> [UpdateAction; 2] {
+    [
+        UpdateAction::set(GSI1PK, renewal_shard(tenant)),
+        UpdateAction::set(GSI1SK, format!("{}#{tenant}#{sub_id}", time::fmt(due))),
+    ]
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ScheduledChange {
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub effective_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SubscriptionView {
+    pub id: String,
+    pub tenant_id: String,
+    pub status: Status,
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub price: String,
+    pub currency: String,
+    pub billing_cycle: BillingCycle,
+    pub current_period_start: String,
+    pub current_period_end: String,
+    pub trial_end: Option<String>,
+    pub cancel_at_period_end: bool,
+    pub scheduled_change: Option<ScheduledChange>,
+    pub latest_invoice_id: Option<String>,
+    pub created_at: String,
+    pub ended_at: Option<String>,
+}
+
+/// A subscription as stored, parsed.
+#[derive(Debug, Clone)]
+pub struct Sub {
+    pub item: Item,
+    pub id: String,
+    pub status: Status,
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub price: Decimal,
+    pub currency: Currency,
+    pub cycle: BillingCycle,
+    pub anchor: DateTime<Utc>,
+    pub period_index: u32,
+    pub period_start: DateTime<Utc>,
+    pub period_end: DateTime<Utc>,
+    pub trialing: bool,
+    pub cancel_at_period_end: bool,
+    pub rev: i64,
+}
+
+impl Sub {
+    fn parse(item: Item) -> Result<Self, ApiError> {
+        let t = |name: &str| -> Result<DateTime<Utc>, ApiError> {
+            time::parse(item.required_str(name)?)
+                .ok_or_else(|| ApiError::internal(format!("bad time {name}")))
+        };
+        Ok(Self {
+            id: item.required_str("subscription_id")?.to_owned(),
+            status: Status::parse(item.required_str("status")?)
+                .ok_or_else(|| ApiError::internal("bad status"))?,
+            plan_id: item.required_str("plan_id")?.to_owned(),
+            plan_version: item.i64("plan_version").unwrap_or(1) as u32,
+            price: item.decimal("price").unwrap_or_default(),
+            currency: Currency::parse(item.required_str("currency")?, "currency")
+                .map_err(|e| ApiError::internal(e.detail))?,
+            cycle: if item.str("billing_cycle") == Some("yearly") {
+                BillingCycle::Yearly
+            } else {
+                BillingCycle::Monthly
+            },
+            anchor: t("anchor")?,
+            period_index: item.i64("period_index").unwrap_or(0) as u32,
+            period_start: t("period_start")?,
+            period_end: t("period_end")?,
+            trialing: item.str("trial_end").is_some() && item.str("status") == Some("trialing"),
+            cancel_at_period_end: item.bool("cancel_at_period_end").unwrap_or(false),
+            rev: item.i64("rev").unwrap_or(0),
+            item,
+        })
+    }
+
+    pub fn view(&self) -> Result<SubscriptionView, ApiError> {
+        let i = &self.item;
+        let scheduled = match (i.str("scheduled_plan_id"), i.i64("scheduled_plan_version")) {
+            (Some(plan_id), Some(version)) => Some(ScheduledChange {
+                plan_id: plan_id.to_owned(),
+                plan_version: version as u32,
+                effective_at: time::fmt(self.period_end),
+            }),
+            _ => None,
+        };
+        Ok(SubscriptionView {
+            id: self.id.clone(),
+            tenant_id: i.required_str("tenant_id")?.to_owned(),
+            status: self.status,
+            plan_id: self.plan_id.clone(),
+            plan_version: self.plan_version,
+            price: self.currency.format(self.price),
+            currency: self.currency.code().to_owned(),
+            billing_cycle: self.cycle,
+            current_period_start: time::fmt(self.period_start),
+            current_period_end: time::fmt(self.period_end),
+            trial_end: i.str("trial_end").map(str::to_owned),
+            cancel_at_period_end: self.cancel_at_period_end,
+            scheduled_change: scheduled,
+            latest_invoice_id: i.str("latest_invoice_id").map(str::to_owned),
+            created_at: i.required_str("created_at")?.to_owned(),
+            ended_at: i.str("ended_at").map(str::to_owned),
+        })
+    }
+
+    /// The condition every write of this subscription carries: nobody changed it since.
+    fn unchanged(&self) -> Condition {
+        Condition::eq("rev", self.rev)
+    }
+}
+
+/// Which tenant a subscription request is for: the token's (its admin), or for platform
+/// admins the `tenant_id` they name.
+fn target_tenant(caller: &Caller, named: Option<&str>) -> Result<TenantId, ApiError> {
+    if caller.is_platform_admin() {
+        let named = named
+            .ok_or_else(|| ApiError::validation("tenant_id", "platform admins name the tenant"))?;
+        return caller.admin_tenant(named);
+    }
+    if named.is_some_and(|n| Some(n) != caller.tenant.as_ref().map(TenantId::as_str)) {
+        return Err(ApiError::not_found("no such tenant"));
+    }
+    payment_methods::admin_tenant(caller)
+}
+
+pub async fn load(ctx: &AppContext, tenant: &TenantId, id: &str) -> Result<Option<Sub>, ApiError> {
+    if id.is_empty() || id.len() > 64 || id.contains('#') {
+        return Ok(None);
+    }
+    let t = ctx.stores.tenant(tenant);
+    t.get(&sub_key(&t, id)).await?.map(Sub::parse).transpose()
+}
+
+async fn load_version(
+    ctx: &AppContext,
+    plan_id: &str,
+    version: u32,
+) -> Result<VersionTerms, ApiError> {
+    let item = ctx
+        .stores
+        .platform()
+        .get(&plans::version_key(plan_id, version))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such plan version"))?;
+    plans::terms_of(&item)
+}
+
+/// The plan a tenant may subscribe or change to: active, at its current version.
+async fn current_version(
+    ctx: &AppContext,
+    plan_id: &str,
+) -> Result<(u32, VersionTerms, String), ApiError> {
+    let invalid = || ApiError::validation("plan_id", "no such plan");
+    if plan_id.is_empty() || plan_id.len() > 64 || plan_id.contains('#') {
+        return Err(invalid());
+    }
+    let meta = ctx
+        .stores
+        .platform()
+        .get(&plans::plan_key(plan_id))
+        .await?
+        .ok_or_else(invalid)?;
+    if !meta.bool("active").unwrap_or(false) {
+        return Err(ApiError::validation(
+            "plan_id",
+            "this plan takes no new subscriptions",
+        ));
+    }
+    let version = meta.i64("current_version").unwrap_or(1) as u32;
+    let name = meta.str("name").unwrap_or_default().to_owned();
+    Ok((version, load_version(ctx, plan_id, version).await?, name))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscriptionRequest {
+    pub plan_id: String,
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+    /// Platform admins only: the tenant to subscribe.
+    #[serde(default)]
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubscriptionResult {
+    pub subscription: SubscriptionView,
+    pub invoice: Option<InvoiceView>,
+}
+
+/// Subscribes a tenant: a trial when the plan has trial days, else the first invoice charged
+/// at once; a failed first charge leaves the subscription `incomplete`, granting nothing.
+pub async fn create(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: CreateSubscriptionRequest,
+) -> Result<SubscriptionResult, ApiError> {
+    let tenant = target_tenant(caller, req.tenant_id.as_deref())?;
+    let (version, terms, plan_name) = current_version(ctx, &req.plan_id).await?;
+    let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref()).await?;
+    let trial = terms.trial_days > 0;
+    if !trial && terms.price > Decimal::ZERO && method.is_none() {
+        return Err(ApiError::validation(
+            "payment_method_id",
+            "add a payment method first",
+        ));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    if let Some(live) = t.get(&live_key(&t)).await? {
+        return Err(ApiError::conflict(
+            "the tenant already has a live subscription; change its plan instead",
+        )
+        .with(
+            "subscription_id",
+            live.str("subscription_id").unwrap_or_default(),
+        ));
+    }
+    let now = ctx.clock.now();
+    let id = new_id("sub");
+    let (anchor, period_start, period_end, status) = if trial {
+        let trial_end = now + Duration::days(i64::from(terms.trial_days));
+        (trial_end, now, trial_end, Status::Trialing)
+    } else {
+        let (start, end) = period(now, terms.cycle_or_default(), 0);
+        (now, start, end, Status::Incomplete)
+    };
+    let at = time::fmt(now);
+    let mut item = Item::new(sub_key(&t, &id))
+        .with("subscription_id", id.as_str())
+        .with("tenant_id", tenant.as_str())
+        .with("status", status.as_str())
+        .with("plan_id", req.plan_id.as_str())
+        .with("plan_version", i64::from(version))
+        .with("price", terms.price)
+        .with("currency", terms.currency.code())
+        .with("billing_cycle", terms.billing_cycle.as_str())
+        .with("anchor", time::fmt(anchor))
+        .with("period_index", 0)
+        .with("period_start", time::fmt(period_start))
+        .with("period_end", time::fmt(period_end))
+        .with("cancel_at_period_end", false)
+        .with("rev", 1)
+        .with("created_at", at.as_str())
+        .with("updated_at", at.as_str());
+    if trial {
+        item = item.with("trial_end", time::fmt(period_end));
+        for action in renewal_index(&tenant, &id, period_end) {
+            if let UpdateAction::Set(name, value) = action {
+                item = item.with(name, value);
+            }
+        }
+    }
+    if let Some(cycles) = terms.duration_cycles {
+        item = item.with("duration_cycles", i64::from(cycles));
+    }
+    let created = json!({"subscription_id": id, "plan_id": req.plan_id, "plan_name": plan_name, "status": status.as_str()});
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Put {
+                item: Item::new(live_key(&t)).with("subscription_id", id.as_str()),
+                condition: Some(Condition::ItemNotExists),
+            },
+        )
+        .tenant(
+            &t,
+            WriteOp::Put {
+                item,
+                condition: Some(Condition::ItemNotExists),
+            },
+        )
+        .platform(WriteOp::Update {
+            key: plans::plan_key(&req.plan_id),
+            actions: vec![UpdateAction::add("subscription_count", 1)],
+            condition: Some(Condition::eq("active", true)),
+        })
+        .tenant(
+            &t,
+            events::op(&t, "customer.subscription.created", created, now),
+        )
+        .commit()
+        .await
+        .map_err(|e| match e.failed_condition_index() {
+            Some(0) => ApiError::conflict("the tenant already has a live subscription"),
+            Some(2) => ApiError::validation("plan_id", "this plan takes no new subscriptions"),
+            _ => e.into(),
+        })?;
+    if trial {
+        let sub = load(ctx, &tenant, &id)
+            .await?
+            .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+        return Ok(SubscriptionResult {
+            subscription: sub.view()?,
+            invoice: None,
+        });
+    }
+    // First period: invoice and charge now.
+    let line = Line {
+        kind: LineKind::PlanCharge,
+        description: format!("{plan_name} ({})", terms.billing_cycle.as_str()),
+        amount: terms.currency.round(terms.price),
+        period: Some((period_start, period_end)),
+    };
+    let draft = Draft {
+        subscription_id: id.clone(),
+        currency: terms.currency,
+        lines: vec![line],
+        period: (period_start, period_end),
+        dedupe: format!("{id}#P0"),
+    };
+    let invoice = invoices::issue(ctx, &tenant, draft).await?;
+    let sub = load(ctx, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+    let invoice = settle_first_invoice(ctx, &tenant, sub, invoice, method.as_ref()).await?;
+    let sub = load(ctx, &tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+    Ok(SubscriptionResult {
+        subscription: sub.view()?,
+        invoice: Some(InvoiceView::from_item(&invoice)?),
+    })
+}
+
+impl VersionTerms {
+    fn cycle_or_default(&self) -> BillingCycle {
+        self.billing_cycle
+    }
+}
+
+/// Pays (or finds paid) the first invoice of an incomplete subscription and moves it on:
+/// active when paid; otherwise it stays incomplete and frees the tenant's live slot.
+async fn settle_first_invoice(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: Sub,
+    invoice: Item,
+    method: Option<&MethodRef>,
+) -> Result<Item, ApiError> {
+    let mut invoice = invoice;
+    let mut paid = invoice.str("status") == Some("paid");
+    if !paid {
+        if let Some(method) = method {
+            let (after, decline) = invoices::attempt_payment(ctx, tenant, &invoice, method).await?;
+            invoice = after;
+            paid = decline.is_none();
+        }
+    }
+    let t = ctx.stores.tenant(tenant);
+    let now = ctx.clock.now();
+    let invoice_id = invoice.str("invoice_id").unwrap_or_default().to_owned();
+    if paid {
+        let next = sub.status.apply(Event::FirstPaymentSucceeded)?;
+        let mut actions = vec![
+            UpdateAction::set("status", next.as_str()),
+            UpdateAction::set("rev", sub.rev + 1),
+            UpdateAction::set("latest_invoice_id", invoice_id.as_str()),
+            UpdateAction::set("updated_at", time::fmt(now)),
+        ];
+        actions.extend(renewal_index(tenant, &sub.id, sub.period_end));
+        ctx.stores
+            .transaction()
+            .tenant(
+                &t,
+                WriteOp::Update {
+                    key: sub.item.key.clone(),
+                    actions,
+                    condition: Some(sub.unchanged()),
+                },
+            )
+            .tenant(
+                &t,
+                WriteOp::Put {
+                    item: Item::new(live_key(&t)).with("subscription_id", sub.id.as_str()),
+                    condition: Some(Condition::Or(vec![
+                        Condition::ItemNotExists,
+                        Condition::eq("subscription_id", sub.id.as_str()),
+                    ])),
+                },
+            )
+            .tenant(
+                &t,
+                events::op(
+                    &t,
+                    "customer.subscription.updated",
+                    json!({"subscription_id": sub.id, "status": next.as_str()}),
+                    now,
+                ),
+            )
+            .commit()
+            .await
+            .map_err(|e| match e.failed_condition_index() {
+                Some(1) => ApiError::conflict("the tenant already has another live subscription"),
+                Some(_) => ApiError::conflict("the subscription changed meanwhile; retry"),
+                None => e.into(),
+            })?;
+    } else {
+        ctx.stores
+            .transaction()
+            .tenant(
+                &t,
+                WriteOp::Update {
+                    key: sub.item.key.clone(),
+                    actions: vec![
+                        UpdateAction::set("rev", sub.rev + 1),
+                        UpdateAction::set("latest_invoice_id", invoice_id.as_str()),
+                    ],
+                    condition: Some(sub.unchanged()),
+                },
+            )
+            .tenant(
+                &t,
+                WriteOp::Delete {
+                    key: live_key(&t),
+                    condition: Some(Condition::eq("subscription_id", sub.id.as_str())),
+                },
+            )
+            .commit()
+            .await
+            .map_err(|e| {
+                if e.is_condition_failure() {
+                    ApiError::conflict("the subscription changed meanwhile; retry")
+                } else {
+                    e.into()
+                }
+            })?;
+    }
+    Ok(invoice)
+}
+
+pub async fn current(ctx: &AppContext, caller: &Caller) -> Result<SubscriptionView, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    let t = ctx.stores.tenant(&tenant);
+    let live = t
+        .get(&live_key(&t))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the tenant has no live subscription"))?;
+    let id = live.required_str("subscription_id")?;
+    load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?
+        .view()
+}
+
+pub async fn list(
+    ctx: &AppContext,
+    caller: &Caller,
+    params: ListParams,
+) -> Result<ListResponse<SubscriptionView>, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    let t = ctx.stores.tenant(&tenant);
+    let page = t
+        .query(
+            &Query::table(t.pk("SUBS"))
+                .begins_with("SUB#")
+                .descending()
+                .limit(params.limit()?)
+                .after(params.cursor),
+        )
+        .await?;
+    ListResponse::from_page(page, |i| Sub::parse(i.clone())?.view())
+}
+
+pub async fn get(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?
+        .view()
+}
+
+// ---- plan changes ----------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Effective {
+    Now,
+    PeriodEnd,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangePreview {
+    pub subscription_id: String,
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub upgrade: bool,
+    /// When the change would apply by default: upgrades now, downgrades at period end.
+    pub default_effective: Effective,
+    /// The lines an immediate change would bill (credit and charge).
+    pub lines: Vec<invoices::LineView>,
+    pub net: String,
+    pub currency: String,
+    pub restarts_period: bool,
+}
+
+struct Plan {
+    id: String,
+    version: u32,
+    terms: VersionTerms,
+    name: String,
+}
+
+fn proration_lines(sub: &Sub, to: &Plan, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+    let restart = sub.cycle != to.terms.billing_cycle;
+    let p = prorate(
+        sub.currency,
+        sub.price,
+        to.terms.price,
+        sub.period_start,
+        sub.period_end,
+        at,
+        restart,
+    );
+    let new_end = if restart {
+        period(at, to.terms.billing_cycle, 0).1
+    } else {
+        sub.period_end
+    };
+    let lines = vec![
+        Line {
+            kind: LineKind::ProrationCredit,
+            description: "Unused time on the previous plan".into(),
+            amount: p.credit,
+            period: Some((at, sub.period_end)),
+        },
+        Line {
+            kind: LineKind::ProrationCharge,
+            description: format!("Remaining time on {}", to.name),
+            amount: p.charge,
+            period: Some((at, new_end)),
+        },
+    ];
+    (lines, restart)
+}
+
+async fn change_target(ctx: &AppContext, sub: &Sub, plan_id: &str) -> Result<Plan, ApiError> {
+    if !sub.status.is_live() {
+        return Err(ApiError::conflict(format!(
+            "a {} subscription cannot change plan",
+            sub.status.as_str()
+        )));
+    }
+    let (version, terms, name) = current_version(ctx, plan_id).await?;
+    if plan_id == sub.plan_id && version == sub.plan_version {
+        return Err(ApiError::validation(
+            "plan_id",
+            "the subscription is on this plan already",
+        ));
+    }
+    if terms.currency != sub.currency {
+        return Err(ApiError::validation(
+            "plan_id",
+            "plans in another currency cannot be switched to",
+        ));
+    }
+    Ok(Plan {
+        id: plan_id.to_owned(),
+        version,
+        terms,
+        name,
+    })
+}
+
+pub async fn preview(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    plan_id: &str,
+) -> Result<ChangePreview, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
+    let to = change_target(ctx, &sub, plan_id).await?;
+    let now = ctx.clock.now();
+    let (lines, restarts_period) = proration_lines(&sub, &to, now);
+    let upgrade = is_upgrade(
+        sub.price,
+        sub.cycle == BillingCycle::Yearly,
+        to.terms.price,
+        to.terms.billing_cycle == BillingCycle::Yearly,
+    );
+    let net: Decimal = lines.iter().map(|l| l.amount).sum();
+    Ok(ChangePreview {
+        subscription_id: sub.id.clone(),
+        plan_id: to.id,
+        plan_version: to.version,
+        upgrade,
+        default_effective: if upgrade {
+            Effective::Now
+        } else {
+            Effective::PeriodEnd
+        },
+        lines: lines
+            .iter()
+            .map(|l| invoices::LineView {
+                kind: l.kind,
+                description: l.description.clone(),
+                amount: sub.currency.format(l.amount),
+                period_start: l.period.map(|p| time::fmt(p.0)),
+                period_end: l.period.map(|p| time::fmt(p.1)),
+            })
+            .collect(),
+        net: sub.currency.format(net),
+        currency: sub.currency.code().to_owned(),
+        restarts_period,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub plan_id: String,
+    /// Default: upgrades now, downgrades at period end.
+    #[serde(default)]
+    pub effective: Option<Effective>,
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+}
+
+pub async fn change(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: ChangeRequest,
+) -> Result<SubscriptionResult, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
+    let to = change_target(ctx, &sub, &req.plan_id).await?;
+    let upgrade = is_upgrade(
+        sub.price,
+        sub.cycle == BillingCycle::Yearly,
+        to.terms.price,
+        to.terms.billing_cycle == BillingCycle::Yearly,
+    );
+    let effective = req.effective.unwrap_or(if upgrade {
+        Effective::Now
+    } else {
+        Effective::PeriodEnd
+    });
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    if effective == Effective::PeriodEnd {
+        ctx.stores
+            .transaction()
+            .tenant(&t, WriteOp::Update {
+                key: sub.item.key.clone(),
+                actions: vec![
+                    UpdateAction::set("scheduled_plan_id", to.id.as_str()),
+                    UpdateAction::set("scheduled_plan_version", i64::from(to.version)),
+                    UpdateAction::set("rev", sub.rev + 1),
+                    UpdateAction::set("updated_at", time::fmt(now)),
+                ],
+                condition: Some(sub.unchanged()),
+            })
+            .tenant(&t, events::op(&t, "plan.changed", json!({"subscription_id": sub.id, "plan_id": to.id, "plan_version": to.version, "effective": "period_end"}), now))
+            .commit()
+            .await
+            .map_err(|e| if e.is_condition_failure() { ApiError::conflict("the subscription changed meanwhile; retry") } else { e.into() })?;
+        let sub = load(ctx, &tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+        return Ok(SubscriptionResult {
+            subscription: sub.view()?,
+            invoice: None,
+        });
+    }
+    if sub.trialing {
+        // During a trial nothing was paid: switch plans without proration.
+        apply_plan(ctx, &t, &sub, &to, None, now, None).await?;
+        let sub = load(ctx, &tenant, id)
+            .await?
+            .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+        return Ok(SubscriptionResult {
+            subscription: sub.view()?,
+            invoice: None,
+        });
+    }
+    // Claim the change first (revision bump), so a concurrent change gets its 409 before any
+    // invoice is written.
+    let claimed = sub.rev + 1;
+    t.update(
+        sub.item.key.clone(),
+        vec![UpdateAction::set("rev", claimed)],
+        Some(sub.unchanged()),
+    )
+    .await
+    .map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("the subscription changed meanwhile; retry")
+        } else {
+            e.into()
+        }
+    })?;
+    let sub = Sub {
+        rev: claimed,
+        ..sub
+    };
+    let (lines, restart) = proration_lines(&sub, &to, now);
+    let period_end = lines[1].period.map(|p| p.1).unwrap_or(sub.period_end);
+    let draft = Draft {
+        subscription_id: sub.id.clone(),
+        currency: sub.currency,
+        lines,
+        period: (now, period_end),
+        dedupe: format!("{}#CHANGE#{}", sub.id, claimed),
+    };
+    let invoice = invoices::issue(ctx, &tenant, draft).await?;
+    let mut invoice_after = invoice.clone();
+    if invoice.str("status") == Some("open") {
+        let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref())
+            .await?
+            .ok_or_else(|| {
+                ApiError::validation("payment_method_id", "add a payment method first")
+            })?;
+        let (after, decline) = invoices::attempt_payment(ctx, &tenant, &invoice, &method).await?;
+        invoice_after = after;
+        if let Some((code, message)) = decline {
+            invoices::close(ctx, &tenant, &invoice_after, "void").await?;
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                "payment-declined",
+                "Payment declined",
+            )
+            .detail(format!("{message} The plan was not changed."))
+            .with("code", code)
+            .with("invoice_id", invoice.str("invoice_id").unwrap_or_default()));
+        }
+    }
+    let restart_at = restart.then_some(now);
+    apply_plan(
+        ctx,
+        &t,
+        &sub,
+        &to,
+        restart_at,
+        now,
+        invoice.str("invoice_id"),
+    )
+    .await?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?;
+    Ok(SubscriptionResult {
+        subscription: sub.view()?,
+        invoice: Some(InvoiceView::from_item(&invoice_after)?),
+    })
+}
+
+/// Moves a subscription to another plan version now; with `restart_at`, its billing period
+/// restarts there (a monthly/yearly switch).
+async fn apply_plan(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    to: &Plan,
+    restart_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    invoice_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut actions = vec![
+        UpdateAction::set("plan_id", to.id.as_str()),
+        UpdateAction::set("plan_version", i64::from(to.version)),
+        UpdateAction::set("price", to.terms.price),
+        UpdateAction::set("billing_cycle", to.terms.billing_cycle.as_str()),
+        UpdateAction::remove("scheduled_plan_id"),
+        UpdateAction::remove("scheduled_plan_version"),
+        UpdateAction::set("rev", sub.rev + 1),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ];
+    if let Some(at) = restart_at {
+        let (start, end) = period(at, to.terms.billing_cycle, 0);
+        actions.push(UpdateAction::set("anchor", time::fmt(at)));
+        actions.push(UpdateAction::set("period_index", 0));
+        actions.push(UpdateAction::set("period_start", time::fmt(start)));
+        actions.push(UpdateAction::set("period_end", time::fmt(end)));
+        actions.extend(renewal_index(t.tenant(), &sub.id, end));
+    }
+    if let Some(invoice_id) = invoice_id {
+        actions.push(UpdateAction::set("latest_invoice_id", invoice_id));
+    }
+    let mut tx = ctx
+        .stores
+        .transaction()
+        .tenant(t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
+        .tenant(t, events::op(t, "plan.changed", json!({"subscription_id": sub.id, "from_plan_id": sub.plan_id, "plan_id": to.id, "plan_version": to.version, "effective": "now"}), now));
+    if to.id != sub.plan_id {
+        tx = tx
+            .platform(WriteOp::Update {
+                key: plans::plan_key(&to.id),
+                actions: vec![UpdateAction::add("subscription_count", 1)],
+                condition: Some(Condition::ItemExists),
+            })
+            .platform(WriteOp::Update {
+                key: plans::plan_key(&sub.plan_id),
+                actions: vec![UpdateAction::add("subscription_count", -1)],
+                condition: None,
+            });
+    }
+    tx.commit().await.map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("the subscription changed meanwhile; retry")
+        } else {
+            e.into()
+        }
+    })
+}
+
+pub async fn cancel_scheduled_change(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
+    if sub.item.str("scheduled_plan_id").is_none() {
+        return Err(ApiError::conflict("no plan change is scheduled"));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    t.update(
+        sub.item.key.clone(),
+        vec![
+            UpdateAction::remove("scheduled_plan_id"),
+            UpdateAction::remove("scheduled_plan_version"),
+            UpdateAction::set("rev", sub.rev + 1),
+        ],
+        Some(sub.unchanged()),
+    )
+    .await
+    .map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("the subscription changed meanwhile; retry")
+        } else {
+            e.into()
+        }
+    })?;
+    load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?
+        .view()
+}
+
+// ---- cancel and resume -----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default = "yes")]
+    pub at_period_end: bool,
+    /// With an immediate cancel: credit the unused part of the paid period to the balance.
+    #[serde(default)]
+    pub prorate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn cancel(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: CancelRequest,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    if req.at_period_end {
+        if !sub.status.is_live() {
+            return Err(ApiError::conflict(format!(
+                "a {} subscription cannot be cancelled",
+                sub.status.as_str()
+            ))
+            .with("code", "illegal_transition"));
+        }
+        ctx.stores
+            .transaction()
+            .tenant(
+                &t,
+                WriteOp::Update {
+                    key: sub.item.key.clone(),
+                    actions: vec![
+                        UpdateAction::set("cancel_at_period_end", true),
+                        UpdateAction::set("rev", sub.rev + 1),
+                        UpdateAction::set("updated_at", time::fmt(now)),
+                    ],
+                    condition: Some(sub.unchanged()),
+                },
+            )
+            .tenant(
+                &t,
+                events::op(
+                    &t,
+                    "customer.subscription.updated",
+                    json!({"subscription_id": sub.id, "cancel_at_period_end": true}),
+                    now,
+                ),
+            )
+            .commit()
+            .await
+            .map_err(|e| {
+                if e.is_condition_failure() {
+                    ApiError::conflict("the subscription changed meanwhile; retry")
+                } else {
+                    e.into()
+                }
+            })?;
+    } else {
+        let credit = if req.prorate && !sub.trialing && sub.status == Status::Active {
+            prorate(
+                sub.currency,
+                sub.price,
+                Decimal::ZERO,
+                sub.period_start,
+                sub.period_end,
+                now,
+                false,
+            )
+            .credit
+        } else {
+            Decimal::ZERO
+        };
+        end(ctx, &t, &sub, Event::Cancel, now, -credit).await?;
+    }
+    load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?
+        .view()
+}
+
+pub async fn resume(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let sub = load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))?;
+    if !sub.status.is_live() || !sub.cancel_at_period_end {
+        return Err(ApiError::conflict(
+            "there is no pending cancellation to undo",
+        ));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: sub.item.key.clone(),
+                actions: vec![
+                    UpdateAction::set("cancel_at_period_end", false),
+                    UpdateAction::set("rev", sub.rev + 1),
+                ],
+                condition: Some(sub.unchanged()),
+            },
+        )
+        .tenant(
+            &t,
+            events::op(
+                &t,
+                "customer.subscription.updated",
+                json!({"subscription_id": sub.id, "cancel_at_period_end": false}),
+                now,
+            ),
+        )
+        .commit()
+        .await
+        .map_err(|e| {
+            if e.is_condition_failure() {
+                ApiError::conflict("the subscription changed meanwhile; retry")
+            } else {
+                e.into()
+            }
+        })?;
+    load(ctx, &tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?
+        .view()
+}
+
+/// Ends a subscription (cancelled or expired): frees the live slot, leaves the renewal index,
+/// credits `credit` to the balance.
+async fn end(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    event: Event,
+    now: DateTime<Utc>,
+    credit: Decimal,
+) -> Result<Status, ApiError> {
+    let next = sub.status.apply(event)?;
+    let mut tx = ctx
+        .stores
+        .transaction()
+        .tenant(
+            t,
+            WriteOp::Update {
+                key: sub.item.key.clone(),
+                actions: vec![
+                    UpdateAction::set("status", next.as_str()),
+                    UpdateAction::set("ended_at", time::fmt(now)),
+                    UpdateAction::set("rev", sub.rev + 1),
+                    UpdateAction::remove(GSI1PK),
+                    UpdateAction::remove(GSI1SK),
+                ],
+                condition: Some(sub.unchanged()),
+            },
+        )
+        .tenant(
+            t,
+            WriteOp::Delete {
+                key: live_key(t),
+                condition: None,
+            },
+        )
+        .platform(WriteOp::Update {
+            key: plans::plan_key(&sub.plan_id),
+            actions: vec![UpdateAction::add("subscription_count", -1)],
+            condition: None,
+        })
+        .tenant(
+            t,
+            events::op(
+                t,
+                "customer.subscription.deleted",
+                json!({"subscription_id": sub.id, "status": next.as_str()}),
+                now,
+            ),
+        );
+    if credit > Decimal::ZERO {
+        tx = tx.tenant(
+            t,
+            WriteOp::Update {
+                key: payment_methods::billing_key(t),
+                actions: vec![UpdateAction::add("credit_balance", credit)],
+                condition: None,
+            },
+        );
+    }
+    tx.commit().await.map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("the subscription changed meanwhile; retry")
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(next)
+}
+
+// ---- paying an open invoice ------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayRequest {
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+}
+
+/// Retries an open invoice with the default or given method. Paying the first invoice of an
+/// incomplete subscription activates it; paying a past-due one recovers it.
+pub async fn pay_invoice(
+    ctx: &AppContext,
+    caller: &Caller,
+    invoice_id: &str,
+    req: PayRequest,
+) -> Result<InvoiceView, ApiError> {
+    let tenant = payment_methods::admin_tenant(caller)?;
+    let invoice = invoices::load_by_id(ctx, &tenant, invoice_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such invoice"))?;
+    if invoice.str("status") != Some("open") {
+        return Err(ApiError::conflict(format!(
+            "the invoice is {}, not open",
+            invoice.str("status").unwrap_or("unknown")
+        )));
+    }
+    let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref())
+        .await?
+        .ok_or_else(|| ApiError::validation("payment_method_id", "add a payment method first"))?;
+    let sub_id = invoice.required_str("subscription_id")?.to_owned();
+    let sub = load(ctx, &tenant, &sub_id).await?;
+    match sub {
+        Some(sub) if sub.status == Status::Incomplete => {
+            let paid = settle_first_invoice(ctx, &tenant, sub, invoice, Some(&method)).await?;
+            return InvoiceView::from_item(&paid);
+        }
+        _ => {}
+    }
+    let (after, decline) = invoices::attempt_payment(ctx, &tenant, &invoice, &method).await?;
+    if decline.is_none() {
+        if let Some(sub) = load(ctx, &tenant, &sub_id).await? {
+            if sub.status == Status::PastDue {
+                recover(ctx, &tenant, &sub).await?;
+            }
+        }
+    }
+    InvoiceView::from_item(&after)
+}
+
+/// A past-due subscription whose invoice got paid: active again, next renewal at period end.
+async fn recover(ctx: &AppContext, tenant: &TenantId, sub: &Sub) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let now = ctx.clock.now();
+    let next = sub.status.apply(Event::Recovered)?;
+    let mut actions = vec![
+        UpdateAction::set("status", next.as_str()),
+        UpdateAction::set("rev", sub.rev + 1),
+        UpdateAction::set("dunning_attempts", 0),
+        UpdateAction::remove("next_attempt_at"),
+    ];
+    actions.extend(renewal_index(tenant, &sub.id, sub.period_end));
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Update {
+                key: sub.item.key.clone(),
+                actions,
+                condition: Some(sub.unchanged()),
+            },
+        )
+        .tenant(
+            &t,
+            events::op(
+                &t,
+                "customer.subscription.updated",
+                json!({"subscription_id": sub.id, "status": next.as_str()}),
+                now,
+            ),
+        )
+        .commit()
+        .await
+        .map_err(|e| {
+            if e.is_condition_failure() {
+                ApiError::conflict("the subscription changed meanwhile; retry")
+            } else {
+                e.into()
+            }
+        })
+}
+
+// ---- renewal (the renew-billing job) ---------------------------------------------------------
+
+/// What one renewal did, for the job's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    NotDue,
+    Renewed,
+    PaymentFailed,
+    Cancelled,
+    Expired,
+    DunningRetryFailed,
+}
+
+/// Processes one subscription whose period (or dunning retry) is due at `now`. Safe to run
+/// twice or concurrently: invoices are unique per period and every write is conditional on the
+/// revision read here.
+pub async fn renew(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Renewal, ApiError> {
+    let Some(sub) = load(ctx, tenant, id).await? else {
+        return Ok(Renewal::NotDue);
+    };
+    let t = ctx.stores.tenant(tenant);
+    if sub.status == Status::PastDue {
+        return retry_dunning(ctx, tenant, sub, now).await;
+    }
+    if !sub.status.is_live() || sub.period_end > now {
+        return Ok(Renewal::NotDue);
+    }
+    if sub.cancel_at_period_end {
+        end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
+        return Ok(Renewal::Cancelled);
+    }
+    let completed = sub.period_index + u32::from(!sub.trialing);
+    if let Some(cycles) = sub.item.i64("duration_cycles") {
+        if i64::from(completed) >= cycles {
+            end(ctx, &t, &sub, Event::Expire, sub.period_end, Decimal::ZERO).await?;
+            return Ok(Renewal::Expired);
+        }
+    }
+    // The next period, on the scheduled plan if a downgrade waits for it.
+    let (plan_id, version, price, cycle) = match (
+        sub.item.str("scheduled_plan_id"),
+        sub.item.i64("scheduled_plan_version"),
+    ) {
+        (Some(plan_id), Some(version)) => {
+            let terms = load_version(ctx, plan_id, version as u32).await?;
+            (
+                plan_id.to_owned(),
+                version as u32,
+                terms.price,
+                terms.billing_cycle,
+            )
+        }
+        _ => (sub.plan_id.clone(), sub.plan_version, sub.price, sub.cycle),
+    };
+    let (anchor, index) = if sub.trialing || cycle != sub.cycle {
+        (sub.period_end, 0)
+    } else {
+        (sub.anchor, sub.period_index + 1)
+    };
+    let (start, end_at) = period(anchor, cycle, index);
+    let name = ctx
+        .stores
+        .platform()
+        .get(&plans::plan_key(&plan_id))
+        .await?
+        .and_then(|m| m.str("name").map(str::to_owned))
+        .unwrap_or_default();
+    let draft = Draft {
+        subscription_id: sub.id.clone(),
+        currency: sub.currency,
+        lines: vec![Line {
+            kind: LineKind::PlanCharge,
+            description: format!("{name} ({})", cycle.as_str()),
+            amount: sub.currency.round(price),
+            period: Some((start, end_at)),
+        }],
+        period: (start, end_at),
+        dedupe: format!("{}#{}", sub.id, time::fmt(start)),
+    };
+    let invoice = invoices::issue(ctx, tenant, draft).await?;
+    let mut paid = invoice.str("status") == Some("paid");
+    let mut invoice_after = invoice.clone();
+    if !paid {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            let (after, decline) =
+                invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
+            paid = decline.is_none();
+            invoice_after = after;
+        }
+    }
+    let event = match (sub.trialing, paid) {
+        (true, true) => Event::TrialConverted,
+        (true, false) => Event::TrialPaymentFailed,
+        (false, true) => Event::RenewalSucceeded,
+        (false, false) => Event::RenewalFailed,
+    };
+    let next = sub.status.apply(event)?;
+    let mut actions = vec![
+        UpdateAction::set("status", next.as_str()),
+        UpdateAction::set("plan_id", plan_id.as_str()),
+        UpdateAction::set("plan_version", i64::from(version)),
+        UpdateAction::set("price", price),
+        UpdateAction::set("billing_cycle", cycle.as_str()),
+        UpdateAction::set("anchor", time::fmt(anchor)),
+        UpdateAction::set("period_index", i64::from(index)),
+        UpdateAction::set("period_start", time::fmt(start)),
+        UpdateAction::set("period_end", time::fmt(end_at)),
+        UpdateAction::remove("scheduled_plan_id"),
+        UpdateAction::remove("scheduled_plan_version"),
+        UpdateAction::set(
+            "latest_invoice_id",
+            invoice_after.str("invoice_id").unwrap_or_default(),
+        ),
+        UpdateAction::set("rev", sub.rev + 1),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ];
+    let due = if paid {
+        actions.push(UpdateAction::set("dunning_attempts", 0));
+        end_at
+    } else {
+        let retry = start + Duration::days(DUNNING_DAYS[0]);
+        actions.push(UpdateAction::set("dunning_attempts", 1));
+        actions.push(UpdateAction::set("next_attempt_at", time::fmt(retry)));
+        retry
+    };
+    actions.extend(renewal_index(tenant, &sub.id, due));
+    let mut tx = ctx
+        .stores
+        .transaction()
+        .tenant(&t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
+        .tenant(&t, events::op(&t, "customer.subscription.updated", json!({"subscription_id": sub.id, "status": next.as_str(), "period_start": time::fmt(start), "period_end": time::fmt(end_at)}), now));
+    if plan_id != sub.plan_id {
+        tx = tx
+            .platform(WriteOp::Update {
+                key: plans::plan_key(&plan_id),
+                actions: vec![UpdateAction::add("subscription_count", 1)],
+                condition: None,
+            })
+            .platform(WriteOp::Update {
+                key: plans::plan_key(&sub.plan_id),
+                actions: vec![UpdateAction::add("subscription_count", -1)],
+                condition: None,
+            });
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(if paid {
+            Renewal::Renewed
+        } else {
+            Renewal::PaymentFailed
+        }),
+        // Another run renewed it first; the invoice was shared through its period key.
+        Err(e) if e.is_condition_failure() => Ok(Renewal::NotDue),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A past-due subscription at its next retry: charge the open invoice again; after the last
+/// retry, give up (cancel; the invoice becomes uncollectible).
+async fn retry_dunning(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: Sub,
+    now: DateTime<Utc>,
+) -> Result<Renewal, ApiError> {
+    let next_at = sub.item.str("next_attempt_at").and_then(time::parse);
+    if next_at.is_none_or(|at| at > now) {
+        return Ok(Renewal::NotDue);
+    }
+    let t = ctx.stores.tenant(tenant);
+    let invoice_id = sub
+        .item
+        .str("latest_invoice_id")
+        .unwrap_or_default()
+        .to_owned();
+    let invoice = invoices::load_by_id(ctx, tenant, &invoice_id).await?;
+    let attempts = sub.item.i64("dunning_attempts").unwrap_or(1);
+    if let Some(invoice) = invoice.filter(|i| i.str("status") == Some("open")) {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            let (_, decline) = invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
+            if decline.is_none() {
+                recover(ctx, tenant, &sub).await?;
+                return Ok(Renewal::Renewed);
+            }
+        }
+        if attempts as usize >= DUNNING_DAYS.len() {
+            invoices::close(ctx, tenant, &invoice, "uncollectible").await?;
+            end(ctx, &t, &sub, Event::Cancel, now, Decimal::ZERO).await?;
+            return Ok(Renewal::Cancelled);
+        }
+        let retry = sub.period_start + Duration::days(DUNNING_DAYS[attempts as usize]);
+        let mut actions = vec![
+            UpdateAction::set("dunning_attempts", attempts + 1),
+            UpdateAction::set("next_attempt_at", time::fmt(retry)),
+            UpdateAction::set("rev", sub.rev + 1),
+        ];
+        actions.extend(renewal_index(tenant, &sub.id, retry));
+        return match t
+            .update(sub.item.key.clone(), actions, Some(sub.unchanged()))
+            .await
+        {
+            Ok(_) => Ok(Renewal::DunningRetryFailed),
+            Err(e) if e.is_condition_failure() => Ok(Renewal::NotDue),
+            Err(e) => Err(e.into()),
+        };
+    }
+    // The invoice was settled elsewhere (paid by hand): the subscription recovers.
+    recover(ctx, tenant, &sub).await?;
+    Ok(Renewal::Renewed)
+}
+
+/// Every subscription due at `now`, found through the renewal index (no scan), processed one
+/// by one. Returns how many were processed, by outcome.
+pub async fn renew_due(ctx: &AppContext, now: DateTime<Utc>) -> Result<Vec<Renewal>, ApiError> {
+    let platform = ctx.stores.platform();
+    let mut outcomes = Vec::new();
+    let upper = format!("{}~", time::fmt(now));
+    for shard in 0..RENEWAL_SHARDS {
+        let mut cursor = None;
+        loop {
+            let page = platform
+                .query(
+                    &Query::gsi1(format!("IDX#RENEWAL#{shard:02}"))
+                        .sk(crate::store::SortKeyCondition::Le(upper.clone()))
+                        .limit(200)
+                        .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                let (Some(tenant), Some(id)) = (item.str("tenant_id"), item.str("subscription_id"))
+                else {
+                    continue;
+                };
+                let Ok(tenant) = TenantId::parse(tenant) else {
+                    continue;
+                };
+                match renew(ctx, &tenant, id, now).await {
+                    Ok(outcome) => outcomes.push(outcome),
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant, subscription_id = id, error = %e.detail, "renewal failed")
+                    }
+                }
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(outcomes)
+}

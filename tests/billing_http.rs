@@ -1,0 +1,680 @@
+//! Subscriptions and billing over HTTP, with a frozen clock for exact amounts: trials,
+//! first charges, upgrades with proration, scheduled downgrades, payment failure and recovery,
+//! cancellation, concurrent changes, invoice numbering.
+
+use chrono::Duration;
+use eshtarek_core::billing::subscriptions::{renew_due, Renewal};
+use eshtarek_core::clock::Clock;
+use eshtarek_tests::http::{Session, TestApp};
+use serde_json::{json, Value};
+
+/// April 2027 has 30 days: half a period is exactly 15 days.
+const START: &str = "2027-04-01T00:00:00Z";
+
+struct Shop {
+    app: TestApp,
+    owner: Session,
+    owner_email: String,
+    /// The owner's current access token: tokens expire as the clock moves, so moving it signs
+    /// in again.
+    access: std::sync::Mutex<String>,
+    basic: String,
+    premium: String,
+    trial: String,
+}
+
+async fn shop() -> Shop {
+    let app = TestApp::frozen_at(START).await;
+    let admin = app.platform_admin().await;
+    let plan = |name: &str, price: &str, trial: u32| json!({"name": name, "price": price, "currency": "USD", "billing_cycle": "monthly", "trial_days": trial});
+    let mut ids = Vec::new();
+    for body in [
+        plan("Basic", "30.00", 0),
+        plan("Premium", "90.00", 0),
+        plan("Trial Pro", "29.00", 14),
+    ] {
+        let reply = app
+            .post("/v1/plans", Some(&admin.access), body)
+            .await
+            .expect(201);
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let owner_email = format!("owner-{}@example.com", uuid::Uuid::new_v4().simple());
+    let owner = app.signup(&owner_email, "Acme").await;
+    let access = std::sync::Mutex::new(owner.access.clone());
+    Shop {
+        app,
+        owner,
+        owner_email,
+        access,
+        basic: ids[0].clone(),
+        premium: ids[1].clone(),
+        trial: ids[2].clone(),
+    }
+}
+
+impl Shop {
+    fn tok(&self) -> Option<String> {
+        Some(self.access.lock().unwrap().clone())
+    }
+
+    /// Moves the clock (no job runs) and signs in again.
+    async fn wait(&self, by: Duration) {
+        self.app.clock.advance(by);
+        let session = self.app.login(&self.owner_email, None).await;
+        *self.access.lock().unwrap() = session.access;
+    }
+
+    async fn card(&self, token: &str, default: bool) -> Value {
+        self.app
+            .post(
+                "/v1/payment-methods",
+                self.tok().as_deref(),
+                json!({"token": token, "set_default": default}),
+            )
+            .await
+            .expect(201)
+            .body
+    }
+
+    async fn subscribe(&self, plan: &str) -> Value {
+        self.app
+            .post(
+                "/v1/subscriptions",
+                self.tok().as_deref(),
+                json!({"plan_id": plan}),
+            )
+            .await
+            .expect(201)
+            .body
+    }
+
+    async fn advance(&self, by: Duration) -> Vec<Renewal> {
+        self.wait(by).await;
+        renew_due(&self.app.ctx, self.app.clock.now())
+            .await
+            .unwrap()
+    }
+
+    fn owner_session(&self) -> Session {
+        Session {
+            access: self.tok().unwrap(),
+            ..self.owner.clone()
+        }
+    }
+
+    async fn current(&self) -> Value {
+        self.app
+            .get("/v1/subscriptions/current", self.tok().as_deref())
+            .await
+            .expect(200)
+            .body
+    }
+
+    async fn invoices(&self) -> Vec<Value> {
+        self.app
+            .get("/v1/invoices?limit=100", self.tok().as_deref())
+            .await
+            .expect(200)
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn line_amounts(invoice: &Value) -> Vec<(String, String)> {
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().to_owned(),
+                l["amount"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_trial_ends_into_a_paid_period_when_the_clock_moves() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let created = s.subscribe(&s.trial).await;
+    assert_eq!(created["subscription"]["status"], "trialing");
+    assert_eq!(created["invoice"], Value::Null, "a trial bills nothing");
+    assert_eq!(
+        created["subscription"]["trial_end"],
+        "2027-04-15T00:00:00.000Z"
+    );
+    assert!(s.invoices().await.is_empty());
+
+    // Not due yet.
+    assert_eq!(s.advance(Duration::days(13)).await, []);
+    assert_eq!(s.current().await["status"], "trialing");
+    // The trial ends: the first paid period starts at the trial's end and is charged.
+    assert_eq!(s.advance(Duration::days(2)).await, [Renewal::Renewed]);
+    let sub = s.current().await;
+    assert_eq!(sub["status"], "active");
+    assert_eq!(sub["current_period_start"], "2027-04-15T00:00:00.000Z");
+    assert_eq!(sub["current_period_end"], "2027-05-15T00:00:00.000Z");
+    let invoices = s.invoices().await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["status"], "paid");
+    assert_eq!(invoices[0]["number"], 1);
+    assert_eq!(invoices[0]["total"], "29.00");
+    assert_eq!(
+        line_amounts(&invoices[0]),
+        [("plan_charge".to_owned(), "29.00".to_owned())]
+    );
+    // Running the job again changes nothing.
+    assert_eq!(s.advance(Duration::seconds(1)).await, []);
+    assert_eq!(s.invoices().await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_declined_first_charge_leaves_the_subscription_incomplete_until_paid() {
+    let s = shop().await;
+    s.card("pm_card_chargeDeclined", true).await;
+    let created = s.subscribe(&s.basic).await;
+    assert_eq!(created["subscription"]["status"], "incomplete");
+    assert_eq!(created["invoice"]["status"], "open");
+    assert_eq!(created["invoice"]["attempt_count"], 1);
+    s.app
+        .get("/v1/subscriptions/current", s.tok().as_deref())
+        .await
+        .problem(404);
+    let history = s
+        .app
+        .get("/v1/billing/history", s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(history.body["data"][0]["outcome"], "failed");
+    assert_eq!(history.body["data"][0]["failure_code"], "card_declined");
+
+    // Paying with a working card activates it.
+    let visa = s.card("pm_card_visa", false).await;
+    let invoice_id = created["invoice"]["id"].as_str().unwrap();
+    let paid = s
+        .app
+        .post(
+            &format!("/v1/invoices/{invoice_id}/pay"),
+            s.tok().as_deref(),
+            json!({"payment_method_id": visa["id"]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(paid.body["status"], "paid");
+    assert_eq!(paid.body["amount_paid"], "30.00");
+    assert_eq!(s.current().await["status"], "active");
+    // A paid invoice is not paid twice.
+    s.app
+        .post(
+            &format!("/v1/invoices/{invoice_id}/pay"),
+            s.tok().as_deref(),
+            json!({}),
+        )
+        .await
+        .problem(409);
+}
+
+#[tokio::test]
+async fn an_upgrade_mid_period_bills_exact_proration_lines() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let created = s.subscribe(&s.basic).await;
+    assert_eq!(created["subscription"]["status"], "active");
+    assert_eq!(created["invoice"]["total"], "30.00");
+    let id = created["subscription"]["id"].as_str().unwrap().to_owned();
+    s.wait(Duration::days(15)).await;
+
+    let preview = s
+        .app
+        .get(
+            &format!(
+                "/v1/subscriptions/{id}/change-preview?plan_id={}",
+                s.premium
+            ),
+            s.tok().as_deref(),
+        )
+        .await
+        .expect(200);
+    assert_eq!(preview.body["upgrade"], true);
+    assert_eq!(preview.body["default_effective"], "now");
+    assert_eq!(
+        line_amounts(&preview.body),
+        [
+            ("proration_credit".to_owned(), "-15.00".to_owned()),
+            ("proration_charge".to_owned(), "45.00".to_owned())
+        ]
+    );
+    assert_eq!(preview.body["net"], "30.00");
+    assert_eq!(s.invoices().await.len(), 1, "a preview changes nothing");
+
+    let changed = s
+        .app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            s.tok().as_deref(),
+            json!({"plan_id": s.premium}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed.body["subscription"]["plan_id"], s.premium.as_str());
+    assert_eq!(changed.body["subscription"]["price"], "90.00");
+    assert_eq!(
+        changed.body["subscription"]["current_period_end"], "2027-05-01T00:00:00.000Z",
+        "same period"
+    );
+    let invoice = &changed.body["invoice"];
+    assert_eq!(invoice["number"], 2);
+    assert_eq!(invoice["status"], "paid");
+    assert_eq!(invoice["subtotal"], "30.00");
+    assert_eq!(invoice["total"], "30.00");
+    assert_eq!(line_amounts(invoice), line_amounts(&preview.body));
+
+    // The next renewal bills the new plan in full.
+    assert_eq!(s.advance(Duration::days(15)).await, [Renewal::Renewed]);
+    let invoices = s.invoices().await;
+    assert_eq!(invoices[0]["total"], "90.00");
+    assert_eq!(invoices[0]["number"], 3);
+}
+
+#[tokio::test]
+async fn a_downgrade_waits_for_the_period_end() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.premium).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(Duration::days(10)).await;
+    let scheduled = s
+        .app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            s.tok().as_deref(),
+            json!({"plan_id": s.basic}),
+        )
+        .await
+        .expect(200);
+    let sub = &scheduled.body["subscription"];
+    assert_eq!(sub["plan_id"], s.premium.as_str(), "still on the old plan");
+    assert_eq!(sub["scheduled_change"]["plan_id"], s.basic.as_str());
+    assert_eq!(
+        sub["scheduled_change"]["effective_at"],
+        "2027-05-01T00:00:00.000Z"
+    );
+    assert_eq!(scheduled.body["invoice"], Value::Null);
+
+    assert_eq!(s.advance(Duration::days(20)).await, [Renewal::Renewed]);
+    let sub = s.current().await;
+    assert_eq!(sub["plan_id"], s.basic.as_str());
+    assert_eq!(sub["price"], "30.00");
+    assert_eq!(sub["scheduled_change"], Value::Null);
+    assert_eq!(sub["current_period_start"], "2027-05-01T00:00:00.000Z");
+    assert_eq!(sub["current_period_end"], "2027-06-01T00:00:00.000Z");
+    assert_eq!(s.invoices().await[0]["total"], "30.00");
+}
+
+#[tokio::test]
+async fn an_immediate_downgrade_credits_the_balance_for_the_next_invoice() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.premium).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(Duration::days(15)).await;
+    let changed = s
+        .app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            s.tok().as_deref(),
+            json!({"plan_id": s.basic, "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    let invoice = &changed.body["invoice"];
+    // Credit -45.00 (half of 90), charge 15.00 (half of 30): a net credit of 30.00.
+    assert_eq!(
+        line_amounts(invoice),
+        [
+            ("proration_credit".to_owned(), "-45.00".to_owned()),
+            ("proration_charge".to_owned(), "15.00".to_owned())
+        ]
+    );
+    assert_eq!(invoice["total"], "-30.00");
+    assert_eq!(invoice["amount_due"], "0.00");
+    // The next invoice (30.00) is paid from the 30.00 balance.
+    s.advance(Duration::days(15)).await;
+    let next = &s.invoices().await[0];
+    assert_eq!(
+        line_amounts(next),
+        [
+            ("plan_charge".to_owned(), "30.00".to_owned()),
+            ("credit_balance_applied".to_owned(), "-30.00".to_owned())
+        ]
+    );
+    assert_eq!(next["total"], "0.00");
+    assert_eq!(next["status"], "paid");
+}
+
+#[tokio::test]
+async fn a_failed_renewal_goes_past_due_and_a_new_card_recovers_it() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    s.subscribe(&s.basic).await;
+    s.card("pm_card_chargeDeclinedInsufficientFunds", true)
+        .await;
+    assert_eq!(
+        s.advance(Duration::days(30)).await,
+        [Renewal::PaymentFailed]
+    );
+    let sub = s.current().await;
+    assert_eq!(sub["status"], "past_due");
+    let open = &s.invoices().await[0];
+    assert_eq!(open["status"], "open");
+    let events = s
+        .app
+        .get("/v1/events?limit=100", s.tok().as_deref())
+        .await
+        .expect(200);
+    let kinds: Vec<&str> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"invoice.payment_failed"), "{kinds:?}");
+
+    // Dunning retries after 1 day, still failing.
+    assert_eq!(
+        s.advance(Duration::days(1)).await,
+        [Renewal::DunningRetryFailed]
+    );
+    // A new default card, then the customer pays: active again.
+    s.card("pm_card_visa", true).await;
+    let invoice_id = open["id"].as_str().unwrap();
+    s.app
+        .post(
+            &format!("/v1/invoices/{invoice_id}/pay"),
+            s.tok().as_deref(),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(s.current().await["status"], "active");
+}
+
+#[tokio::test]
+async fn dunning_gives_up_after_the_last_retry() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.basic).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.card("pm_card_chargeDeclined", true).await;
+    assert_eq!(
+        s.advance(Duration::days(30)).await,
+        [Renewal::PaymentFailed]
+    );
+    assert_eq!(
+        s.advance(Duration::days(1)).await,
+        [Renewal::DunningRetryFailed]
+    );
+    assert_eq!(
+        s.advance(Duration::days(2)).await,
+        [Renewal::DunningRetryFailed]
+    );
+    assert_eq!(s.advance(Duration::days(2)).await, [Renewal::Cancelled]);
+    let sub = s
+        .app
+        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(sub.body["status"], "cancelled");
+    assert_eq!(s.invoices().await[0]["status"], "uncollectible");
+    s.app
+        .get("/v1/subscriptions/current", s.tok().as_deref())
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
+async fn cancel_at_period_end_and_resume() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.basic).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cancel = format!("/v1/subscriptions/{id}/cancel");
+    let pending = s
+        .app
+        .post(&cancel, s.tok().as_deref(), json!({"at_period_end": true}))
+        .await
+        .expect(200);
+    assert_eq!(pending.body["cancel_at_period_end"], true);
+    assert_eq!(pending.body["status"], "active");
+    let resumed = s
+        .app
+        .post(
+            &format!("/v1/subscriptions/{id}/resume"),
+            s.tok().as_deref(),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(resumed.body["cancel_at_period_end"], false);
+    s.app
+        .post(
+            &format!("/v1/subscriptions/{id}/resume"),
+            s.tok().as_deref(),
+            json!({}),
+        )
+        .await
+        .problem(409);
+
+    s.app
+        .post(&cancel, s.tok().as_deref(), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(s.advance(Duration::days(30)).await, [Renewal::Cancelled]);
+    let ended = s
+        .app
+        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(ended.body["status"], "cancelled");
+    assert_eq!(
+        s.invoices().await.len(),
+        1,
+        "no renewal invoice after a cancel"
+    );
+    // An ended subscription takes no more changes: 409, never a silent change.
+    let illegal = s
+        .app
+        .post(&cancel, s.tok().as_deref(), json!({"at_period_end": false}))
+        .await
+        .problem(409);
+    assert_eq!(illegal.body["code"], "illegal_transition");
+    // The tenant may subscribe again.
+    s.subscribe(&s.premium).await;
+}
+
+#[tokio::test]
+async fn one_live_subscription_per_tenant_and_only_its_admin_subscribes() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    s.subscribe(&s.basic).await;
+    s.app
+        .post(
+            "/v1/subscriptions",
+            s.tok().as_deref(),
+            json!({"plan_id": s.premium}),
+        )
+        .await
+        .problem(409);
+    let user = s
+        .app
+        .add_member(
+            &s.owner_session(),
+            s.owner.tenant_id.as_deref().unwrap(),
+            &format!("u-{}@example.com", uuid::Uuid::new_v4().simple()),
+            "tenant_user",
+        )
+        .await;
+    s.app
+        .post(
+            "/v1/subscriptions",
+            Some(&user.access),
+            json!({"plan_id": s.premium}),
+        )
+        .await
+        .problem(403);
+    s.app
+        .get("/v1/invoices", Some(&user.access))
+        .await
+        .problem(403);
+    // A tenant user may read the plan they are on.
+    assert_eq!(
+        s.app
+            .get("/v1/subscriptions/current", Some(&user.access))
+            .await
+            .expect(200)
+            .body["plan_id"],
+        s.basic.as_str()
+    );
+    // Another tenant sees none of it.
+    let other = s
+        .app
+        .signup(
+            &format!("o-{}@example.com", uuid::Uuid::new_v4().simple()),
+            "Other",
+        )
+        .await;
+    s.app
+        .get("/v1/subscriptions/current", Some(&other.access))
+        .await
+        .problem(404);
+    assert_eq!(
+        s.app
+            .get("/v1/invoices", Some(&other.access))
+            .await
+            .expect(200)
+            .body["data"],
+        json!([])
+    );
+    let id = s.current().await["id"].as_str().unwrap().to_owned();
+    s.app
+        .get(&format!("/v1/subscriptions/{id}"), Some(&other.access))
+        .await
+        .problem(404);
+    s.app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            Some(&other.access),
+            json!({}),
+        )
+        .await
+        .problem(404);
+}
+
+#[tokio::test]
+async fn two_concurrent_plan_changes_let_exactly_one_win() {
+    let s = std::sync::Arc::new(shop().await);
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.basic).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(Duration::days(5)).await;
+    let attempts = (0..2).map(|_| {
+        let s = s.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            s.app
+                .post(
+                    &format!("/v1/subscriptions/{id}/change"),
+                    s.tok().as_deref(),
+                    json!({"plan_id": s.premium}),
+                )
+                .await
+                .status
+                .as_u16()
+        })
+    });
+    let mut statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, [200, 409]);
+    // One change, one proration invoice.
+    assert_eq!(s.invoices().await.len(), 2);
+}
+
+#[tokio::test]
+async fn payment_methods_keep_no_card_number() {
+    let s = shop().await;
+    let added = s
+        .app
+        .post("/v1/payment-methods", s.tok().as_deref(), json!({"card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}))
+        .await
+        .expect(201);
+    assert_eq!(added.body["brand"], "visa");
+    assert_eq!(added.body["last4"], "4242");
+    assert_eq!(added.body["is_default"], true);
+    for (body, field) in [
+        (
+            json!({"card": {"number": "4242 4242 4242 4241", "exp_month": 12, "exp_year": 2030}}),
+            "card.number",
+        ),
+        (
+            json!({"card": {"number": "4242424242424242", "exp_month": 13, "exp_year": 2030}}),
+            "card.exp_month",
+        ),
+        (
+            json!({"card": {"number": "4242424242424242", "exp_month": 1, "exp_year": 2020}}),
+            "card.exp_year",
+        ),
+        (json!({"token": "pm_card_unknown"}), "token"),
+        (json!({}), "token"),
+    ] {
+        let reply = s
+            .app
+            .post("/v1/payment-methods", s.tok().as_deref(), body)
+            .await
+            .problem(422);
+        assert_eq!(reply.body["field"], field);
+    }
+    // Nothing stored anywhere holds the number.
+    let page = eshtarek_core::store::Store::query(
+        &*s.app.store,
+        &eshtarek_core::store::Query::table(format!(
+            "TENANT#{}#PAYMENT_METHODS",
+            s.owner.tenant_id.as_deref().unwrap()
+        )),
+    )
+    .await
+    .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert!(!format!("{:?}", page.items).contains("4242424242424242"));
+    let id = added.body["id"].as_str().unwrap();
+    s.app
+        .delete(&format!("/v1/payment-methods/{id}"), s.tok().as_deref())
+        .await
+        .expect(204);
+    assert_eq!(
+        s.app
+            .get("/v1/payment-methods", s.tok().as_deref())
+            .await
+            .expect(200)
+            .body["data"],
+        json!([])
+    );
+}
