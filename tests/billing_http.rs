@@ -678,3 +678,187 @@ async fn payment_methods_keep_no_card_number() {
         json!([])
     );
 }
+
+#[tokio::test]
+async fn idempotent_retries_of_each_post_change_nothing() {
+    let s = shop().await;
+    let t = s.tok();
+    let t = t.as_deref();
+    // Payment method.
+    let first = s
+        .app
+        .post_keyed(
+            "/v1/payment-methods",
+            t,
+            "pm-1",
+            json!({"token": "pm_card_visa"}),
+        )
+        .await
+        .expect(201);
+    let again = s
+        .app
+        .post_keyed(
+            "/v1/payment-methods",
+            t,
+            "pm-1",
+            json!({"token": "pm_card_visa"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(again.body, first.body);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        s.app.get("/v1/payment-methods", t).await.expect(200).body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // The same key with another request is refused.
+    let other = s
+        .app
+        .post_keyed(
+            "/v1/payment-methods",
+            t,
+            "pm-1",
+            json!({"token": "pm_card_mastercard"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(other.body["field"], "Idempotency-Key");
+
+    // Subscribe.
+    let body = json!({"plan_id": s.basic});
+    let sub = s
+        .app
+        .post_keyed("/v1/subscriptions", t, "sub-1", body.clone())
+        .await
+        .expect(201);
+    let replay = s
+        .app
+        .post_keyed("/v1/subscriptions", t, "sub-1", body)
+        .await
+        .expect(201);
+    assert_eq!(replay.body, sub.body);
+    assert_eq!(s.invoices().await.len(), 1);
+    let id = sub.body["subscription"]["id"].as_str().unwrap().to_owned();
+
+    // Change.
+    let change = json!({"plan_id": s.premium});
+    let path = format!("/v1/subscriptions/{id}/change");
+    let changed = s
+        .app
+        .post_keyed(&path, t, "chg-1", change.clone())
+        .await
+        .expect(200);
+    assert_eq!(
+        s.app
+            .post_keyed(&path, t, "chg-1", change)
+            .await
+            .expect(200)
+            .body,
+        changed.body
+    );
+    assert_eq!(s.invoices().await.len(), 2);
+
+    // Cancel and resume.
+    let cancel = format!("/v1/subscriptions/{id}/cancel");
+    let resume = format!("/v1/subscriptions/{id}/resume");
+    s.app
+        .post_keyed(&cancel, t, "c-1", json!({}))
+        .await
+        .expect(200);
+    s.app
+        .post_keyed(&resume, t, "r-1", json!({}))
+        .await
+        .expect(200);
+    // Replays answer as the first time did, without cancelling again.
+    assert_eq!(
+        s.app
+            .post_keyed(&cancel, t, "c-1", json!({}))
+            .await
+            .expect(200)
+            .body["cancel_at_period_end"],
+        true
+    );
+    assert_eq!(s.current().await["cancel_at_period_end"], false);
+    // A request that failed validation is remembered as the failure it was.
+    s.app
+        .post_keyed(&resume, t, "r-2", json!({}))
+        .await
+        .problem(409);
+    s.app
+        .post_keyed(&resume, t, "r-2", json!({}))
+        .await
+        .problem(409);
+
+    // Keys belong to their tenant: another tenant's identical key runs on its own.
+    let other = s
+        .app
+        .signup(
+            &format!("x-{}@example.com", uuid::Uuid::new_v4().simple()),
+            "Other",
+        )
+        .await;
+    let theirs = s
+        .app
+        .post_keyed(
+            "/v1/payment-methods",
+            Some(&other.access),
+            "pm-1",
+            json!({"token": "pm_card_visa"}),
+        )
+        .await
+        .expect(201);
+    assert_ne!(theirs.body["id"], first.body["id"]);
+    assert!(theirs.headers.get("idempotent-replayed").is_none());
+    // A bad key is a problem, not a 500.
+    s.app
+        .post_keyed(
+            "/v1/payment-methods",
+            t,
+            &"k".repeat(300),
+            json!({"token": "pm_card_visa"}),
+        )
+        .await
+        .problem(422);
+}
+
+#[tokio::test]
+async fn racing_requests_with_one_key_subscribe_once() {
+    let s = std::sync::Arc::new(shop().await);
+    s.card("pm_card_visa", true).await;
+    let attempts = (0..6).map(|_| {
+        let s = s.clone();
+        tokio::spawn(async move {
+            let t = s.tok();
+            s.app
+                .post_keyed(
+                    "/v1/subscriptions",
+                    t.as_deref(),
+                    "race",
+                    json!({"plan_id": s.basic}),
+                )
+                .await
+                .status
+                .as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&201));
+    assert_eq!(s.invoices().await.len(), 1, "{statuses:?}");
+    let subs = s
+        .app
+        .get("/v1/subscriptions", s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(subs.body["data"].as_array().unwrap().len(), 1);
+}

@@ -29,11 +29,12 @@ pub fn app(ctx: AppContext) -> Router {
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
         .with_state(ctx.clone());
-    http::with_fallbacks(
+    http::finish(
         root.merge(eshtarek_auth::router(ctx.clone()))
             .merge(eshtarek_plans::router(ctx.clone()))
             .merge(eshtarek_subscriptions::router(ctx.clone()))
-            .merge(eshtarek_billing::router(ctx)),
+            .merge(eshtarek_billing::router(ctx.clone())),
+        &ctx,
     )
 }
 

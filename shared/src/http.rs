@@ -223,3 +223,12 @@ impl<T> ListResponse<T> {
         })
     }
 }
+
+/// The finished application around merged function routers: `Idempotency-Key` handling and the
+/// problem-document fallbacks.
+pub fn finish(router: axum::Router, ctx: &AppContext) -> axum::Router {
+    with_fallbacks(router).layer(axum::middleware::from_fn_with_state(
+        ctx.clone(),
+        crate::idempotency::layer,
+    ))
+}

@@ -6,10 +6,11 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 
 use crate::auth::ClientIp;
-use crate::http::with_fallbacks;
+use crate::http::finish;
+use crate::AppContext;
 
-pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
-    let app = with_fallbacks(router).layer(axum::middleware::map_request(client_ip));
+pub async fn run(ctx: AppContext, router: Router) -> Result<(), lambda_http::Error> {
+    let app = finish(router, &ctx).layer(axum::middleware::map_request(client_ip));
     lambda_http::run(app).await
 }
 

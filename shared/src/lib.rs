@@ -8,6 +8,7 @@ pub mod clock;
 pub mod context;
 pub mod error;
 pub mod http;
+pub mod idempotency;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod money;

@@ -170,6 +170,30 @@ impl TestApp {
         self.send(request).await
     }
 
+    /// A POST with an `Idempotency-Key`.
+    pub async fn post_keyed(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        key: &str,
+        body: Value,
+    ) -> Reply {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        self.send(
+            builder
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap(),
+        )
+        .await
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.call(Method::GET, path, token, None).await
     }

@@ -6,5 +6,5 @@ use eshtarek_core::{lambda, telemetry, AppContext};
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let ctx = AppContext::from_lambda_env().await?;
-    lambda::run(eshtarek_auth::router(ctx)).await
+    lambda::run(ctx.clone(), eshtarek_auth::router(ctx)).await
 }

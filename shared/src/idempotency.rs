@@ -1,0 +1,220 @@
+//! `Idempotency-Key` on state-changing POSTs: the first request with a key runs and its
+//! response is kept for 24 hours; a repeat with the same key and the same request gets that
+//! response again (`Idempotent-Replayed: true`) and changes nothing; the same key with a
+//! different request is a 422; a repeat while the first is still running is a 409.
+//!
+//! Keys are scoped to the caller's tenant (or, without one, to the user), so tenants never see
+//! each other's responses. Anonymous requests (signup, login) are not keyed: a shared key space
+//! between strangers would hand one client another's tokens.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::auth::tokens::sha256_hex;
+use crate::error::ApiError;
+use crate::store::{AttrValue, Condition, Item, Key, Store, StoreError, StoreExt, TenantId};
+use crate::AppContext;
+
+pub const HEADER: &str = "idempotency-key";
+const REPLAYED: &str = "idempotent-replayed";
+const TTL_SECS: i64 = 24 * 3600;
+const MAX_BODY: usize = 1024 * 1024;
+const MAX_STORED_RESPONSE: usize = 256 * 1024;
+
+enum Scope {
+    Tenant(TenantId),
+    User(String),
+}
+
+fn record_key(ctx: &AppContext, scope: &Scope, key: &str) -> Key {
+    let sk = format!("K#{}", sha256_hex(key));
+    match scope {
+        Scope::Tenant(t) => ctx.stores.tenant(t).key("IDEMP", sk),
+        Scope::User(user) => Key::new(format!("IDEMP#USER#{user}"), sk),
+    }
+}
+
+async fn write(
+    ctx: &AppContext,
+    scope: &Scope,
+    item: Item,
+    condition: Condition,
+) -> Result<(), StoreError> {
+    match scope {
+        Scope::Tenant(t) => ctx.stores.tenant(t).put(item, Some(condition)).await,
+        Scope::User(_) => ctx.stores.platform().put(item, Some(condition)).await,
+    }
+}
+
+async fn read(ctx: &AppContext, scope: &Scope, key: &Key) -> Result<Option<Item>, StoreError> {
+    match scope {
+        Scope::Tenant(t) => ctx.stores.tenant(t).get(key).await,
+        Scope::User(_) => ctx.stores.platform().get(key).await,
+    }
+}
+
+async fn forget(ctx: &AppContext, scope: &Scope, key: Key) {
+    let result = match scope {
+        Scope::Tenant(t) => ctx.stores.tenant(t).delete(key, None).await,
+        Scope::User(_) => ctx.stores.platform().delete(key, None).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not release an idempotency key");
+    }
+}
+
+/// The middleware. Requests without the header, other methods, and anonymous requests pass
+/// straight through.
+pub async fn layer(State(ctx): State<AppContext>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
+        return next.run(request).await;
+    }
+    match handle(&ctx, request, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn handle(ctx: &AppContext, request: Request, next: Next) -> Result<Response, Response> {
+    let key = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.bytes().all(|b| (0x21..0x7f).contains(&b)))
+        .ok_or_else(|| {
+            ApiError::validation("Idempotency-Key", "1 to 255 visible ASCII characters")
+                .into_response()
+        })?;
+    // The scope comes from the verified token; the Caller extractor still checks the session.
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::to_owned);
+    let Some(claims) =
+        bearer.and_then(|token| ctx.tokens.verify_access(&token, ctx.clock.now()).ok())
+    else {
+        return Ok(next.run(request).await);
+    };
+    let scope = match claims.tid.as_deref().map(TenantId::parse) {
+        Some(Ok(tenant)) => Scope::Tenant(tenant),
+        _ => Scope::User(claims.sub.clone()),
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "Payload too large",
+        )
+        .into_response()
+    })?;
+    let fingerprint = sha256_hex(&format!(
+        "{} {}\n{}",
+        parts.method,
+        parts.uri.path(),
+        String::from_utf8_lossy(&bytes)
+    ));
+    let record = record_key(ctx, &scope, &key);
+    let now = ctx.clock.now().timestamp();
+
+    let claim = Item::new(record.clone())
+        .with("fingerprint", fingerprint.as_str())
+        .with("state", "in_progress")
+        .with("expires_epoch", now + TTL_SECS)
+        .with_ttl(now + TTL_SECS);
+    // Absent, or expired (TTL deletion is lazy): this request owns the key.
+    let free = Condition::Or(vec![
+        Condition::ItemNotExists,
+        Condition::lt("expires_epoch", now),
+    ]);
+    match write(ctx, &scope, claim, free).await {
+        Ok(()) => {}
+        Err(StoreError::ConditionFailed { .. }) => {
+            return Err(replay(ctx, &scope, &record, &fingerprint).await)
+        }
+        Err(e) => return Err(ApiError::from(e).into_response()),
+    }
+
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    if response.status().is_server_error() {
+        // Nothing to remember: let the client retry with the same key.
+        forget(ctx, &scope, record).await;
+        return Ok(response);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    if bytes.len() <= MAX_STORED_RESPONSE {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/json");
+        let done = Item::new(record.clone())
+            .with("fingerprint", fingerprint.as_str())
+            .with("state", "done")
+            .with("status", i64::from(parts.status.as_u16()))
+            .with("content_type", content_type)
+            .with("body", AttrValue::B(bytes.to_vec()))
+            .with("expires_epoch", now + TTL_SECS)
+            .with_ttl(now + TTL_SECS);
+        if let Err(e) = write(ctx, &scope, done, Condition::eq("state", "in_progress")).await {
+            tracing::warn!(error = %e, "could not keep an idempotent response");
+        }
+    } else {
+        forget(ctx, &scope, record).await;
+    }
+    Ok(Response::from_parts(parts, Body::from(bytes)))
+}
+
+async fn replay(ctx: &AppContext, scope: &Scope, record: &Key, fingerprint: &str) -> Response {
+    let stored = match read(ctx, scope, record).await {
+        Ok(Some(item)) => item,
+        Ok(None) => {
+            return ApiError::conflict("a request with this Idempotency-Key just finished; retry")
+                .into_response()
+        }
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if stored.str("fingerprint") != Some(fingerprint) {
+        return ApiError::validation(
+            "Idempotency-Key",
+            "this key was used for a different request",
+        )
+        .into_response();
+    }
+    if stored.str("state") != Some("done") {
+        return ApiError::conflict("a request with this Idempotency-Key is still in progress")
+            .into_response();
+    }
+    let status = stored
+        .i64("status")
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = match stored.get("body") {
+        Some(AttrValue::B(bytes)) => bytes.clone(),
+        _ => Vec::new(),
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    if let Some(ct) = stored
+        .str("content_type")
+        .and_then(|c| HeaderValue::from_str(c).ok())
+    {
+        headers.insert(header::CONTENT_TYPE, ct);
+    }
+    headers.insert(
+        HeaderName::from_static(REPLAYED),
+        HeaderValue::from_static("true"),
+    );
+    response
+}
