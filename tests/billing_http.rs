@@ -13,6 +13,7 @@ const START: &str = "2027-04-01T00:00:00Z";
 
 struct Shop {
     app: TestApp,
+    admin: Session,
     owner: Session,
     owner_email: String,
     /// The owner's current access token: tokens expire as the clock moves, so moving it signs
@@ -44,6 +45,7 @@ async fn shop() -> Shop {
     let access = std::sync::Mutex::new(owner.access.clone());
     Shop {
         app,
+        admin,
         owner,
         owner_email,
         access,
@@ -592,7 +594,7 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
         .unwrap()
         .to_owned();
     s.wait(Duration::days(5)).await;
-    let attempts = (0..2).map(|_| {
+    let attempts = (0..4).map(|_| {
         let s = s.clone();
         let id = id.clone();
         tokio::spawn(async move {
@@ -613,9 +615,15 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
         .map(|r| r.unwrap())
         .collect();
     statuses.sort();
-    assert_eq!(statuses, [200, 409]);
-    // One change, one proration invoice.
+    assert_eq!(statuses, [200, 409, 409, 409]);
+    // One change, one proration invoice, one charge: a loser never pays.
     assert_eq!(s.invoices().await.len(), 2);
+    let history = s
+        .app
+        .get("/v1/billing/history", s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(history.body["data"].as_array().unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -861,4 +869,111 @@ async fn racing_requests_with_one_key_subscribe_once() {
         .await
         .expect(200);
     assert_eq!(subs.body["data"].as_array().unwrap().len(), 1);
+}
+
+/// Editing a plan never moves a subscription: it keeps its version's price until a platform
+/// admin migrates it explicitly.
+#[tokio::test]
+async fn plan_edits_leave_subscriptions_alone_until_migrated() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.basic).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let admin = Some(s.admin.access.as_str());
+    let edited = s
+        .app
+        .patch(
+            &format!("/v1/plans/{}", s.basic),
+            admin,
+            json!({"price": "35.00"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(edited.body["current_version"], 2);
+    let sub = s.current().await;
+    assert_eq!(
+        (sub["plan_version"].as_i64(), sub["price"].as_str()),
+        (Some(1), Some("30.00"))
+    );
+    // A plan in use cannot be deleted.
+    s.app
+        .delete(&format!("/v1/plans/{}", s.basic), admin)
+        .await
+        .problem(409);
+    // Renewal bills the version the subscription is on.
+    s.advance(Duration::days(30)).await;
+    assert_eq!(s.invoices().await[0]["total"], "30.00");
+
+    // Tenants cannot migrate; bad versions are named.
+    let migrate = format!("/v1/plans/{}/migrate", s.basic);
+    s.app
+        .post(
+            &migrate,
+            s.tok().as_deref(),
+            json!({"from_version": 1, "to_version": 2, "effective": "now"}),
+        )
+        .await
+        .problem(403);
+    // The clock moved a month: the admin signs in again.
+    let admin_token = s.app.platform_admin().await.access;
+    let bad = s
+        .app
+        .post(
+            &migrate,
+            Some(&admin_token),
+            json!({"from_version": 1, "to_version": 9, "effective": "now"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(bad.body["field"], "to_version");
+    let moved = s
+        .app
+        .post(&migrate, Some(&admin_token), json!({"from_version": 1, "to_version": 2, "effective": "now", "reason": "price change"}))
+        .await
+        .expect(200);
+    assert_eq!(moved.body["migrated"], 1);
+    let sub = s
+        .app
+        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
+        .await
+        .expect(200);
+    assert_eq!(
+        (
+            sub.body["plan_version"].as_i64(),
+            sub.body["price"].as_str()
+        ),
+        (Some(2), Some("35.00"))
+    );
+    s.advance(Duration::days(31)).await;
+    assert_eq!(s.invoices().await[0]["total"], "35.00");
+    let admin_token = s.app.platform_admin().await.access;
+    // Nobody is left on version 1; the migration is audited with its reason.
+    let again = s
+        .app
+        .post(
+            &migrate,
+            Some(&admin_token),
+            json!({"from_version": 1, "to_version": 2, "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(again.body["migrated"], 0);
+    let log = s
+        .app
+        .get(
+            &format!("/v1/audit-log?resource_type=plan&resource_id={}", s.basic),
+            Some(&admin_token),
+        )
+        .await
+        .expect(200);
+    let migration = log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "plan.migrated" && e["after"]["migrated"] == 1)
+        .cloned()
+        .unwrap();
+    assert_eq!(migration["reason"], "price change");
 }

@@ -34,6 +34,7 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         ("/v1/plans/{id}/versions/{version}", "get"),
         ("/v1/plans/{id}/activate", "post"),
         ("/v1/plans/{id}/deactivate", "post"),
+        ("/v1/plans/{id}/migrate", "post"),
         ("/v1/limit-policies", "post"),
         ("/v1/limit-policies", "get"),
         ("/v1/limit-policies/{id}", "get"),

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use eshtarek_core::audit::{self, AuditEvent, AuditFilter};
 use eshtarek_core::auth::{Caller, MaybeCaller};
+use eshtarek_core::billing::subscriptions::{self, MigrateRequest, MigrateResult};
 use eshtarek_core::error::{ApiError, ApiResult};
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::Problem;
@@ -20,7 +21,7 @@ pub const NAME: &str = "plans";
 /// The plans function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
+    paths(migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
     tags(
         (name = "plans", description = "Plans and immutable plan versions"),
         (name = "limit policies", description = "Limits attached to plans"),
@@ -42,6 +43,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/plans/{id}/versions/{version}", get(get_version))
         .route("/v1/plans/{id}/activate", post(activate_plan))
         .route("/v1/plans/{id}/deactivate", post(deactivate_plan))
+        .route("/v1/plans/{id}/migrate", post(migrate_plan))
         .route("/v1/limit-policies", post(create_policy).get(list_policies))
         .route(
             "/v1/limit-policies/{id}",
@@ -302,4 +304,23 @@ async fn audit_log(
     ApiQuery(filter): ApiQuery<AuditFilter>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(audit::list(&ctx, &caller, filter).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/plans/{id}/migrate",
+    tag = "plans",
+    summary = "Move live subscriptions from one version of the plan to another (audited).",
+    request_body = MigrateRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "How many moved", body = MigrateResult), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn migrate_plan(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<MigrateRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subscriptions::migrate(&ctx, &caller, &id, req).await?))
 }

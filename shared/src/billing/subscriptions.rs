@@ -56,6 +56,31 @@ fn renewal_index(tenant: &TenantId, sub_id: &str, due: DateTime<Utc>) -> [Update
     ]
 }
 
+/// Platform index of subscriptions by plan version (for migrations): one item per
+/// subscription, moved in the same transaction as the subscription's plan.
+fn plan_subs_key(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> Key {
+    Key::new(
+        format!("PLANSUBS#{plan_id}#{version:06}"),
+        format!("{tenant}#{sub_id}"),
+    )
+}
+
+fn plan_subs_add(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> WriteOp {
+    WriteOp::Put {
+        item: Item::new(plan_subs_key(plan_id, version, tenant, sub_id))
+            .with("tenant_id", tenant.as_str())
+            .with("subscription_id", sub_id),
+        condition: None,
+    }
+}
+
+fn plan_subs_remove(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> WriteOp {
+    WriteOp::Delete {
+        key: plan_subs_key(plan_id, version, tenant, sub_id),
+        condition: None,
+    }
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScheduledChange {
     pub plan_id: String,
@@ -166,9 +191,23 @@ impl Sub {
 
     /// The condition every write of this subscription carries: nobody changed it since.
     fn unchanged(&self) -> Condition {
+        Condition::And(vec![
+            Condition::eq("rev", self.rev),
+            Condition::not_exists(CHANGE_LOCK),
+        ])
+    }
+
+    /// The condition of the request that holds the change lock (it set `rev` itself).
+    fn owned(&self) -> Condition {
         Condition::eq("rev", self.rev)
     }
 }
+
+/// Set while an immediate plan change is invoicing and charging, so nothing else (another
+/// change, a cancel, a renewal) can move the subscription between the charge and the switch.
+/// Epoch seconds; a lock left by a crashed request expires and is cleared on the next load.
+const CHANGE_LOCK: &str = "change_lock_until";
+const CHANGE_LOCK_SECS: i64 = 60;
 
 /// Which tenant a subscription request is for: the token's (its admin), or for platform
 /// admins the `tenant_id` they name.
@@ -189,7 +228,29 @@ pub async fn load(ctx: &AppContext, tenant: &TenantId, id: &str) -> Result<Optio
         return Ok(None);
     }
     let t = ctx.stores.tenant(tenant);
-    t.get(&sub_key(&t, id)).await?.map(Sub::parse).transpose()
+    let key = sub_key(&t, id);
+    let Some(item) = t.get(&key).await? else {
+        return Ok(None);
+    };
+    if let Some(until) = item.i64(CHANGE_LOCK) {
+        if until < ctx.clock.now().timestamp() {
+            // A change that never finished: release its lock (only if it is still that one).
+            let cleared = t
+                .update(
+                    key.clone(),
+                    vec![UpdateAction::remove(CHANGE_LOCK)],
+                    Some(Condition::eq(CHANGE_LOCK, until)),
+                )
+                .await;
+            if let Err(e) = cleared {
+                if !e.is_condition_failure() {
+                    return Err(e.into());
+                }
+            }
+            return t.get(&key).await?.map(Sub::parse).transpose();
+        }
+    }
+    Sub::parse(item).map(Some)
 }
 
 async fn load_version(
@@ -336,6 +397,7 @@ pub async fn create(
             actions: vec![UpdateAction::add("subscription_count", 1)],
             condition: Some(Condition::eq("active", true)),
         })
+        .platform(plan_subs_add(&req.plan_id, version, &tenant, &id))
         .tenant(
             &t,
             events::op(&t, "customer.subscription.created", created, now),
@@ -735,7 +797,7 @@ pub async fn change(
     }
     if sub.trialing {
         // During a trial nothing was paid: switch plans without proration.
-        apply_plan(ctx, &t, &sub, &to, None, now, None).await?;
+        apply_plan(ctx, &t, &sub, &to, None, now, None, false).await?;
         let sub = load(ctx, &tenant, id)
             .await?
             .ok_or_else(|| ApiError::internal("subscription vanished"))?;
@@ -749,13 +811,16 @@ pub async fn change(
     let claimed = sub.rev + 1;
     t.update(
         sub.item.key.clone(),
-        vec![UpdateAction::set("rev", claimed)],
+        vec![
+            UpdateAction::set("rev", claimed),
+            UpdateAction::set(CHANGE_LOCK, now.timestamp() + CHANGE_LOCK_SECS),
+        ],
         Some(sub.unchanged()),
     )
     .await
     .map_err(|e| {
         if e.is_condition_failure() {
-            ApiError::conflict("the subscription changed meanwhile; retry")
+            ApiError::conflict("the subscription is being changed by another request; retry")
         } else {
             e.into()
         }
@@ -785,6 +850,15 @@ pub async fn change(
         invoice_after = after;
         if let Some((code, message)) = decline {
             invoices::close(ctx, &tenant, &invoice_after, "void").await?;
+            t.update(
+                sub.item.key.clone(),
+                vec![
+                    UpdateAction::remove(CHANGE_LOCK),
+                    UpdateAction::set("rev", claimed + 1),
+                ],
+                Some(sub.owned()),
+            )
+            .await?;
             return Err(ApiError::new(
                 axum::http::StatusCode::PAYMENT_REQUIRED,
                 "payment-declined",
@@ -804,6 +878,7 @@ pub async fn change(
         restart_at,
         now,
         invoice.str("invoice_id"),
+        true,
     )
     .await?;
     let sub = load(ctx, &tenant, id)
@@ -817,6 +892,7 @@ pub async fn change(
 
 /// Moves a subscription to another plan version now; with `restart_at`, its billing period
 /// restarts there (a monthly/yearly switch).
+#[allow(clippy::too_many_arguments)]
 async fn apply_plan(
     ctx: &AppContext,
     t: &TenantStore,
@@ -825,11 +901,13 @@ async fn apply_plan(
     restart_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     invoice_id: Option<&str>,
+    holds_lock: bool,
 ) -> Result<(), ApiError> {
     let mut actions = vec![
         UpdateAction::set("plan_id", to.id.as_str()),
         UpdateAction::set("plan_version", i64::from(to.version)),
         UpdateAction::set("price", to.terms.price),
+        UpdateAction::remove(CHANGE_LOCK),
         UpdateAction::set("billing_cycle", to.terms.billing_cycle.as_str()),
         UpdateAction::remove("scheduled_plan_id"),
         UpdateAction::remove("scheduled_plan_version"),
@@ -850,8 +928,16 @@ async fn apply_plan(
     let mut tx = ctx
         .stores
         .transaction()
-        .tenant(t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
+        .tenant(t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(if holds_lock { sub.owned() } else { sub.unchanged() }) })
         .tenant(t, events::op(t, "plan.changed", json!({"subscription_id": sub.id, "from_plan_id": sub.plan_id, "plan_id": to.id, "plan_version": to.version, "effective": "now"}), now));
+    tx = tx
+        .platform(plan_subs_remove(
+            &sub.plan_id,
+            sub.plan_version,
+            t.tenant(),
+            &sub.id,
+        ))
+        .platform(plan_subs_add(&to.id, to.version, t.tenant(), &sub.id));
     if to.id != sub.plan_id {
         tx = tx
             .platform(WriteOp::Update {
@@ -1094,6 +1180,12 @@ async fn end(
             actions: vec![UpdateAction::add("subscription_count", -1)],
             condition: None,
         })
+        .platform(plan_subs_remove(
+            &sub.plan_id,
+            sub.plan_version,
+            t.tenant(),
+            &sub.id,
+        ))
         .tenant(
             t,
             events::op(
@@ -1351,6 +1443,16 @@ pub async fn renew(
         .transaction()
         .tenant(&t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
         .tenant(&t, events::op(&t, "customer.subscription.updated", json!({"subscription_id": sub.id, "status": next.as_str(), "period_start": time::fmt(start), "period_end": time::fmt(end_at)}), now));
+    if plan_id != sub.plan_id || version != sub.plan_version {
+        tx = tx
+            .platform(plan_subs_remove(
+                &sub.plan_id,
+                sub.plan_version,
+                tenant,
+                &sub.id,
+            ))
+            .platform(plan_subs_add(&plan_id, version, tenant, &sub.id));
+    }
     if plan_id != sub.plan_id {
         tx = tx
             .platform(WriteOp::Update {
@@ -1469,4 +1571,145 @@ pub async fn renew_due(ctx: &AppContext, now: DateTime<Utc>) -> Result<Vec<Renew
         }
     }
     Ok(outcomes)
+}
+
+// ---- plan migrations -------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MigrateRequest {
+    pub from_version: u32,
+    pub to_version: u32,
+    /// `now`: the new version's price and limits apply at once (no proration; the next
+    /// renewal bills the new price). `period_end`: from each subscription's next period.
+    pub effective: Effective,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MigrateResult {
+    pub migrated: u32,
+    pub skipped: u32,
+}
+
+/// Moves the live subscriptions on one version of a plan to another version of it (platform
+/// admin; audited). Existing subscriptions never move without this.
+pub async fn migrate(
+    ctx: &AppContext,
+    caller: &Caller,
+    plan_id: &str,
+    req: MigrateRequest,
+) -> Result<MigrateResult, ApiError> {
+    caller.require_platform_admin()?;
+    if req.from_version == req.to_version {
+        return Err(ApiError::validation(
+            "to_version",
+            "pick a version other than from_version",
+        ));
+    }
+    let from = load_version(ctx, plan_id, req.from_version)
+        .await
+        .map_err(|_| ApiError::validation("from_version", "no such version of this plan"))?;
+    let to = load_version(ctx, plan_id, req.to_version)
+        .await
+        .map_err(|_| ApiError::validation("to_version", "no such version of this plan"))?;
+    if to.currency != from.currency {
+        return Err(ApiError::validation(
+            "to_version",
+            "versions in different currencies cannot be migrated between",
+        ));
+    }
+    if req.effective == Effective::Now && to.billing_cycle != from.billing_cycle {
+        return Err(ApiError::validation(
+            "effective",
+            "a change of billing cycle takes effect at period end",
+        ));
+    }
+    let platform = ctx.stores.platform();
+    let (mut migrated, mut skipped) = (0u32, 0u32);
+    let mut cursor = None;
+    loop {
+        let page = platform
+            .query(
+                &Query::table(format!("PLANSUBS#{plan_id}#{:06}", req.from_version))
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for entry in &page.items {
+            let (Some(tenant), Some(sub_id)) = (
+                entry.str("tenant_id").and_then(|t| TenantId::parse(t).ok()),
+                entry.str("subscription_id"),
+            ) else {
+                continue;
+            };
+            let Some(sub) = load(ctx, &tenant, sub_id).await? else {
+                continue;
+            };
+            if !sub.status.is_live()
+                || sub.plan_id != plan_id
+                || sub.plan_version != req.from_version
+            {
+                skipped += 1;
+                continue;
+            }
+            let t = ctx.stores.tenant(&tenant);
+            let now = ctx.clock.now();
+            let mut tx = ctx.stores.transaction();
+            let actions = match req.effective {
+                Effective::Now => {
+                    tx = tx
+                        .platform(plan_subs_remove(
+                            plan_id,
+                            req.from_version,
+                            &tenant,
+                            &sub.id,
+                        ))
+                        .platform(plan_subs_add(plan_id, req.to_version, &tenant, &sub.id));
+                    vec![
+                        UpdateAction::set("plan_version", i64::from(req.to_version)),
+                        UpdateAction::set("price", to.price),
+                        UpdateAction::set("rev", sub.rev + 1),
+                    ]
+                }
+                Effective::PeriodEnd => vec![
+                    UpdateAction::set("scheduled_plan_id", plan_id),
+                    UpdateAction::set("scheduled_plan_version", i64::from(req.to_version)),
+                    UpdateAction::set("rev", sub.rev + 1),
+                ],
+            };
+            let outcome = tx
+                .tenant(&t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
+                .tenant(&t, events::op(&t, "plan.changed", json!({"subscription_id": sub.id, "plan_id": plan_id, "plan_version": req.to_version, "effective": req.effective, "migration": true}), now))
+                .commit()
+                .await;
+            match outcome {
+                Ok(()) => migrated += 1,
+                Err(e) if e.is_condition_failure() => skipped += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let now = ctx.clock.now();
+    let change = crate::audit::Change {
+        action: "plan.migrated",
+        resource_type: "plan",
+        resource_id: plan_id,
+        before: Some(json!({"version": req.from_version})),
+        after: Some(
+            json!({"version": req.to_version, "effective": req.effective, "migrated": migrated, "skipped": skipped}),
+        ),
+        reason: req.reason.as_deref(),
+    };
+    ctx.stores
+        .transaction()
+        .platform(crate::audit::platform_op(caller, change, now))
+        .commit()
+        .await?;
+    Ok(MigrateResult { migrated, skipped })
 }
