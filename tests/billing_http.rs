@@ -977,3 +977,100 @@ async fn plan_edits_leave_subscriptions_alone_until_migrated() {
         .unwrap();
     assert_eq!(migration["reason"], "price change");
 }
+
+#[tokio::test]
+async fn platform_admin_overrides_are_audited_with_a_reason() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    s.subscribe(&s.basic).await;
+    let tenant = s.owner.tenant_id.clone().unwrap();
+    let path = format!("/v1/admin/tenants/{tenant}/subscription");
+    let admin = Some(s.admin.access.as_str());
+    // Tenants cannot override; a reason is required; one change at a time.
+    s.app
+        .patch(
+            &path,
+            s.tok().as_deref(),
+            json!({"extend_days": 5, "reason": "x"}),
+        )
+        .await
+        .problem(403);
+    s.app
+        .patch(&path, admin, json!({"extend_days": 5, "reason": " "}))
+        .await
+        .problem(422);
+    s.app
+        .patch(
+            &path,
+            admin,
+            json!({"extend_days": 5, "status": "active", "reason": "x"}),
+        )
+        .await
+        .problem(422);
+
+    let extended = s
+        .app
+        .patch(
+            &path,
+            admin,
+            json!({"extend_days": 10, "reason": "outage credit"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        extended.body["current_period_end"],
+        "2027-05-11T00:00:00.000Z"
+    );
+    let moved = s
+        .app
+        .patch(
+            &path,
+            admin,
+            json!({"plan_id": s.premium, "reason": "sales deal"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(moved.body["plan_id"], s.premium.as_str());
+    assert_eq!(s.invoices().await.len(), 1, "no charge for an override");
+    // Not due at the original period end any more.
+    assert_eq!(s.advance(Duration::days(30)).await, []);
+    assert_eq!(s.advance(Duration::days(10)).await, [Renewal::Renewed]);
+    assert_eq!(s.invoices().await[0]["total"], "90.00");
+    // Illegal transitions through the override are 409s too.
+    let admin_token = s.app.platform_admin().await.access;
+    s.app
+        .patch(
+            &path,
+            Some(&admin_token),
+            json!({"status": "active", "reason": "x"}),
+        )
+        .await
+        .problem(409);
+    let ended = s
+        .app
+        .patch(
+            &path,
+            Some(&admin_token),
+            json!({"status": "cancelled", "reason": "fraud"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ended.body["status"], "cancelled");
+
+    let log = s
+        .app
+        .get(
+            &format!("/v1/audit-log?tenant_id={tenant}"),
+            Some(&admin_token),
+        )
+        .await
+        .expect(200);
+    let reasons: Vec<&str> = log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "subscription.admin_override")
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["fraud", "sales deal", "outage credit"]);
+}

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::subscriptions::{
     self as subs, CancelRequest, ChangePreview, ChangeRequest, CreateSubscriptionRequest,
-    SubscriptionResult, SubscriptionView,
+    OverrideRequest, SubscriptionResult, SubscriptionView,
 };
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
@@ -29,7 +29,7 @@ pub const NAME: &str = "subscriptions";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
+    paths(admin_get, admin_override, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -49,6 +49,10 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .route("/v1/subscriptions/{id}/cancel", post(cancel))
         .route("/v1/subscriptions/{id}/resume", post(resume))
+        .route(
+            "/v1/admin/tenants/{id}/subscription",
+            get(admin_get).patch(admin_override),
+        )
         .with_state(ctx)
 }
 
@@ -208,4 +212,40 @@ async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::resume(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/subscription",
+    tag = "subscriptions",
+    summary = "A tenant's live subscription (platform admin).",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No live subscription", body = Problem, content_type = "application/problem+json"))
+)]
+async fn admin_get(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::admin_get(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/admin/tenants/{id}/subscription",
+    tag = "subscriptions",
+    summary = "Override a tenant's subscription: change plan without charge, extend the period, or set a status (platform admin; audited with a reason).",
+    request_body = OverrideRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The subscription after the override", body = SubscriptionView), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No live subscription", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Illegal transition", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn admin_override(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<OverrideRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::admin_override(&ctx, &caller, &id, req).await?))
 }

@@ -1713,3 +1713,149 @@ pub async fn migrate(
         .await?;
     Ok(MigrateResult { migrated, skipped })
 }
+
+// ---- platform admin overrides ----------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideRequest {
+    /// Move to this plan's current version now, without charge or proration.
+    #[serde(default)]
+    pub plan_id: Option<String>,
+    /// Push the current period's end (and the renewal) back by this many days (1 to 366).
+    #[serde(default)]
+    pub extend_days: Option<u32>,
+    /// `active` (recover a past-due subscription), `cancelled` or `expired`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Why: required, kept in the audit log.
+    pub reason: String,
+}
+
+async fn live_sub(ctx: &AppContext, tenant: &TenantId) -> Result<Sub, ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let live = t
+        .get(&live_key(&t))
+        .await?
+        .ok_or_else(|| ApiError::not_found("the tenant has no live subscription"))?;
+    load(ctx, tenant, live.required_str("subscription_id")?)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such subscription"))
+}
+
+pub async fn admin_get(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    caller.require_platform_admin()?;
+    let tenant = caller.admin_tenant(tenant_id)?;
+    live_sub(ctx, &tenant).await?.view()
+}
+
+/// A platform admin's override of a tenant's live subscription, audited with its reason.
+pub async fn admin_override(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    req: OverrideRequest,
+) -> Result<SubscriptionView, ApiError> {
+    caller.require_platform_admin()?;
+    let tenant = caller.admin_tenant(tenant_id)?;
+    let reason = req.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 500 {
+        return Err(ApiError::validation(
+            "reason",
+            "say why, in 1 to 500 characters",
+        ));
+    }
+    let changes = usize::from(req.plan_id.is_some())
+        + usize::from(req.extend_days.is_some())
+        + usize::from(req.status.is_some());
+    if changes != 1 {
+        return Err(ApiError::validation(
+            "plan_id",
+            "give exactly one of plan_id, extend_days, status",
+        ));
+    }
+    let sub = live_sub(ctx, &tenant).await?;
+    let before = sub.view()?;
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    if let Some(plan_id) = &req.plan_id {
+        let (version, terms, name) = current_version(ctx, plan_id).await?;
+        if terms.currency != sub.currency {
+            return Err(ApiError::validation(
+                "plan_id",
+                "plans in another currency cannot be switched to",
+            ));
+        }
+        let to = Plan {
+            id: plan_id.clone(),
+            version,
+            terms,
+            name,
+        };
+        let restart = (to.terms.billing_cycle != sub.cycle).then_some(now);
+        apply_plan(ctx, &t, &sub, &to, restart, now, None, false).await?;
+    } else if let Some(days) = req.extend_days {
+        if !(1..=366).contains(&days) {
+            return Err(ApiError::validation("extend_days", "1 to 366 days"));
+        }
+        let by = Duration::days(i64::from(days));
+        let end_at = sub.period_end + by;
+        let mut actions = vec![
+            // The anchor moves with the end, so later periods follow on from the extension.
+            UpdateAction::set("anchor", time::fmt(sub.anchor + by)),
+            UpdateAction::set("period_end", time::fmt(end_at)),
+            UpdateAction::set("rev", sub.rev + 1),
+        ];
+        if sub.trialing {
+            actions.push(UpdateAction::set("trial_end", time::fmt(end_at)));
+        }
+        actions.extend(renewal_index(&tenant, &sub.id, end_at));
+        t.update(sub.item.key.clone(), actions, Some(sub.unchanged()))
+            .await
+            .map_err(|e| {
+                if e.is_condition_failure() {
+                    ApiError::conflict("the subscription changed meanwhile; retry")
+                } else {
+                    e.into()
+                }
+            })?;
+    } else if let Some(status) = &req.status {
+        match status.as_str() {
+            "active" => recover(ctx, &tenant, &sub).await?,
+            "cancelled" => {
+                end(ctx, &t, &sub, Event::Cancel, now, Decimal::ZERO).await?;
+            }
+            "expired" => {
+                end(ctx, &t, &sub, Event::Expire, now, Decimal::ZERO).await?;
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    "status",
+                    "`active`, `cancelled` or `expired`",
+                ))
+            }
+        }
+    }
+    let after = load(ctx, &tenant, &sub.id)
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription vanished"))?
+        .view()?;
+    let change = crate::audit::Change {
+        action: "subscription.admin_override",
+        resource_type: "subscription",
+        resource_id: &sub.id,
+        before: Some(serde_json::to_value(&before).unwrap_or_default()),
+        after: Some(serde_json::to_value(&after).unwrap_or_default()),
+        reason: Some(reason),
+    };
+    ctx.stores
+        .transaction()
+        .tenant(&t, crate::audit::tenant_op(&t, caller, change, now))
+        .commit()
+        .await?;
+    Ok(after)
+}
