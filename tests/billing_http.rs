@@ -1074,3 +1074,126 @@ async fn platform_admin_overrides_are_audited_with_a_reason() {
         .collect();
     assert_eq!(reasons, ["fraud", "sales deal", "outage credit"]);
 }
+
+/// Invoice numbers per tenant stay sequential under concurrency: no gaps, no duplicates.
+#[tokio::test]
+async fn concurrent_invoices_take_sequential_numbers() {
+    use eshtarek_core::billing::invoices::{issue, Draft, Line, LineKind};
+    use eshtarek_core::money::Currency;
+    use eshtarek_core::store::TenantId;
+    let s = std::sync::Arc::new(shop().await);
+    let tenant = TenantId::parse(s.owner.tenant_id.as_deref().unwrap()).unwrap();
+    let now = s.app.clock.now();
+    let tasks = (0..20).map(|i| {
+        let s = s.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            let usd = Currency::parse("USD", "currency").unwrap();
+            let draft = Draft {
+                subscription_id: "sub_x".into(),
+                currency: usd,
+                lines: vec![Line {
+                    kind: LineKind::PlanCharge,
+                    description: "x".into(),
+                    amount: rust_decimal::Decimal::new(100 + i, 2),
+                    period: None,
+                }],
+                period: (now, now + Duration::days(1)),
+                dedupe: format!("race-{i}"),
+            };
+            issue(&s.app.ctx, &tenant, draft)
+                .await
+                .unwrap()
+                .i64("number")
+                .unwrap()
+        })
+    });
+    let mut numbers: Vec<i64> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    numbers.sort();
+    assert_eq!(numbers, (1..=20).collect::<Vec<i64>>());
+    let listed: Vec<i64> = s
+        .invoices()
+        .await
+        .iter()
+        .map(|i| i["number"].as_i64().unwrap())
+        .collect();
+    assert_eq!(listed, (1..=20).rev().collect::<Vec<i64>>());
+}
+
+#[tokio::test]
+async fn immediate_cancel_credits_only_when_asked_and_admins_subscribe_any_tenant() {
+    let s = shop().await;
+    s.card("pm_card_visa", true).await;
+    let id = s.subscribe(&s.basic).await["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.wait(Duration::days(15)).await;
+    let cancelled = s
+        .app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            s.tok().as_deref(),
+            json!({"at_period_end": false, "prorate": true}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(cancelled.body["status"], "cancelled");
+    // Half of 30.00 comes back as credit on the next invoice.
+    let admin = s.app.platform_admin().await;
+    let tenant = s.owner.tenant_id.clone().unwrap();
+    let created = s
+        .app
+        .post(
+            "/v1/subscriptions",
+            Some(&admin.access),
+            json!({"plan_id": s.premium, "tenant_id": tenant}),
+        )
+        .await
+        .expect(201);
+    let invoice = &created.body["invoice"];
+    assert_eq!(
+        line_amounts(invoice),
+        [
+            ("plan_charge".to_owned(), "90.00".to_owned()),
+            ("credit_balance_applied".to_owned(), "-15.00".to_owned())
+        ]
+    );
+    assert_eq!(invoice["total"], "75.00");
+    // Platform admins name the tenant; without one it is a 422.
+    s.app
+        .post(
+            "/v1/subscriptions",
+            Some(&admin.access),
+            json!({"plan_id": s.premium}),
+        )
+        .await
+        .problem(422);
+    // Without prorate, an immediate cancel credits nothing.
+    let id = created.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.app
+        .post(
+            &format!("/v1/subscriptions/{id}/cancel"),
+            s.tok().as_deref(),
+            json!({"at_period_end": false}),
+        )
+        .await
+        .expect(200);
+    let again = s
+        .app
+        .post(
+            "/v1/subscriptions",
+            s.tok().as_deref(),
+            json!({"plan_id": s.basic}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(again.body["invoice"]["total"], "30.00");
+}

@@ -10,5 +10,6 @@ pub fn init() {
         .with_env_filter(filter)
         .with_current_span(false)
         .with_target(true)
+        .with_writer(std::io::stderr)
         .try_init();
 }
