@@ -57,6 +57,13 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         ("/v1/invoices/{id}/pay", "post"),
         ("/v1/billing/history", "get"),
         ("/v1/events", "get"),
+        ("/v1/usage/events", "post"),
+        ("/v1/usage", "get"),
+        ("/v1/api-keys", "post"),
+        ("/v1/api-keys", "get"),
+        ("/v1/api-keys/{id}", "delete"),
+        ("/v1/admin/tenants/{id}/subscription", "get"),
+        ("/v1/admin/tenants/{id}/subscription", "patch"),
     ];
     for (path, method) in expected {
         let operation = &doc["paths"][path][method];

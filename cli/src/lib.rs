@@ -33,7 +33,8 @@ pub fn app(ctx: AppContext) -> Router {
         root.merge(eshtarek_auth::router(ctx.clone()))
             .merge(eshtarek_plans::router(ctx.clone()))
             .merge(eshtarek_subscriptions::router(ctx.clone()))
-            .merge(eshtarek_billing::router(ctx.clone())),
+            .merge(eshtarek_billing::router(ctx.clone()))
+            .merge(eshtarek_usage::router(ctx.clone())),
         &ctx,
     )
 }
@@ -46,6 +47,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(eshtarek_plans::PlansApi::openapi());
     doc.merge(eshtarek_subscriptions::SubscriptionsApi::openapi());
     doc.merge(eshtarek_billing::BillingApi::openapi());
+    doc.merge(eshtarek_usage::UsageApi::openapi());
     doc
 }
 

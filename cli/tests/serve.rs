@@ -79,7 +79,7 @@ async fn serve_answers_health_and_problem_documents() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["store"], "sqlite");
 
-    for function in ["auth", "plans", "subscriptions", "billing"] {
+    for function in ["auth", "plans", "subscriptions", "billing", "usage"] {
         let url = format!("{}/v1/{function}/health", server.base);
         let response = client.get(url).send().await.unwrap();
         assert_eq!(response.status(), 200);

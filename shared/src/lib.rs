@@ -18,6 +18,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 pub mod time;
+pub mod usage;
 
 pub use context::AppContext;
 pub use error::ApiError;

@@ -428,6 +428,17 @@ pub async fn add_member(
         after: Some(serde_json::json!({"user_id": user_id, "email": email, "role": role})),
         reason: None,
     };
+    // max_users: the seat count moves in the same transaction, on condition, so concurrent
+    // invitations can never exceed the plan's limit.
+    let seats = crate::usage::seat_limit(ctx, &tenant_id).await?;
+    let meta_condition = match seats {
+        Some(limit) => Condition::And(vec![
+            Condition::ItemExists,
+            Condition::lt("member_count", limit as i64),
+        ]),
+        None => Condition::ItemExists,
+    };
+    let meta_index = tx.len() + 2;
     tx = member_ops(&t, tx, &user, role, now)
         .tenant(
             &t,
@@ -437,17 +448,24 @@ pub async fn add_member(
                     UpdateAction::add("member_count", 1),
                     UpdateAction::add("admin_count", admins),
                 ],
-                condition: Some(Condition::ItemExists),
+                condition: Some(meta_condition),
             },
         )
         .tenant(&t, audit::tenant_op(&t, caller, change, now));
-    tx.commit().await.map_err(|e| {
-        if e.is_condition_failure() {
-            ApiError::conflict("this user is already a member of the tenant").field("email")
-        } else {
-            e.into()
-        }
-    })?;
+    tx.commit()
+        .await
+        .map_err(|e| match (e.failed_condition_index(), seats) {
+            (Some(i), Some(limit)) if i == meta_index => ApiError::limit_exceeded(
+                "max_users",
+                format!("the plan allows {limit} members; remove one or upgrade"),
+            )
+            .with("limit", limit)
+            .with("used", limit),
+            (Some(_), _) => {
+                ApiError::conflict("this user is already a member of the tenant").field("email")
+            }
+            _ => e.into(),
+        })?;
     let member = load_member(ctx, &tenant_id, &user_id)
         .await?
         .ok_or_else(|| ApiError::internal("member vanished"))?;

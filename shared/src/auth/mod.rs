@@ -1,7 +1,7 @@
 //! Authentication and authorization: passwords, tokens, sessions, the `Caller` extractor and
 //! the role rules.
 
-mod caller;
+pub mod caller;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;

@@ -149,7 +149,13 @@ fn line_attr(line: &Line, currency: Currency) -> AttrValue {
 /// a net credit goes to the balance.
 pub async fn issue(ctx: &AppContext, tenant: &TenantId, draft: Draft) -> Result<Item, ApiError> {
     let t = ctx.stores.tenant(tenant);
-    for _ in 0..10 {
+    // Optimistic: contention is one tenant's invoices at the same instant, which is rare; back
+    // off with jitter so a burst still drains in order.
+    for attempt in 0..100u64 {
+        if attempt > 0 {
+            let jitter = rand::random::<u64>() % (2 * attempt.min(10) + 1);
+            tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
+        }
         if let Some(existing) = t.get(&dedupe_key(&t, &draft.dedupe)).await? {
             let number = existing.i64("number").unwrap_or(0) as u64;
             return t

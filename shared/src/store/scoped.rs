@@ -272,6 +272,15 @@ impl ScopedTransaction {
         self
     }
 
+    /// Operations so far (to locate a failed condition by index).
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
     pub async fn commit(self) -> Result<(), StoreError> {
         match self.refused {
             Some(e) => Err(e),

@@ -1,0 +1,124 @@
+//! The usage function: metering with real-time enforcement, API keys, usage summaries.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use eshtarek_core::auth::Caller;
+use eshtarek_core::error::ApiResult;
+use eshtarek_core::http::{health, ApiJson};
+use eshtarek_core::openapi::Problem;
+use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
+use eshtarek_core::usage::{self, Meter, UsageEvent, UsageResult, UsageSummary};
+use eshtarek_core::AppContext;
+use utoipa::OpenApi;
+
+pub const NAME: &str = "usage";
+
+/// This function's part of the OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    paths(record_event, get_usage, create_key, list_keys, revoke_key),
+    tags((name = "usage", description = "Metering and limits"), (name = "api keys", description = "Machine-to-machine keys"))
+)]
+pub struct UsageApi;
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyList {
+    pub data: Vec<ApiKeyView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Every route of the usage function.
+pub fn router(ctx: AppContext) -> Router {
+    Router::new()
+        .route("/v1/usage/health", get(|state| health(NAME, state)))
+        .route("/v1/usage/events", post(record_event))
+        .route("/v1/usage", get(get_usage))
+        .route("/v1/api-keys", post(create_key).get(list_keys))
+        .route("/v1/api-keys/{id}", delete(revoke_key))
+        .with_state(ctx)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/usage/events",
+    tag = "usage",
+    summary = "Record usage; under a hard limit an event that would cross it is refused (402) and nothing is counted.",
+    request_body = UsageEvent,
+    security(("bearer" = [])),
+    responses((status = 200, description = "Counted (or the first result for a repeated idempotency_key)", body = UsageResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn record_event(
+    State(ctx): State<AppContext>,
+    meter: Meter,
+    ApiJson(event): ApiJson<UsageEvent>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::record(&ctx, &meter, event).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/usage",
+    tag = "usage",
+    summary = "Every metric of the current plan with used, limit and percent.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Usage", body = UsageSummary), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"))
+)]
+async fn get_usage(State(ctx): State<AppContext>, meter: Meter) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::summary(&ctx, &meter).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api keys",
+    summary = "Create an API key; its secret is shown once.",
+    request_body = CreateApiKeyRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = CreatedApiKey), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn create_key(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateApiKeyRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(api_keys::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api keys",
+    summary = "The tenant's API keys, by prefix.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Keys", body = ApiKeyList), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_keys(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    Ok(Json(ApiKeyList {
+        data: api_keys::list(&ctx, &caller).await?,
+        next_cursor: None,
+    }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api keys",
+    summary = "Revoke an API key; it stops working at once.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn revoke_key(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    api_keys::revoke(&ctx, &caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,219 @@
+//! Tenant API keys for machine-to-machine usage calls. The secret is shown once; only its
+//! SHA-256 is kept, compared in constant time. A key is found by its public prefix; revoking it
+//! deletes the lookup item, so it stops working on the next request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::service::new_id;
+use crate::auth::tokens::{random_secret, same_secret, sha256_hex};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::{Condition, Item, Key, Query, Store, TenantId, WriteOp};
+use crate::time;
+use crate::AppContext;
+
+pub const KEY_PREFIX: &str = "esk_";
+pub const SCOPES: [&str; 2] = ["usage:write", "usage:read"];
+
+fn lookup_key(prefix: &str) -> Key {
+    Key::new(format!("APIKEY#{prefix}"), "KEY")
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyView {
+    pub id: String,
+    /// The public part, shown in lists: `esk_<prefix>`.
+    pub prefix: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// The whole key. Shown once: only its hash is kept.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKeyRequest {
+    pub name: String,
+    /// `usage:write` and/or `usage:read` (default both).
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+}
+
+/// An authenticated API key.
+#[derive(Debug, Clone)]
+pub struct KeyPrincipal {
+    pub tenant: TenantId,
+    pub key_id: String,
+    pub scopes: Vec<String>,
+}
+
+fn view(item: &Item) -> Result<ApiKeyView, ApiError> {
+    let scopes = item
+        .required_str("scopes")?
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    Ok(ApiKeyView {
+        id: item.required_str("key_id")?.to_owned(),
+        prefix: format!("{KEY_PREFIX}{}", item.required_str("prefix")?),
+        name: item.required_str("name")?.to_owned(),
+        scopes,
+        created_at: item.required_str("created_at")?.to_owned(),
+    })
+}
+
+fn admin_tenant(caller: &Caller) -> Result<TenantId, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    caller.admin_tenant(tenant.as_str())
+}
+
+pub async fn create(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: CreateApiKeyRequest,
+) -> Result<CreatedApiKey, ApiError> {
+    let tenant = admin_tenant(caller)?;
+    let name = crate::auth::service::check_name(&req.name, "name")?;
+    let mut scopes = req
+        .scopes
+        .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
+    scopes.sort();
+    scopes.dedup();
+    if scopes.is_empty() || scopes.iter().any(|s| !SCOPES.contains(&s.as_str())) {
+        return Err(ApiError::validation(
+            "scopes",
+            "scopes are usage:write and usage:read",
+        ));
+    }
+    let id = new_id("key");
+    // 12 hex characters of public prefix, 43 characters of secret.
+    let prefix = sha256_hex(&random_secret())[..12].to_owned();
+    let secret = random_secret();
+    let full = format!("{KEY_PREFIX}{prefix}_{secret}");
+    let t = ctx.stores.tenant(&tenant);
+    let at = time::fmt(ctx.clock.now());
+    let listed = Item::new(t.key("APIKEYS", format!("KEY#{prefix}")))
+        .with("key_id", id.as_str())
+        .with("prefix", prefix.as_str())
+        .with("name", name.as_str())
+        .with("scopes", scopes.join(" "))
+        .with("created_at", at.as_str());
+    let lookup = Item::new(lookup_key(&prefix))
+        .with("key_id", id.as_str())
+        .with("tenant_id", tenant.as_str())
+        .with("secret_hash", sha256_hex(&secret))
+        .with("scopes", scopes.join(" "));
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Put {
+                item: listed.clone(),
+                condition: Some(Condition::ItemNotExists),
+            },
+        )
+        .platform(WriteOp::Put {
+            item: lookup,
+            condition: Some(Condition::ItemNotExists),
+        })
+        .commit()
+        .await?;
+    Ok(CreatedApiKey {
+        key: view(&listed)?,
+        secret: full,
+    })
+}
+
+pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<ApiKeyView>, ApiError> {
+    let tenant = admin_tenant(caller)?;
+    let t = ctx.stores.tenant(&tenant);
+    let page = t
+        .query(&Query::table(t.pk("APIKEYS")).begins_with("KEY#").limit(100))
+        .await?;
+    page.items.iter().map(view).collect()
+}
+
+/// Revokes a key by id: it stops working at once.
+pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let tenant = admin_tenant(caller)?;
+    let t = ctx.stores.tenant(&tenant);
+    let page = t
+        .query(
+            &Query::table(t.pk("APIKEYS"))
+                .begins_with("KEY#")
+                .limit(1000),
+        )
+        .await?;
+    let item = page
+        .items
+        .into_iter()
+        .find(|i| i.str("key_id") == Some(id))
+        .ok_or_else(|| ApiError::not_found("no such API key"))?;
+    let prefix = item.required_str("prefix")?.to_owned();
+    ctx.stores
+        .transaction()
+        .tenant(
+            &t,
+            WriteOp::Delete {
+                key: item.key.clone(),
+                condition: Some(Condition::ItemExists),
+            },
+        )
+        .platform(WriteOp::Delete {
+            key: lookup_key(&prefix),
+            condition: None,
+        })
+        .commit()
+        .await?;
+    Ok(())
+}
+
+/// Authenticates `esk_<prefix>_<secret>`; `None` when it is not an API key at all.
+pub async fn authenticate(
+    ctx: &AppContext,
+    presented: &str,
+) -> Option<Result<KeyPrincipal, ApiError>> {
+    let rest = presented.strip_prefix(KEY_PREFIX)?;
+    let invalid = || ApiError::unauthenticated("invalid or revoked API key");
+    let Some((prefix, secret)) = rest.split_once('_') else {
+        return Some(Err(invalid()));
+    };
+    if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(Err(invalid()));
+    }
+    Some(
+        async {
+            let item = ctx
+                .stores
+                .platform()
+                .get(&lookup_key(prefix))
+                .await?
+                .ok_or_else(invalid)?;
+            if !same_secret(
+                &sha256_hex(secret),
+                item.str("secret_hash").unwrap_or_default(),
+            ) {
+                return Err(invalid());
+            }
+            let tenant = TenantId::parse(item.required_str("tenant_id")?).map_err(|_| invalid())?;
+            Ok(KeyPrincipal {
+                tenant,
+                key_id: item.required_str("key_id")?.to_owned(),
+                scopes: item
+                    .required_str("scopes")?
+                    .split(' ')
+                    .map(str::to_owned)
+                    .collect(),
+            })
+        }
+        .await,
+    )
+}

@@ -1,0 +1,569 @@
+//! Usage metering over HTTP: exact enforcement under races, idempotent replays, soft limits,
+//! period rollover, limits following upgrades, threshold events once, API keys, max_users.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use eshtarek_tests::http::{Session, TestApp};
+use serde_json::{json, Value};
+
+/// A day-aligned start: the `day` period boundary is at midnight UTC.
+const START: &str = "2027-04-01T00:00:00Z";
+
+struct Metered {
+    app: TestApp,
+    owner: Session,
+    small: String,
+    large: String,
+    key: String,
+}
+
+fn email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Two free plans: `Small` allows 100 api_calls a month (hard) and 3 users, `Large` 1000 and
+/// 10; plus a soft `exports` metric. The tenant subscribes to Small and gets an API key.
+async fn metered() -> Metered {
+    let app = TestApp::frozen_at(START).await;
+    let admin = app.platform_admin().await;
+    let policy = |metric: &str, limit: u64, reset: &str, enforcement: &str| json!({"metric": metric, "limit": limit, "reset_period": reset, "enforcement": enforcement});
+    let mut ids = Vec::new();
+    for body in [
+        policy("api_calls", 100, "month", "hard"),
+        policy("api_calls", 1000, "month", "hard"),
+        policy("max_users", 3, "none", "hard"),
+        policy("max_users", 10, "none", "hard"),
+        policy("exports", 5, "day", "soft"),
+    ] {
+        ids.push(
+            app.post("/v1/limit-policies", Some(&admin.access), body)
+                .await
+                .expect(201)
+                .body["id"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let plan = |name: &str, policies: [&str; 3]| json!({"name": name, "price": "0", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": policies});
+    let small = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            plan("Small", [&ids[0], &ids[2], &ids[4]]),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let large = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            plan("Large", [&ids[1], &ids[3], &ids[4]]),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let owner = app.signup(&email("owner"), "Acme").await;
+    app.post(
+        "/v1/subscriptions",
+        Some(&owner.access),
+        json!({"plan_id": small}),
+    )
+    .await
+    .expect(201);
+    let key = app
+        .post(
+            "/v1/api-keys",
+            Some(&owner.access),
+            json!({"name": "backend"}),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Metered {
+        app,
+        owner,
+        small,
+        large,
+        key,
+    }
+}
+
+fn event(metric: &str, quantity: i64, key: &str) -> Value {
+    json!({"metric": metric, "quantity": quantity, "idempotency_key": key})
+}
+
+#[tokio::test]
+async fn concurrent_events_never_pass_a_hard_limit() {
+    let m = Arc::new(metered().await);
+    let tasks = (0..200).map(|i| {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.app
+                .post(
+                    "/v1/usage/events",
+                    Some(&m.key),
+                    event("api_calls", 1, &format!("e{i}")),
+                )
+                .await
+        })
+    });
+    let replies: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let accepted = replies.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<_> = replies.iter().filter(|r| r.status == 402).collect();
+    assert_eq!(accepted, 100, "exactly the limit is accepted");
+    assert_eq!(refused.len(), 100);
+    let problem = &refused[0].body;
+    assert_eq!(problem["metric"], "api_calls");
+    assert_eq!(problem["limit"], 100);
+    assert_eq!(
+        problem["upgrade_to"]["name"], "Large",
+        "the cheapest plan that allows it"
+    );
+    let usage = m.app.get("/v1/usage", Some(&m.key)).await.expect(200);
+    let calls = usage.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metric"] == "api_calls")
+        .unwrap()
+        .clone();
+    assert_eq!(calls["used"], 100);
+    assert_eq!(calls["percent"], 100);
+    // A refused event counted nothing.
+    let one_more = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "late"),
+        )
+        .await
+        .problem(402);
+    assert_eq!(one_more.body["used"], 100);
+}
+
+#[tokio::test]
+async fn the_same_idempotency_key_counts_once_even_when_racing() {
+    let m = Arc::new(metered().await);
+    let tasks = (0..20).map(|_| {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.app
+                .post(
+                    "/v1/usage/events",
+                    Some(&m.key),
+                    event("api_calls", 7, "same"),
+                )
+                .await
+        })
+    });
+    let replies: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        replies.iter().all(|r| r.status == 200 || r.status == 409),
+        "{:?}",
+        replies.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    let done: Vec<&Value> = replies
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| &r.body)
+        .collect();
+    assert!(!done.is_empty());
+    assert!(
+        done.iter().all(|b| b["used"] == 7),
+        "every answer is the first result"
+    );
+    let replay = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 7, "same"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(replay.body["used"], 7);
+    let next = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "other"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(next.body["used"], 8, "the replays counted nothing");
+    // The same key for a different event is refused.
+    let mismatch = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 2, "same"),
+        )
+        .await
+        .problem(422);
+    assert_eq!(mismatch.body["field"], "idempotency_key");
+}
+
+#[tokio::test]
+async fn soft_limits_count_and_flag_overage_and_periods_roll_over() {
+    let m = metered().await;
+    for i in 0..6 {
+        let reply = m
+            .app
+            .post(
+                "/v1/usage/events",
+                Some(&m.key),
+                event("exports", 1, &format!("x{i}")),
+            )
+            .await
+            .expect(200);
+        assert_eq!(reply.body["overage"], i >= 5, "{}", reply.body);
+    }
+    let last = m
+        .app
+        .post("/v1/usage/events", Some(&m.key), event("exports", 1, "x6"))
+        .await
+        .expect(200);
+    assert_eq!(last.body["used"], 7);
+    assert_eq!(last.body["remaining"], 0);
+    assert_eq!(last.body["period_end"], "2027-04-02T00:00:00.000Z");
+    // An event exactly at the boundary counts in the new day.
+    let boundary = json!({"metric": "exports", "quantity": 1, "idempotency_key": "b", "timestamp": "2027-04-02T00:00:00Z"});
+    m.app.clock.advance(Duration::days(1));
+    let fresh = m
+        .app
+        .post("/v1/usage/events", Some(&m.key), boundary)
+        .await
+        .expect(200);
+    assert_eq!(fresh.body["used"], 1);
+    assert_eq!(fresh.body["period_start"], "2027-04-02T00:00:00.000Z");
+}
+
+#[tokio::test]
+async fn an_upgrade_raises_the_limit_at_once_without_resetting_usage() {
+    let m = metered().await;
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 100, "all"),
+        )
+        .await
+        .expect(200);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "over"),
+        )
+        .await
+        .problem(402);
+    let sub = m
+        .app
+        .get("/v1/subscriptions/current", Some(&m.owner.access))
+        .await
+        .expect(200)
+        .body;
+    let id = sub["id"].as_str().unwrap();
+    // Same price, so choose "now" explicitly.
+    m.app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            Some(&m.owner.access),
+            json!({"plan_id": m.large, "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    let after = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "over-again"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(after.body["used"], 101, "usage is not reset by the change");
+    assert_eq!(after.body["limit"], 1000);
+    assert_ne!(m.small, m.large);
+}
+
+#[tokio::test]
+async fn threshold_warnings_are_sent_once() {
+    let m = Arc::new(metered().await);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 79, "a"),
+        )
+        .await
+        .expect(200);
+    let tasks = (0..10).map(|i| {
+        let m = m.clone();
+        tokio::spawn(async move {
+            m.app
+                .post(
+                    "/v1/usage/events",
+                    Some(&m.key),
+                    event("api_calls", 2, &format!("t{i}")),
+                )
+                .await
+                .status
+                .as_u16()
+        })
+    });
+    futures::future::join_all(tasks).await;
+    m.app
+        .post("/v1/usage/events", Some(&m.key), event("api_calls", 1, "z"))
+        .await
+        .expect(200);
+    let events = m
+        .app
+        .get("/v1/events?limit=100", Some(&m.owner.access))
+        .await
+        .expect(200);
+    let thresholds: Vec<i64> = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "usage.threshold_reached")
+        .map(|e| e["data"]["threshold"].as_i64().unwrap())
+        .collect();
+    let mut sorted = thresholds.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [80, 100],
+        "one warning per threshold: {thresholds:?}"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_are_scoped_and_revocation_is_immediate() {
+    let m = metered().await;
+    let t = Some(m.owner.access.as_str());
+    let listed = m.app.get("/v1/api-keys", t).await.expect(200);
+    let key = &listed.body["data"][0];
+    assert!(m.key.starts_with(key["prefix"].as_str().unwrap()));
+    assert!(
+        !listed.body.to_string().contains(&m.key),
+        "the secret is shown once"
+    );
+    // Read-only key: reads, cannot write.
+    let reader = m
+        .app
+        .post(
+            "/v1/api-keys",
+            t,
+            json!({"name": "dash", "scopes": ["usage:read"]}),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    m.app.get("/v1/usage", Some(&reader)).await.expect(200);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&reader),
+            event("api_calls", 1, "r"),
+        )
+        .await
+        .problem(403);
+    m.app
+        .post("/v1/api-keys", t, json!({"name": "x", "scopes": ["admin"]}))
+        .await
+        .problem(422);
+    // A key works only on usage endpoints.
+    m.app.get("/v1/auth/me", Some(&m.key)).await.problem(401);
+    m.app.get("/v1/invoices", Some(&m.key)).await.problem(401);
+    // A tampered secret fails.
+    let mut tampered = m.key.clone();
+    tampered.pop();
+    tampered.push('x');
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&tampered),
+            event("api_calls", 1, "t"),
+        )
+        .await
+        .problem(401);
+    // Revoked: refused at once.
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "before"),
+        )
+        .await
+        .expect(200);
+    m.app
+        .delete(&format!("/v1/api-keys/{}", key["id"].as_str().unwrap()), t)
+        .await
+        .expect(204);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "after"),
+        )
+        .await
+        .problem(401);
+    // Another tenant's admin cannot revoke or see it.
+    let other = m.app.signup(&email("other"), "Other").await;
+    assert_eq!(
+        m.app
+            .get("/v1/api-keys", Some(&other.access))
+            .await
+            .expect(200)
+            .body["data"],
+        json!([])
+    );
+    // A tenant without a subscription is refused with a 402.
+    let other_key = m
+        .app
+        .post("/v1/api-keys", Some(&other.access), json!({"name": "k"}))
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let none = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&other_key),
+            event("api_calls", 1, "n"),
+        )
+        .await
+        .problem(402);
+    assert_eq!(none.body["code"], "no_subscription");
+    for (body, field) in [
+        (
+            json!({"metric": "api_calls", "quantity": 0, "idempotency_key": "q"}),
+            "quantity",
+        ),
+        (
+            json!({"metric": "API Calls", "quantity": 1, "idempotency_key": "q"}),
+            "metric",
+        ),
+        (
+            json!({"metric": "api_calls", "quantity": 1, "idempotency_key": ""}),
+            "idempotency_key",
+        ),
+        (
+            json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "q", "timestamp": "soon"}),
+            "timestamp",
+        ),
+    ] {
+        // The read-only key is refused before validation; an admin token gets the field.
+        m.app
+            .post("/v1/usage/events", Some(&reader), body.clone())
+            .await
+            .problem(403);
+        let reply = m.app.post("/v1/usage/events", t, body).await.problem(422);
+        assert_eq!(reply.body["field"], field);
+    }
+}
+
+#[tokio::test]
+async fn concurrent_invitations_never_exceed_max_users() {
+    let m = Arc::new(metered().await);
+    let tenant = m.owner.tenant_id.clone().unwrap();
+    // The owner is one seat of 3.
+    let tasks = (0..8).map(|i| {
+        let m = m.clone();
+        let tenant = tenant.clone();
+        tokio::spawn(async move {
+            m.app
+                .post(
+                    &format!("/v1/tenants/{tenant}/members"),
+                    Some(&m.owner.access),
+                    json!({"email": email(&format!("seat{i}")), "role": "tenant_user"}),
+                )
+                .await
+        })
+    });
+    let replies: Vec<_> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(replies.iter().filter(|r| r.status == 201).count(), 2);
+    let refused: Vec<_> = replies.iter().filter(|r| r.status == 402).collect();
+    assert_eq!(refused.len(), 6);
+    assert_eq!(refused[0].body["metric"], "max_users");
+    let usage = m
+        .app
+        .get("/v1/usage", Some(&m.owner.access))
+        .await
+        .expect(200);
+    let seats = usage.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metric"] == "max_users")
+        .unwrap()
+        .clone();
+    assert_eq!(seats["used"], 3);
+    // Removing a member frees a seat.
+    let members = m
+        .app
+        .get(
+            &format!("/v1/tenants/{tenant}/members"),
+            Some(&m.owner.access),
+        )
+        .await
+        .expect(200);
+    let user = members.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["role"] == "tenant_user")
+        .unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    m.app
+        .delete(
+            &format!("/v1/tenants/{tenant}/members/{user}"),
+            Some(&m.owner.access),
+        )
+        .await
+        .expect(204);
+    m.app
+        .post(
+            &format!("/v1/tenants/{tenant}/members"),
+            Some(&m.owner.access),
+            json!({"email": email("seat-again"), "role": "tenant_user"}),
+        )
+        .await
+        .expect(201);
+}
