@@ -13,6 +13,7 @@ const START: &str = "2027-04-01T00:00:00Z";
 struct Metered {
     app: TestApp,
     owner: Session,
+    owner_email: String,
     small: String,
     large: String,
     key: String,
@@ -35,6 +36,7 @@ async fn metered() -> Metered {
         policy("max_users", 3, "none", "hard"),
         policy("max_users", 10, "none", "hard"),
         policy("exports", 5, "day", "soft"),
+        policy("storage_mb", 50, "none", "hard"),
     ] {
         ids.push(
             app.post("/v1/limit-policies", Some(&admin.access), body)
@@ -46,12 +48,12 @@ async fn metered() -> Metered {
                 .to_owned(),
         );
     }
-    let plan = |name: &str, policies: [&str; 3]| json!({"name": name, "price": "0", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": policies});
+    let plan = |name: &str, policies: [&str; 4]| json!({"name": name, "price": "0", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": policies});
     let small = app
         .post(
             "/v1/plans",
             Some(&admin.access),
-            plan("Small", [&ids[0], &ids[2], &ids[4]]),
+            plan("Small", [&ids[0], &ids[2], &ids[4], &ids[5]]),
         )
         .await
         .expect(201)
@@ -63,7 +65,7 @@ async fn metered() -> Metered {
         .post(
             "/v1/plans",
             Some(&admin.access),
-            plan("Large", [&ids[1], &ids[3], &ids[4]]),
+            plan("Large", [&ids[1], &ids[3], &ids[4], &ids[5]]),
         )
         .await
         .expect(201)
@@ -71,7 +73,8 @@ async fn metered() -> Metered {
         .as_str()
         .unwrap()
         .to_owned();
-    let owner = app.signup(&email("owner"), "Acme").await;
+    let owner_email = email("owner");
+    let owner = app.signup(&owner_email, "Acme").await;
     app.post(
         "/v1/subscriptions",
         Some(&owner.access),
@@ -94,6 +97,7 @@ async fn metered() -> Metered {
     Metered {
         app,
         owner,
+        owner_email,
         small,
         large,
         key,
@@ -566,4 +570,295 @@ async fn concurrent_invitations_never_exceed_max_users() {
         )
         .await
         .expect(201);
+}
+
+#[tokio::test]
+async fn check_history_gauges_and_notifications() {
+    let m = metered().await;
+    let check = m
+        .app
+        .post(
+            "/v1/usage/check",
+            Some(&m.key),
+            json!({"metric": "api_calls", "quantity": 100}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(check.body["allowed"], true);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 60, "a"),
+        )
+        .await
+        .expect(200);
+    let check = m
+        .app
+        .post(
+            "/v1/usage/check",
+            Some(&m.key),
+            json!({"metric": "api_calls", "quantity": 41}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (check.body["allowed"].as_bool(), check.body["used"].as_i64()),
+        (Some(false), Some(60)),
+        "checking records nothing"
+    );
+    // History from the rollups, by hour and by day.
+    m.app.clock.advance(Duration::hours(2));
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 25, "b"),
+        )
+        .await
+        .expect(200);
+    let by_hour = m
+        .app
+        .get("/v1/usage/history?metric=api_calls&from=2027-04-01T00:00:00Z&to=2027-04-01T23:59:59Z&granularity=hour", Some(&m.key))
+        .await
+        .expect(200);
+    assert_eq!(
+        by_hour.body["data"],
+        json!([{"bucket": "2027-04-01T00", "total": 60}, {"bucket": "2027-04-01T02", "total": 25}])
+    );
+    let by_day = m
+        .app
+        .get("/v1/usage/history?metric=api_calls&from=2027-04-01T00:00:00Z&to=2027-04-30T00:00:00Z&granularity=day", Some(&m.key))
+        .await
+        .expect(200);
+    assert_eq!(
+        by_day.body["data"],
+        json!([{"bucket": "2027-04-01", "total": 85}])
+    );
+    m.app
+        .get(
+            "/v1/usage/history?metric=api_calls&from=x&to=y&granularity=hour",
+            Some(&m.key),
+        )
+        .await
+        .problem(422);
+    m.app
+        .get("/v1/usage/history?metric=api_calls&from=2027-04-01T00:00:00Z&to=2027-04-02T00:00:00Z&granularity=week", Some(&m.key))
+        .await
+        .problem(422);
+    // 85 of 100 crossed 80%: one notification, which can be marked read. (The clock moved:
+    // the owner signs in again.)
+    let fresh = m.app.login(&m.owner_email, None).await;
+    let t = Some(fresh.access.as_str());
+    let notes = m.app.get("/v1/notifications", t).await.expect(200);
+    let list = notes.body["data"].as_array().unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["data"]["threshold"], 80);
+    assert_eq!(list[0]["read"], false);
+    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(
+        m.app
+            .post(&format!("/v1/notifications/{id}/read"), t, json!({}))
+            .await
+            .expect(200)
+            .body["read"],
+        true
+    );
+    m.app
+        .post("/v1/notifications/ntf_nope/read", t, json!({}))
+        .await
+        .problem(404);
+    // Gauges: only reset-never metrics, refused above a hard limit; seats are not settable.
+    m.app
+        .put_json(
+            "/v1/usage/gauges/max_users",
+            Some(&m.key),
+            json!({"value": 1}),
+        )
+        .await
+        .problem(422);
+    m.app
+        .put_json(
+            "/v1/usage/gauges/api_calls",
+            Some(&m.key),
+            json!({"value": 1}),
+        )
+        .await
+        .problem(422);
+    m.app
+        .put_json(
+            "/v1/usage/gauges/unmetered",
+            Some(&m.key),
+            json!({"value": 1}),
+        )
+        .await
+        .problem(422);
+    let set = m
+        .app
+        .put_json(
+            "/v1/usage/gauges/storage_mb",
+            Some(&m.key),
+            json!({"value": 40}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(
+        (set.body["used"].as_i64(), set.body["percent"].as_i64()),
+        (Some(40), Some(80))
+    );
+    let over = m
+        .app
+        .put_json(
+            "/v1/usage/gauges/storage_mb",
+            Some(&m.key),
+            json!({"value": 51}),
+        )
+        .await
+        .problem(402);
+    assert_eq!(over.body["metric"], "storage_mb");
+    m.app
+        .put_json(
+            "/v1/usage/gauges/storage_mb",
+            Some(&m.key),
+            json!({"value": -1}),
+        )
+        .await
+        .problem(422);
+    let down = m
+        .app
+        .put_json(
+            "/v1/usage/gauges/storage_mb",
+            Some(&m.key),
+            json!({"value": 10}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(down.body["used"], 10);
+    let summary = m.app.get("/v1/usage", Some(&m.key)).await.expect(200);
+    let storage = summary.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metric"] == "storage_mb")
+        .unwrap()
+        .clone();
+    assert_eq!(storage["used"], 10);
+    // Crossing 80% of storage warned once too.
+    let notes = m.app.get("/v1/notifications", t).await.expect(200);
+    assert_eq!(
+        notes.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["data"]["metric"] == "storage_mb")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_batch_gives_each_event_its_own_result() {
+    let m = metered().await;
+    let batch = json!({"events": [event("api_calls", 60, "b1"), event("api_calls", 50, "b2"), event("api_calls", 40, "b3"), event("api_calls", 1, "b1x")]});
+    let reply = m
+        .app
+        .post("/v1/usage/events:batch", Some(&m.key), batch)
+        .await
+        .expect(200);
+    let statuses: Vec<i64> = reply.body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_i64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 402, 200, 402], "{}", reply.body);
+    assert_eq!(reply.body["results"][1]["problem"]["metric"], "api_calls");
+    assert_eq!(reply.body["results"][2]["result"]["used"], 100);
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| event("api_calls", 1, &format!("k{i}")))
+        .collect();
+    let refused = m
+        .app
+        .post(
+            "/v1/usage/events:batch",
+            Some(&m.key),
+            json!({"events": too_many}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "events");
+}
+
+#[tokio::test]
+async fn platform_admins_see_usage_across_tenants() {
+    let m = metered().await;
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 30, "one"),
+        )
+        .await
+        .expect(200);
+    // A second tenant on the same plan uses more.
+    let other = m.app.signup(&email("b"), "Beta").await;
+    m.app
+        .post(
+            "/v1/subscriptions",
+            Some(&other.access),
+            json!({"plan_id": m.large}),
+        )
+        .await
+        .expect(201);
+    let key = m
+        .app
+        .post("/v1/api-keys", Some(&other.access), json!({"name": "k"}))
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&key),
+            event("api_calls", 70, "two"),
+        )
+        .await
+        .expect(200);
+    let admin = m.app.platform_admin().await;
+    let view = m
+        .app
+        .get("/v1/admin/usage?metric=api_calls", Some(&admin.access))
+        .await
+        .expect(200);
+    assert_eq!(view.body["month"], "2027-04");
+    assert_eq!(view.body["total"], 100);
+    assert_eq!(view.body["tenants"], 2);
+    assert_eq!(
+        view.body["top"][0]["tenant_id"],
+        other.tenant_id.clone().unwrap().as_str()
+    );
+    assert_eq!(view.body["top"][0]["used"], 70);
+    m.app
+        .get("/v1/admin/usage?metric=api_calls", Some(&m.owner.access))
+        .await
+        .problem(403);
+    m.app
+        .get(
+            "/v1/admin/usage?metric=api_calls&month=2027-13",
+            Some(&admin.access),
+        )
+        .await
+        .problem(422);
+    let empty = m
+        .app
+        .get(
+            "/v1/admin/usage?metric=api_calls&month=2027-03",
+            Some(&admin.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(empty.body["total"], 0);
 }

@@ -3,14 +3,18 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
-use eshtarek_core::http::{health, ApiJson};
+use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::Problem;
 use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
-use eshtarek_core::usage::{self, Meter, UsageEvent, UsageResult, UsageSummary};
+use eshtarek_core::usage::{
+    self, AdminUsage, AdminUsageQuery, BatchRequest, BatchResponse, CheckRequest, CheckResult,
+    GaugeRequest, History, HistoryQuery, Meter, MetricUsage, NotificationView, UsageEvent,
+    UsageResult, UsageSummary,
+};
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
 
@@ -19,7 +23,7 @@ pub const NAME: &str = "usage";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(record_event, get_usage, create_key, list_keys, revoke_key),
+    paths(record_event, record_batch, admin_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key),
     tags((name = "usage", description = "Metering and limits"), (name = "api keys", description = "Machine-to-machine keys"))
 )]
 pub struct UsageApi;
@@ -36,6 +40,13 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/usage/health", get(|state| health(NAME, state)))
         .route("/v1/usage/events", post(record_event))
         .route("/v1/usage", get(get_usage))
+        .route("/v1/usage/events:batch", post(record_batch))
+        .route("/v1/usage/check", post(check))
+        .route("/v1/admin/usage", get(admin_usage))
+        .route("/v1/usage/history", get(history))
+        .route("/v1/usage/gauges/{metric}", put(set_gauge))
+        .route("/v1/notifications", get(list_notifications))
+        .route("/v1/notifications/{id}/read", post(read_notification))
         .route("/v1/api-keys", post(create_key).get(list_keys))
         .route("/v1/api-keys/{id}", delete(revoke_key))
         .with_state(ctx)
@@ -121,4 +132,125 @@ async fn revoke_key(
 ) -> ApiResult<impl IntoResponse> {
     api_keys::revoke(&ctx, &caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/usage/check",
+    tag = "usage",
+    summary = "Would this usage be allowed now? Records nothing.",
+    request_body = CheckRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The answer", body = CheckResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn check(
+    State(ctx): State<AppContext>,
+    meter: Meter,
+    ApiJson(req): ApiJson<CheckRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::check(&ctx, &meter, req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/usage/history",
+    tag = "usage",
+    summary = "Totals per hour, day or month, from rollups written with each event.",
+    params(HistoryQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "History", body = History), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn history(
+    State(ctx): State<AppContext>,
+    meter: Meter,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::history(&ctx, &meter, q).await?))
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/usage/gauges/{metric}",
+    tag = "usage",
+    summary = "Set a gauge such as storage_mb; refused above a hard limit.",
+    request_body = GaugeRequest,
+    params(("metric" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The gauge", body = MetricUsage), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn set_gauge(
+    State(ctx): State<AppContext>,
+    meter: Meter,
+    Path(metric): Path<String>,
+    ApiJson(req): ApiJson<GaugeRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::set_gauge(&ctx, &meter, &metric, req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/notifications",
+    tag = "usage",
+    summary = "The tenant's notifications (limit warnings), newest first.",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<NotificationView>), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn list_notifications(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::notifications(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/notifications/{id}/read",
+    tag = "usage",
+    summary = "Mark a notification read.",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Read", body = NotificationView), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+)]
+async fn read_notification(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::mark_read(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/usage/events:batch",
+    tag = "usage",
+    summary = "Record up to 100 events, each with its own result.",
+    request_body = BatchRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "One result per event", body = BatchResponse), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn record_batch(
+    State(ctx): State<AppContext>,
+    meter: Meter,
+    ApiJson(req): ApiJson<BatchRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::record_batch(&ctx, &meter, req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/usage",
+    tag = "usage",
+    summary = "Usage of a metric across tenants in a month: total and top tenants (platform admin).",
+    params(AdminUsageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Usage across tenants", body = AdminUsage), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn admin_usage(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<AdminUsageQuery>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::admin_usage(&ctx, &caller, q).await?))
 }

@@ -269,7 +269,9 @@ pub async fn record(
         UpdateAction::add("used", Decimal::from(quantity)),
         UpdateAction::set("metric", event.metric.as_str()),
         UpdateAction::set("period_start", time::fmt(start)),
+        UpdateAction::set("tenant_id", meter.tenant.as_str()),
     ];
+    actions.extend(admin_index(&meter.tenant, &event.metric, at));
     if let Some(end) = end {
         actions.push(UpdateAction::set("period_end", time::fmt(end)));
     }
@@ -454,6 +456,14 @@ async fn notify_thresholds(
             .tenant(
                 t,
                 WriteOp::Put {
+                    item: Item::new(t.key("NOTIFICATIONS", format!("ID#{id}")))
+                        .with("sk", format!("N#{at}#{id}")),
+                    condition: Some(Condition::ItemNotExists),
+                },
+            )
+            .tenant(
+                t,
+                WriteOp::Put {
                     item: Item::new(t.key("NOTIFICATIONS", format!("N#{at}#{id}")))
                         .with("notification_id", id.as_str())
                         .with("kind", "usage.threshold_reached")
@@ -571,4 +581,484 @@ impl axum::extract::FromRequestParts<AppContext> for Meter {
             can_read: true,
         })
     }
+}
+
+// ---- platform view --------------------------------------------------------------------------
+
+/// Shards of the platform usage index, so one popular metric does not make one hot partition.
+const USAGE_INDEX_SHARDS: u32 = 16;
+
+/// Counters sit in the platform index `IDX#USAGE#<metric>#<yyyy-mm>#<shard>` (by the month the
+/// event falls in), so platform admins see usage across tenants without a scan.
+fn admin_index(tenant: &TenantId, metric: &str, at: DateTime<Utc>) -> [UpdateAction; 2] {
+    let shard = tenant
+        .as_str()
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % USAGE_INDEX_SHARDS;
+    [
+        UpdateAction::set(
+            crate::store::GSI1PK,
+            format!(
+                "IDX#USAGE#{metric}#{:04}-{:02}#{shard:02}",
+                at.year(),
+                at.month()
+            ),
+        ),
+        UpdateAction::set(crate::store::GSI1SK, tenant.as_str()),
+    ]
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminUsageQuery {
+    pub metric: String,
+    /// `yyyy-mm`; default the current month.
+    pub month: Option<String>,
+    /// How many top tenants (1 to 100, default 10).
+    pub top: Option<u32>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TenantUsage {
+    pub tenant_id: String,
+    pub used: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AdminUsage {
+    pub metric: String,
+    pub month: String,
+    pub total: u64,
+    pub tenants: u64,
+    pub top: Vec<TenantUsage>,
+}
+
+/// Usage of one metric across tenants in a month: total and top tenants (platform admins).
+pub async fn admin_usage(
+    ctx: &AppContext,
+    caller: &crate::auth::Caller,
+    q: AdminUsageQuery,
+) -> Result<AdminUsage, ApiError> {
+    caller.require_platform_admin()?;
+    crate::plans::policies::check_metric(&q.metric)?;
+    let now = ctx.clock.now();
+    let month = q
+        .month
+        .clone()
+        .unwrap_or_else(|| format!("{:04}-{:02}", now.year(), now.month()));
+    let valid = month.len() == 7
+        && month.as_bytes()[4] == b'-'
+        && month[..4].parse::<u32>().is_ok()
+        && month[5..]
+            .parse::<u32>()
+            .is_ok_and(|m| (1..=12).contains(&m));
+    if !valid {
+        return Err(ApiError::validation("month", "use yyyy-mm"));
+    }
+    let top = q.top.unwrap_or(10);
+    if !(1..=100).contains(&top) {
+        return Err(ApiError::validation("top", "1 to 100"));
+    }
+    let mut per_tenant: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let platform = ctx.stores.platform();
+    for shard in 0..USAGE_INDEX_SHARDS {
+        let mut cursor = None;
+        loop {
+            let page = platform
+                .query(
+                    &crate::store::Query::gsi1(format!(
+                        "IDX#USAGE#{}#{month}#{shard:02}",
+                        q.metric
+                    ))
+                    .limit(1000)
+                    .after(cursor),
+                )
+                .await?;
+            for item in &page.items {
+                let tenant = item.str("tenant_id").unwrap_or_default().to_owned();
+                *per_tenant.entry(tenant).or_default() +=
+                    item.i64("used").unwrap_or(0).max(0) as u64;
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+    }
+    let total = per_tenant.values().sum();
+    let tenants = per_tenant.len() as u64;
+    let mut ranked: Vec<TenantUsage> = per_tenant
+        .into_iter()
+        .map(|(tenant_id, used)| TenantUsage { tenant_id, used })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.used
+            .cmp(&a.used)
+            .then_with(|| a.tenant_id.cmp(&b.tenant_id))
+    });
+    ranked.truncate(top as usize);
+    Ok(AdminUsage {
+        metric: q.metric,
+        month,
+        total,
+        tenants,
+        top: ranked,
+    })
+}
+
+// ---- reads: check, history ------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    pub metric: String,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckResult {
+    pub metric: String,
+    /// Whether recording `quantity` now would be accepted.
+    pub allowed: bool,
+    pub used: u64,
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+}
+
+/// Would this much usage be allowed now? Records nothing.
+pub async fn check(
+    ctx: &AppContext,
+    meter: &Meter,
+    req: CheckRequest,
+) -> Result<CheckResult, ApiError> {
+    if !meter.can_read {
+        return Err(ApiError::forbidden("this key lacks the usage:read scope"));
+    }
+    crate::plans::policies::check_metric(&req.metric)?;
+    if req.quantity <= 0 || req.quantity > 1_000_000_000 {
+        return Err(ApiError::validation(
+            "quantity",
+            "a whole number from 1 to 1000000000",
+        ));
+    }
+    let limits = limits_in_force(ctx, &meter.tenant).await?;
+    let spec = spec_for(&limits, &req.metric);
+    let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
+    let (start, _) = counting_period(reset, &limits.sub, ctx.clock.now());
+    let t = ctx.stores.tenant(&meter.tenant);
+    let used = t
+        .get(&counter_key(&t, &req.metric, start))
+        .await?
+        .and_then(|c| c.i64("used"))
+        .unwrap_or(0)
+        .max(0) as u64;
+    let limit = spec.and_then(|s| s.limit);
+    let hard = spec.is_some_and(|s| s.enforcement == Enforcement::Hard);
+    Ok(CheckResult {
+        metric: req.metric,
+        allowed: !hard || limit.is_none_or(|l| used + req.quantity as u64 <= l),
+        used,
+        limit,
+        remaining: limit.map(|l| l.saturating_sub(used)),
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    pub metric: String,
+    /// RFC 3339, inclusive.
+    pub from: String,
+    /// RFC 3339, inclusive.
+    pub to: String,
+    /// `hour`, `day` or `month`.
+    pub granularity: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HistoryBucket {
+    /// The bucket's start: `2027-04-01T13`, `2027-04-01` or `2027-04`.
+    pub bucket: String,
+    pub total: u64,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct History {
+    pub metric: String,
+    pub granularity: String,
+    pub data: Vec<HistoryBucket>,
+}
+
+/// Totals per bucket from the rollups written with each event (no scan of raw events).
+pub async fn history(
+    ctx: &AppContext,
+    meter: &Meter,
+    q: HistoryQuery,
+) -> Result<History, ApiError> {
+    if !meter.can_read {
+        return Err(ApiError::forbidden("this key lacks the usage:read scope"));
+    }
+    crate::plans::policies::check_metric(&q.metric)?;
+    let from =
+        time::parse(&q.from).ok_or_else(|| ApiError::validation("from", "use an RFC 3339 time"))?;
+    let to =
+        time::parse(&q.to).ok_or_else(|| ApiError::validation("to", "use an RFC 3339 time"))?;
+    if to < from {
+        return Err(ApiError::validation("to", "`to` is before `from`"));
+    }
+    let index = match q.granularity.as_str() {
+        "hour" => 0,
+        "day" => 1,
+        "month" => 2,
+        _ => return Err(ApiError::validation("granularity", "hour, day or month")),
+    };
+    let lower = rollup_buckets(from)[index].clone();
+    let upper = rollup_buckets(to)[index].clone();
+    let t = ctx.stores.tenant(&meter.tenant);
+    let mut data = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = t
+            .query(
+                &crate::store::Query::table(t.pk(&format!("USAGEHIST#{}", q.metric)))
+                    .sk(crate::store::SortKeyCondition::Between(
+                        lower.clone(),
+                        upper.clone(),
+                    ))
+                    .limit(1000)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            data.push(HistoryBucket {
+                bucket: item.key.sk[2..].to_owned(),
+                total: item.i64("total").unwrap_or(0).max(0) as u64,
+            });
+        }
+        match page.next_cursor {
+            Some(next) if data.len() < 10_000 => cursor = Some(next),
+            _ => break,
+        }
+    }
+    Ok(History {
+        metric: q.metric,
+        granularity: q.granularity,
+        data,
+    })
+}
+
+// ---- gauges ---------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GaugeRequest {
+    pub value: i64,
+}
+
+/// Sets a gauge (`storage_mb`-style metrics whose policy never resets); refused above a hard
+/// limit. Seats (`max_users`) follow membership and cannot be set.
+pub async fn set_gauge(
+    ctx: &AppContext,
+    meter: &Meter,
+    metric: &str,
+    req: GaugeRequest,
+) -> Result<MetricUsage, ApiError> {
+    if !meter.can_write {
+        return Err(ApiError::forbidden("this key lacks the usage:write scope"));
+    }
+    crate::plans::policies::check_metric(metric)?;
+    if metric == "max_users" {
+        return Err(ApiError::validation(
+            "metric",
+            "seats follow the tenant's members",
+        ));
+    }
+    if req.value < 0 || req.value > 1_000_000_000_000 {
+        return Err(ApiError::validation("value", "a whole number from 0"));
+    }
+    let limits = limits_in_force(ctx, &meter.tenant).await?;
+    let spec = spec_for(&limits, metric)
+        .cloned()
+        .ok_or_else(|| ApiError::validation("metric", "the plan has no limit on this metric"))?;
+    if spec.reset_period != ResetPeriod::None {
+        return Err(ApiError::validation(
+            "metric",
+            "only gauges (reset period `none`) are set; record events instead",
+        ));
+    }
+    let value = req.value as u64;
+    if spec.enforcement == Enforcement::Hard {
+        if let Some(limit) = spec.limit.filter(|l| value > *l) {
+            return Err(ApiError::limit_exceeded(
+                metric,
+                format!("{value} is above the plan's limit of {limit}"),
+            )
+            .with("used", value)
+            .with("limit", limit));
+        }
+    }
+    let now = ctx.clock.now();
+    let (start, _) = counting_period(ResetPeriod::None, &limits.sub, now);
+    let t = ctx.stores.tenant(&meter.tenant);
+    t.update(
+        counter_key(&t, metric, start),
+        vec![
+            UpdateAction::set("used", value as i64),
+            UpdateAction::set("metric", metric),
+            UpdateAction::set("period_start", time::fmt(start)),
+        ],
+        None,
+    )
+    .await?;
+    let result = UsageResult {
+        metric: metric.to_owned(),
+        used: value,
+        limit: spec.limit,
+        remaining: spec.limit.map(|l| l.saturating_sub(value)),
+        period_start: time::fmt(start),
+        period_end: None,
+        allowed: true,
+        overage: spec.limit.is_some_and(|l| value > l),
+    };
+    notify_thresholds(ctx, &t, &spec, &result, now).await?;
+    Ok(MetricUsage {
+        metric: metric.to_owned(),
+        used: value,
+        limit: spec.limit,
+        percent: spec.limit.filter(|l| *l > 0).map(|l| value * 100 / l),
+        enforcement: spec.enforcement,
+        reset_period: spec.reset_period,
+        period_start: time::fmt(start),
+        period_end: None,
+    })
+}
+
+// ---- notifications --------------------------------------------------------------------------
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct NotificationView {
+    pub id: String,
+    pub kind: String,
+    pub message: String,
+    pub data: serde_json::Value,
+    pub read: bool,
+    pub created_at: String,
+}
+
+fn notification_view(item: &Item) -> Result<NotificationView, ApiError> {
+    Ok(NotificationView {
+        id: item.required_str("notification_id")?.to_owned(),
+        kind: item.required_str("kind")?.to_owned(),
+        message: item.required_str("message")?.to_owned(),
+        data: item.get("data").map(AttrValue::to_json).unwrap_or_default(),
+        read: item.bool("read").unwrap_or(false),
+        created_at: item.required_str("created_at")?.to_owned(),
+    })
+}
+
+/// The tenant's notifications, newest first (any member).
+pub async fn notifications(
+    ctx: &AppContext,
+    caller: &crate::auth::Caller,
+    params: crate::http::ListParams,
+) -> Result<crate::http::ListResponse<NotificationView>, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    let t = ctx.stores.tenant(&tenant);
+    let page = t
+        .query(
+            &crate::store::Query::table(t.pk("NOTIFICATIONS"))
+                .begins_with("N#")
+                .descending()
+                .limit(params.limit()?)
+                .after(params.cursor),
+        )
+        .await?;
+    crate::http::ListResponse::from_page(page, notification_view)
+}
+
+pub async fn mark_read(
+    ctx: &AppContext,
+    caller: &crate::auth::Caller,
+    id: &str,
+) -> Result<NotificationView, ApiError> {
+    let tenant = caller.own_tenant()?.clone();
+    let t = ctx.stores.tenant(&tenant);
+    if id.is_empty() || id.len() > 64 || id.contains('#') {
+        return Err(ApiError::not_found("no such notification"));
+    }
+    let pointer = t
+        .get(&t.key("NOTIFICATIONS", format!("ID#{id}")))
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such notification"))?;
+    let item = t
+        .update(
+            t.key("NOTIFICATIONS", pointer.required_str("sk")?),
+            vec![UpdateAction::set("read", true)],
+            Some(Condition::ItemExists),
+        )
+        .await
+        .map_err(|e| {
+            if e.is_condition_failure() {
+                ApiError::not_found("no such notification")
+            } else {
+                e.into()
+            }
+        })?;
+    notification_view(&item)
+}
+
+// ---- batch ----------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// Up to 100 events; each gets its own result.
+    pub events: Vec<UsageEvent>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchItemResult {
+    /// The HTTP status this event alone would have had.
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<UsageResult>,
+    /// The problem document, when refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchResponse {
+    pub results: Vec<BatchItemResult>,
+}
+
+/// Records up to 100 events in order, each on its own (one refused event does not stop the
+/// others).
+pub async fn record_batch(
+    ctx: &AppContext,
+    meter: &Meter,
+    req: BatchRequest,
+) -> Result<BatchResponse, ApiError> {
+    if req.events.is_empty() || req.events.len() > 100 {
+        return Err(ApiError::validation("events", "1 to 100 events"));
+    }
+    let mut results = Vec::with_capacity(req.events.len());
+    for event in req.events {
+        results.push(match record(ctx, meter, event).await {
+            Ok(result) => BatchItemResult {
+                status: 200,
+                result: Some(result),
+                problem: None,
+            },
+            Err(e) => BatchItemResult {
+                status: e.status.as_u16(),
+                result: None,
+                problem: Some(e.body()),
+            },
+        });
+    }
+    Ok(BatchResponse { results })
 }
