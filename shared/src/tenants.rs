@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Change};
 use crate::auth::service::{
-    check_name, email_key, find_user_id_by_email, load_user, new_id, normalize_email,
+    check_name, find_user_id_by_email, load_user, new_id, new_user_ops, normalize_email,
     revoke_user_sessions, setup_token_op, user_item, user_membership_key,
 };
 use crate::auth::{Caller, Role};
@@ -405,16 +405,7 @@ pub async fn add_member(
             let user = user_item(&user_id, &email, &name, None, false, now);
             let (token, token_op) = setup_token_op(&user_id, now);
             setup_token = Some(token);
-            tx = tx
-                .platform(WriteOp::Put {
-                    item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
-                    condition: Some(Condition::ItemNotExists),
-                })
-                .platform(WriteOp::Put {
-                    item: user.clone(),
-                    condition: Some(Condition::ItemNotExists),
-                })
-                .platform(token_op);
+            tx = new_user_ops(tx, &user, &email).platform(token_op);
             user
         }
     };

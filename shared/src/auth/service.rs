@@ -10,7 +10,8 @@ use super::tokens::{random_secret, same_secret, sha256_hex, AccessGrant, Refresh
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
 use crate::store::{
-    Condition, Item, Key, Query, Store, StoreError, StoreExt, TenantId, UpdateAction, WriteOp, TTL,
+    Condition, Item, Key, Query, ScopedTransaction, Store, StoreError, StoreExt, TenantId,
+    UpdateAction, WriteOp, TTL,
 };
 use crate::tenants::{self, TenantView};
 use crate::time;
@@ -154,6 +155,20 @@ pub fn user_item(
     item
 }
 
+/// The two writes that create a user: the email claim (unique: its failure is index 0 of the
+/// transaction) and the profile.
+pub fn new_user_ops(tx: ScopedTransaction, user: &Item, email: &str) -> ScopedTransaction {
+    let user_id = user.str("user_id").unwrap_or_default();
+    tx.platform(WriteOp::Put {
+        item: Item::new(email_key(email)).with("user_id", user_id),
+        condition: Some(Condition::ItemNotExists),
+    })
+    .platform(WriteOp::Put {
+        item: user.clone(),
+        condition: Some(Condition::ItemNotExists),
+    })
+}
+
 pub async fn load_user(ctx: &AppContext, user_id: &str) -> Result<Option<Item>, ApiError> {
     Ok(ctx.stores.platform().get(&user_key(user_id)).await?)
 }
@@ -198,17 +213,7 @@ pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResp
     let now = ctx.clock.now();
     let user_id = new_id("usr");
     let user = user_item(&user_id, &email, &name, Some(&hash), false, now);
-    let mut tx = ctx
-        .stores
-        .transaction()
-        .platform(WriteOp::Put {
-            item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
-            condition: Some(Condition::ItemNotExists),
-        })
-        .platform(WriteOp::Put {
-            item: user.clone(),
-            condition: Some(Condition::ItemNotExists),
-        });
+    let mut tx = new_user_ops(ctx.stores.transaction(), &user, &email);
     let mut tenant = None;
     if let Some(tenant_name) = tenant_name {
         let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
@@ -268,16 +273,7 @@ pub async fn create_platform_admin(
     let now = ctx.clock.now();
     let user_id = new_id("usr");
     let user = user_item(&user_id, &email, "Platform admin", Some(&hash), true, now);
-    ctx.stores
-        .transaction()
-        .platform(WriteOp::Put {
-            item: Item::new(email_key(&email)).with("user_id", user_id.as_str()),
-            condition: Some(Condition::ItemNotExists),
-        })
-        .platform(WriteOp::Put {
-            item: user.clone(),
-            condition: Some(Condition::ItemNotExists),
-        })
+    new_user_ops(ctx.stores.transaction(), &user, &email)
         .commit()
         .await?;
     Ok(UserView::from_item(&user)?)

@@ -22,8 +22,8 @@ use crate::http::{ListParams, ListResponse};
 use crate::money::Currency;
 use crate::plans::{self, BillingCycle, VersionTerms};
 use crate::store::{
-    Condition, Item, Key, Query, Store, StoreExt, TenantId, TenantStore, UpdateAction, WriteOp,
-    GSI1PK, GSI1SK,
+    Condition, Item, Key, Query, Store, StoreError, StoreExt, TenantId, TenantStore, UpdateAction,
+    WriteOp, GSI1PK, GSI1SK,
 };
 use crate::time;
 use crate::AppContext;
@@ -32,6 +32,15 @@ use crate::AppContext;
 pub const RENEWAL_SHARDS: u32 = 16;
 /// Dunning: retry a failed renewal after these many days (from the first failure).
 pub const DUNNING_DAYS: [i64; 3] = [1, 3, 5];
+
+/// A conditional write of a subscription lost to a concurrent change: 409, retry.
+fn changed_meanwhile(e: StoreError) -> ApiError {
+    if e.is_condition_failure() {
+        ApiError::conflict("the subscription changed meanwhile; retry")
+    } else {
+        e.into()
+    }
+}
 
 fn sub_key(t: &TenantStore, id: &str) -> Key {
     t.key("SUBS", format!("SUB#{id}"))
@@ -541,13 +550,7 @@ async fn settle_first_invoice(
             )
             .commit()
             .await
-            .map_err(|e| {
-                if e.is_condition_failure() {
-                    ApiError::conflict("the subscription changed meanwhile; retry")
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(changed_meanwhile)?;
     }
     Ok(invoice)
 }
@@ -786,7 +789,7 @@ pub async fn change(
             .tenant(&t, events::op(&t, "plan.changed", json!({"subscription_id": sub.id, "plan_id": to.id, "plan_version": to.version, "effective": "period_end"}), now))
             .commit()
             .await
-            .map_err(|e| if e.is_condition_failure() { ApiError::conflict("the subscription changed meanwhile; retry") } else { e.into() })?;
+            .map_err(changed_meanwhile)?;
         let sub = load(ctx, &tenant, id)
             .await?
             .ok_or_else(|| ApiError::internal("subscription vanished"))?;
@@ -951,13 +954,7 @@ async fn apply_plan(
                 condition: None,
             });
     }
-    tx.commit().await.map_err(|e| {
-        if e.is_condition_failure() {
-            ApiError::conflict("the subscription changed meanwhile; retry")
-        } else {
-            e.into()
-        }
-    })
+    tx.commit().await.map_err(changed_meanwhile)
 }
 
 pub async fn cancel_scheduled_change(
@@ -983,13 +980,7 @@ pub async fn cancel_scheduled_change(
         Some(sub.unchanged()),
     )
     .await
-    .map_err(|e| {
-        if e.is_condition_failure() {
-            ApiError::conflict("the subscription changed meanwhile; retry")
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(changed_meanwhile)?;
     load(ctx, &tenant, id)
         .await?
         .ok_or_else(|| ApiError::internal("subscription vanished"))?
@@ -1057,13 +1048,7 @@ pub async fn cancel(
             )
             .commit()
             .await
-            .map_err(|e| {
-                if e.is_condition_failure() {
-                    ApiError::conflict("the subscription changed meanwhile; retry")
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(changed_meanwhile)?;
     } else {
         let credit = if req.prorate && !sub.trialing && sub.status == Status::Active {
             prorate(
@@ -1127,13 +1112,7 @@ pub async fn resume(
         )
         .commit()
         .await
-        .map_err(|e| {
-            if e.is_condition_failure() {
-                ApiError::conflict("the subscription changed meanwhile; retry")
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(changed_meanwhile)?;
     load(ctx, &tenant, id)
         .await?
         .ok_or_else(|| ApiError::internal("subscription vanished"))?
@@ -1205,13 +1184,7 @@ async fn end(
             },
         );
     }
-    tx.commit().await.map_err(|e| {
-        if e.is_condition_failure() {
-            ApiError::conflict("the subscription changed meanwhile; retry")
-        } else {
-            e.into()
-        }
-    })?;
+    tx.commit().await.map_err(changed_meanwhile)?;
     Ok(next)
 }
 
@@ -1298,13 +1271,7 @@ async fn recover(ctx: &AppContext, tenant: &TenantId, sub: &Sub) -> Result<(), A
         )
         .commit()
         .await
-        .map_err(|e| {
-            if e.is_condition_failure() {
-                ApiError::conflict("the subscription changed meanwhile; retry")
-            } else {
-                e.into()
-            }
-        })
+        .map_err(changed_meanwhile)
 }
 
 // ---- renewal (the renew-billing job) ---------------------------------------------------------
@@ -1816,13 +1783,7 @@ pub async fn admin_override(
         actions.extend(renewal_index(&tenant, &sub.id, end_at));
         t.update(sub.item.key.clone(), actions, Some(sub.unchanged()))
             .await
-            .map_err(|e| {
-                if e.is_condition_failure() {
-                    ApiError::conflict("the subscription changed meanwhile; retry")
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(changed_meanwhile)?;
     } else if let Some(status) = &req.status {
         match status.as_str() {
             "active" => recover(ctx, &tenant, &sub).await?,
