@@ -28,6 +28,10 @@ pub fn app(ctx: AppContext) -> Router {
     let root = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
+        .route(
+            "/v1/admin/clock/advance",
+            axum::routing::post(advance_clock),
+        )
         .with_state(ctx.clone());
     http::finish(
         root.merge(eshtarek_auth::router(ctx.clone()))
@@ -53,6 +57,47 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdvanceRequest {
+    /// Like `90s`, `15m`, `2h`, `3d`.
+    duration: String,
+}
+
+fn parse_duration(text: &str) -> Option<chrono::Duration> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
+    match unit {
+        "s" => Some(chrono::Duration::seconds(n)),
+        "m" => Some(chrono::Duration::minutes(n)),
+        "h" => Some(chrono::Duration::hours(n)),
+        "d" => Some(chrono::Duration::days(n)),
+        _ => None,
+    }
+}
+
+/// `POST /v1/admin/clock/advance {duration}`: moves the test clock and runs the due jobs, so a
+/// person can watch a trial end or a renewal fail in minutes. Platform admins only, and only on
+/// a server started with `--test-clock`.
+async fn advance_clock(
+    State(ctx): State<AppContext>,
+    caller: eshtarek_core::auth::Caller,
+    http::ApiJson(req): http::ApiJson<AdvanceRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_platform_admin()?;
+    let clock = ctx.test_clock.clone().ok_or_else(|| {
+        ApiError::not_found("the test clock is off; start the server with --test-clock")
+    })?;
+    let by = parse_duration(&req.duration)
+        .ok_or_else(|| ApiError::validation("duration", "like 90s, 15m, 2h or 3d"))?;
+    let now = clock.advance(by);
+    let report = eshtarek_core::jobs::renew_billing(&ctx, now).await?;
+    Ok(Json(
+        json!({ "now": eshtarek_core::time::fmt(now), "jobs": [report] }),
+    ))
 }
 
 /// `GET /healthz`: 200 once the server is up and its store answers.

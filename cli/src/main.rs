@@ -24,6 +24,28 @@ enum Command {
     /// Administration commands.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Scheduled jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run one job once.
+    Run {
+        #[arg(value_enum)]
+        job: Job,
+        /// Run as if it were this time (RFC 3339); default now.
+        #[arg(long)]
+        now: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Job {
+    RenewBilling,
 }
 
 #[derive(Subcommand)]
@@ -74,6 +96,12 @@ struct ServeArgs {
     /// Start on an empty store: do not seed demo data on first start.
     #[arg(long)]
     no_seed: bool,
+    /// Run on a test clock that `POST /v1/admin/clock/advance` moves (demos, tests).
+    #[arg(long)]
+    test_clock: bool,
+    /// Run the scheduled jobs every this many seconds (0: never).
+    #[arg(long, env = "ESHTAREK_JOBS_EVERY", default_value_t = 60)]
+    jobs_every: u64,
 }
 
 #[tokio::main]
@@ -84,11 +112,15 @@ async fn main() -> anyhow::Result<()> {
         Command::Admin(AdminCommand::CreatePlatformAdmin { email, store }) => {
             create_platform_admin(&email, &store).await
         }
+        Command::Jobs(JobsCommand::Run { job, now, store }) => run_job(job, now, &store).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let (ctx, description) = args.store.context().await?;
+    let (mut ctx, description) = args.store.context().await?;
+    if args.test_clock {
+        ctx = ctx.with_test_clock(Arc::new(eshtarek_core::clock::TestClock::new()));
+    }
     eshtarek_core::auth::password::warm_up();
     let seeded = if args.no_seed {
         None
@@ -121,6 +153,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     );
     let _ = out.flush();
     drop(out);
+    if args.jobs_every > 0 {
+        let ctx = ctx.clone();
+        let every = std::time::Duration::from_secs(args.jobs_every);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                match eshtarek_core::jobs::renew_billing(&ctx, ctx.clock.now()).await {
+                    Ok(report) => {
+                        tracing::info!(job = report.job, outcomes = ?report.outcomes, "job ran")
+                    }
+                    Err(e) => tracing::error!(error = %e, "renew-billing failed"),
+                }
+            }
+        });
+    }
     axum::serve(
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
@@ -142,6 +190,21 @@ async fn create_platform_admin(email: &str, store: &StoreArgs) -> anyhow::Result
         }
         Err(e) => anyhow::bail!("{}", e.detail),
     }
+}
+
+async fn run_job(job: Job, now: Option<String>, store: &StoreArgs) -> anyhow::Result<()> {
+    let (ctx, _) = store.context().await?;
+    let now = match now {
+        Some(text) => eshtarek_core::time::parse(&text)
+            .ok_or_else(|| anyhow::anyhow!("--now: use an RFC 3339 time"))?,
+        None => ctx.clock.now(),
+    };
+    let report = match job {
+        Job::RenewBilling => eshtarek_core::jobs::renew_billing(&ctx, now).await,
+    }
+    .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -287,3 +287,185 @@ async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
         .unwrap();
     assert_eq!(plans["data"], serde_json::json!([]));
 }
+
+fn create_admin(data_dir: &std::path::Path, email: &str, password: &str) {
+    use std::io::Write;
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args([
+            "admin",
+            "create-platform-admin",
+            "--email",
+            email,
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    writeln!(admin.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(admin.wait().unwrap().success());
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = reqwest::Client::new().request(method, url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The demo path: with `--test-clock`, moving time ends a trial into a paid period; the same
+/// job runs from `eshtarek jobs run`.
+#[tokio::test]
+async fn the_test_clock_moves_a_trial_into_a_paid_period() {
+    use reqwest::Method;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap().keep();
+    create_admin(&dir, "root@example.com", "a long admin password");
+    let (server, _) = start_in(
+        dir.clone(),
+        &["--no-seed", "--test-clock", "--jobs-every", "0"],
+    );
+    let base = server.base.clone();
+    let admin = login(&base, "root@example.com", "a long admin password").await["tokens"]
+        ["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, plan) = call(Method::POST, format!("{base}/v1/plans"), Some(&admin),
+        Some(json!({"name": "Pro", "price": "29.00", "currency": "USD", "billing_cycle": "monthly", "trial_days": 14}))).await;
+    assert_eq!(status, 201, "{plan}");
+    let owner = login_after_register(&base).await;
+    call(
+        Method::POST,
+        format!("{base}/v1/payment-methods"),
+        Some(&owner),
+        Some(json!({"token": "pm_card_visa"})),
+    )
+    .await;
+    let (status, sub) = call(
+        Method::POST,
+        format!("{base}/v1/subscriptions"),
+        Some(&owner),
+        Some(json!({"plan_id": plan["id"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, sub["subscription"]["status"].as_str()),
+        (201, Some("trialing"))
+    );
+
+    // Tenants cannot move time; bad durations are refused.
+    let (status, _) = call(
+        Method::POST,
+        format!("{base}/v1/admin/clock/advance"),
+        Some(&owner),
+        Some(json!({"duration": "1d"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = call(
+        Method::POST,
+        format!("{base}/v1/admin/clock/advance"),
+        Some(&admin),
+        Some(json!({"duration": "soon"})),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, moved) = call(
+        Method::POST,
+        format!("{base}/v1/admin/clock/advance"),
+        Some(&admin),
+        Some(json!({"duration": "15d"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{moved}");
+    assert_eq!(moved["jobs"][0]["outcomes"]["renewed"], 1, "{moved}");
+    let owner = login(&base, "owner@example.com", "a long owner password").await["tokens"]
+        ["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, current) = call(
+        Method::GET,
+        format!("{base}/v1/subscriptions/current"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(current["status"], "active");
+    let (_, invoices) = call(
+        Method::GET,
+        format!("{base}/v1/invoices"),
+        Some(&owner),
+        None,
+    )
+    .await;
+    assert_eq!(invoices["data"][0]["total"], "29.00");
+    assert_eq!(invoices["data"][0]["status"], "paid");
+    drop(server);
+
+    // The same job from the CLI, as of a later time: the next period renews.
+    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args([
+            "jobs",
+            "run",
+            "renew-billing",
+            "--now",
+            "2099-01-01T00:00:00Z",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["job"], "renew-billing");
+    assert_eq!(report["outcomes"]["renewed"], 1, "{report}");
+
+    // Without --test-clock time cannot be moved, even by a platform admin.
+    let plain_dir = tempfile::tempdir().unwrap().keep();
+    create_admin(&plain_dir, "root@example.com", "a long admin password");
+    let (plain, _) = start_in(plain_dir, &["--no-seed"]);
+    let admin = login(&plain.base, "root@example.com", "a long admin password").await["tokens"]
+        ["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, problem) = call(
+        Method::POST,
+        format!("{}/v1/admin/clock/advance", plain.base),
+        Some(&admin),
+        Some(json!({"duration": "1d"})),
+    )
+    .await;
+    assert_eq!(status, 404, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("--test-clock"));
+}
+
+async fn login_after_register(base: &str) -> String {
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{base}/v1/auth/register"),
+        None,
+        Some(serde_json::json!({"email": "owner@example.com", "password": "a long owner password", "name": "Owner", "tenant_name": "Acme"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    body["tokens"]["access_token"].as_str().unwrap().to_owned()
+}

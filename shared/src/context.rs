@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crate::auth::keys::KeySet;
 use crate::auth::tokens::{TokenSettings, Tokens};
 use crate::billing::gateway::{MockGateway, PaymentGateway};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{SharedClock, SystemClock, TestClock};
 use crate::store::{Store, Stores};
 
 #[derive(Clone)]
@@ -14,6 +14,9 @@ pub struct AppContext {
     pub clock: SharedClock,
     pub tokens: Arc<Tokens>,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// Set only when the local server runs with `--test-clock` (demos and tests): the clock
+    /// that `POST /v1/admin/clock/advance` moves.
+    pub test_clock: Option<Arc<TestClock>>,
 }
 
 impl AppContext {
@@ -23,7 +26,15 @@ impl AppContext {
             clock,
             tokens: Arc::new(Tokens::new(keys, TokenSettings::from_env())),
             gateway: Arc::new(MockGateway),
+            test_clock: None,
         }
+    }
+
+    /// Runs on a test clock that the admin clock endpoint can move.
+    pub fn with_test_clock(mut self, clock: Arc<TestClock>) -> Self {
+        self.clock = clock.clone();
+        self.test_clock = Some(clock);
+        self
     }
 
     /// The Lambda composition: DynamoDB from the standard AWS settings, the table named by

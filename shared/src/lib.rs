@@ -9,6 +9,7 @@ pub mod context;
 pub mod error;
 pub mod http;
 pub mod idempotency;
+pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod money;
