@@ -669,30 +669,16 @@ async fn check_history_gauges_and_notifications() {
         .await
         .problem(404);
     // Gauges: only reset-never metrics, refused above a hard limit; seats are not settable.
-    m.app
-        .put_json(
-            "/v1/usage/gauges/max_users",
-            Some(&m.key),
-            json!({"value": 1}),
-        )
-        .await
-        .problem(422);
-    m.app
-        .put_json(
-            "/v1/usage/gauges/api_calls",
-            Some(&m.key),
-            json!({"value": 1}),
-        )
-        .await
-        .problem(422);
-    m.app
-        .put_json(
-            "/v1/usage/gauges/unmetered",
-            Some(&m.key),
-            json!({"value": 1}),
-        )
-        .await
-        .problem(422);
+    for not_a_gauge in ["max_users", "api_calls", "unmetered"] {
+        m.app
+            .put_json(
+                &format!("/v1/usage/gauges/{not_a_gauge}"),
+                Some(&m.key),
+                json!({"value": 1}),
+            )
+            .await
+            .problem(422);
+    }
     let set = m
         .app
         .put_json(
