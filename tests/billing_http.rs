@@ -585,7 +585,8 @@ async fn one_live_subscription_per_tenant_and_only_its_admin_subscribes() {
         .problem(404);
 }
 
-#[tokio::test]
+// Worker threads, so the attempts really overlap (store reads do not yield to other tasks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_plan_changes_let_exactly_one_win() {
     let s = std::sync::Arc::new(shop().await);
     s.card("pm_card_visa", true).await;
@@ -594,10 +595,13 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
         .unwrap()
         .to_owned();
     s.wait(Duration::days(5)).await;
-    let attempts = (0..4).map(|_| {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let attempts = (0..8).map(|_| {
         let s = s.clone();
         let id = id.clone();
+        let start = start.clone();
         tokio::spawn(async move {
+            start.wait().await;
             s.app
                 .post(
                     &format!("/v1/subscriptions/{id}/change"),

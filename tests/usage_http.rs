@@ -848,3 +848,75 @@ async fn platform_admins_see_usage_across_tenants() {
         .expect(200);
     assert_eq!(empty.body["total"], 0);
 }
+
+/// Facts the hot path caches (the key, the plan's limits) are re-checked in its write: a key
+/// revoked or a plan changed through another instance takes effect on this one at once.
+#[tokio::test]
+async fn another_instances_revocation_and_upgrade_apply_at_once() {
+    let m = metered().await;
+    let other = m.app.sibling();
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 100, "fill"),
+        )
+        .await
+        .expect(200);
+    let sub = other
+        .get("/v1/subscriptions/current", Some(&m.owner.access))
+        .await
+        .expect(200)
+        .body;
+    other
+        .post(
+            &format!("/v1/subscriptions/{}/change", sub["id"].as_str().unwrap()),
+            Some(&m.owner.access),
+            json!({"plan_id": m.large, "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    let raised = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "more"),
+        )
+        .await
+        .expect(200);
+    assert_eq!(raised.body["limit"], 1000);
+    assert_eq!(raised.body["used"], 101);
+
+    let keys = other
+        .get("/v1/api-keys", Some(&m.owner.access))
+        .await
+        .expect(200)
+        .body;
+    let id = keys["data"][0]["id"].as_str().unwrap();
+    other
+        .delete(&format!("/v1/api-keys/{id}"), Some(&m.owner.access))
+        .await
+        .expect(204);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            event("api_calls", 1, "after"),
+        )
+        .await
+        .problem(401);
+    let usage = m
+        .app
+        .get("/v1/usage", Some(&m.owner.access))
+        .await
+        .expect(200)
+        .body;
+    let api_calls = usage["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["metric"] == "api_calls")
+        .unwrap();
+    assert_eq!(api_calls["used"], 101, "the refused event counted nothing");
+}

@@ -17,6 +17,8 @@ pub struct AppContext {
     /// Set only when the local server runs with `--test-clock` (demos and tests): the clock
     /// that `POST /v1/admin/clock/advance` moves.
     pub test_clock: Option<Arc<TestClock>>,
+    /// Caches of the usage hot path (each fact re-checked in the write that relies on it).
+    pub hot: Arc<crate::usage::hot::HotCache>,
 }
 
 impl AppContext {
@@ -27,6 +29,7 @@ impl AppContext {
             tokens: Arc::new(Tokens::new(keys, TokenSettings::from_env())),
             gateway: Arc::new(MockGateway),
             test_clock: None,
+            hot: Arc::default(),
         }
     }
 

@@ -340,6 +340,50 @@ pub async fn transaction_cancellation_writes_nothing(store: Arc<dyn Store>) {
     assert_eq!(store.get(&a).await.unwrap(), None);
 }
 
+/// `transact_returning` answers with the chosen operation's item as written, and with nothing
+/// when the transaction is cancelled.
+pub async fn transaction_returns_a_post_image(store: Arc<dyn Store>) {
+    let pk = ns("returning");
+    let counter = Key::new(&pk, "COUNTER");
+    let add = |n: i64, max: i64| {
+        vec![
+            WriteOp::Put {
+                item: Item::new(Key::new(&pk, format!("CLAIM#{n}#{max}"))),
+                condition: Some(Condition::ItemNotExists),
+            },
+            WriteOp::Update {
+                key: counter.clone(),
+                actions: vec![UpdateAction::add("used", Decimal::from(n))],
+                condition: Some(Condition::Or(vec![
+                    Condition::not_exists("used"),
+                    Condition::le("used", max - n),
+                ])),
+            },
+        ]
+    };
+    let first = store.transact_returning(add(3, 10), 1).await.unwrap();
+    assert_eq!(first.unwrap().i64("used"), Some(3));
+    let second = store.transact_returning(add(4, 10), 1).await.unwrap();
+    assert_eq!(second.unwrap().i64("used"), Some(7));
+    // The claim's post-image is the claim itself.
+    let claim = store
+        .transact_returning(add(1, 10), 0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(claim.key.sk.starts_with("CLAIM#1#"));
+    let err = store.transact_returning(add(5, 10), 1).await.unwrap_err();
+    assert_eq!(err.failed_condition_index(), Some(1));
+    assert_eq!(
+        store.get(&counter).await.unwrap().unwrap().i64("used"),
+        Some(8)
+    );
+    assert!(matches!(
+        store.transact_returning(add(1, 100), 2).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
 pub async fn transaction_refuses_bad_shapes(store: Arc<dyn Store>) {
     let key = Key::new(ns("txshape"), "A");
     let twice = vec![

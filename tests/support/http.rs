@@ -108,6 +108,19 @@ impl TestApp {
         }
     }
 
+    /// Another instance of the same deployment (as a second Lambda instance would be): same
+    /// store, clock and signing keys, its own in-process caches.
+    pub fn sibling(&self) -> Self {
+        let mut ctx = self.ctx.clone();
+        ctx.hot = Arc::default();
+        Self {
+            router: eshtarek::app(ctx.clone()),
+            ctx,
+            clock: self.clock.clone(),
+            store: self.store.clone(),
+        }
+    }
+
     pub async fn send(&self, request: Request<Body>) -> Reply {
         let response = self
             .router

@@ -19,6 +19,7 @@ macro_rules! conformance_suite {
             conditional_increment_race,
             transaction_cancellation_writes_nothing,
             transaction_refuses_bad_shapes,
+            transaction_returns_a_post_image,
             table_pagination,
             sort_key_conditions,
             gsi1_queries,

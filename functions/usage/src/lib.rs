@@ -12,8 +12,8 @@ use eshtarek_core::openapi::Problem;
 use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
 use eshtarek_core::usage::{
     self, AdminUsage, AdminUsageQuery, BatchRequest, BatchResponse, CheckRequest, CheckResult,
-    GaugeRequest, History, HistoryQuery, Meter, MetricUsage, NotificationView, UsageEvent,
-    UsageResult, UsageSummary,
+    GaugeRequest, History, HistoryQuery, Meter, MetricUsage, NotificationView, RecordingMeter,
+    UsageEvent, UsageResult, UsageSummary,
 };
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
@@ -63,7 +63,7 @@ pub fn router(ctx: AppContext) -> Router {
 )]
 async fn record_event(
     State(ctx): State<AppContext>,
-    meter: Meter,
+    meter: RecordingMeter,
     ApiJson(event): ApiJson<UsageEvent>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(usage::record(&ctx, &meter, event).await?))
@@ -232,7 +232,7 @@ async fn read_notification(
 )]
 async fn record_batch(
     State(ctx): State<AppContext>,
-    meter: Meter,
+    meter: RecordingMeter,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(usage::record_batch(&ctx, &meter, req).await?))

@@ -292,6 +292,7 @@ pub async fn create(
     caller: &Caller,
     req: CreatePlanRequest,
 ) -> Result<PlanView, ApiError> {
+    ctx.hot.plans_changed();
     caller.require_platform_admin()?;
     let name = check_plan_name(&req.name)?;
     let description = check_description(req.description.as_deref())?;
@@ -479,6 +480,7 @@ pub async fn patch(
     id: &str,
     req: PatchPlanRequest,
 ) -> Result<PlanView, ApiError> {
+    ctx.hot.plans_changed();
     caller.require_platform_admin()?;
     let (meta, current_item) = load_items(ctx, id)
         .await?
@@ -620,6 +622,7 @@ pub async fn set_active(
     id: &str,
     active: bool,
 ) -> Result<PlanView, ApiError> {
+    ctx.hot.plans_changed();
     caller.require_platform_admin()?;
     let (meta, version) = load_items(ctx, id)
         .await?
@@ -673,6 +676,7 @@ pub async fn set_active(
 
 /// Deletes a plan no subscription uses (409 otherwise), with its versions and name.
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    ctx.hot.plans_changed();
     caller.require_platform_admin()?;
     let (meta, version) = load_items(ctx, id)
         .await?

@@ -298,6 +298,7 @@ pub async fn patch(
     id: &str,
     req: PatchPolicyRequest,
 ) -> Result<PolicyView, ApiError> {
+    ctx.hot.plans_changed();
     caller.require_platform_admin()?;
     let before = load(ctx, id)
         .await?

@@ -50,6 +50,24 @@ pub trait Store: Send + Sync + 'static {
     /// All-or-nothing: every condition holds and every write lands, or nothing is written and
     /// [`StoreError::TransactionCancelled`] says which operation failed.
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+
+    /// [`Store::transact`], then the item that operation `index` wrote as it is afterwards
+    /// (`None` after a delete or a check). The default reads it back with a strongly
+    /// consistent get, so it may include writes that landed in between (DynamoDB's
+    /// TransactWriteItems returns no values); an adapter that can read it inside the
+    /// transaction overrides this and returns exactly its own post-image.
+    async fn transact_returning(
+        &self,
+        ops: Vec<WriteOp>,
+        index: usize,
+    ) -> Result<Option<Item>, StoreError> {
+        let key = ops
+            .get(index)
+            .map(|op| op.key().clone())
+            .ok_or_else(|| StoreError::Invalid(format!("no operation {index} to return")))?;
+        self.transact(ops).await?;
+        self.get(&key).await
+    }
 }
 
 /// Conveniences over [`Store::write`], for every store and handle.

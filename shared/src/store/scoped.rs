@@ -287,6 +287,15 @@ impl ScopedTransaction {
             None => self.inner.transact(self.ops).await,
         }
     }
+
+    /// Commits, answering with operation `index`'s item as it is afterwards
+    /// (see [`Store::transact_returning`]).
+    pub async fn commit_returning(self, index: usize) -> Result<Option<Item>, StoreError> {
+        match self.refused {
+            Some(e) => Err(e),
+            None => self.inner.transact_returning(self.ops, index).await,
+        }
+    }
 }
 
 impl Stores {

@@ -9,7 +9,7 @@
 //! trades for throughput). Reads run on a small pool of read connections and see committed data.
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
@@ -44,7 +44,8 @@ CREATE INDEX IF NOT EXISTS items_expiry ON items (expires_at) WHERE expires_at I
 
 enum Job {
     Write(WriteOp),
-    Transaction(Vec<WriteOp>),
+    /// The operations, and which one's post-image to answer with.
+    Transaction(Vec<WriteOp>, Option<usize>),
     PurgeExpired(i64),
 }
 
@@ -55,8 +56,8 @@ struct Request {
 
 pub struct SqliteStore {
     path: PathBuf,
-    writer: Mutex<mpsc::Sender<Request>>,
-    readers: Arc<Mutex<Vec<Connection>>>,
+    writer: mpsc::Sender<Request>,
+    readers: Mutex<Vec<Connection>>,
 }
 
 impl SqliteStore {
@@ -75,8 +76,8 @@ impl SqliteStore {
             .map_err(|e| backend(e.to_string()))?;
         Ok(Self {
             path,
-            writer: Mutex::new(tx),
-            readers: Arc::new(Mutex::new(Vec::new())),
+            writer: tx,
+            readers: Mutex::new(Vec::new()),
         })
     }
 
@@ -92,8 +93,6 @@ impl SqliteStore {
     async fn submit(&self, job: Job) -> Result<Option<Item>, StoreError> {
         let (reply, answer) = oneshot::channel();
         self.writer
-            .lock()
-            .map_err(|_| backend("writer lock poisoned"))?
             .send(Request { job, reply })
             .map_err(|_| backend("sqlite writer stopped"))?;
         answer
@@ -101,29 +100,25 @@ impl SqliteStore {
             .map_err(|_| backend("sqlite writer dropped the request"))?
     }
 
+    /// Runs a read on a pooled connection, inline on the calling task: a point read or a
+    /// bounded page takes microseconds, far less than handing it to a blocking thread and back
+    /// (which dominated the usage hot path in profiles).
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError>,
     {
-        let pool = self.readers.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let conn = pool.lock().ok().and_then(|mut p| p.pop());
-            let conn = match conn {
-                Some(c) => c,
-                None => open_connection(&path)?,
-            };
-            let result = f(&conn);
-            if let Ok(mut p) = pool.lock() {
-                if p.len() < READ_POOL {
-                    p.push(conn);
-                }
+        let pooled = self.readers.lock().ok().and_then(|mut p| p.pop());
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut p) = self.readers.lock() {
+            if p.len() < READ_POOL {
+                p.push(conn);
             }
-            result
-        })
-        .await
-        .map_err(|e| backend(format!("read task failed: {e}")))?
+        }
+        result
     }
 }
 
@@ -151,7 +146,21 @@ impl Store for SqliteStore {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
-        self.submit(Job::Transaction(ops)).await.map(|_| ())
+        self.submit(Job::Transaction(ops, None)).await.map(|_| ())
+    }
+
+    async fn transact_returning(
+        &self,
+        ops: Vec<WriteOp>,
+        index: usize,
+    ) -> Result<Option<Item>, StoreError> {
+        validate_transaction(&ops)?;
+        if index >= ops.len() {
+            return Err(StoreError::Invalid(format!(
+                "no operation {index} to return"
+            )));
+        }
+        self.submit(Job::Transaction(ops, Some(index))).await
     }
 }
 
@@ -162,7 +171,8 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         _ => "NORMAL",
     };
     conn.execute_batch(&format!(
-        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=10000;"
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=10000;
+         PRAGMA mmap_size=268435456;"
     ))
     .map_err(sql_err)?;
     Ok(conn)
@@ -187,42 +197,95 @@ fn writer_loop(mut conn: Connection, requests: mpsc::Receiver<Request>) {
 
 type WriteResult = Result<Option<Item>, StoreError>;
 
-/// Runs a group of requests in one SQLite transaction, each under its own savepoint.
-fn run_group(conn: &mut Connection, group: &[Request]) -> Vec<WriteResult> {
-    let mut tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => {
-            let error = sql_err(e);
-            return group.iter().map(|_| Err(error.clone())).collect();
+/// The items a group has read or written so far, in memory: requests of one group commit
+/// often touch the same items (a counter, its rollups, the subscription they check), and each
+/// distinct item is then read from SQLite once and written once, at the end of the group.
+/// `None` marks an item known to be absent (never stored, or deleted by this group).
+struct Overlay<'c> {
+    conn: &'c Connection,
+    /// Each item as the group sees it, and whether the group changed it.
+    items: std::collections::HashMap<Key, (Option<Item>, bool)>,
+}
+
+impl<'c> Overlay<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            items: std::collections::HashMap::new(),
         }
+    }
+
+    fn load(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
+        if let Some((known, _)) = self.items.get(key) {
+            return Ok(known.clone());
+        }
+        let loaded = load(self.conn, key)?;
+        self.items.insert(key.clone(), (loaded.clone(), false));
+        Ok(loaded)
+    }
+
+    fn set(&mut self, key: Key, value: Option<Item>) {
+        self.items.insert(key, (value, true));
+    }
+
+    /// Writes every changed item to SQLite (inside the group's transaction).
+    fn flush(&mut self) -> Result<(), StoreError> {
+        for (key, (item, changed)) in self.items.iter_mut() {
+            if std::mem::take(changed) {
+                match item {
+                    Some(item) => store(self.conn, item)?,
+                    None => delete(self.conn, key)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs a group of requests in one SQLite transaction. Each request's conditions are evaluated
+/// and its new items computed before it changes anything (seeing what earlier requests of the
+/// group wrote), so a refused request leaves no trace and needs no savepoint. A failure of
+/// SQLite itself fails the whole group, and nothing of it is committed.
+fn run_group(conn: &mut Connection, group: &[Request]) -> Vec<WriteResult> {
+    let fail_all = |error: StoreError| group.iter().map(|_| Err(error.clone())).collect();
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => return fail_all(sql_err(e)),
     };
     let mut results = Vec::with_capacity(group.len());
-    for request in group {
-        let result = (|| {
-            let mut sp = tx.savepoint().map_err(sql_err)?;
-            let result = run_job(&sp, &request.job);
-            if result.is_err() {
-                sp.rollback().map_err(sql_err)?;
+    {
+        let mut overlay = Overlay::new(&tx);
+        for request in group {
+            match run_job(&mut overlay, &request.job) {
+                Err(StoreError::Backend(message)) => {
+                    let error = backend(message);
+                    tracing::error!(%error, "sqlite write failed; the group is rolled back");
+                    return fail_all(error);
+                }
+                other => results.push(other),
             }
-            sp.commit().map_err(sql_err)?;
-            result
-        })();
-        results.push(result);
+        }
+        if let Err(error) = overlay.flush() {
+            tracing::error!(%error, "sqlite write failed; the group is rolled back");
+            return fail_all(error);
+        }
     }
     match tx.commit() {
         Ok(()) => results,
         Err(e) => {
             let error = sql_err(e);
             tracing::error!(%error, "sqlite group commit failed");
-            group.iter().map(|_| Err(error.clone())).collect()
+            fail_all(error)
         }
     }
 }
 
-fn run_job(conn: &Connection, job: &Job) -> WriteResult {
+/// Checks a request's conditions, computes its writes, and only then applies them (to the
+/// overlay). Answers with the written item (a write) or the wanted post-image (a transaction).
+fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
     match job {
         Job::Write(op) => {
-            let current = load(conn, op.key())?;
+            let current = overlay.load(op.key())?;
             if let Some(condition) = op.condition() {
                 if !condition.evaluate(current.as_ref()) {
                     return Err(StoreError::ConditionFailed {
@@ -230,13 +293,18 @@ fn run_job(conn: &Connection, job: &Job) -> WriteResult {
                     });
                 }
             }
-            apply(conn, op, current.as_ref())
+            let after = effect_of(op, current.as_ref())?;
+            let answer = after.clone().flatten();
+            if let Some(after) = after {
+                overlay.set(op.key().clone(), after);
+            }
+            Ok(answer)
         }
-        Job::Transaction(ops) => {
+        Job::Transaction(ops, wanted) => {
             // Conditions see the state before the transaction (keys are distinct).
             let currents = ops
                 .iter()
-                .map(|op| load(conn, op.key()))
+                .map(|op| overlay.load(op.key()))
                 .collect::<Result<Vec<_>, _>>()?;
             let reasons: Vec<CancelReason> = ops
                 .iter()
@@ -251,13 +319,28 @@ fn run_job(conn: &Connection, job: &Job) -> WriteResult {
             if reasons.iter().any(|r| *r != CancelReason::None) {
                 return Err(StoreError::TransactionCancelled { reasons });
             }
-            for (op, current) in ops.iter().zip(&currents) {
-                apply(conn, op, current.as_ref())?;
+            let afters = ops
+                .iter()
+                .zip(&currents)
+                .map(|(op, current)| effect_of(op, current.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut answer = None;
+            for (i, (op, after)) in ops.iter().zip(afters).enumerate() {
+                if *wanted == Some(i) {
+                    answer = after.clone().flatten();
+                }
+                if let Some(after) = after {
+                    overlay.set(op.key().clone(), after);
+                }
             }
-            Ok(None)
+            Ok(answer)
         }
         Job::PurgeExpired(now) => {
-            let count = conn
+            // Straight to SQLite: write what the group holds first, then forget it.
+            overlay.flush()?;
+            overlay.items.clear();
+            let count = overlay
+                .conn
                 .execute(
                     "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
                     params![now],
@@ -270,25 +353,24 @@ fn run_job(conn: &Connection, job: &Job) -> WriteResult {
     }
 }
 
-fn apply(conn: &Connection, op: &WriteOp, current: Option<&Item>) -> WriteResult {
-    match op {
-        WriteOp::Put { item, .. } => {
-            store(conn, item)?;
-            Ok(Some(item.clone()))
-        }
-        WriteOp::Update { key, actions, .. } => {
-            let item = apply_updates(key, current, actions).map_err(StoreError::Invalid)?;
-            store(conn, &item)?;
-            Ok(Some(item))
-        }
-        WriteOp::Delete { key, .. } => {
-            conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
-                .and_then(|mut s| s.execute(params![key.pk, key.sk]))
-                .map_err(sql_err)?;
-            Ok(None)
-        }
-        WriteOp::Check { .. } => Ok(None),
-    }
+/// What an operation leaves behind: `Some(Some(item))` stored, `Some(None)` deleted, `None`
+/// unchanged (a check).
+fn effect_of(op: &WriteOp, current: Option<&Item>) -> Result<Option<Option<Item>>, StoreError> {
+    Ok(match op {
+        WriteOp::Put { item, .. } => Some(Some(item.clone())),
+        WriteOp::Update { key, actions, .. } => Some(Some(
+            apply_updates(key, current, actions).map_err(StoreError::Invalid)?,
+        )),
+        WriteOp::Delete { .. } => Some(None),
+        WriteOp::Check { .. } => None,
+    })
+}
+
+fn delete(conn: &Connection, key: &Key) -> Result<(), StoreError> {
+    conn.prepare_cached("DELETE FROM items WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut s| s.execute(params![key.pk, key.sk]))
+        .map_err(sql_err)?;
+    Ok(())
 }
 
 fn store(conn: &Connection, item: &Item) -> Result<(), StoreError> {

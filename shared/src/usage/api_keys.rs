@@ -173,14 +173,35 @@ pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
         })
         .commit()
         .await?;
+    ctx.hot.forget_key(&prefix);
     Ok(())
 }
 
-/// Authenticates `esk_<prefix>_<secret>`; `None` when it is not an API key at all.
-pub async fn authenticate(
-    ctx: &AppContext,
-    presented: &str,
-) -> Option<Result<KeyPrincipal, ApiError>> {
+/// A key as the in-process cache holds it.
+pub struct CachedKey {
+    principal: KeyPrincipal,
+    secret_hash: String,
+}
+
+/// What a write transaction must check when its API key came from the cache: the lookup item
+/// still holds this secret's hash (revoking deletes it).
+#[derive(Debug, Clone)]
+pub struct KeyGuard {
+    prefix: String,
+    secret_hash: String,
+}
+
+impl KeyGuard {
+    pub fn check(&self) -> WriteOp {
+        WriteOp::Check {
+            key: lookup_key(&self.prefix),
+            condition: Condition::eq("secret_hash", self.secret_hash.as_str()),
+        }
+    }
+}
+
+/// Splits `esk_<prefix>_<secret>`; `None` when it is not an API key at all.
+fn parse(presented: &str) -> Option<Result<(&str, &str), ApiError>> {
     let rest = presented.strip_prefix(KEY_PREFIX)?;
     let invalid = || ApiError::unauthenticated("invalid or revoked API key");
     let Some((prefix, secret)) = rest.split_once('_') else {
@@ -189,31 +210,81 @@ pub async fn authenticate(
     if prefix.len() != 12 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Some(Err(invalid()));
     }
-    Some(
-        async {
-            let item = ctx
-                .stores
-                .platform()
-                .get(&lookup_key(prefix))
-                .await?
-                .ok_or_else(invalid)?;
-            if !same_secret(
-                &sha256_hex(secret),
-                item.str("secret_hash").unwrap_or_default(),
-            ) {
-                return Err(invalid());
-            }
-            let tenant = TenantId::parse(item.required_str("tenant_id")?).map_err(|_| invalid())?;
-            Ok(KeyPrincipal {
-                tenant,
-                key_id: item.required_str("key_id")?.to_owned(),
-                scopes: item
-                    .required_str("scopes")?
-                    .split(' ')
-                    .map(str::to_owned)
-                    .collect(),
-            })
+    Some(Ok((prefix, secret)))
+}
+
+fn invalid() -> ApiError {
+    ApiError::unauthenticated("invalid or revoked API key")
+}
+
+/// Authenticates `esk_<prefix>_<secret>` against the store; `None` when it is not an API key.
+pub async fn authenticate(
+    ctx: &AppContext,
+    presented: &str,
+) -> Option<Result<KeyPrincipal, ApiError>> {
+    let (prefix, secret) = match parse(presented)? {
+        Ok(parts) => parts,
+        Err(e) => return Some(Err(e)),
+    };
+    Some(load(ctx, prefix, secret).await.map(|k| k.principal.clone()))
+}
+
+/// Authenticates from the in-process cache when the key is there (no read), answering with
+/// the guard the caller's write transaction must carry; otherwise reads it like
+/// [`authenticate`] (no guard needed, it was just read).
+pub async fn authenticate_for_write(
+    ctx: &AppContext,
+    presented: &str,
+) -> Option<Result<(KeyPrincipal, Option<KeyGuard>), ApiError>> {
+    let (prefix, secret) = match parse(presented)? {
+        Ok(parts) => parts,
+        Err(e) => return Some(Err(e)),
+    };
+    let hash = sha256_hex(secret);
+    if let Some(cached) = ctx.hot.key(prefix) {
+        if same_secret(&hash, &cached.secret_hash) {
+            let guard = KeyGuard {
+                prefix: prefix.to_owned(),
+                secret_hash: hash,
+            };
+            return Some(Ok((cached.principal.clone(), Some(guard))));
         }
-        .await,
+    }
+    Some(
+        load(ctx, prefix, secret)
+            .await
+            .map(|k| (k.principal.clone(), None)),
     )
+}
+
+async fn load(
+    ctx: &AppContext,
+    prefix: &str,
+    secret: &str,
+) -> Result<std::sync::Arc<CachedKey>, ApiError> {
+    let item = ctx
+        .stores
+        .platform()
+        .get(&lookup_key(prefix))
+        .await?
+        .ok_or_else(invalid)?;
+    let secret_hash = item.str("secret_hash").unwrap_or_default();
+    if !same_secret(&sha256_hex(secret), secret_hash) {
+        return Err(invalid());
+    }
+    let tenant = TenantId::parse(item.required_str("tenant_id")?).map_err(|_| invalid())?;
+    let key = std::sync::Arc::new(CachedKey {
+        principal: KeyPrincipal {
+            tenant,
+            key_id: item.required_str("key_id")?.to_owned(),
+            scopes: item
+                .required_str("scopes")?
+                .split(' ')
+                .map(str::to_owned)
+                .collect(),
+        },
+        secret_hash: secret_hash.to_owned(),
+    });
+    ctx.hot.remember_key(prefix, key.clone());
+    Ok(key)
 }

@@ -8,6 +8,7 @@
 //! hour/day/month rollups are written in one transaction.
 
 pub mod api_keys;
+pub mod hot;
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
 use rust_decimal::Decimal;
@@ -184,13 +185,72 @@ async fn cheapest_plan_allowing(
         .map(|p| json!({"id": p.id, "name": p.name, "price": p.price, "currency": p.currency}))
 }
 
-/// Records one usage event.
+/// A meter for recording. An API key may come from the in-process cache; then its guard
+/// rides in the write transaction, so a revoked key is refused without a read of its own.
+#[derive(Debug, Clone)]
+pub struct RecordingMeter {
+    pub meter: Meter,
+    guard: Option<api_keys::KeyGuard>,
+}
+
+impl From<Meter> for RecordingMeter {
+    /// A meter that was authenticated against the store (nothing left to check).
+    fn from(meter: Meter) -> Self {
+        Self { meter, guard: None }
+    }
+}
+
+impl axum::extract::FromRequestParts<AppContext> for RecordingMeter {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::response::IntoResponse;
+        let token = crate::auth::caller::bearer(parts)
+            .map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+        if let Some(key) = api_keys::authenticate_for_write(ctx, token).await {
+            let (key, guard) =
+                key.map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+            return Ok(Self {
+                meter: Meter::for_key(&key),
+                guard,
+            });
+        }
+        Meter::from_request_parts(parts, ctx).await.map(Self::from)
+    }
+}
+
+/// The limits in force from the cache, else read (and cached). Whoever relies on them checks
+/// `sub.rev` in its write.
+async fn cached_limits(
+    ctx: &AppContext,
+    tenant: &TenantId,
+) -> Result<std::sync::Arc<Limits>, ApiError> {
+    if let Some(limits) = ctx.hot.limits(tenant.as_str()) {
+        return Ok(limits);
+    }
+    let limits = std::sync::Arc::new(limits_in_force(ctx, tenant).await?);
+    ctx.hot.remember_limits(tenant.as_str(), limits.clone());
+    Ok(limits)
+}
+
+/// Positions of the operations in the recording transaction (to read a cancellation).
+const OP_CLAIM: usize = 0;
+const OP_COUNTER: usize = 1;
+const OP_SUBSCRIPTION: usize = 5;
+const OP_KEY: usize = 6;
+
+/// Records one usage event: one transaction of the idempotency claim, the counter increment
+/// (conditional under a hard limit), three history rollups, and checks that the subscription
+/// and the API key are still what the cached copies say.
 pub async fn record(
     ctx: &AppContext,
-    meter: &Meter,
+    meter: &RecordingMeter,
     event: UsageEvent,
 ) -> Result<UsageResult, ApiError> {
-    if !meter.can_write {
+    if !meter.meter.can_write {
         return Err(ApiError::forbidden("this key lacks the usage:write scope"));
     }
     check_event(&event)?;
@@ -206,7 +266,8 @@ pub async fn record(
             "usage cannot be recorded in the future",
         ));
     }
-    let t = ctx.stores.tenant(&meter.tenant);
+    let tenant = &meter.meter.tenant;
+    let t = ctx.stores.tenant(tenant);
     let idem_key = t.key(
         "UIDEM",
         format!(
@@ -214,64 +275,92 @@ pub async fn record(
             crate::auth::tokens::sha256_hex(&event.idempotency_key)
         ),
     );
-    if let Some(done) = replay(&t, &idem_key, &event, now).await? {
-        return Ok(done);
+    // A stale cached subscription costs one retry; three in a row means it keeps changing.
+    for _ in 0..3 {
+        let limits = match cached_limits(ctx, tenant).await {
+            Ok(limits) => limits,
+            Err(e) => {
+                // No subscription any more: a repeated event still gets its first answer.
+                return match replay(&t, &idem_key, &event, now).await? {
+                    Some(done) => Ok(done),
+                    None => Err(e),
+                };
+            }
+        };
+        match record_once(ctx, meter, &t, &idem_key, &event, &limits, at, now).await {
+            Err(Attempt::StaleSubscription) => ctx.hot.forget_limits(tenant.as_str()),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Ok(result) => return Ok(result),
+        }
     }
-    let limits = limits_in_force(ctx, &meter.tenant).await?;
-    let spec = spec_for(&limits, &event.metric).cloned();
-    let reset = spec
-        .as_ref()
-        .map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
+    Err(ApiError::conflict(
+        "the subscription changed while recording; retry",
+    ))
+}
+
+enum Attempt {
+    StaleSubscription,
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_once(
+    ctx: &AppContext,
+    meter: &RecordingMeter,
+    t: &TenantStore,
+    idem_key: &Key,
+    event: &UsageEvent,
+    limits: &Limits,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<UsageResult, Attempt> {
+    let spec = spec_for(limits, &event.metric);
+    let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
     let (start, end) = counting_period(reset, &limits.sub, at);
     if end.is_some_and(|end| at < start || at >= end)
         || (reset == ResetPeriod::BillingPeriod && at < start)
     {
-        return Err(ApiError::validation(
-            "timestamp",
-            "outside the current billing period",
-        ));
+        return Err(ApiError::validation("timestamp", "outside the current billing period").into());
     }
     let quantity = event.quantity as u64;
+    let limit = spec.and_then(|s| s.limit);
     let hard_limit = spec
-        .as_ref()
         .filter(|s| s.enforcement == Enforcement::Hard)
         .and_then(|s| s.limit);
-    let counter = counter_key(&t, &event.metric, start);
-    let metric = event.metric.clone();
-    let refused =
-        |used: u64, limit: u64| {
-            let metric = metric.clone();
-            async move {
-                let mut problem = ApiError::limit_exceeded(
-            metric.clone(),
-            format!("{quantity} would exceed the plan's limit of {limit} {metric} (used {used})"),
-        )
-        .with("used", used)
-        .with("limit", limit)
-        .with("requested", quantity);
-                if let Some(plan) = cheapest_plan_allowing(ctx, &metric, used + quantity).await {
-                    problem = problem.with("upgrade_to", plan);
-                }
-                problem
-            }
-        };
     if let Some(limit) = hard_limit {
         if quantity > limit {
-            return Err(refused(0, limit).await);
+            return Err(refused(ctx, &event.metric, quantity, 0, limit).await.into());
         }
     }
+    let counter = counter_key(t, &event.metric, start);
     let claim = Item::new(idem_key.clone())
-        .with("request", request_fingerprint(&event))
-        .with("state", "pending")
+        .with("request", request_fingerprint(event))
+        .with("state", "counted")
+        .with("metric", event.metric.as_str())
+        .with("period_start", time::fmt(start))
         .with("expires_epoch", now.timestamp() + IDEMPOTENCY_SECS)
         .with_ttl(now.timestamp() + IDEMPOTENCY_SECS);
+    let claim = match end {
+        Some(end) => claim.with("period_end", time::fmt(end)),
+        None => claim,
+    };
+    let claim = match limit {
+        Some(limit) => claim.with("limit", limit as i64),
+        None => claim,
+    };
     let mut actions = vec![
         UpdateAction::add("used", Decimal::from(quantity)),
         UpdateAction::set("metric", event.metric.as_str()),
         UpdateAction::set("period_start", time::fmt(start)),
-        UpdateAction::set("tenant_id", meter.tenant.as_str()),
+        UpdateAction::set("tenant_id", t.tenant().as_str()),
     ];
-    actions.extend(admin_index(&meter.tenant, &event.metric, at));
+    actions.extend(admin_index(t.tenant(), &event.metric, at));
     if let Some(end) = end {
         actions.push(UpdateAction::set("period_end", time::fmt(end)));
     }
@@ -285,7 +374,7 @@ pub async fn record(
         .stores
         .transaction()
         .tenant(
-            &t,
+            t,
             WriteOp::Put {
                 item: claim,
                 condition: Some(Condition::Or(vec![
@@ -295,7 +384,7 @@ pub async fn record(
             },
         )
         .tenant(
-            &t,
+            t,
             WriteOp::Update {
                 key: counter.clone(),
                 actions,
@@ -304,7 +393,7 @@ pub async fn record(
         );
     for bucket in rollup_buckets(at) {
         tx = tx.tenant(
-            &t,
+            t,
             WriteOp::Update {
                 key: t.key(&format!("USAGEHIST#{}", event.metric), bucket),
                 actions: vec![UpdateAction::add("total", Decimal::from(quantity))],
@@ -312,34 +401,61 @@ pub async fn record(
             },
         );
     }
-    match tx.commit().await {
-        Ok(()) => {}
-        Err(e) => match e.failed_condition_index() {
-            Some(0) => {
-                return replay(&t, &idem_key, &event, now).await?.ok_or_else(|| {
-                    ApiError::conflict(
-                        "an event with this idempotency_key is being recorded; retry",
-                    )
-                })
-            }
-            Some(1) => {
-                let used = t
-                    .get(&counter)
-                    .await?
-                    .and_then(|c| c.i64("used"))
-                    .unwrap_or(0) as u64;
-                return Err(refused(used, hard_limit.unwrap_or(0)).await);
-            }
-            _ => return Err(e.into()),
+    debug_assert_eq!(tx.len(), OP_SUBSCRIPTION);
+    tx = tx.tenant(
+        t,
+        WriteOp::Check {
+            key: limits.sub.item.key.clone(),
+            condition: Condition::eq("rev", limits.sub.rev),
         },
+    );
+    if let Some(guard) = &meter.guard {
+        debug_assert_eq!(tx.len(), OP_KEY);
+        tx = tx.platform(guard.check());
     }
-    let used = t
-        .get(&counter)
-        .await?
-        .and_then(|c| c.i64("used"))
-        .unwrap_or(0)
-        .max(0) as u64;
-    let limit = spec.as_ref().and_then(|s| s.limit);
+    let after = match tx.commit_returning(OP_COUNTER).await {
+        Ok(after) => after,
+        Err(e) => {
+            // Stale cached facts first: under an old limit the counter check may fail too.
+            let first_failed = if failed_at(&e, OP_SUBSCRIPTION) {
+                Some(OP_SUBSCRIPTION)
+            } else if failed_at(&e, OP_KEY) {
+                Some(OP_KEY)
+            } else {
+                e.failed_condition_index()
+            };
+            return Err(match first_failed {
+                Some(OP_CLAIM) => match replay(t, idem_key, event, now).await {
+                    Ok(Some(done)) => return Ok(done),
+                    Ok(None) => Attempt::Failed(ApiError::conflict(
+                        "an event with this idempotency_key is being recorded; retry",
+                    )),
+                    Err(e) => Attempt::Failed(e),
+                },
+                Some(OP_COUNTER) => {
+                    let used = match cancelled_item(&e, OP_COUNTER) {
+                        Some(item) => item.i64("used"),
+                        None => t
+                            .get(&counter)
+                            .await
+                            .map_err(ApiError::from)?
+                            .and_then(|c| c.i64("used")),
+                    }
+                    .unwrap_or(0)
+                    .max(0) as u64;
+                    Attempt::Failed(
+                        refused(ctx, &event.metric, quantity, used, hard_limit.unwrap_or(0)).await,
+                    )
+                }
+                Some(OP_SUBSCRIPTION) => Attempt::StaleSubscription,
+                Some(OP_KEY) => {
+                    Attempt::Failed(ApiError::unauthenticated("invalid or revoked API key"))
+                }
+                _ => Attempt::Failed(e.into()),
+            });
+        }
+    };
+    let used = after.and_then(|c| c.i64("used")).unwrap_or(0).max(0) as u64;
     let result = UsageResult {
         metric: event.metric.clone(),
         used,
@@ -350,28 +466,86 @@ pub async fn record(
         allowed: true,
         overage: limit.is_some_and(|l| used > l),
     };
-    let stored = AttrValue::from_json(&serde_json::to_value(&result).expect("serializable"))
-        .expect("plain JSON");
-    t.update(
-        idem_key,
-        vec![
-            UpdateAction::set("state", "done"),
-            UpdateAction::set("result", stored),
-        ],
-        Some(Condition::eq("state", "pending")),
-    )
-    .await?;
-    if let Some(spec) = &spec {
-        notify_thresholds(ctx, &t, spec, &result, now).await?;
+    remember_result(t, idem_key, &result);
+    if let Some(spec) = spec {
+        notify_thresholds(ctx, t, spec, &result, now).await?;
     }
     Ok(result)
+}
+
+/// Whether operation `index` of a cancelled transaction failed its condition.
+fn failed_at(e: &crate::store::StoreError, index: usize) -> bool {
+    matches!(e, crate::store::StoreError::TransactionCancelled { reasons }
+        if matches!(reasons.get(index), Some(crate::store::CancelReason::ConditionFailed { .. })))
+}
+
+/// The item a cancelled transaction's operation saw, when the adapter reports it.
+fn cancelled_item(e: &crate::store::StoreError, index: usize) -> Option<&Item> {
+    match e {
+        crate::store::StoreError::TransactionCancelled { reasons } => match reasons.get(index) {
+            Some(crate::store::CancelReason::ConditionFailed { current }) => current.as_deref(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Stores the first answer (its `used`) on the claim for replays, off the response path: the
+/// event is already counted; if this write never happens, a replay answers with the counter
+/// as it is then.
+fn remember_result(t: &TenantStore, idem_key: &Key, result: &UsageResult) {
+    let stored = AttrValue::from_json(&serde_json::to_value(result).expect("serializable"))
+        .expect("plain JSON");
+    let t = t.clone();
+    let key = idem_key.clone();
+    tokio::spawn(async move {
+        let written = t
+            .update(
+                key,
+                vec![UpdateAction::set("result", stored)],
+                Some(Condition::And(vec![
+                    Condition::eq("state", "counted"),
+                    Condition::not_exists("result"),
+                ])),
+            )
+            .await;
+        if let Err(e) = written {
+            if !e.is_condition_failure() {
+                tracing::warn!(error = %e, "could not store a usage result for replays");
+            }
+        }
+    });
+}
+
+/// The 402 for an event that would cross a hard limit, with the cheapest plan that allows it.
+async fn refused(ctx: &AppContext, metric: &str, quantity: u64, used: u64, limit: u64) -> ApiError {
+    let mut problem = ApiError::limit_exceeded(
+        metric,
+        format!("{quantity} would exceed the plan's limit of {limit} {metric} (used {used})"),
+    )
+    .with("used", used)
+    .with("limit", limit)
+    .with("requested", quantity);
+    let needed = used + quantity;
+    let hint = match ctx.hot.hint(metric, needed) {
+        Some(hint) => hint,
+        None => {
+            let hint = cheapest_plan_allowing(ctx, metric, needed).await;
+            ctx.hot.remember_hint(metric, needed, hint.clone());
+            hint
+        }
+    };
+    if let Some(plan) = hint {
+        problem = problem.with("upgrade_to", plan);
+    }
+    problem
 }
 
 fn request_fingerprint(event: &UsageEvent) -> String {
     format!("{}:{}", event.metric, event.quantity)
 }
 
-/// The first result for an idempotency key still within its 24 hours.
+/// The first answer for an idempotency key still within its 24 hours.
 async fn replay(
     t: &TenantStore,
     key: &Key,
@@ -390,14 +564,35 @@ async fn replay(
             "this key was used for a different event",
         ));
     }
-    match (item.str("state"), item.get("result")) {
-        (Some("done"), Some(result)) => Ok(Some(
+    if let Some(result) = item.get("result") {
+        return Ok(Some(
             serde_json::from_value(result.to_json()).map_err(ApiError::internal)?,
-        )),
-        _ => Err(ApiError::conflict(
-            "an event with this idempotency_key is being recorded; retry",
-        )),
+        ));
     }
+    // Counted, but its answer was not stored (the process stopped first): rebuild it.
+    let (Some(metric), Some(start)) = (item.str("metric"), item.str("period_start")) else {
+        return Err(ApiError::conflict(
+            "an event with this idempotency_key is being recorded; retry",
+        ));
+    };
+    let start = time::parse(start).ok_or_else(|| ApiError::internal("bad claim period"))?;
+    let used = t
+        .get(&counter_key(t, metric, start))
+        .await?
+        .and_then(|c| c.i64("used"))
+        .unwrap_or(0)
+        .max(0) as u64;
+    let limit = item.i64("limit").map(|l| l.max(0) as u64);
+    Ok(Some(UsageResult {
+        metric: metric.to_owned(),
+        used,
+        limit,
+        remaining: limit.map(|l| l.saturating_sub(used)),
+        period_start: time::fmt(start),
+        period_end: item.str("period_end").map(str::to_owned),
+        allowed: true,
+        overage: limit.is_some_and(|l| used > l),
+    }))
 }
 
 /// Hour, day and month buckets of the history rollups.
@@ -436,6 +631,10 @@ async fn notify_thresholds(
             "NOTIFICATIONS",
             format!("SENT#{}#{}#{threshold}", result.metric, result.period_start),
         );
+        let marker_id = format!("{}|{}", marker.pk, marker.sk);
+        if ctx.hot.was_sent(&marker_id) {
+            continue;
+        }
         let id = crate::auth::service::new_id("ntf");
         let at = time::fmt(now);
         let message = format!(
@@ -484,8 +683,8 @@ async fn notify_thresholds(
             .commit()
             .await;
         match outcome {
-            Ok(()) => {}
-            Err(e) if e.failed_condition_index() == Some(0) => {} // already sent
+            Ok(()) => ctx.hot.mark_sent(marker_id),
+            Err(e) if e.failed_condition_index() == Some(0) => ctx.hot.mark_sent(marker_id),
             Err(e) => return Err(e.into()),
         }
     }
@@ -551,6 +750,16 @@ pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, Ap
     })
 }
 
+impl Meter {
+    fn for_key(key: &api_keys::KeyPrincipal) -> Self {
+        Meter {
+            tenant: key.tenant.clone(),
+            can_write: key.scopes.iter().any(|s| s == "usage:write"),
+            can_read: key.scopes.iter().any(|s| s == "usage:read"),
+        }
+    }
+}
+
 impl axum::extract::FromRequestParts<AppContext> for Meter {
     type Rejection = axum::response::Response;
 
@@ -564,11 +773,7 @@ impl axum::extract::FromRequestParts<AppContext> for Meter {
             .map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
         if let Some(key) = api_keys::authenticate(ctx, token).await {
             let key = key.map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
-            return Ok(Meter {
-                tenant: key.tenant,
-                can_write: key.scopes.iter().any(|s| s == "usage:write"),
-                can_read: key.scopes.iter().any(|s| s == "usage:read"),
-            });
+            return Ok(Meter::for_key(&key));
         }
         let caller = crate::auth::Caller::from_request_parts(parts, ctx).await?;
         let tenant = caller
@@ -1039,7 +1244,7 @@ pub struct BatchResponse {
 /// others).
 pub async fn record_batch(
     ctx: &AppContext,
-    meter: &Meter,
+    meter: &RecordingMeter,
     req: BatchRequest,
 ) -> Result<BatchResponse, ApiError> {
     if req.events.is_empty() || req.events.len() > 100 {

@@ -1,0 +1,135 @@
+//! In-process caches that keep reads off the usage write path.
+//!
+//! None of them is trusted on its own: every fact taken from a cache is re-checked inside the
+//! write transaction that depends on it, so a stale entry costs a retry, never a wrong count.
+//! - API keys: a revoked key fails the transaction's check on its lookup item.
+//! - Limits: plan versions are immutable, and the subscription's `rev` (bumped by every
+//!   change: plan, period, status, live pointer) is checked in the transaction.
+//! - Sent warning markers: a marker, once written, is never removed, so "already sent" stays
+//!   true.
+//! - The upgrade hint on a 402 is advice, not a decision: cached for a couple of seconds and
+//!   dropped when this process changes a plan.
+//!
+//! This holds across processes too (each Lambda instance has its own caches).
+
+use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::api_keys::CachedKey;
+use super::Limits;
+
+/// Entries kept per cache; past this a cache starts over (cheaper than eviction bookkeeping,
+/// and a miss only costs a read).
+const MAX_ENTRIES: usize = 50_000;
+const HINT_TTL: Duration = Duration::from_secs(2);
+
+struct Bounded<K, V>(Mutex<HashMap<K, V>>);
+
+impl<K: Eq + Hash, V: Clone> Bounded<K, V> {
+    fn new() -> Self {
+        Self(Mutex::new(HashMap::new()))
+    }
+
+    fn get(&self, key: &K) -> Option<V> {
+        self.0.lock().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: K, value: V) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(key, value);
+        }
+    }
+
+    fn remove(&self, key: &K) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(key);
+        }
+    }
+}
+
+/// An upgrade hint by (metric, amount needed), with when it was looked up.
+type Hints = HashMap<(String, u64), (Instant, Option<serde_json::Value>)>;
+
+pub struct HotCache {
+    keys: Bounded<String, Arc<CachedKey>>,
+    limits: Bounded<String, Arc<Limits>>,
+    sent: Mutex<HashSet<String>>,
+    hint: Mutex<Hints>,
+}
+
+impl Default for HotCache {
+    fn default() -> Self {
+        Self {
+            keys: Bounded::new(),
+            limits: Bounded::new(),
+            sent: Mutex::new(HashSet::new()),
+            hint: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl HotCache {
+    pub(crate) fn key(&self, prefix: &str) -> Option<Arc<CachedKey>> {
+        self.keys.get(&prefix.to_owned())
+    }
+
+    pub(crate) fn remember_key(&self, prefix: &str, key: Arc<CachedKey>) {
+        self.keys.insert(prefix.to_owned(), key);
+    }
+
+    pub(crate) fn forget_key(&self, prefix: &str) {
+        self.keys.remove(&prefix.to_owned());
+    }
+
+    pub(crate) fn limits(&self, tenant: &str) -> Option<Arc<Limits>> {
+        self.limits.get(&tenant.to_owned())
+    }
+
+    pub(crate) fn remember_limits(&self, tenant: &str, limits: Arc<Limits>) {
+        self.limits.insert(tenant.to_owned(), limits);
+    }
+
+    pub(crate) fn forget_limits(&self, tenant: &str) {
+        self.limits.remove(&tenant.to_owned());
+    }
+
+    pub(crate) fn was_sent(&self, marker: &str) -> bool {
+        self.sent.lock().is_ok_and(|s| s.contains(marker))
+    }
+
+    pub(crate) fn mark_sent(&self, marker: String) {
+        if let Ok(mut sent) = self.sent.lock() {
+            if sent.len() >= MAX_ENTRIES {
+                sent.clear();
+            }
+            sent.insert(marker);
+        }
+    }
+
+    pub(crate) fn hint(&self, metric: &str, needed: u64) -> Option<Option<serde_json::Value>> {
+        let hints = self.hint.lock().ok()?;
+        let (at, hint) = hints.get(&(metric.to_owned(), needed))?;
+        (at.elapsed() < HINT_TTL).then(|| hint.clone())
+    }
+
+    pub(crate) fn remember_hint(&self, metric: &str, needed: u64, hint: Option<serde_json::Value>) {
+        if let Ok(mut hints) = self.hint.lock() {
+            if hints.len() >= 1_000 {
+                hints.clear();
+            }
+            hints.insert((metric.to_owned(), needed), (Instant::now(), hint));
+        }
+    }
+
+    /// A plan was created, edited, (de)activated or deleted here: hints may be out of date.
+    pub fn plans_changed(&self) {
+        if let Ok(mut hints) = self.hint.lock() {
+            hints.clear();
+        }
+    }
+}
