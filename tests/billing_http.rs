@@ -3,8 +3,9 @@
 //! cancellation, concurrent changes, invoice numbering.
 
 use chrono::Duration;
-use eshtarek_core::billing::subscriptions::{renew_due, Renewal};
+use eshtarek_core::billing::subscriptions::Renewal;
 use eshtarek_core::clock::Clock;
+use eshtarek_core::jobs::{renew_billing, RunLimits};
 use eshtarek_tests::http::{Session, TestApp};
 use serde_json::{json, Value};
 
@@ -93,9 +94,25 @@ impl Shop {
 
     async fn advance(&self, by: Duration) -> Vec<Renewal> {
         self.wait(by).await;
-        renew_due(&self.app.ctx, self.app.clock.now())
+        let report = renew_billing(&self.app.ctx, self.app.clock.now(), RunLimits::default())
             .await
-            .unwrap()
+            .unwrap();
+        assert!(report.complete);
+        // The report counts outcomes by name; these tests renew one subscription at a time.
+        let mut renewals = Vec::new();
+        for (name, count) in report.outcomes {
+            let renewal = match name.as_str() {
+                "not_due" => Renewal::NotDue,
+                "renewed" => Renewal::Renewed,
+                "payment_failed" => Renewal::PaymentFailed,
+                "cancelled" => Renewal::Cancelled,
+                "expired" => Renewal::Expired,
+                "dunning_retry_failed" => Renewal::DunningRetryFailed,
+                other => panic!("unexpected outcome {other}"),
+            };
+            renewals.extend(std::iter::repeat_n(renewal, count as usize));
+        }
+        renewals
     }
 
     fn owner_session(&self) -> Session {

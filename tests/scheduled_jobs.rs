@@ -1,6 +1,7 @@
 //! The scheduled Lambdas' entry code, fed the sample EventBridge payloads in `events/`.
 
 use chrono::Duration;
+use eshtarek_core::clock::Clock;
 use eshtarek_tests::http::TestApp;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
@@ -66,4 +67,288 @@ async fn renew_billing_handler_renews_once_even_when_delivered_twice() {
         1,
         "one invoice for the period, however often the job ran"
     );
+}
+
+fn scheduled_event(payload: &str) -> LambdaEvent<serde_json::Value> {
+    LambdaEvent::new(
+        serde_json::from_str(payload).expect("sample event"),
+        Context::default(),
+    )
+}
+
+/// A platform admin, a plan made from `plan`, and a tenant owner (with a card if `card`).
+async fn tenant_on(app: &TestApp, plan: serde_json::Value, card: Option<&str>) -> Owner {
+    let admin = app.platform_admin().await;
+    let plan = app
+        .post("/v1/plans", Some(&admin.access), plan)
+        .await
+        .expect(201);
+    let email = format!("o-{}@example.com", uuid::Uuid::new_v4().simple());
+    let owner = app.signup(&email, "Acme").await;
+    if let Some(card) = card {
+        app.post(
+            "/v1/payment-methods",
+            Some(&owner.access),
+            json!({ "token": card }),
+        )
+        .await
+        .expect(201);
+    }
+    app.post(
+        "/v1/subscriptions",
+        Some(&owner.access),
+        json!({"plan_id": plan.body["id"]}),
+    )
+    .await
+    .expect(201);
+    Owner {
+        email,
+        tenant_id: owner.tenant_id.clone().unwrap(),
+        access: owner.access,
+    }
+}
+
+struct Owner {
+    email: String,
+    tenant_id: String,
+    access: String,
+}
+
+impl Owner {
+    /// A fresh token (the clock may have moved past the old one's expiry).
+    async fn token(&self, app: &TestApp) -> String {
+        app.login(&self.email, Some(&self.tenant_id)).await.access
+    }
+}
+
+/// The owner's subscription, read with a fresh token (the clock moved past the old one).
+async fn subscription_of(app: &TestApp, owner: &Owner) -> serde_json::Value {
+    app.get("/v1/subscriptions", Some(&owner.token(app).await))
+        .await
+        .expect(200)
+        .body["data"][0]
+        .clone()
+}
+
+#[tokio::test]
+async fn expire_handler_ends_a_trial_without_a_payment_method_once() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let owner = tenant_on(
+        &app,
+        json!({"name": "Pro", "price": "29.00", "currency": "USD", "billing_cycle": "monthly", "trial_days": 14}),
+        None,
+    )
+    .await;
+    let event = || scheduled_event(include_str!("../events/expire-subscriptions-schedule.json"));
+    let early = eshtarek_expire_subscriptions::handle(&app.ctx, event())
+        .await
+        .unwrap();
+    assert!(early.outcomes.is_empty(), "nothing due yet: {early:?}");
+    app.clock.advance(Duration::days(15));
+    let (a, b) = tokio::join!(
+        eshtarek_expire_subscriptions::handle(&app.ctx, event()),
+        eshtarek_expire_subscriptions::handle(&app.ctx, event())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let ended = |r: &eshtarek_core::jobs::JobReport| {
+        r.outcomes
+            .get("trial_ended_without_payment_method")
+            .copied()
+            .unwrap_or(0)
+    };
+    assert_eq!(ended(&a) + ended(&b), 1, "{a:?} {b:?}");
+    let again = eshtarek_expire_subscriptions::handle(&app.ctx, event())
+        .await
+        .unwrap();
+    assert_eq!(ended(&again), 0, "{again:?}");
+    let sub = subscription_of(&app, &owner).await;
+    assert_eq!(sub["status"], "expired");
+    // Limits drop to none: usage is refused for want of a subscription, and nothing was billed.
+    let token = owner.token(&app).await;
+    app.get("/v1/usage", Some(&token)).await.problem(402);
+    let invoices = app.get("/v1/invoices", Some(&token)).await.expect(200);
+    assert_eq!(invoices.body["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn expire_handler_ends_a_fixed_duration_plan_and_a_lapsed_past_due_one() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let fixed = tenant_on(
+        &app,
+        json!({"name": "Two months", "price": "10.00", "currency": "USD", "billing_cycle": "monthly", "duration_cycles": 2}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    let declined = tenant_on(
+        &app,
+        json!({"name": "Monthly", "price": "10.00", "currency": "USD", "billing_cycle": "monthly"}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    // The second tenant's card starts declining: its renewal fails into past_due.
+    app.post(
+        "/v1/payment-methods",
+        Some(&declined.access),
+        json!({"token": "pm_card_chargeDeclined", "set_default": true}),
+    )
+    .await
+    .expect(201);
+    let jobs = || async {
+        let now = app.clock.now();
+        let limits = eshtarek_core::jobs::RunLimits::default();
+        let expired = eshtarek_core::jobs::expire_subscriptions(&app.ctx, now, limits)
+            .await
+            .unwrap();
+        let renewed = eshtarek_core::jobs::renew_billing(&app.ctx, now, limits)
+            .await
+            .unwrap();
+        (expired.outcomes, renewed.outcomes)
+    };
+    app.clock.advance(Duration::days(30)); // 2027-05-01: both renew (one fails)
+    let (_, renewed) = jobs().await;
+    assert_eq!(renewed.get("renewed"), Some(&1), "{renewed:?}");
+    assert_eq!(renewed.get("payment_failed"), Some(&1), "{renewed:?}");
+    assert_eq!(subscription_of(&app, &declined).await["status"], "past_due");
+    // Dunning retries run on days 1, 3 and 5; the grace period (7 days) ends on 2027-05-08.
+    app.clock.advance(Duration::days(7));
+    let (expired, _) = jobs().await;
+    let cancelled_or_expired = subscription_of(&app, &declined).await["status"].clone();
+    assert!(
+        expired.get("grace_ended") == Some(&1) || cancelled_or_expired == "cancelled",
+        "{expired:?} {cancelled_or_expired}"
+    );
+    app.clock.advance(Duration::days(30)); // 2027-06-07: the fixed plan's two cycles are done
+    let (expired, renewed) = jobs().await;
+    assert_eq!(expired.get("duration_ended"), Some(&1), "{expired:?}");
+    assert!(!renewed.contains_key("renewed"), "{renewed:?}");
+    assert_eq!(subscription_of(&app, &fixed).await["status"], "expired");
+}
+
+#[tokio::test]
+async fn a_lapsed_past_due_subscription_expires_after_the_grace_period() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let owner = tenant_on(
+        &app,
+        json!({"name": "Monthly", "price": "10.00", "currency": "USD", "billing_cycle": "monthly"}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    app.post(
+        "/v1/payment-methods",
+        Some(&owner.access),
+        json!({"token": "pm_card_chargeDeclined", "set_default": true}),
+    )
+    .await
+    .expect(201);
+    let limits = eshtarek_core::jobs::RunLimits::default();
+    app.clock.advance(Duration::days(30));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), limits)
+        .await
+        .unwrap();
+    assert_eq!(subscription_of(&app, &owner).await["status"], "past_due");
+    // No dunning runs (the renewal job is down); the expiry job alone ends it after 7 days.
+    app.clock.advance(Duration::days(6));
+    let early = eshtarek_core::jobs::expire_subscriptions(&app.ctx, app.clock.now(), limits)
+        .await
+        .unwrap();
+    assert!(!early.outcomes.contains_key("grace_ended"), "{early:?}");
+    app.clock.advance(Duration::days(1));
+    let lapsed = eshtarek_core::jobs::expire_subscriptions(&app.ctx, app.clock.now(), limits)
+        .await
+        .unwrap();
+    assert_eq!(lapsed.outcomes.get("grace_ended"), Some(&1), "{lapsed:?}");
+    assert_eq!(subscription_of(&app, &owner).await["status"], "expired");
+}
+
+#[tokio::test]
+async fn a_run_stops_at_its_deadline_and_the_next_one_continues() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    tenant_on(
+        &app,
+        json!({"name": "Monthly", "price": "10.00", "currency": "USD", "billing_cycle": "monthly"}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    app.clock.advance(Duration::days(31));
+    let out_of_time = eshtarek_core::jobs::RunLimits {
+        concurrency: 4,
+        deadline: Some(std::time::Instant::now()),
+    };
+    let cut = eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), out_of_time)
+        .await
+        .unwrap();
+    assert!(!cut.complete);
+    assert!(cut.outcomes.is_empty(), "{cut:?}");
+    let next = eshtarek_core::jobs::renew_billing(
+        &app.ctx,
+        app.clock.now(),
+        eshtarek_core::jobs::RunLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert!(next.complete);
+    assert_eq!(next.outcomes.get("renewed"), Some(&1), "{next:?}");
+}
+
+#[tokio::test]
+async fn limit_warnings_handler_sends_a_missed_warning_exactly_once() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let policy = app
+        .post("/v1/limit-policies", Some(&admin.access), json!({"metric": "api_calls", "limit": 100, "reset_period": "month", "enforcement": "hard"}))
+        .await
+        .expect(201);
+    let owner = tenant_on(
+        &app,
+        json!({"name": "Metered", "price": "0", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": [policy.body["id"]]}),
+        None,
+    )
+    .await;
+    app.post(
+        "/v1/usage/events",
+        Some(&owner.access),
+        json!({"metric": "api_calls", "quantity": 79, "idempotency_key": "a"}),
+    )
+    .await
+    .expect(200);
+    // As if a process stopped between an event's commit and its warning: the counter is at
+    // 90% and no warning went out.
+    let tenant = &owner.tenant_id;
+    eshtarek_core::store::StoreExt::update(
+        &*app.store,
+        eshtarek_core::store::Key::new(
+            format!("TENANT#{tenant}#USAGE#api_calls"),
+            "P#2027-04-01T00:00:00.000Z",
+        ),
+        vec![eshtarek_core::store::UpdateAction::add(
+            "used",
+            rust_decimal::Decimal::from(11),
+        )],
+        Some(eshtarek_core::store::Condition::ItemExists),
+    )
+    .await
+    .unwrap();
+    let notifications = || async {
+        app.get("/v1/notifications", Some(&owner.access))
+            .await
+            .expect(200)
+            .body["data"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(notifications().await, 0);
+    let event = || scheduled_event(include_str!("../events/limit-warnings-schedule.json"));
+    let (a, b) = tokio::join!(
+        eshtarek_limit_warnings::handle(&app.ctx, event()),
+        eshtarek_limit_warnings::handle(&app.ctx, event())
+    );
+    let sent = |r: &eshtarek_core::jobs::JobReport| r.outcomes.get("sent").copied().unwrap_or(0);
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(sent(&a) + sent(&b), 1, "{a:?} {b:?}");
+    let again = eshtarek_limit_warnings::handle(&app.ctx, event())
+        .await
+        .unwrap();
+    assert_eq!(sent(&again), 0, "{again:?}");
+    assert_eq!(notifications().await, 1, "the 80% warning, once");
 }

@@ -94,9 +94,9 @@ async fn advance_clock(
     let by = parse_duration(&req.duration)
         .ok_or_else(|| ApiError::validation("duration", "like 90s, 15m, 2h or 3d"))?;
     let now = clock.advance(by);
-    let report = eshtarek_core::jobs::renew_billing(&ctx, now).await?;
+    let reports = eshtarek_core::jobs::run_all(&ctx, now).await?;
     Ok(Json(
-        json!({ "now": eshtarek_core::time::fmt(now), "jobs": [report] }),
+        json!({ "now": eshtarek_core::time::fmt(now), "jobs": reports }),
     ))
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use eshtarek::{app, context, default_data_dir, open_store, signing_keys, StoreKind};
 use eshtarek_core::clock::SystemClock;
+use eshtarek_core::jobs::{JobName, RunLimits};
 use eshtarek_core::telemetry;
 
 #[derive(Parser)]
@@ -45,7 +46,9 @@ enum JobsCommand {
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Job {
+    ExpireSubscriptions,
     RenewBilling,
+    LimitWarnings,
 }
 
 #[derive(Subcommand)]
@@ -160,11 +163,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let mut ticks = tokio::time::interval(every);
             loop {
                 ticks.tick().await;
-                match eshtarek_core::jobs::renew_billing(&ctx, ctx.clock.now()).await {
-                    Ok(report) => {
-                        tracing::info!(job = report.job, outcomes = ?report.outcomes, "job ran")
+                match eshtarek_core::jobs::run_all(&ctx, ctx.clock.now()).await {
+                    Ok(reports) => {
+                        for report in reports {
+                            tracing::info!(job = report.job, outcomes = ?report.outcomes, "job ran")
+                        }
                     }
-                    Err(e) => tracing::error!(error = %e, "renew-billing failed"),
+                    Err(e) => tracing::error!(error = %e, "scheduled jobs failed"),
                 }
             }
         });
@@ -199,10 +204,14 @@ async fn run_job(job: Job, now: Option<String>, store: &StoreArgs) -> anyhow::Re
             .ok_or_else(|| anyhow::anyhow!("--now: use an RFC 3339 time"))?,
         None => ctx.clock.now(),
     };
-    let report = match job {
-        Job::RenewBilling => eshtarek_core::jobs::renew_billing(&ctx, now).await,
-    }
-    .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
+    let job = match job {
+        Job::RenewBilling => JobName::RenewBilling,
+        Job::ExpireSubscriptions => JobName::ExpireSubscriptions,
+        Job::LimitWarnings => JobName::LimitWarnings,
+    };
+    let report = eshtarek_core::jobs::run(&ctx, job, now, RunLimits::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.detail))?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(())
 }

@@ -394,7 +394,13 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
     )
     .await;
     assert_eq!(status, 200, "{moved}");
-    assert_eq!(moved["jobs"][0]["outcomes"]["renewed"], 1, "{moved}");
+    let renewals = moved["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job"] == "renew-billing")
+        .unwrap();
+    assert_eq!(renewals["outcomes"]["renewed"], 1, "{moved}");
     let owner = login(&base, "owner@example.com", "a long owner password").await["tokens"]
         ["access_token"]
         .as_str()

@@ -1,5 +1,6 @@
-//! Running a function's router under `lambda_http`: the problem fallbacks, and the client
-//! address from the API Gateway request context (for rate limits), never from a header.
+//! Running a function's router under `lambda_http` (the problem fallbacks, and the client
+//! address from the API Gateway request context, for rate limits, never from a header), and a
+//! scheduled job under `lambda_runtime`.
 
 use axum::extract::Request;
 use axum::Router;
@@ -25,4 +26,42 @@ async fn client_ip(mut request: Request) -> Request {
     };
     request.extensions_mut().insert(ClientIp(ip));
     request
+}
+
+/// A scheduled job's Lambda handler, for EventBridge's scheduled events. Delivery is at least
+/// once: the jobs make repeated and concurrent runs safe. The event's own time is not trusted:
+/// the job does what is due by the clock when it runs. It stops taking new work before the
+/// invocation's deadline (the report then says `complete: false`; the next run continues).
+pub async fn scheduled(
+    ctx: &AppContext,
+    job: crate::jobs::JobName,
+    event: lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<crate::jobs::JobReport, lambda_runtime::Error> {
+    let limits = match remaining(event.context.deadline) {
+        Some(left) => crate::jobs::RunLimits::within(left),
+        None => crate::jobs::RunLimits::default(),
+    };
+    let report = crate::jobs::run(ctx, job, ctx.clock.now(), limits)
+        .await
+        .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+    tracing::info!(
+        job = report.job,
+        request_id = event.context.request_id,
+        scheduled_at = event.payload.get("time").and_then(|t| t.as_str()).unwrap_or_default(),
+        outcomes = ?report.outcomes,
+        complete = report.complete,
+        "scheduled job ran"
+    );
+    Ok(report)
+}
+
+/// Time left before a deadline in epoch milliseconds (`0`: none given, as outside Lambda).
+fn remaining(deadline_ms: u64) -> Option<std::time::Duration> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(std::time::Duration::from_millis(deadline_ms).saturating_sub(now))
 }

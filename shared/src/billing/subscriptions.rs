@@ -30,8 +30,34 @@ use crate::AppContext;
 
 /// Shards of the renewal index, so no single index partition takes every subscription.
 pub const RENEWAL_SHARDS: u32 = 16;
-/// Dunning: retry a failed renewal after these many days (from the first failure).
-pub const DUNNING_DAYS: [i64; 3] = [1, 3, 5];
+/// Dunning: retry a failed renewal after these many days (from the failed period's start):
+/// `ESHTAREK_DUNNING_DAYS`, default `1,3,5`.
+pub fn dunning_days() -> &'static [i64] {
+    static DAYS: std::sync::OnceLock<Vec<i64>> = std::sync::OnceLock::new();
+    DAYS.get_or_init(|| {
+        std::env::var("ESHTAREK_DUNNING_DAYS")
+            .ok()
+            .and_then(|v| parse_dunning_days(&v))
+            .unwrap_or_else(|| vec![1, 3, 5])
+    })
+}
+
+/// `1,3,5`: strictly increasing whole days, at least one.
+pub fn parse_dunning_days(text: &str) -> Option<Vec<i64>> {
+    let days = text
+        .split(',')
+        .map(|d| d.trim().parse::<i64>().ok().filter(|d| *d > 0))
+        .collect::<Option<Vec<_>>>()?;
+    (!days.is_empty() && days.windows(2).all(|w| w[0] < w[1])).then_some(days)
+}
+
+/// What the last failed retry does: `ESHTAREK_DUNNING_FINAL` = `cancel` (default) or `expire`.
+fn dunning_final_event() -> Event {
+    match std::env::var("ESHTAREK_DUNNING_FINAL").as_deref() {
+        Ok("expire") => Event::Expire,
+        _ => Event::Cancel,
+    }
+}
 
 /// A conditional write of a subscription lost to a concurrent change: 409, retry.
 fn changed_meanwhile(e: StoreError) -> ApiError {
@@ -1300,6 +1326,22 @@ pub async fn renew(
         return Ok(Renewal::NotDue);
     };
     let t = ctx.stores.tenant(tenant);
+    if let Some(expiry) = expiry_due(ctx, tenant, &sub, now).await? {
+        return match end(
+            ctx,
+            &t,
+            &sub,
+            Event::Expire,
+            expiry.ended_at(&sub, now),
+            Decimal::ZERO,
+        )
+        .await
+        {
+            Ok(_) => Ok(Renewal::Expired),
+            Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(Renewal::NotDue),
+            Err(e) => Err(e),
+        };
+    }
     if sub.status == Status::PastDue {
         return retry_dunning(ctx, tenant, sub, now).await;
     }
@@ -1309,13 +1351,6 @@ pub async fn renew(
     if sub.cancel_at_period_end {
         end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
         return Ok(Renewal::Cancelled);
-    }
-    let completed = sub.period_index + u32::from(!sub.trialing);
-    if let Some(cycles) = sub.item.i64("duration_cycles") {
-        if i64::from(completed) >= cycles {
-            end(ctx, &t, &sub, Event::Expire, sub.period_end, Decimal::ZERO).await?;
-            return Ok(Renewal::Expired);
-        }
     }
     // The next period, on the scheduled plan if a downgrade waits for it.
     let (plan_id, version, price, cycle) = match (
@@ -1399,7 +1434,7 @@ pub async fn renew(
         actions.push(UpdateAction::set("dunning_attempts", 0));
         end_at
     } else {
-        let retry = start + Duration::days(DUNNING_DAYS[0]);
+        let retry = start + Duration::days(dunning_days()[0]);
         actions.push(UpdateAction::set("dunning_attempts", 1));
         actions.push(UpdateAction::set("next_attempt_at", time::fmt(retry)));
         retry
@@ -1473,12 +1508,17 @@ async fn retry_dunning(
                 return Ok(Renewal::Renewed);
             }
         }
-        if attempts as usize >= DUNNING_DAYS.len() {
+        if attempts as usize >= dunning_days().len() {
             invoices::close(ctx, tenant, &invoice, "uncollectible").await?;
-            end(ctx, &t, &sub, Event::Cancel, now, Decimal::ZERO).await?;
-            return Ok(Renewal::Cancelled);
+            let last = dunning_final_event();
+            end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
+            return Ok(if last == Event::Expire {
+                Renewal::Expired
+            } else {
+                Renewal::Cancelled
+            });
         }
-        let retry = sub.period_start + Duration::days(DUNNING_DAYS[attempts as usize]);
+        let retry = sub.period_start + Duration::days(dunning_days()[attempts as usize]);
         let mut actions = vec![
             UpdateAction::set("dunning_attempts", attempts + 1),
             UpdateAction::set("next_attempt_at", time::fmt(retry)),
@@ -1499,45 +1539,113 @@ async fn retry_dunning(
     Ok(Renewal::Renewed)
 }
 
-/// Every subscription due at `now`, found through the renewal index (no scan), processed one
-/// by one. Returns how many were processed, by outcome.
-pub async fn renew_due(ctx: &AppContext, now: DateTime<Utc>) -> Result<Vec<Renewal>, ApiError> {
-    let platform = ctx.stores.platform();
-    let mut outcomes = Vec::new();
-    let upper = format!("{}~", time::fmt(now));
-    for shard in 0..RENEWAL_SHARDS {
-        let mut cursor = None;
-        loop {
-            let page = platform
-                .query(
-                    &Query::gsi1(format!("IDX#RENEWAL#{shard:02}"))
-                        .sk(crate::store::SortKeyCondition::Le(upper.clone()))
-                        .limit(200)
-                        .after(cursor),
-                )
-                .await?;
-            for item in &page.items {
-                let (Some(tenant), Some(id)) = (item.str("tenant_id"), item.str("subscription_id"))
-                else {
-                    continue;
-                };
-                let Ok(tenant) = TenantId::parse(tenant) else {
-                    continue;
-                };
-                match renew(ctx, &tenant, id, now).await {
-                    Ok(outcome) => outcomes.push(outcome),
-                    Err(e) => {
-                        tracing::error!(tenant = %tenant, subscription_id = id, error = %e.detail, "renewal failed")
-                    }
-                }
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+/// Why a subscription ends without being renewed (the `expire-subscriptions` job, and the
+/// renewal, which checks the same first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// A fixed-duration plan ran all its cycles.
+    DurationEnded,
+    /// A trial ended and the tenant has no payment method to charge.
+    TrialEndedWithoutPaymentMethod,
+    /// Past due for longer than the grace period.
+    GraceEnded,
+}
+
+impl Expiry {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::DurationEnded => "duration_ended",
+            Expiry::TrialEndedWithoutPaymentMethod => "trial_ended_without_payment_method",
+            Expiry::GraceEnded => "grace_ended",
         }
     }
-    Ok(outcomes)
+
+    /// When the subscription ended: at its period's end, or now for a lapsed grace period.
+    fn ended_at(self, sub: &Sub, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self {
+            Expiry::GraceEnded => now,
+            _ => sub.period_end,
+        }
+    }
+}
+
+/// Days a subscription may stay past due (from the failed renewal's period start) before it
+/// expires, whatever dunning did: `ESHTAREK_GRACE_DAYS`, default 7 (after the last retry).
+pub fn grace_days() -> i64 {
+    static DAYS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *DAYS.get_or_init(|| {
+        std::env::var("ESHTAREK_GRACE_DAYS")
+            .ok()
+            .and_then(|d| d.parse().ok())
+            .filter(|d| *d > 0)
+            .unwrap_or(7)
+    })
+}
+
+/// Whether `sub` should expire at `now`, and why.
+pub async fn expiry_due(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: &Sub,
+    now: DateTime<Utc>,
+) -> Result<Option<Expiry>, ApiError> {
+    if sub.status == Status::PastDue {
+        let lapsed = sub.period_start + Duration::days(grace_days()) <= now;
+        return Ok(lapsed.then_some(Expiry::GraceEnded));
+    }
+    if !matches!(sub.status, Status::Trialing | Status::Active)
+        || sub.period_end > now
+        || sub.cancel_at_period_end
+    {
+        return Ok(None);
+    }
+    let completed = sub.period_index + u32::from(!sub.trialing);
+    if let Some(cycles) = sub.item.i64("duration_cycles") {
+        if i64::from(completed) >= cycles {
+            return Ok(Some(Expiry::DurationEnded));
+        }
+    }
+    if sub.trialing && payment_methods::resolve(ctx, tenant, None).await?.is_none() {
+        return Ok(Some(Expiry::TrialEndedWithoutPaymentMethod));
+    }
+    Ok(None)
+}
+
+/// Ends `sub` if it is due to expire; `None` when it is not (or another run got there first).
+pub async fn expire(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Expiry>, ApiError> {
+    let Some(sub) = load(ctx, tenant, id).await? else {
+        return Ok(None);
+    };
+    let Some(expiry) = expiry_due(ctx, tenant, &sub, now).await? else {
+        return Ok(None);
+    };
+    let t = ctx.stores.tenant(tenant);
+    match end(
+        ctx,
+        &t,
+        &sub,
+        Event::Expire,
+        expiry.ended_at(&sub, now),
+        Decimal::ZERO,
+    )
+    .await
+    {
+        Ok(_) => Ok(Some(expiry)),
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The renewal index's partitions: subscriptions by when they are next due.
+pub fn renewal_partitions() -> Vec<String> {
+    (0..RENEWAL_SHARDS)
+        .map(|shard| format!("IDX#RENEWAL#{shard:02}"))
+        .collect()
 }
 
 // ---- plan migrations -------------------------------------------------------------------------
@@ -1819,4 +1927,20 @@ pub async fn admin_override(
         .commit()
         .await?;
     Ok(after)
+}
+
+#[cfg(test)]
+mod dunning_tests {
+    use super::parse_dunning_days;
+
+    #[test]
+    fn dunning_days_are_increasing_whole_days() {
+        assert_eq!(parse_dunning_days("1,3,5"), Some(vec![1, 3, 5]));
+        assert_eq!(parse_dunning_days(" 2 , 4 "), Some(vec![2, 4]));
+        assert_eq!(parse_dunning_days("3,1"), None);
+        assert_eq!(parse_dunning_days("1,1"), None);
+        assert_eq!(parse_dunning_days("0,2"), None);
+        assert_eq!(parse_dunning_days("one"), None);
+        assert_eq!(parse_dunning_days(""), None);
+    }
 }

@@ -291,6 +291,30 @@ pub async fn list(
     ListResponse::from_page(page, PolicyView::from_item)
 }
 
+/// Every metric some limit policy meters (for the `limit-warnings` sweep).
+pub async fn all_metrics(ctx: &AppContext) -> Result<Vec<String>, ApiError> {
+    let mut metrics = std::collections::BTreeSet::new();
+    let mut cursor = None;
+    loop {
+        let page = ctx
+            .stores
+            .platform()
+            .query(&Query::gsi1(POLICY_INDEX).limit(1000).after(cursor))
+            .await?;
+        metrics.extend(
+            page.items
+                .iter()
+                // The index's sort key is `<metric>#<policy id>`.
+                .filter_map(|i| i.str(crate::store::GSI1SK)?.split_once('#'))
+                .map(|(metric, _)| metric.to_owned()),
+        );
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(metrics.into_iter().collect()),
+        }
+    }
+}
+
 /// Edits a policy. Plan versions made with it keep their snapshot; new versions see the edit.
 pub async fn patch(
     ctx: &AppContext,

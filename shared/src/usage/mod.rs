@@ -618,10 +618,11 @@ async fn notify_thresholds(
     spec: &LimitSpec,
     result: &UsageResult,
     now: DateTime<Utc>,
-) -> Result<(), ApiError> {
+) -> Result<u32, ApiError> {
     let Some(limit) = spec.limit.filter(|l| *l > 0) else {
-        return Ok(());
+        return Ok(0);
     };
+    let mut sent = 0;
     for threshold in &spec.warning_thresholds {
         // used / limit >= threshold%, in integers.
         if result.used * 100 < u64::from(*threshold) * limit {
@@ -683,12 +684,91 @@ async fn notify_thresholds(
             .commit()
             .await;
         match outcome {
-            Ok(()) => ctx.hot.mark_sent(marker_id),
+            Ok(()) => {
+                sent += 1;
+                ctx.hot.mark_sent(marker_id);
+            }
             Err(e) if e.failed_condition_index() == Some(0) => ctx.hot.mark_sent(marker_id),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    Ok(sent)
+}
+
+/// The platform usage index's partitions for `metric` in the month of `at`.
+pub fn usage_index_partitions(metric: &str, at: DateTime<Utc>) -> Vec<String> {
+    (0..USAGE_INDEX_SHARDS)
+        .map(|shard| {
+            format!(
+                "IDX#USAGE#{metric}#{:04}-{:02}#{shard:02}",
+                at.year(),
+                at.month()
+            )
+        })
+        .collect()
+}
+
+/// What the `limit-warnings` sweep did with one counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Warnings the real-time path had not sent were sent now.
+    Sent,
+    /// Nothing to send (below every threshold, or already sent).
+    NothingDue,
+    /// The counter is not for the tenant's current period or plan (nothing applies).
+    NotCurrent,
+}
+
+/// Sends the warnings a counter (an item of the platform usage index) is due and has not had:
+/// the real-time path sends them with the event, but a process that stopped between the
+/// event's commit and the warning's would leave them unsent. Markers keep it exactly once.
+pub async fn sweep_counter(
+    ctx: &AppContext,
+    counter: &Item,
+    now: DateTime<Utc>,
+) -> Result<Sweep, ApiError> {
+    let (Some(tenant), Some(metric), Some(period_start)) = (
+        counter.str("tenant_id"),
+        counter.str("metric"),
+        counter.str("period_start"),
+    ) else {
+        return Ok(Sweep::NotCurrent);
+    };
+    let Ok(tenant) = TenantId::parse(tenant) else {
+        return Ok(Sweep::NotCurrent);
+    };
+    let limits = match limits_in_force(ctx, &tenant).await {
+        Ok(limits) => limits,
+        Err(e) if e.status == axum::http::StatusCode::PAYMENT_REQUIRED => {
+            return Ok(Sweep::NotCurrent)
+        }
+        Err(e) => return Err(e),
+    };
+    let Some(spec) = spec_for(&limits, metric) else {
+        return Ok(Sweep::NotCurrent);
+    };
+    let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
+    if time::fmt(start) != period_start {
+        return Ok(Sweep::NotCurrent);
+    }
+    let used = counter.i64("used").unwrap_or(0).max(0) as u64;
+    let result = UsageResult {
+        metric: metric.to_owned(),
+        used,
+        limit: spec.limit,
+        remaining: spec.limit.map(|l| l.saturating_sub(used)),
+        period_start: time::fmt(start),
+        period_end: end.map(time::fmt),
+        allowed: true,
+        overage: spec.limit.is_some_and(|l| used > l),
+    };
+    let t = ctx.stores.tenant(&tenant);
+    Ok(
+        match notify_thresholds(ctx, &t, spec, &result, now).await? {
+            0 => Sweep::NothingDue,
+            _ => Sweep::Sent,
+        },
+    )
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
