@@ -11,8 +11,13 @@ use crate::http::finish;
 use crate::AppContext;
 
 pub async fn run(ctx: AppContext, router: Router) -> Result<(), lambda_http::Error> {
-    let app = finish(router, &ctx).layer(axum::middleware::map_request(client_ip));
-    lambda_http::run(app).await
+    lambda_http::run(http_app(&ctx, router)).await
+}
+
+/// What `run` serves: the function's router with the problem fallbacks and the client address
+/// from the request context (tests feed API Gateway events through exactly this).
+pub fn http_app(ctx: &AppContext, router: Router) -> Router {
+    finish(router, ctx).layer(axum::middleware::map_request(client_ip))
 }
 
 async fn client_ip(mut request: Request) -> Request {
