@@ -111,9 +111,18 @@ impl JobReport {
 /// Items per index page.
 const PAGE: u32 = 100;
 
+/// Where a sweep is: partitions left, and the cursor to resume the current one from.
+struct PageState {
+    partitions: std::vec::IntoIter<String>,
+    resume: Option<(String, Option<String>)>,
+    platform: crate::store::PlatformStore,
+    upper: Option<String>,
+}
+
 /// Pages through the index partitions (sort keys up to `upper`, if given) and runs `work` on
-/// each item, `limits.concurrency` at a time, counting outcomes. An item whose work fails is
-/// counted as `failed` and logged; it stays in the index for the next run.
+/// each item, `limits.concurrency` at a time, counting outcomes. Pages are fetched as the work
+/// needs them, so items of the next page start while the slowest of this one finish. An item
+/// whose work fails is counted as `failed` and logged; it stays in the index for the next run.
 async fn sweep<F, Fut>(
     ctx: &AppContext,
     partitions: Vec<String>,
@@ -126,38 +135,64 @@ where
     F: Fn(Item) -> Fut,
     Fut: Future<Output = Result<&'static str, ApiError>>,
 {
-    let platform = ctx.stores.platform();
-    for pk in partitions {
-        let mut cursor = None;
-        loop {
-            if limits.out_of_time() {
-                report.complete = false;
-                return Ok(());
-            }
-            let mut query = Query::gsi1(pk.clone()).limit(PAGE).after(cursor);
-            if let Some(upper) = &upper {
-                query = query.sk(SortKeyCondition::Le(upper.clone()));
-            }
-            let page = platform.query(&query).await?;
-            let outcomes: Vec<_> = stream::iter(page.items.into_iter().map(&work))
-                .buffer_unordered(limits.concurrency.max(1))
-                .collect()
-                .await;
-            for outcome in outcomes {
-                match outcome {
-                    Ok(name) => report.count(name),
-                    Err(e) => {
-                        tracing::error!(job = report.job, error = %e.detail, "item failed");
-                        report.count("failed");
-                    }
+    let out_of_time = std::sync::atomic::AtomicBool::new(false);
+    // Each step fetches one page: from the partition and cursor where the last one ended. The
+    // state owns what the fetch needs (a borrowing closure would make the future not `Send`).
+    let start = PageState {
+        partitions: partitions.into_iter(),
+        resume: None,
+        platform: ctx.stores.platform(),
+        upper,
+    };
+    let pages = stream::unfold(start, |mut state| async move {
+        let (pk, cursor) = match state.resume.take() {
+            Some(resume) => resume,
+            None => (state.partitions.next()?, None),
+        };
+        let mut query = Query::gsi1(pk.clone()).limit(PAGE).after(cursor);
+        if let Some(upper) = &state.upper {
+            query = query.sk(SortKeyCondition::Le(upper.clone()));
+        }
+        let page = state.platform.query(&query).await;
+        if let Ok(page) = &page {
+            state.resume = page.next_cursor.clone().map(|c| (pk, Some(c)));
+        }
+        Some((page, state))
+    });
+    let mut outcomes = Box::pin(
+        pages
+            .take_while(|_| {
+                let stop = limits.out_of_time();
+                out_of_time.store(stop, std::sync::atomic::Ordering::Relaxed);
+                std::future::ready(!stop)
+            })
+            .flat_map(|page| {
+                stream::iter(match page {
+                    Ok(page) => page.items.into_iter().map(Ok).collect(),
+                    Err(e) => vec![Err(e)],
+                })
+            })
+            .map(|item| async {
+                match item {
+                    Ok(item) => Ok(work(item).await),
+                    Err(e) => Err(e),
                 }
+            })
+            .buffer_unordered(limits.concurrency.max(1)),
+    );
+    while let Some(outcome) = outcomes.next().await {
+        match outcome {
+            Ok(Ok(name)) => report.count(name),
+            Ok(Err(e)) => {
+                tracing::error!(job = report.job, error = %e.detail, "item failed");
+                report.count("failed");
             }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => break,
-            }
+            // The index itself could not be read: stop; the next run starts over.
+            Err(e) => return Err(e.into()),
         }
     }
+    drop(outcomes);
+    report.complete = !out_of_time.load(std::sync::atomic::Ordering::Relaxed);
     Ok(())
 }
 
