@@ -63,6 +63,14 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_purging_every(path, PURGE_EVERY)
+    }
+
+    /// [`SqliteStore::open`], deleting expired items every `purge_every` (tests shorten it).
+    pub fn open_purging_every(
+        path: impl AsRef<Path>,
+        purge_every: std::time::Duration,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
@@ -72,7 +80,7 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, purge_every))
             .map_err(|e| backend(e.to_string()))?;
         Ok(Self {
             path,
@@ -178,19 +186,46 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-fn writer_loop(mut conn: Connection, requests: mpsc::Receiver<Request>) {
-    while let Ok(first) = requests.recv() {
-        let mut group = vec![first];
-        while group.len() < MAX_GROUP {
-            match requests.try_recv() {
-                Ok(request) => group.push(request),
-                Err(_) => break,
+/// How often the writer deletes items whose TTL has passed (DynamoDB's TTL does this on AWS;
+/// like it, deletion may lag expiry, and readers check expiry themselves).
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn writer_loop(
+    mut conn: Connection,
+    requests: mpsc::Receiver<Request>,
+    purge_every: std::time::Duration,
+) {
+    let mut last_purge = std::time::Instant::now();
+    loop {
+        match requests.recv_timeout(purge_every) {
+            Ok(first) => {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match requests.try_recv() {
+                        Ok(request) => group.push(request),
+                        Err(_) => break,
+                    }
+                }
+                let results = run_group(&mut conn, &group);
+                for (request, result) in group.into_iter().zip(results) {
+                    // A caller that gave up has dropped its receiver; its write stands.
+                    let _ = request.reply.send(result);
+                }
             }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
-        let results = run_group(&mut conn, &group);
-        for (request, result) in group.into_iter().zip(results) {
-            // A caller that gave up has dropped its receiver; its write stands regardless.
-            let _ = request.reply.send(result);
+        if last_purge.elapsed() >= purge_every {
+            last_purge = std::time::Instant::now();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            if let Err(e) = conn.execute(
+                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
+                params![now],
+            ) {
+                tracing::warn!(error = %e, "purging expired items failed");
+            }
         }
     }
 }
