@@ -19,6 +19,8 @@ pub struct AppContext {
     pub test_clock: Option<Arc<TestClock>>,
     /// Caches of the usage hot path (each fact re-checked in the write that relies on it).
     pub hot: Arc<crate::usage::hot::HotCache>,
+    /// Timeout and CORS origins of the HTTP layer.
+    pub http: crate::hardening::HttpSettings,
 }
 
 impl AppContext {
@@ -30,6 +32,7 @@ impl AppContext {
             gateway: Arc::new(MockGateway),
             test_clock: None,
             hot: Arc::default(),
+            http: crate::hardening::HttpSettings::from_env(),
         }
     }
 

@@ -47,6 +47,13 @@ where
             .detail("send the body as application/json"));
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                return ApiError::new(rejection.status(), "payload-too-large", "Payload too large")
+                    .detail(format!(
+                        "request bodies are at most {} bytes",
+                        crate::hardening::MAX_BODY_BYTES
+                    ));
+            }
             ApiError::new(rejection.status(), "bad-request", "Bad request")
                 .detail(rejection.body_text())
         })?;
@@ -227,8 +234,9 @@ impl<T> ListResponse<T> {
 /// The finished application around merged function routers: `Idempotency-Key` handling and the
 /// problem-document fallbacks.
 pub fn finish(router: axum::Router, ctx: &AppContext) -> axum::Router {
-    with_fallbacks(router).layer(axum::middleware::from_fn_with_state(
+    let router = with_fallbacks(router).layer(axum::middleware::from_fn_with_state(
         ctx.clone(),
         crate::idempotency::layer,
-    ))
+    ));
+    crate::hardening::harden(router, &ctx.http)
 }

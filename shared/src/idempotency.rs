@@ -21,7 +21,7 @@ use crate::AppContext;
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 const TTL_SECS: i64 = 24 * 3600;
-const MAX_BODY: usize = 1024 * 1024;
+const MAX_BODY: usize = crate::hardening::MAX_BODY_BYTES;
 const MAX_STORED_RESPONSE: usize = 256 * 1024;
 
 enum Scope {

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod clock;
 pub mod context;
 pub mod error;
+pub mod hardening;
 pub mod http;
 pub mod idempotency;
 pub mod jobs;
