@@ -228,7 +228,7 @@ async fn read_notification(
     summary = "Record up to 100 events, each with its own result.",
     request_body = BatchRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "One result per event", body = BatchResponse), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "One result per event", body = BatchResponse), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
 )]
 async fn record_batch(
     State(ctx): State<AppContext>,
