@@ -513,3 +513,44 @@ async fn forged_and_stale_tokens_are_refused() {
         "B's members unchanged: {members}"
     );
 }
+
+#[tokio::test]
+async fn a_token_from_the_future_or_of_a_removed_member_is_refused() {
+    use eshtarek_core::clock::Clock;
+    let w = world().await;
+    // Not yet valid: issued an hour from now (a clock-skewed or forged issuer).
+    let early = w.app.ctx.tokens.issue_access(
+        AccessGrant {
+            user_id: &w.a_admin.user_id,
+            tenant_id: Some(&w.a),
+            role: Some(Role::TenantAdmin),
+            session_id: "ses_future",
+        },
+        w.app.clock.now() + chrono::Duration::hours(1),
+    );
+    w.app.get("/v1/auth/me", Some(&early.0)).await.problem(401);
+
+    // A member removed by their admin: their still-unexpired token no longer acts in the tenant.
+    let tenant = format!("/v1/tenants/{}", w.a);
+    w.app.get(&tenant, Some(&w.a_user.access)).await.expect(200);
+    w.app
+        .delete(
+            &format!("{tenant}/members/{}", w.a_user.user_id),
+            Some(&w.a_admin.access),
+        )
+        .await
+        .expect(204);
+    let after = w.app.get(&tenant, Some(&w.a_user.access)).await;
+    assert!(
+        [401, 403].contains(&after.status.as_u16()),
+        "a removed member's token still works: {} {}",
+        after.status,
+        after.body
+    );
+    let usage = w.app.get("/v1/usage", Some(&w.a_user.access)).await;
+    assert!(
+        [401, 403].contains(&usage.status.as_u16()),
+        "{}",
+        usage.body
+    );
+}
