@@ -352,3 +352,54 @@ async fn limit_warnings_handler_sends_a_missed_warning_exactly_once() {
     assert_eq!(sent(&again), 0, "{again:?}");
     assert_eq!(notifications().await, 1, "the 80% warning, once");
 }
+
+/// Regression (found by scripts/soak): an instance that cached a subscription's period must not
+/// refuse events after a renewal moved the period on; it looks again and counts them.
+#[tokio::test]
+async fn usage_after_a_renewal_counts_in_the_new_billing_period() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let policy = app
+        .post("/v1/limit-policies", Some(&admin.access), json!({"metric": "api_calls", "limit": 100, "reset_period": "billing_period", "enforcement": "hard"}))
+        .await
+        .expect(201);
+    let owner = tenant_on(
+        &app,
+        json!({"name": "Metered", "price": "5.00", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": [policy.body["id"]]}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    let key = app
+        .post(
+            "/v1/api-keys",
+            Some(&owner.access),
+            json!({"name": "backend"}),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = |id: &str| json!({"metric": "api_calls", "quantity": 7, "idempotency_key": id});
+    let first = app
+        .post("/v1/usage/events", Some(&key), event("before"))
+        .await
+        .expect(200);
+    assert_eq!(first.body["period_start"], "2027-04-01T00:00:00.000Z");
+    app.clock.advance(Duration::days(31));
+    let renewed = eshtarek_core::jobs::renew_billing(
+        &app.ctx,
+        app.clock.now(),
+        eshtarek_core::jobs::RunLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(renewed.outcomes.get("renewed"), Some(&1), "{renewed:?}");
+    let after = app
+        .post("/v1/usage/events", Some(&key), event("after"))
+        .await
+        .expect(200);
+    assert_eq!(after.body["period_start"], "2027-05-01T00:00:00.000Z");
+    assert_eq!(after.body["used"], 7, "a new period starts from zero");
+}

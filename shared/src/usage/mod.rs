@@ -276,7 +276,7 @@ pub async fn record(
         ),
     );
     // A stale cached subscription costs one retry; three in a row means it keeps changing.
-    for _ in 0..3 {
+    for attempt in 0..3 {
         let limits = match cached_limits(ctx, tenant).await {
             Ok(limits) => limits,
             Err(e) => {
@@ -287,7 +287,8 @@ pub async fn record(
                 };
             }
         };
-        match record_once(ctx, meter, &t, &idem_key, &event, &limits, at, now).await {
+        let cached = attempt == 0;
+        match record_once(ctx, meter, &t, &idem_key, &event, &limits, at, now, cached).await {
             Err(Attempt::StaleSubscription) => ctx.hot.forget_limits(tenant.as_str()),
             Err(Attempt::Failed(e)) => return Err(e),
             Ok(result) => return Ok(result),
@@ -319,6 +320,7 @@ async fn record_once(
     limits: &Limits,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
+    cached: bool,
 ) -> Result<UsageResult, Attempt> {
     let spec = spec_for(limits, &event.metric);
     let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
@@ -326,6 +328,10 @@ async fn record_once(
     if end.is_some_and(|end| at < start || at >= end)
         || (reset == ResetPeriod::BillingPeriod && at < start)
     {
+        // A cached subscription may be a period behind (renewed since): look again first.
+        if cached {
+            return Err(Attempt::StaleSubscription);
+        }
         return Err(ApiError::validation("timestamp", "outside the current billing period").into());
     }
     let quantity = event.quantity as u64;
