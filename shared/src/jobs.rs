@@ -218,6 +218,37 @@ fn renewal_outcome(r: &Renewal) -> &'static str {
     }
 }
 
+/// Runs `work` on every subscription in the renewal index that is due by `now`.
+async fn sweep_due_subscriptions<F, Fut>(
+    ctx: &AppContext,
+    job: JobName,
+    now: DateTime<Utc>,
+    limits: RunLimits,
+    work: F,
+) -> Result<JobReport, ApiError>
+where
+    F: Fn(TenantId, String) -> Fut,
+    Fut: Future<Output = Result<&'static str, ApiError>>,
+{
+    let mut report = JobReport::new(job, now);
+    let work = &work;
+    sweep(
+        ctx,
+        subscriptions::renewal_partitions(),
+        Some(due_by(now)),
+        limits,
+        &mut report,
+        |item| async move {
+            match indexed_subscription(&item) {
+                Some((tenant, id)) => work(tenant, id).await,
+                None => Ok("skipped"),
+            }
+        },
+    )
+    .await?;
+    Ok(report)
+}
+
 /// `renew-billing`: every subscription whose period, trial or dunning retry is due at `now`.
 /// One invoice per subscription period (deduplicated by its key) and `rev`-conditioned
 /// subscription writes make repeated and concurrent runs bill once.
@@ -226,24 +257,18 @@ pub async fn renew_billing(
     now: DateTime<Utc>,
     limits: RunLimits,
 ) -> Result<JobReport, ApiError> {
-    let mut report = JobReport::new(JobName::RenewBilling, now);
-    sweep(
+    sweep_due_subscriptions(
         ctx,
-        subscriptions::renewal_partitions(),
-        Some(due_by(now)),
+        JobName::RenewBilling,
+        now,
         limits,
-        &mut report,
-        |item| async move {
-            let Some((tenant, id)) = indexed_subscription(&item) else {
-                return Ok("skipped");
-            };
+        |tenant, id| async move {
             subscriptions::renew(ctx, &tenant, &id, now)
                 .await
                 .map(|r| renewal_outcome(&r))
         },
     )
-    .await?;
-    Ok(report)
+    .await
 }
 
 /// `expire-subscriptions`: fixed-duration plans at their end, trials that end without a
@@ -254,24 +279,18 @@ pub async fn expire_subscriptions(
     now: DateTime<Utc>,
     limits: RunLimits,
 ) -> Result<JobReport, ApiError> {
-    let mut report = JobReport::new(JobName::ExpireSubscriptions, now);
-    sweep(
+    sweep_due_subscriptions(
         ctx,
-        subscriptions::renewal_partitions(),
-        Some(due_by(now)),
+        JobName::ExpireSubscriptions,
+        now,
         limits,
-        &mut report,
-        |item| async move {
-            let Some((tenant, id)) = indexed_subscription(&item) else {
-                return Ok("skipped");
-            };
+        |tenant, id| async move {
             Ok(subscriptions::expire(ctx, &tenant, &id, now)
                 .await?
                 .map_or("not_due", |e| e.as_str()))
         },
     )
-    .await?;
-    Ok(report)
+    .await
 }
 
 /// `limit-warnings`: walks this month's usage counters of every metric some policy meters

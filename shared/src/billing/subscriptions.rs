@@ -1327,20 +1327,11 @@ pub async fn renew(
     };
     let t = ctx.stores.tenant(tenant);
     if let Some(expiry) = expiry_due(ctx, tenant, &sub, now).await? {
-        return match end(
-            ctx,
-            &t,
-            &sub,
-            Event::Expire,
-            expiry.ended_at(&sub, now),
-            Decimal::ZERO,
-        )
-        .await
-        {
-            Ok(_) => Ok(Renewal::Expired),
-            Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(Renewal::NotDue),
-            Err(e) => Err(e),
-        };
+        return Ok(if end_expired(ctx, &t, &sub, expiry, now).await? {
+            Renewal::Expired
+        } else {
+            Renewal::NotDue
+        });
     }
     if sub.status == Status::PastDue {
         return retry_dunning(ctx, tenant, sub, now).await;
@@ -1625,18 +1616,23 @@ pub async fn expire(
         return Ok(None);
     };
     let t = ctx.stores.tenant(tenant);
-    match end(
-        ctx,
-        &t,
-        &sub,
-        Event::Expire,
-        expiry.ended_at(&sub, now),
-        Decimal::ZERO,
-    )
-    .await
-    {
-        Ok(_) => Ok(Some(expiry)),
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(None),
+    Ok(end_expired(ctx, &t, &sub, expiry, now)
+        .await?
+        .then_some(expiry))
+}
+
+/// Ends `sub` as expired; `false` when another run changed it first (it has that one's end).
+async fn end_expired(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    expiry: Expiry,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    let ended_at = expiry.ended_at(sub, now);
+    match end(ctx, t, sub, Event::Expire, ended_at, Decimal::ZERO).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
         Err(e) => Err(e),
     }
 }
