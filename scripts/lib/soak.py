@@ -121,7 +121,7 @@ def worker(tenants, plans, admin, stop):
             email = f"m{rng.randrange(1 << 30)}@soak.example"
             status, body = owner.call("member_add", "POST", f"/v1/tenants/{owner.tenant_id}/members", {"email": email, "role": "tenant_user"})
             if status == 201:
-                t["members"].append(body.get("user_id") or body.get("id"))
+                t["members"].append(body["member"]["user_id"])
         elif roll < 0.82 and t["members"]:
             user = t["members"].pop()
             owner.call("member_remove", "DELETE", f"/v1/tenants/{owner.tenant_id}/members/{user}")
