@@ -121,6 +121,29 @@ pub struct UsageResult {
     pub overage: bool,
 }
 
+impl UsageResult {
+    /// The answer for a counted event: `used` after it, against `limit` (soft limits flag
+    /// overage).
+    fn accepted(
+        metric: &str,
+        used: u64,
+        limit: Option<u64>,
+        period_start: DateTime<Utc>,
+        period_end: Option<String>,
+    ) -> Self {
+        Self {
+            metric: metric.to_owned(),
+            used,
+            limit,
+            remaining: limit.map(|l| l.saturating_sub(used)),
+            period_start: time::fmt(period_start),
+            period_end,
+            allowed: true,
+            overage: limit.is_some_and(|l| used > l),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageEvent {
@@ -462,16 +485,7 @@ async fn record_once(
         }
     };
     let used = after.and_then(|c| c.i64("used")).unwrap_or(0).max(0) as u64;
-    let result = UsageResult {
-        metric: event.metric.clone(),
-        used,
-        limit,
-        remaining: limit.map(|l| l.saturating_sub(used)),
-        period_start: time::fmt(start),
-        period_end: end.map(time::fmt),
-        allowed: true,
-        overage: limit.is_some_and(|l| used > l),
-    };
+    let result = UsageResult::accepted(&event.metric, used, limit, start, end.map(time::fmt));
     remember_result(t, idem_key, &result);
     if let Some(spec) = spec {
         notify_thresholds(ctx, t, spec, &result, now).await?;
@@ -589,16 +603,8 @@ async fn replay(
         .unwrap_or(0)
         .max(0) as u64;
     let limit = item.i64("limit").map(|l| l.max(0) as u64);
-    Ok(Some(UsageResult {
-        metric: metric.to_owned(),
-        used,
-        limit,
-        remaining: limit.map(|l| l.saturating_sub(used)),
-        period_start: time::fmt(start),
-        period_end: item.str("period_end").map(str::to_owned),
-        allowed: true,
-        overage: limit.is_some_and(|l| used > l),
-    }))
+    let end = item.str("period_end").map(str::to_owned);
+    Ok(Some(UsageResult::accepted(metric, used, limit, start, end)))
 }
 
 /// Hour, day and month buckets of the history rollups.
@@ -758,16 +764,7 @@ pub async fn sweep_counter(
         return Ok(Sweep::NotCurrent);
     }
     let used = counter.i64("used").unwrap_or(0).max(0) as u64;
-    let result = UsageResult {
-        metric: metric.to_owned(),
-        used,
-        limit: spec.limit,
-        remaining: spec.limit.map(|l| l.saturating_sub(used)),
-        period_start: time::fmt(start),
-        period_end: end.map(time::fmt),
-        allowed: true,
-        overage: spec.limit.is_some_and(|l| used > l),
-    };
+    let result = UsageResult::accepted(metric, used, spec.limit, start, end.map(time::fmt));
     let t = ctx.stores.tenant(&tenant);
     Ok(
         match notify_thresholds(ctx, &t, spec, &result, now).await? {
