@@ -2,6 +2,7 @@
 //! unless pointed at DynamoDB.
 
 pub mod seed;
+pub mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,6 +26,11 @@ pub enum StoreKind {
 
 /// The composed application: `/healthz` plus every function's routes.
 pub fn app(ctx: AppContext) -> Router {
+    app_with_dashboard(ctx, None)
+}
+
+/// The composed application with the web dashboard's built files at `/`.
+pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> Router {
     let root = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
@@ -34,7 +40,8 @@ pub fn app(ctx: AppContext) -> Router {
         )
         .with_state(ctx.clone());
     http::finish(
-        root.merge(eshtarek_auth::router(ctx.clone()))
+        root.merge(web::routes(web_dir))
+            .merge(eshtarek_auth::router(ctx.clone()))
             .merge(eshtarek_plans::router(ctx.clone()))
             .merge(eshtarek_subscriptions::router(ctx.clone()))
             .merge(eshtarek_billing::router(ctx.clone()))

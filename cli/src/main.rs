@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
-use eshtarek::{app, context, default_data_dir, open_store, signing_keys, StoreKind};
+use eshtarek::{context, default_data_dir, open_store, signing_keys, StoreKind};
 use eshtarek_core::clock::SystemClock;
 use eshtarek_core::jobs::{JobName, RunLimits};
 use eshtarek_core::telemetry;
@@ -105,6 +105,9 @@ struct ServeArgs {
     /// Run the scheduled jobs every this many seconds (0: never).
     #[arg(long, env = "ESHTAREK_JOBS_EVERY", default_value_t = 60)]
     jobs_every: u64,
+    /// The built web dashboard to serve at `/` (default: `web/dist` when it exists).
+    #[arg(long, env = "ESHTAREK_WEB_DIR")]
+    web_dir: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -149,6 +152,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = writeln!(out, "  {role:<16} {email:<28} {password}");
         }
     }
+    let web_dir = eshtarek::web::find(args.web_dir.clone());
+    match &web_dir {
+        Some(_) => {
+            let _ = writeln!(
+                out,
+                "Dashboard: http://{address}/ (sign in with a demo account)"
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "Dashboard: not built (web/dist missing; scripts/run builds it)"
+            );
+        }
+    }
     // The banner's last line, always: scripts wait for it.
     let _ = writeln!(
         out,
@@ -176,7 +194,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     axum::serve(
         listener,
-        app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
+        eshtarek::app_with_dashboard(ctx, web_dir.as_deref())
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

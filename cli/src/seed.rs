@@ -172,7 +172,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         ),
     )
     .await?;
-    plans::create(
+    let pro = plans::create(
         ctx,
         &caller,
         plan(
@@ -184,20 +184,25 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         ),
     )
     .await?;
-    plans::create(
+    let business = plans::create(
         ctx,
         &caller,
         plan(
             "Business",
             "For companies at scale",
             "99.00",
-            14,
+            0,
             ["biz_users", "biz_calls", "biz_storage"],
         ),
     )
     .await?;
 
-    for (tenant_name, domain) in [("Acme Corp", "acme.example"), ("Globex", "globex.example")] {
+    // Each demo tenant gets a card, a subscription and some usage, so the dashboards have
+    // something to show: Acme trials Pro; Globex pays for Business and is past 80% of its calls.
+    for (tenant_name, domain, plan_id, calls, storage_mb) in [
+        ("Acme Corp", "acme.example", &pro.id, 1_250, 2_400),
+        ("Globex", "globex.example", &business.id, 850_000, 64_000),
+    ] {
         let owner_email = format!("owner@{domain}");
         let owner_password = password();
         let registered = service::register(
@@ -241,8 +246,68 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             .await?;
         }
         creds.push(("tenant_user".into(), user_email, user_password));
+        subscribe_with_usage(ctx, &owner, &tenant_id, plan_id, calls, storage_mb).await?;
     }
     Ok(Credentials(creds))
+}
+
+async fn subscribe_with_usage(
+    ctx: &AppContext,
+    owner: &Caller,
+    tenant: &eshtarek_core::store::TenantId,
+    plan_id: &str,
+    calls: i64,
+    storage_mb: i64,
+) -> Result<(), ApiError> {
+    use eshtarek_core::billing::{payment_methods, subscriptions};
+    use eshtarek_core::usage::{self, GaugeRequest, Meter, UsageEvent};
+    payment_methods::add(
+        ctx,
+        owner,
+        payment_methods::AddPaymentMethodRequest {
+            token: Some("pm_card_visa".into()),
+            card: None,
+            set_default: true,
+        },
+    )
+    .await?;
+    subscriptions::create(
+        ctx,
+        owner,
+        subscriptions::CreateSubscriptionRequest {
+            plan_id: plan_id.to_owned(),
+            payment_method_id: None,
+            tenant_id: None,
+        },
+    )
+    .await?;
+    let meter = Meter {
+        tenant: tenant.clone(),
+        can_write: true,
+        can_read: true,
+    };
+    // A few events rather than one, so the history has more than one bar to draw.
+    for (i, share) in [10, 25, 15, 30, 20].into_iter().enumerate() {
+        usage::record(
+            ctx,
+            &meter.clone().into(),
+            UsageEvent {
+                metric: "api_calls".into(),
+                quantity: calls * share / 100,
+                idempotency_key: format!("seed-{i}"),
+                timestamp: None,
+            },
+        )
+        .await?;
+    }
+    usage::set_gauge(
+        ctx,
+        &meter,
+        "storage_mb",
+        GaugeRequest { value: storage_mb },
+    )
+    .await?;
+    Ok(())
 }
 
 /// The seeding acts as these users (for the audit log's actor).

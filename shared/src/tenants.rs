@@ -86,6 +86,20 @@ pub async fn load_tenant(
         .transpose()
 }
 
+/// The tenant a platform admin names in an admin path, when it exists (else 404).
+pub async fn admin_named_tenant(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+) -> Result<TenantId, ApiError> {
+    caller.require_platform_admin()?;
+    let tenant = caller.admin_tenant(tenant_id)?;
+    match load_tenant(ctx, &tenant).await? {
+        Some(_) => Ok(tenant),
+        None => Err(ApiError::not_found("no such tenant")),
+    }
+}
+
 pub async fn load_member(
     ctx: &AppContext,
     tenant_id: &TenantId,
@@ -189,23 +203,82 @@ pub async fn create_tenant(
         .ok_or_else(|| ApiError::internal("tenant vanished after create"))
 }
 
-pub async fn list_tenants(
+/// `?limit=&cursor=&q=` of the tenant list.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TenantListQuery {
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Only tenants whose name or id contains this text (case-insensitive, up to 100
+    /// characters). A page may then hold fewer than `limit` tenants while `next_cursor` is set.
+    #[serde(default)]
+    pub q: Option<String>,
+}
+
+/// How many tenants one searching request reads at most before it answers with what it found
+/// and a cursor to go on from (so a search that matches little stays a bounded request).
+const SEARCH_SCAN_CAP: usize = 1_000;
+
+/// One page of the tenant index, newest first.
+pub async fn tenant_page(
     ctx: &AppContext,
-    caller: &Caller,
-    params: ListParams,
+    limit: u32,
+    cursor: Option<String>,
 ) -> Result<ListResponse<TenantView>, ApiError> {
-    caller.require_platform_admin()?;
     let page = ctx
         .stores
         .platform()
         .query(
             &Query::gsi1(TENANT_INDEX)
                 .descending()
-                .limit(params.limit()?)
-                .after(params.cursor),
+                .limit(limit)
+                .after(cursor),
         )
         .await?;
     ListResponse::from_page(page, TenantView::from_item)
+}
+
+pub async fn list_tenants(
+    ctx: &AppContext,
+    caller: &Caller,
+    query: TenantListQuery,
+) -> Result<ListResponse<TenantView>, ApiError> {
+    caller.require_platform_admin()?;
+    let limit = ListParams {
+        limit: query.limit,
+        cursor: None,
+    }
+    .limit()?;
+    let needle = match query.q.as_deref().map(str::trim) {
+        None | Some("") => return tenant_page(ctx, limit, query.cursor).await,
+        Some(q) if q.chars().count() > 100 => {
+            return Err(ApiError::validation("q", "q is at most 100 characters"))
+        }
+        Some(q) => q.to_lowercase(),
+    };
+    // Each page asks for no more than the matches still missing, so the answer never exceeds
+    // `limit` and the store's own cursor stays exact.
+    let (mut data, mut cursor, mut scanned) = (Vec::new(), query.cursor, 0usize);
+    loop {
+        let page = tenant_page(ctx, limit - data.len() as u32, cursor).await?;
+        scanned += page.data.len();
+        data.extend(page.data.into_iter().filter(|t| {
+            t.name.to_lowercase().contains(&needle) || t.id.to_lowercase().contains(&needle)
+        }));
+        cursor = page.next_cursor;
+        if cursor.is_none() || data.len() as u32 >= limit || scanned >= SEARCH_SCAN_CAP {
+            return Ok(ListResponse {
+                data,
+                next_cursor: cursor,
+            });
+        }
+    }
 }
 
 pub async fn get_tenant(

@@ -16,7 +16,7 @@ use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::Problem;
 use eshtarek_core::tenants::{
     self, AddMemberRequest, AddMemberResponse, CreateTenantRequest, MemberView, PatchMemberRequest,
-    PatchTenantRequest, TenantView,
+    PatchTenantRequest, TenantListQuery, TenantView,
 };
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
@@ -228,17 +228,17 @@ async fn create_tenant(
     get,
     path = "/v1/tenants",
     tag = "tenants",
-    summary = "Every tenant, newest first (platform admin).",
-    params(ListParams),
+    summary = "Every tenant, newest first, optionally searched by name or id (platform admin).",
+    params(TenantListQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "A page of tenants", body = ListResponse<TenantView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
 )]
 async fn list_tenants(
     State(ctx): State<AppContext>,
     caller: Caller,
-    ApiQuery(params): ApiQuery<ListParams>,
+    ApiQuery(query): ApiQuery<TenantListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(tenants::list_tenants(&ctx, &caller, params).await?))
+    Ok(Json(tenants::list_tenants(&ctx, &caller, query).await?))
 }
 
 #[utoipa::path(

@@ -27,7 +27,7 @@ pub const NAME: &str = "billing";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(add_method, list_methods, remove_method, list_invoices, get_invoice, pay_invoice, history, list_events),
+    paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, get_invoice, pay_invoice, history, list_events),
     tags((name = "billing", description = "Payment methods, invoices and payments"))
 )]
 pub struct BillingApi;
@@ -40,6 +40,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/payment-methods/{id}", delete(remove_method))
         .route("/v1/invoices", get(list_invoices))
         .route("/v1/invoices/{id}", get(get_invoice))
+        .route("/v1/admin/tenants/{id}/invoices", get(admin_list_invoices))
         .route("/v1/invoices/{id}/pay", post(pay_invoice))
         .route("/v1/billing/history", get(history))
         .route("/v1/events", get(list_events))
@@ -117,6 +118,26 @@ async fn list_invoices(
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(invoices::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/invoices",
+    tag = "billing",
+    summary = "A tenant's invoices, newest first (platform admin).",
+    params(("id" = String, Path, description = "Tenant id"), ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"))
+)]
+async fn admin_list_invoices(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        invoices::admin_list(&ctx, &caller, &id, params).await?,
+    ))
 }
 
 #[utoipa::path(

@@ -6,6 +6,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eshtarek_core::auth::Caller;
+use eshtarek_core::billing::overview::{self, Overview};
 use eshtarek_core::billing::subscriptions::{
     self as subs, CancelRequest, ChangePreview, ChangeRequest, CreateSubscriptionRequest,
     OverrideRequest, SubscriptionResult, SubscriptionView,
@@ -29,7 +30,7 @@ pub const NAME: &str = "subscriptions";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(admin_get, admin_override, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
+    paths(overview, admin_get, admin_override, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -49,11 +50,24 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .route("/v1/subscriptions/{id}/cancel", post(cancel))
         .route("/v1/subscriptions/{id}/resume", post(resume))
+        .route("/v1/admin/overview", get(overview))
         .route(
             "/v1/admin/tenants/{id}/subscription",
             get(admin_get).patch(admin_override),
         )
         .with_state(ctx)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/overview",
+    tag = "subscriptions",
+    summary = "The platform at a glance: tenants by subscription status, subscriptions per plan, MRR (platform admin).",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The overview", body = Overview), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"))
+)]
+async fn overview(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    Ok(Json(overview::overview(&ctx, &caller).await?))
 }
 
 #[utoipa::path(

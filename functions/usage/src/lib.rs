@@ -23,7 +23,7 @@ pub const NAME: &str = "usage";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(record_event, record_batch, admin_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key),
+    paths(record_event, record_batch, admin_usage, admin_tenant_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key),
     tags((name = "usage", description = "Metering and limits"), (name = "api keys", description = "Machine-to-machine keys"))
 )]
 pub struct UsageApi;
@@ -43,6 +43,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/usage/events:batch", post(record_batch))
         .route("/v1/usage/check", post(check))
         .route("/v1/admin/usage", get(admin_usage))
+        .route("/v1/admin/tenants/{id}/usage", get(admin_tenant_usage))
         .route("/v1/usage/history", get(history))
         .route("/v1/usage/gauges/{metric}", put(set_gauge))
         .route("/v1/notifications", get(list_notifications))
@@ -79,6 +80,23 @@ async fn record_event(
 )]
 async fn get_usage(State(ctx): State<AppContext>, meter: Meter) -> ApiResult<impl IntoResponse> {
     Ok(Json(usage::summary(&ctx, &meter).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/usage",
+    tag = "usage",
+    summary = "A tenant's usage of every metric of its plan (platform admin).",
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Usage", body = UsageSummary), (status = 402, description = "The tenant has no subscription", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"))
+)]
+async fn admin_tenant_usage(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(usage::admin_summary(&ctx, &caller, &id).await?))
 }
 
 #[utoipa::path(

@@ -445,8 +445,26 @@ pub async fn list(
     caller: &Caller,
     params: ListParams,
 ) -> Result<ListResponse<InvoiceView>, ApiError> {
-    let tenant = reader_tenant(caller)?;
-    let t = ctx.stores.tenant(&tenant);
+    list_of(ctx, &reader_tenant(caller)?, params).await
+}
+
+/// A tenant's invoices, for a platform admin looking at that tenant.
+pub async fn admin_list(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    params: ListParams,
+) -> Result<ListResponse<InvoiceView>, ApiError> {
+    let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
+    list_of(ctx, &tenant, params).await
+}
+
+async fn list_of(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    params: ListParams,
+) -> Result<ListResponse<InvoiceView>, ApiError> {
+    let t = ctx.stores.tenant(tenant);
     let page = t
         .query(
             &Query::table(t.pk("INVOICES"))

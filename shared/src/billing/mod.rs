@@ -4,6 +4,7 @@
 pub mod events;
 pub mod gateway;
 pub mod invoices;
+pub mod overview;
 pub mod payment_methods;
 pub mod period;
 pub mod proration;

@@ -1803,6 +1803,15 @@ pub struct OverrideRequest {
     pub reason: String,
 }
 
+/// A tenant's live subscription, if it has one.
+pub async fn live(ctx: &AppContext, tenant: &TenantId) -> Result<Option<Sub>, ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    match t.get(&live_key(&t)).await? {
+        Some(live) => load(ctx, tenant, live.required_str("subscription_id")?).await,
+        None => Ok(None),
+    }
+}
+
 async fn live_sub(ctx: &AppContext, tenant: &TenantId) -> Result<Sub, ApiError> {
     let t = ctx.stores.tenant(tenant);
     let live = t

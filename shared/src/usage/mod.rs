@@ -794,6 +794,20 @@ pub struct UsageSummary {
     pub data: Vec<MetricUsage>,
 }
 
+/// A tenant's usage summary, for a platform admin looking at that tenant.
+pub async fn admin_summary(
+    ctx: &AppContext,
+    caller: &crate::auth::Caller,
+    tenant_id: &str,
+) -> Result<UsageSummary, ApiError> {
+    let meter = Meter {
+        tenant: crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?,
+        can_write: false,
+        can_read: true,
+    };
+    summary(ctx, &meter).await
+}
+
 /// Every metric of the current plan with used / limit / percent.
 pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, ApiError> {
     if !meter.can_read {
