@@ -1,0 +1,299 @@
+// End-to-end tests of the dashboards in headless Chromium (Debian's, driven by playwright-core;
+// no browser download), against a running `eshtarek serve --test-clock` seeded with demo data.
+//
+//   node e2e/run.mjs <base url> <demo-credentials.txt> <screenshot dir>
+//
+// Every step asserts what a person would see; a screenshot of each main page is saved.
+
+import assert from "node:assert/strict";
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [base, credentialsFile, shots] = process.argv.slice(2);
+if (!base || !credentialsFile || !shots) {
+  console.error("usage: node e2e/run.mjs <base url> <demo-credentials.txt> <screenshot dir>");
+  process.exit(2);
+}
+mkdirSync(shots, { recursive: true });
+const credentials = Object.fromEntries(
+  readFileSync(credentialsFile, "utf8")
+    .trim()
+    .split("\n")
+    .map((line) => line.trim().split(/\s+/))
+    .map(([, email, password]) => [email, password]),
+);
+const PASSWORD = "correct horse battery staple";
+const TIMEOUT = 15_000;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  headless: true,
+  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+});
+
+const results = [];
+async function step(name, body) {
+  const started = Date.now();
+  try {
+    await body();
+    results.push([name, "ok", Date.now() - started]);
+    console.log(`  ok   ${name} (${Date.now() - started} ms)`);
+  } catch (error) {
+    results.push([name, "FAILED", Date.now() - started]);
+    console.log(`  FAIL ${name}\n${error?.stack ?? error}`);
+    throw error;
+  }
+}
+
+async function api(method, path, token, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : null };
+}
+
+/** A fresh browser context (no shared storage) with a page that fails on console errors. */
+async function newPage(viewport = { width: 1280, height: 900 }) {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(String(e)));
+  page.on("console", (m) => {
+    // A 4xx the page handles is logged by Chromium as a failed resource; that is expected.
+    if (m.type() === "error" && !/Failed to load resource/.test(m.text())) errors.push(m.text());
+  });
+  page.errors = errors;
+  return page;
+}
+
+async function signIn(page, email, password) {
+  await page.goto(base + "/");
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByLabel("Password").press("Enter"); // keyboard only
+  await page.getByRole("button", { name: "Sign out" }).waitFor();
+}
+
+async function shot(page, name) {
+  await page.waitForLoadState("networkidle");
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+const go = (page, hash) => page.goto(`${base}/#${hash}`);
+
+let failed = false;
+try {
+  // ---------------------------------------------------------------- platform admin
+  const admin = await newPage();
+  await step("platform admin signs in and sees the overview with MRR and charts", async () => {
+    await signIn(admin, "admin@eshtarek.local", credentials["admin@eshtarek.local"]);
+    await admin.getByRole("heading", { name: "Platform overview" }).waitFor();
+    await admin.getByText("$99.00").first().waitFor(); // Globex pays for Business
+    await admin.getByRole("img", { name: "Tenants by subscription status" }).waitFor();
+    await admin.getByRole("img", { name: "Top tenants by API calls" }).waitFor();
+    await shot(admin, "platform-overview");
+  });
+  await step("platform admin searches tenants and opens one", async () => {
+    await admin.getByRole("link", { name: "Tenants", exact: true }).click();
+    await admin.getByLabel("Search").fill("glob");
+    await admin.waitForFunction(() => {
+      const rows = [...document.querySelectorAll("tbody tr")];
+      return rows.length === 1 && rows[0].textContent.includes("Globex");
+    });
+    await shot(admin, "platform-tenants");
+    await admin.getByRole("link", { name: "Globex" }).click();
+    await admin.getByRole("heading", { name: /Globex/ }).waitFor();
+    await admin.getByText("Business v1").waitFor();
+    await admin.locator('.meter[data-metric="api_calls"]').waitFor();
+    await shot(admin, "platform-tenant-detail");
+  });
+  await step("a manual adjustment needs a reason, then is applied and audited", async () => {
+    await admin.getByRole("button", { name: "Apply" }).click();
+    await admin.getByText("Say why (kept in the audit log).").waitFor();
+    await admin.getByLabel("Reason (required, audited)").fill("Goodwill: outage on 20 Nov");
+    await admin.getByRole("button", { name: "Apply" }).click();
+    await admin.getByText("Adjustment applied and audited.").waitFor();
+  });
+  await step("platform admin creates a plan, edits it, and sees a new version", async () => {
+    await go(admin, "/plans");
+    await admin.getByRole("button", { name: "New plan" }).click();
+    await admin.getByRole("button", { name: "Create plan" }).click();
+    await admin.getByText("Give the plan a name.").waitFor(); // validated before sending
+    await admin.getByLabel("Name").fill("Team");
+    await admin.getByLabel("Description").fill("For small teams");
+    await admin.getByLabel("Price").fill("49.00");
+    await admin.getByLabel("Free: 1,000 API calls a month").check();
+    await admin.getByLabel("Pro: 10 seats").check();
+    await admin.getByRole("button", { name: "Create plan" }).click();
+    await admin.getByRole("heading", { name: /^Team/ }).waitFor();
+    assert.equal(await admin.getByTestId("current-version").textContent(), "v1");
+    await admin.getByLabel("Price").fill("59.00");
+    await admin.getByRole("button", { name: "Save changes" }).click();
+    await admin.getByText("Saved as version 2.").waitFor();
+    assert.equal(await admin.getByTestId("current-version").textContent(), "v2");
+    await admin.locator('tr[data-version="1"]').getByText("$49.00/mo").waitFor();
+    await admin.locator('tr[data-version="2"]').getByText("$59.00/mo").waitFor();
+    await shot(admin, "platform-plan-detail");
+    await go(admin, "/plans");
+    await admin.locator('tr[data-plan="Team"]').waitFor();
+    await shot(admin, "platform-plans");
+  });
+  await step("the audit log shows the plan change and the adjustment with its reason", async () => {
+    await go(admin, "/audit");
+    await admin.getByText("Goodwill: outage on 20 Nov").waitFor();
+    await admin.getByRole("combobox", { name: "Resource type" }).selectOption("plan");
+    await admin.getByRole("button", { name: "Apply" }).click();
+    await admin.getByRole("button", { name: /plan\.(updated|update|version)/ }).first().waitFor();
+    await shot(admin, "platform-audit-log");
+  });
+  await step("platform admin signs out and the session is over", async () => {
+    const tokens = await admin.evaluate(() => sessionStorage.getItem("eshtarek.tokens"));
+    await admin.getByRole("button", { name: "Sign out" }).click();
+    await admin.getByRole("heading", { name: "Sign in" }).waitFor();
+    assert.equal(await admin.evaluate(() => sessionStorage.getItem("eshtarek.tokens")), null);
+    const old = JSON.parse(tokens);
+    assert.equal((await api("GET", "/v1/auth/me", old.access_token)).status, 401);
+    assert.equal((await api("POST", "/v1/auth/refresh", null, { refresh_token: old.refresh_token })).status, 401);
+  });
+
+  // ---------------------------------------------------------------- tenant admin
+  const owner = await newPage();
+  const ownerEmail = `owner-${Date.now()}@initech.example`;
+  let ownerToken;
+  await step("a tenant admin signs up (form validated) and has no subscription yet", async () => {
+    await owner.goto(base + "/");
+    await owner.getByRole("button", { name: "Create an account" }).click();
+    await owner.getByRole("button", { name: "Sign up" }).click();
+    await owner.getByText("Enter your name.").waitFor();
+    await owner.getByLabel("Your name").fill("Ines Owner");
+    await owner.getByLabel("Company").fill("Initech");
+    await owner.getByLabel("Email").fill(ownerEmail);
+    await owner.getByLabel("Password").fill(PASSWORD);
+    await owner.getByRole("button", { name: "Sign up" }).click();
+    await owner.getByText("This workspace has no active plan.").waitFor();
+    ownerToken = JSON.parse(await owner.evaluate(() => sessionStorage.getItem("eshtarek.tokens"))).access_token;
+  });
+  await step("a declined card fails the first charge with a clear message; paying with a good card recovers", async () => {
+    await go(owner, "/billing");
+    await owner.getByLabel("Card number (test cards only)").fill("4000000000000002");
+    await owner.getByRole("button", { name: "Add card" }).click();
+    await owner.getByText("VISA •••• 0002").waitFor();
+    await go(owner, "/plan");
+    await owner.locator('tr[data-plan="Team"]').getByRole("button", { name: "Subscribe" }).click();
+    await owner.getByText(/first payment was declined/).waitFor();
+    await shot(owner, "tenant-payment-declined");
+    await go(owner, "/billing");
+    await owner.getByLabel("Card number (test cards only)").fill("4242 4242 4242 4242");
+    await owner.getByRole("button", { name: "Add card" }).click();
+    await owner.getByText("VISA •••• 4242").waitFor();
+    await owner.locator('tr[data-invoice="1"]').getByRole("button", { name: "Pay now" }).click();
+    await owner.getByText("Invoice #1 is paid.").waitFor();
+    await owner.getByRole("cell", { name: "$59.00" }).first().waitFor();
+    await go(owner, "/");
+    await owner.getByRole("heading", { name: /Team/ }).waitFor();
+    await owner.locator(".badge-active").first().waitFor();
+  });
+  let secret;
+  await step("the tenant admin creates an API key; its secret is shown once", async () => {
+    await go(owner, "/api-keys");
+    await owner.getByRole("button", { name: "Create key" }).click();
+    await owner.getByText(/Name the key/).waitFor();
+    await owner.getByLabel("Name").fill("backend");
+    await owner.getByRole("button", { name: "Create key" }).click();
+    secret = (await owner.getByTestId("api-key-secret").textContent()).trim();
+    assert.ok(secret.length > 20);
+    await shot(owner, "tenant-api-keys");
+    await owner.reload();
+    await owner.getByRole("cell", { name: "backend" }).waitFor();
+    assert.equal(await owner.getByTestId("api-key-secret").count(), 0, "the secret is not shown again");
+  });
+  await step("usage sent through the API shows on the meters; the limit is refused with a 402", async () => {
+    for (const [i, quantity] of [300, 250, 300].entries()) {
+      const r = await api("POST", "/v1/usage/events", secret, { metric: "api_calls", quantity, idempotency_key: `e2e-${i}` });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+    }
+    const refused = await api("POST", "/v1/usage/events", secret, { metric: "api_calls", quantity: 200, idempotency_key: "e2e-over" });
+    assert.equal(refused.status, 402);
+    await go(owner, "/");
+    const meter = owner.locator('.meter[data-metric="api_calls"]');
+    await meter.getByText("850 / 1,000 (85%)").waitFor();
+    await meter.getByText("Nearing the limit.").waitFor();
+    await owner.getByRole("img", { name: /API calls per/ }).waitFor();
+    await owner.getByText(/Usage warnings:/).waitFor();
+    await shot(owner, "tenant-dashboard");
+  });
+  await step("the tenant admin previews the upgrade's proration, confirms, and sees the invoice", async () => {
+    await go(owner, "/plan");
+    await owner.getByRole("button", { name: "Preview change to Business" }).click();
+    await owner.getByText("Upgrade, effective now.").waitFor();
+    const net = await owner.getByTestId("preview-net").textContent();
+    assert.match(net, /^\$\d+\.\d\d$/);
+    await shot(owner, "tenant-plan-preview");
+    await owner.getByRole("button", { name: "Confirm change" }).click();
+    await owner.getByText(/You are now on Business\. Invoice #2: /).waitFor();
+    await go(owner, "/billing");
+    const invoice = owner.locator('tr[data-invoice="2"]');
+    await invoice.getByText("Paid").waitFor();
+    assert.equal((await invoice.locator("td.num").textContent()).trim(), net.trim(), "the invoice bills what the preview showed");
+    await invoice.getByRole("button", { name: "#2" }).click();
+    await owner.getByText(/Unused time on Team|Remaining time on Business|Proration/i).first().waitFor();
+    await shot(owner, "tenant-billing");
+  });
+  let workerEmail;
+  await step("the tenant admin invites a read-only member", async () => {
+    await go(owner, "/members");
+    await owner.getByTestId("seats").getByText(/1 of 50 seats used/).waitFor();
+    workerEmail = `worker-${Date.now()}@initech.example`;
+    await owner.getByLabel("Email").fill(workerEmail);
+    await owner.getByRole("button", { name: "Invite" }).click();
+    const token = (await owner.locator("code.secret").textContent()).trim();
+    const setup = await api("POST", "/v1/auth/password-setup", null, { token, password: PASSWORD });
+    assert.equal(setup.status, 200, JSON.stringify(setup.body));
+    await owner.getByRole("cell", { name: workerEmail }).waitFor();
+    await owner.getByTestId("seats").getByText(/2 of 50 seats used/).waitFor();
+    await shot(owner, "tenant-members");
+    await go(owner, "/notifications");
+    await owner.getByText(/api_calls|API calls/).first().waitFor();
+    await shot(owner, "tenant-notifications");
+  });
+
+  // ---------------------------------------------------------------- tenant user
+  const worker = await newPage({ width: 390, height: 844 }); // a phone
+  await step("a tenant user sees plan and usage, read-only, and cannot reach admin actions", async () => {
+    await signIn(worker, workerEmail, PASSWORD);
+    await worker.getByRole("heading", { name: /Business/ }).waitFor();
+    await worker.locator('.meter[data-metric="api_calls"]').waitFor();
+    const nav = await worker.getByRole("navigation", { name: "Main" }).getByRole("link").allTextContents();
+    assert.deepEqual(nav, ["Dashboard"]);
+    assert.equal(await worker.getByRole("link", { name: "Change plan" }).count(), 0);
+    await go(worker, "/billing");
+    await worker.getByRole("heading", { name: "Dashboard" }).waitFor(); // sent back
+    await shot(worker, "tenant-user-dashboard-narrow");
+    const token = JSON.parse(await worker.evaluate(() => sessionStorage.getItem("eshtarek.tokens"))).access_token;
+    assert.equal((await api("POST", "/v1/api-keys", token, { name: "sneaky" })).status, 403);
+    assert.equal((await api("GET", "/v1/admin/overview", token)).status, 403);
+  });
+  await step("an ended session is told to sign in again", async () => {
+    await worker.evaluate(() => {
+      const t = JSON.parse(sessionStorage.getItem("eshtarek.tokens"));
+      sessionStorage.setItem("eshtarek.tokens", JSON.stringify({ ...t, access_token: "x", refresh_token: "y" }));
+    });
+    await worker.reload();
+    await worker.getByText("Your session has expired. Please sign in again.").waitFor();
+  });
+
+  for (const page of [admin, owner, worker]) assert.deepEqual(page.errors, [], "no script errors in the page");
+  void ownerToken;
+} catch {
+  failed = true;
+} finally {
+  await browser.close();
+}
+const passed = results.filter((r) => r[1] === "ok").length;
+console.log(`${passed} of ${results.length} steps passed; screenshots in ${shots}`);
+process.exit(failed ? 1 : 0);

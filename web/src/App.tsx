@@ -1,0 +1,107 @@
+import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
+import { SessionProvider, useSession } from "./session";
+import { Loading } from "./components/ui";
+import { SignIn } from "./pages/SignIn";
+import { PlatformOverview } from "./pages/platform/Overview";
+import { TenantsList } from "./pages/platform/Tenants";
+import { TenantDetail } from "./pages/platform/TenantDetail";
+import { PlansAdmin } from "./pages/platform/Plans";
+import { PlanDetail } from "./pages/platform/PlanDetail";
+import { PoliciesAdmin } from "./pages/platform/Policies";
+import { AuditLog } from "./pages/platform/AuditLog";
+import { TenantHome } from "./pages/tenant/Home";
+import { ChangePlan } from "./pages/tenant/ChangePlan";
+import { Members } from "./pages/tenant/Members";
+import { Billing } from "./pages/tenant/Billing";
+import { Notifications } from "./pages/tenant/Notifications";
+import { ApiKeys } from "./pages/tenant/ApiKeys";
+import type { Role } from "./api/types";
+
+const navs: Record<Role, [string, string][]> = {
+  platform_admin: [
+    ["/", "Overview"],
+    ["/tenants", "Tenants"],
+    ["/plans", "Plans"],
+    ["/policies", "Limit policies"],
+    ["/audit", "Audit log"],
+  ],
+  tenant_admin: [
+    ["/", "Dashboard"],
+    ["/plan", "Plan"],
+    ["/members", "Members"],
+    ["/billing", "Billing"],
+    ["/notifications", "Notifications"],
+    ["/api-keys", "API keys"],
+  ],
+  tenant_user: [["/", "Dashboard"]],
+};
+
+function Shell() {
+  const { me, role, loading, signOut } = useSession();
+  if (loading) return <Loading what="Starting" />;
+  if (!me || !role) return <SignIn />;
+  const tenant = me.memberships.find((m) => m.tenant_id === me.current_tenant_id);
+  return (
+    <div className="app">
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <span className="brand">Eshtarek</span>
+        <nav aria-label="Main">
+          {navs[role].map(([to, label]) => (
+            <NavLink key={to} to={to} end={to === "/"}>
+              {label}
+            </NavLink>
+          ))}
+        </nav>
+        <div className="who">
+          <span title={me.user.email}>
+            {me.user.name}
+            {tenant ? ` · ${tenant.tenant_name}` : ""} <span className="role">{role.replace("_", " ")}</span>
+          </span>
+          <button type="button" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <Routes>
+          {role === "platform_admin" && (
+            <>
+              <Route path="/" element={<PlatformOverview />} />
+              <Route path="/tenants" element={<TenantsList />} />
+              <Route path="/tenants/:id" element={<TenantDetail />} />
+              <Route path="/plans" element={<PlansAdmin />} />
+              <Route path="/plans/:id" element={<PlanDetail />} />
+              <Route path="/policies" element={<PoliciesAdmin />} />
+              <Route path="/audit" element={<AuditLog />} />
+            </>
+          )}
+          {role === "tenant_admin" && (
+            <>
+              <Route path="/" element={<TenantHome admin />} />
+              <Route path="/plan" element={<ChangePlan />} />
+              <Route path="/members" element={<Members />} />
+              <Route path="/billing" element={<Billing />} />
+              <Route path="/notifications" element={<Notifications />} />
+              <Route path="/api-keys" element={<ApiKeys />} />
+            </>
+          )}
+          {role === "tenant_user" && <Route path="/" element={<TenantHome admin={false} />} />}
+          <Route path="*" element={<Navigate to="/" replace />} />
+        </Routes>
+      </main>
+    </div>
+  );
+}
+
+export function App() {
+  return (
+    <SessionProvider>
+      <HashRouter>
+        <Shell />
+      </HashRouter>
+    </SessionProvider>
+  );
+}

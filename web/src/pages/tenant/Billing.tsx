@@ -1,0 +1,185 @@
+import { useState, type FormEvent } from "react";
+import { useSession } from "../../session";
+import { useAction, useGet, usePager } from "../../hooks";
+import { idempotencyKey } from "../../api/client";
+import type { Invoice, Page, Payment, PaymentMethod } from "../../api/types";
+import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Pager, StatusBadge, Success } from "../../components/ui";
+import { InvoiceTable } from "../../components/InvoiceTable";
+import { formatDateTime, formatMoney } from "../../format";
+
+/** Test cards the mock gateway knows (Stripe's numbers). */
+const TEST_CARDS = [
+  ["4242424242424242", "Visa, always succeeds"],
+  ["4000000000000002", "Visa, always declined"],
+  ["4000000000009995", "Visa, insufficient funds"],
+];
+
+/** Payment methods, invoices (pay an open one) and the payment history. */
+export function Billing() {
+  const { api } = useSession();
+  const methods = useGet<{ data: PaymentMethod[] }>("/v1/payment-methods");
+  const invoicePager = usePager("/v1/invoices?limit=10");
+  const invoices = useGet<Page<Invoice>>(invoicePager.path);
+  const historyPager = usePager("/v1/billing/history?limit=10");
+  const history = useGet<Page<Payment>>(historyPager.path);
+  const [card, setCard] = useState({ number: TEST_CARDS[0][0], exp_month: "12", exp_year: "2030", set_default: true });
+  const [done, setDone] = useState<string | null>(null);
+  const add = useAction();
+  const act = useAction();
+
+  const reloadAll = () => {
+    methods.reload();
+    invoices.reload();
+    history.reload();
+  };
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void add.run(async () => {
+      await api.post(
+        "/v1/payment-methods",
+        {
+          card: { number: card.number.replace(/\s+/g, ""), exp_month: Number(card.exp_month), exp_year: Number(card.exp_year) },
+          set_default: card.set_default,
+        },
+        { idempotencyKey: idempotencyKey() },
+      );
+      setDone("Card added.");
+      methods.reload();
+    });
+  };
+  const pay = (invoice: Invoice) =>
+    act.run(async () => {
+      setDone(null);
+      const paid = await api.post<Invoice>(`/v1/invoices/${invoice.id}/pay`, {}, { idempotencyKey: idempotencyKey() });
+      setDone(paid.status === "paid" ? `Invoice #${paid.number} is paid.` : `Invoice #${paid.number} is still ${paid.status}.`);
+      reloadAll();
+    });
+  const cardError = fieldError(add.error, "card.number") ?? fieldError(add.error, "card");
+
+  return (
+    <div className="page">
+      <h1>Billing</h1>
+      {done && <Success>{done}</Success>}
+      <ErrorNotice error={act.error} />
+      <Card title="Payment methods">
+        {methods.loading && !methods.data ? (
+          <Loading />
+        ) : methods.error ? (
+          <ErrorNotice error={methods.error} onRetry={methods.reload} />
+        ) : methods.data?.data.length ? (
+          <ul className="methods">
+            {methods.data.data.map((m) => (
+              <li key={m.id}>
+                <span>
+                  {m.brand.toUpperCase()} •••• {m.last4}, expires {String(m.exp_month).padStart(2, "0")}/{m.exp_year}
+                  {m.is_default && <span className="badge">default</span>}
+                </span>
+                <button
+                  type="button"
+                  className="link"
+                  disabled={act.busy}
+                  onClick={() =>
+                    void act.run(async () => {
+                      await api.delete(`/v1/payment-methods/${m.id}`);
+                      methods.reload();
+                    })
+                  }
+                >
+                  Remove
+                </button>
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <Empty>No payment method yet.</Empty>
+        )}
+        <form onSubmit={submit} noValidate className="inline-form" aria-label="Add a test card">
+          <Field label="Card number (test cards only)" error={cardError} hint="4242… succeeds; 4000 0000 0000 0002 is declined.">
+            {(p) => (
+              <input {...p} list="test-cards" inputMode="numeric" value={card.number} onChange={(e) => setCard({ ...card, number: e.target.value })} />
+            )}
+          </Field>
+          <datalist id="test-cards">
+            {TEST_CARDS.map(([n, label]) => (
+              <option key={n} value={n}>
+                {label}
+              </option>
+            ))}
+          </datalist>
+          <Field label="Month" error={fieldError(add.error, "card.exp_month")}>
+            {(p) => <input {...p} inputMode="numeric" size={3} value={card.exp_month} onChange={(e) => setCard({ ...card, exp_month: e.target.value })} />}
+          </Field>
+          <Field label="Year" error={fieldError(add.error, "card.exp_year")}>
+            {(p) => <input {...p} inputMode="numeric" size={5} value={card.exp_year} onChange={(e) => setCard({ ...card, exp_year: e.target.value })} />}
+          </Field>
+          <label className="check">
+            <input type="checkbox" checked={card.set_default} onChange={(e) => setCard({ ...card, set_default: e.target.checked })} /> Make default
+          </label>
+          <button type="submit" disabled={add.busy}>
+            Add card
+          </button>
+        </form>
+        <ErrorNotice error={cardError ? null : add.error} />
+      </Card>
+      <Card title="Invoices">
+        {invoices.loading && !invoices.data ? (
+          <Loading />
+        ) : invoices.error ? (
+          <ErrorNotice error={invoices.error} onRetry={invoices.reload} />
+        ) : (
+          <InvoiceTable invoices={invoices.data?.data ?? []} onPay={(i) => void pay(i)} busy={act.busy} />
+        )}
+        <Pager
+          page={invoicePager.page}
+          hasPrevious={invoicePager.hasPrevious}
+          next={invoices.data?.next_cursor}
+          onPrevious={invoicePager.previous}
+          onNext={() => invoicePager.next(invoices.data?.next_cursor ?? null)}
+        />
+      </Card>
+      <Card title="Payment history">
+        {history.loading && !history.data ? (
+          <Loading />
+        ) : history.error ? (
+          <ErrorNotice error={history.error} onRetry={history.reload} />
+        ) : history.data?.data.length ? (
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">When</th>
+                  <th scope="col">Invoice</th>
+                  <th scope="col">Amount</th>
+                  <th scope="col">Outcome</th>
+                </tr>
+              </thead>
+              <tbody>
+                {history.data.data.map((p) => (
+                  <tr key={p.id}>
+                    <td>{formatDateTime(p.created_at)}</td>
+                    <td>#{p.invoice_number}</td>
+                    <td className="num">{formatMoney(p.amount, p.currency)}</td>
+                    <td>
+                      <StatusBadge status={p.outcome} />
+                      {p.failure_code && <span className="hint"> {p.failure_code.replace(/_/g, " ")}</span>}
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </div>
+        ) : (
+          <Empty>No payments yet.</Empty>
+        )}
+        <Pager
+          page={historyPager.page}
+          hasPrevious={historyPager.hasPrevious}
+          next={history.data?.next_cursor}
+          onPrevious={historyPager.previous}
+          onNext={() => historyPager.next(history.data?.next_cursor ?? null)}
+        />
+      </Card>
+      <p className="hint">Times are UTC.</p>
+    </div>
+  );
+}

@@ -1,0 +1,105 @@
+import { Link } from "react-router";
+import { useGet } from "../../hooks";
+import { ApiProblem } from "../../api/problem";
+import type { Notification, Page, Plan, Subscription, UsageSummary } from "../../api/types";
+import { Card, Empty, ErrorNotice, Loading, Meter, Stat, StatusBadge } from "../../components/ui";
+import { UsageHistory } from "../../components/UsageHistory";
+import { formatDate, formatMoney, metricLabel } from "../../format";
+
+const missing = (e: unknown) => e instanceof ApiProblem && (e.status === 404 || e.status === 402);
+
+/** The tenant's plan, its usage against the limits, history and warnings. */
+export function TenantHome({ admin }: { admin: boolean }) {
+  const sub = useGet<Subscription>("/v1/subscriptions/current");
+  const plans = useGet<Page<Plan>>("/v1/plans?limit=100");
+  const usage = useGet<UsageSummary>(sub.data ? "/v1/usage" : null);
+  const notes = useGet<Page<Notification>>(admin ? "/v1/notifications?limit=5" : null);
+
+  if (sub.loading && !sub.data) return <Loading />;
+  if (sub.error && !missing(sub.error)) return <ErrorNotice error={sub.error} onRetry={sub.reload} />;
+  const plan = plans.data?.data.find((p) => p.id === sub.data?.plan_id);
+  const unread = notes.data?.data.filter((n) => !n.read) ?? [];
+
+  return (
+    <div className="page">
+      <h1>Dashboard</h1>
+      {unread.length > 0 && (
+        <div className="notice notice-limit" role="status">
+          <strong>Usage warnings:</strong> {unread.map((n) => n.message).join(" · ")}{" "}
+          <Link to="/notifications">See all</Link>
+        </div>
+      )}
+      {!sub.data ? (
+        <Card title="No subscription">
+          <Empty>
+            This workspace has no active plan.{" "}
+            {admin ? <Link to="/plan">Choose a plan</Link> : "Ask your administrator to choose one."}
+          </Empty>
+        </Card>
+      ) : (
+        <>
+          <Card
+            title={
+              <>
+                {plan?.name ?? "Current plan"} <StatusBadge status={sub.data.status} />
+              </>
+            }
+            actions={admin && <Link to="/plan">Change plan</Link>}
+          >
+            <div className="stats">
+              <Stat label={`Per ${sub.data.billing_cycle === "yearly" ? "year" : "month"}`} value={formatMoney(sub.data.price, sub.data.currency)} />
+              <Stat
+                label={sub.data.status === "trialing" ? "Trial ends" : sub.data.cancel_at_period_end ? "Ends" : "Renews"}
+                value={formatDate(sub.data.trial_end ?? sub.data.current_period_end)}
+              />
+              <Stat label="Plan version" value={`v${sub.data.plan_version}`} />
+            </div>
+            {sub.data.cancel_at_period_end && <p className="warn-text">Cancels at the end of the period ({formatDate(sub.data.current_period_end)}).</p>}
+            {sub.data.status === "past_due" && (
+              <p className="warn-text">
+                The last payment failed. {admin ? <Link to="/billing">Update the payment method</Link> : "Your administrator has been told."}
+              </p>
+            )}
+            {sub.data.scheduled_change && (
+              <p>
+                Changes to {plans.data?.data.find((p) => p.id === sub.data?.scheduled_change?.plan_id)?.name ?? "another plan"} on{" "}
+                {formatDate(sub.data.scheduled_change.effective_at)}.
+              </p>
+            )}
+          </Card>
+          <Card title="Usage this period">
+            {usage.loading && !usage.data ? (
+              <Loading what="Loading usage" />
+            ) : usage.error ? (
+              <ErrorNotice error={usage.error} onRetry={usage.reload} />
+            ) : (
+              <div className="meters">
+                {usage.data?.data.map((u) => (
+                  <Meter key={u.metric} usage={u} />
+                ))}
+              </div>
+            )}
+          </Card>
+          {usage.data && (
+            <Card title="Usage history">
+              <UsageHistory usage={usage.data.data} fallbackStart={sub.data.current_period_start} fallbackEnd={sub.data.current_period_end} />
+            </Card>
+          )}
+          {plan && (
+            <Card title="What your plan includes">
+              <ul className="limits">
+                {plan.limits.map((l) => (
+                  <li key={l.metric}>
+                    {metricLabel(l.metric)}: {l.limit === null ? "unlimited" : l.limit.toLocaleString("en-US")}
+                    {l.reset_period !== "none" && ` per ${l.reset_period.replace("_", " ")}`}
+                    {l.enforcement === "soft" && " (overage allowed)"}
+                  </li>
+                ))}
+              </ul>
+            </Card>
+          )}
+        </>
+      )}
+    </div>
+  );
+}
