@@ -961,6 +961,16 @@ async fn plan_edits_leave_subscriptions_alone_until_migrated() {
         .await
         .problem(422);
     assert_eq!(bad.body["field"], "to_version");
+    let long = s
+        .app
+        .post(
+            &migrate,
+            Some(&admin_token),
+            json!({"from_version": 1, "to_version": 2, "effective": "now", "reason": "x".repeat(501)}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(long.body["field"], "reason");
     let moved = s
         .app
         .post(&migrate, Some(&admin_token), json!({"from_version": 1, "to_version": 2, "effective": "now", "reason": "price change"}))

@@ -246,3 +246,43 @@ async fn without_a_build_the_root_says_how_to_build_it() {
     assert_eq!(status, StatusCode::OK);
     assert!(body.contains("not built"), "{body}");
 }
+
+/// Found by schemathesis: a platform admin could subscribe a tenant id that names no tenant,
+/// and a later override of that subscription failed with a 500.
+#[tokio::test]
+async fn admin_paths_naming_no_tenant_are_404() {
+    let app = TestApp::new().await;
+    let admin = app.platform_admin().await;
+    let plan_id = plan(&app, &admin, "Paid", "30.00", "monthly", 0).await;
+    let ghost = "ten_0123456789abcdef0123456789abcdef";
+    app.post(
+        "/v1/subscriptions",
+        Some(&admin.access),
+        json!({"plan_id": plan_id, "tenant_id": ghost}),
+    )
+    .await
+    .problem(404);
+    app.patch(
+        &format!("/v1/admin/tenants/{ghost}/subscription"),
+        Some(&admin.access),
+        json!({"plan_id": plan_id, "reason": "test"}),
+    )
+    .await
+    .problem(404);
+    for path in [
+        format!("/v1/admin/tenants/{ghost}/subscription"),
+        format!("/v1/admin/tenants/{ghost}/usage"),
+        format!("/v1/admin/tenants/{ghost}/invoices"),
+        format!("/v1/tenants/{ghost}/members"),
+    ] {
+        app.get(&path, Some(&admin.access)).await.problem(404);
+    }
+    // Nothing was written for the ghost.
+    let overview = app
+        .get("/v1/admin/overview", Some(&admin.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(overview["tenants"], 0);
+    assert_eq!(overview["plans"], json!([]));
+}

@@ -99,6 +99,14 @@ fn document_shared_problems(doc: &mut utoipa::openapi::OpenApi) {
                     ("422", "Invalid field"),
                 ]);
             }
+            let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
+                parameters
+                    .iter()
+                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
+            });
+            if has_query {
+                shared.push(("422", "Invalid or unknown query parameter"));
+            }
             if operation.security.is_some() {
                 shared.push(("401", "Not signed in, or the token or key is invalid"));
             }

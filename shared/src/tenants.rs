@@ -412,7 +412,11 @@ pub async fn list_members(
     tenant_id: &str,
     params: ListParams,
 ) -> Result<ListResponse<MemberView>, ApiError> {
-    let tenant_id = caller.admin_tenant(tenant_id)?;
+    let tenant_id = if caller.is_platform_admin() {
+        admin_named_tenant(ctx, caller, tenant_id).await?
+    } else {
+        caller.admin_tenant(tenant_id)?
+    };
     let t = ctx.stores.tenant(&tenant_id);
     let page = t
         .query(

@@ -262,6 +262,38 @@ try {
     await shot(owner, "tenant-notifications");
   });
 
+  // ---------------------------------------------------------------- the test clock
+  const adminLogin = await api("POST", "/v1/auth/login", null, { email: "admin@eshtarek.local", password: credentials["admin@eshtarek.local"] });
+  const advance = async (duration) => {
+    // Access tokens are checked against the test clock, so sign in again for every move.
+    const login = await api("POST", "/v1/auth/login", null, { email: "admin@eshtarek.local", password: credentials["admin@eshtarek.local"] });
+    const moved = await api("POST", "/v1/admin/clock/advance", login.body.tokens.access_token, { duration });
+    assert.equal(moved.status, 200, JSON.stringify(moved.body));
+  };
+  assert.equal(adminLogin.status, 200);
+  await step("an expired access token is refreshed without the person noticing", async () => {
+    const before = JSON.parse(await owner.evaluate(() => sessionStorage.getItem("eshtarek.tokens")));
+    await advance("20m"); // past the 15-minute access token, well within the refresh token
+    await go(owner, "/billing");
+    await owner.locator('tr[data-invoice="2"]').waitFor();
+    const after = JSON.parse(await owner.evaluate(() => sessionStorage.getItem("eshtarek.tokens")));
+    assert.notEqual(after.access_token, before.access_token);
+    assert.notEqual(after.refresh_token, before.refresh_token, "the refresh token rotated");
+  });
+  await step("a month later: the renewal is billed, and the lapsed session asks to sign in again", async () => {
+    await advance("31d");
+    await owner.reload();
+    await owner.getByText("Your session has expired. Please sign in again.").waitFor();
+    await owner.getByLabel("Email").fill(ownerEmail);
+    await owner.getByLabel("Password").fill(PASSWORD);
+    await owner.getByRole("button", { name: "Sign in" }).click();
+    await owner.getByRole("button", { name: "Sign out" }).waitFor();
+    await go(owner, "/billing");
+    const renewal = owner.locator('tr[data-invoice="3"]');
+    await renewal.getByText("Paid").waitFor();
+    assert.equal((await renewal.locator("td.num").textContent()).trim(), "$99.00");
+  });
+
   // ---------------------------------------------------------------- tenant user
   const worker = await newPage({ width: 390, height: 844 }); // a phone
   await step("a tenant user sees plan and usage, read-only, and cannot reach admin actions", async () => {

@@ -353,6 +353,10 @@ pub async fn create(
     req: CreateSubscriptionRequest,
 ) -> Result<SubscriptionResult, ApiError> {
     let tenant = target_tenant(caller, req.tenant_id.as_deref())?;
+    if caller.is_platform_admin() {
+        // A named tenant must exist: a subscription of no tenant would be billed to no one.
+        crate::tenants::admin_named_tenant(ctx, caller, tenant.as_str()).await?;
+    }
     let (version, terms, plan_name) = current_version(ctx, &req.plan_id).await?;
     let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref()).await?;
     let trial = terms.trial_days > 0;
@@ -1673,6 +1677,16 @@ pub async fn migrate(
     req: MigrateRequest,
 ) -> Result<MigrateResult, ApiError> {
     caller.require_platform_admin()?;
+    if req
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(
+            "reason",
+            "the reason is at most 500 characters, without control characters",
+        ));
+    }
     if req.from_version == req.to_version {
         return Err(ApiError::validation(
             "to_version",
@@ -1829,7 +1843,7 @@ pub async fn admin_get(
     tenant_id: &str,
 ) -> Result<SubscriptionView, ApiError> {
     caller.require_platform_admin()?;
-    let tenant = caller.admin_tenant(tenant_id)?;
+    let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
     live_sub(ctx, &tenant).await?.view()
 }
 
@@ -1840,8 +1854,7 @@ pub async fn admin_override(
     tenant_id: &str,
     req: OverrideRequest,
 ) -> Result<SubscriptionView, ApiError> {
-    caller.require_platform_admin()?;
-    let tenant = caller.admin_tenant(tenant_id)?;
+    let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
     let reason = req.reason.trim();
     if reason.is_empty() || reason.chars().count() > 500 {
         return Err(ApiError::validation(
