@@ -403,3 +403,43 @@ async fn usage_after_a_renewal_counts_in_the_new_billing_period() {
     assert_eq!(after.body["period_start"], "2027-05-01T00:00:00.000Z");
     assert_eq!(after.body["used"], 7, "a new period starts from zero");
 }
+
+/// The test clock's advances are kept in the store: a restarted server resumes at the same
+/// time (demos and the soak's kill -9 would otherwise jump back to the wall clock).
+#[tokio::test]
+async fn a_restarted_server_resumes_the_test_clock() {
+    let plain = TestApp::new().await;
+    // As `eshtarek serve --test-clock` runs: the advance endpoint moves this clock.
+    let ctx = plain.ctx.clone().with_test_clock(plain.clock.clone());
+    let app = TestApp {
+        router: eshtarek::app(ctx.clone()),
+        ctx,
+        clock: plain.clock.clone(),
+        store: plain.store.clone(),
+    };
+    for duration in ["3d", "90m"] {
+        // Tokens expire as the clock moves: a fresh admin each time.
+        let admin = app.platform_admin().await;
+        app.post(
+            "/v1/admin/clock/advance",
+            Some(&admin.access),
+            json!({ "duration": duration }),
+        )
+        .await
+        .expect(200);
+    }
+    let moved = app.clock.now();
+    let restarted = eshtarek_core::clock::TestClock::new();
+    eshtarek::restore_test_clock(&app.ctx, &restarted)
+        .await
+        .unwrap();
+    assert_eq!(
+        restarted.offset(),
+        Duration::days(3) + Duration::minutes(90)
+    );
+    let drift = restarted.now() - moved;
+    assert!(
+        drift >= Duration::zero() && drift < Duration::seconds(5),
+        "{drift}"
+    );
+}

@@ -13,7 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::clock::SharedClock;
-use eshtarek_core::store::{Key, Store};
+use eshtarek_core::store::{Key, Store, StoreExt};
 use eshtarek_core::{http, ApiError, AppContext};
 use serde_json::json;
 
@@ -160,10 +160,39 @@ async fn advance_clock(
     let by = parse_duration(&req.duration)
         .ok_or_else(|| ApiError::validation("duration", "like 90s, 15m, 2h or 3d"))?;
     let now = clock.advance(by);
+    // Kept in the store, so a restarted server (a demo, the soak's kill -9) resumes at the
+    // same time instead of jumping back to the wall clock.
+    ctx.stores
+        .platform()
+        .update(
+            test_clock_key(),
+            vec![eshtarek_core::store::UpdateAction::add(
+                "offset_ms",
+                by.num_milliseconds().max(0),
+            )],
+            None,
+        )
+        .await?;
     let reports = eshtarek_core::jobs::run_all(&ctx, now).await?;
     Ok(Json(
         json!({ "now": eshtarek_core::time::fmt(now), "jobs": reports }),
     ))
+}
+
+fn test_clock_key() -> Key {
+    Key::new("CLOCK#TEST", "OFFSET")
+}
+
+/// Moves a fresh test clock to where the last server on this store left it.
+pub async fn restore_test_clock(
+    ctx: &AppContext,
+    clock: &eshtarek_core::clock::TestClock,
+) -> Result<(), ApiError> {
+    if let Some(item) = ctx.stores.platform().get(&test_clock_key()).await? {
+        let offset = item.i64("offset_ms").unwrap_or(0);
+        clock.advance(chrono::Duration::milliseconds(offset));
+    }
+    Ok(())
 }
 
 /// `GET /healthz`: 200 once the server is up and its store answers.

@@ -125,7 +125,11 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (mut ctx, description) = args.store.context().await?;
     if args.test_clock {
-        ctx = ctx.with_test_clock(Arc::new(eshtarek_core::clock::TestClock::new()));
+        let clock = Arc::new(eshtarek_core::clock::TestClock::new());
+        eshtarek::restore_test_clock(&ctx, &clock)
+            .await
+            .map_err(|e| anyhow::anyhow!("restoring the test clock: {}", e.detail))?;
+        ctx = ctx.with_test_clock(clock);
     }
     eshtarek_core::auth::password::warm_up();
     let seeded = if args.no_seed {

@@ -7,6 +7,7 @@ every invoice sums exactly, invoice numbers 1..n per tenant, no notification twi
 cross-tenant read. Prints throughput and counts by (operation, status); any 5xx fails.
 """
 import collections
+import http.client
 import json
 import os
 import random
@@ -41,6 +42,9 @@ def call(method, path, token=None, body=None):
             return e.code, json.loads(text)
         except ValueError:
             return e.code, text.decode(errors="replace")
+    except (urllib.error.URLError, ConnectionError, http.client.HTTPException, TimeoutError):
+        # The server is down (the kill -9 of KILL_AT): no answer, so nothing was acknowledged.
+        return 0, None
 
 
 def record(op, status):
@@ -57,7 +61,11 @@ class Session:
         self.login()
 
     def login(self):
-        status, body = call("POST", "/v1/auth/login", body={"email": self.email, "password": self.password, **({"tenant_id": self.tenant_id} if self.tenant_id else {})})
+        for _ in range(100):  # through a server restart
+            status, body = call("POST", "/v1/auth/login", body={"email": self.email, "password": self.password, **({"tenant_id": self.tenant_id} if self.tenant_id else {})})
+            if status != 0:
+                break
+            time.sleep(0.1)
         assert status == 200, (status, body)
         self.access, self.refresh_token = body["tokens"]["access_token"], body["tokens"]["refresh_token"]
         self.tenant_id = body["tokens"]["tenant_id"]
@@ -99,7 +107,7 @@ def setup(admin):
         post("/v1/payment-methods", {"token": "pm_card_visa"}, owner.access)
         sub = post("/v1/subscriptions", {"plan_id": small["id"]}, owner.access)
         key = post("/v1/api-keys", {"name": "soak"}, owner.access)["secret"]
-        tenants.append({"owner": owner, "key": key, "sub": sub["subscription"]["id"], "members": [], "n": n})
+        tenants.append({"owner": owner, "key": key, "sub": sub["subscription"]["id"], "members": [], "acked_members": set(), "n": n})
     return tenants, [small["id"], large["id"]]
 
 
@@ -122,8 +130,10 @@ def worker(tenants, plans, admin, stop):
             status, body = owner.call("member_add", "POST", f"/v1/tenants/{owner.tenant_id}/members", {"email": email, "role": "tenant_user"})
             if status == 201:
                 t["members"].append(body["member"]["user_id"])
+                t["acked_members"].add(body["member"]["user_id"])
         elif roll < 0.82 and t["members"]:
             user = t["members"].pop()
+            t["acked_members"].discard(user)  # its removal may or may not land before a kill
             owner.call("member_remove", "DELETE", f"/v1/tenants/{owner.tenant_id}/members/{user}")
         elif roll < 0.88:
             other = rng.choice(tenants)
@@ -183,6 +193,12 @@ def check(tenants):
         if len(keys) != len(set(keys)):
             failures.append(f"tenant {t['n']}: a usage warning was sent twice")
         t["invoices"] = len(invoices)
+        # Every acknowledged member addition (not removed since) is still there, kill or not.
+        present = {m["user_id"] for m in all_pages(owner, f"/v1/tenants/{owner.tenant_id}/members?limit=100")}
+        lost = t["acked_members"] - present
+        if lost:
+            failures.append(f"tenant {t['n']}: {len(lost)} acknowledged member additions are missing")
+        t["members_checked"] = len(t["acked_members"])
     return failures
 
 
@@ -204,7 +220,7 @@ def main():
     for (op, status), c in sorted(counts.items()):
         print(f"  {op:<20} {status}  {c}")
     failures = check(tenants)
-    print(f"invoices checked: {sum(t['invoices'] for t in tenants)}")
+    print(f"invoices checked: {sum(t['invoices'] for t in tenants)}; acknowledged members present: {sum(t['members_checked'] for t in tenants)}")
     server_errors = sum(c for (_, status), c in counts.items() if status >= 500)
     leaks = sum(c for (op, _), c in counts.items() if op == "CROSS_TENANT_LEAK")
     if server_errors:
