@@ -1064,6 +1064,13 @@ async fn platform_admin_overrides_are_audited_with_a_reason() {
         extended.body["current_period_end"],
         "2027-05-11T00:00:00.000Z"
     );
+    // Found by schemathesis: a move to the plan version it is already on was a 500.
+    let same = s
+        .app
+        .patch(&path, admin, json!({"plan_id": s.basic, "reason": "no-op"}))
+        .await
+        .problem(409);
+    assert!(same.body["detail"].as_str().unwrap().contains("already"));
     let moved = s
         .app
         .patch(

@@ -1883,6 +1883,11 @@ pub async fn admin_override(
                 "plans in another currency cannot be switched to",
             ));
         }
+        if *plan_id == sub.plan_id && version == sub.plan_version {
+            return Err(ApiError::conflict(
+                "the subscription is already on this plan's current version",
+            ));
+        }
         let to = Plan {
             id: plan_id.clone(),
             version,
