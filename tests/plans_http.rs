@@ -549,6 +549,22 @@ async fn every_change_is_audited_and_the_log_is_append_only() {
     assert_eq!(version_event["actor_id"], admin.user_id.as_str());
     assert_eq!(version_event["actor_role"], "platform_admin");
 
+    // Filters are short ids: a long one is a 422 naming it, not an empty page.
+    let long = "a".repeat(65);
+    for (query, field) in [
+        (
+            format!("resource_type=plan&resource_id={long}"),
+            "resource_id",
+        ),
+        (format!("tenant_id={long}"), "tenant_id"),
+    ] {
+        let reply = app
+            .get(&format!("/v1/audit-log?{query}"), Some(&admin.access))
+            .await
+            .problem(422);
+        assert_eq!(reply.body["field"], field);
+    }
+
     let all = app
         .get("/v1/audit-log?limit=100", Some(&admin.access))
         .await

@@ -180,6 +180,22 @@ pub async fn list(
     };
     let from = parse_time(&filter.from, "from")?;
     let to = parse_time(&filter.to, "to")?;
+    // Ids and types are short; a longer one can match nothing and must not reach a key.
+    for (field, value) in [
+        ("resource_type", &filter.resource_type),
+        ("resource_id", &filter.resource_id),
+        ("tenant_id", &filter.tenant_id),
+    ] {
+        if value
+            .as_deref()
+            .is_some_and(|v| v.is_empty() || v.len() > 64 || v.contains('#'))
+        {
+            return Err(ApiError::validation(
+                field,
+                format!("{field} is 1 to 64 characters, without '#'"),
+            ));
+        }
+    }
     // Sort keys are `<prefix><at>#<id>`; `~` sorts after every id character.
     let range = |prefix: &str| {
         SortKeyCondition::Between(

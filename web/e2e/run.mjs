@@ -90,6 +90,7 @@ let failed = false;
 try {
   // ---------------------------------------------------------------- platform admin
   const admin = await newPage();
+  let teamPlanId;
   await step("platform admin signs in and sees the overview with MRR and charts", async () => {
     await signIn(admin, "admin@eshtarek.local", credentials["admin@eshtarek.local"]);
     await admin.getByRole("heading", { name: "Platform overview" }).waitFor();
@@ -131,6 +132,7 @@ try {
     await admin.getByLabel("Pro: 10 seats").check();
     await admin.getByRole("button", { name: "Create plan" }).click();
     await admin.getByRole("heading", { name: /^Team/ }).waitFor();
+    teamPlanId = admin.url().split("/plans/")[1];
     assert.equal(await admin.getByTestId("current-version").textContent(), "v1");
     await admin.getByLabel("Price").fill("59.00");
     await admin.getByRole("button", { name: "Save changes" }).click();
@@ -148,7 +150,13 @@ try {
     await admin.getByText("Goodwill: outage on 20 Nov").waitFor();
     await admin.getByRole("combobox", { name: "Resource type" }).selectOption("plan");
     await admin.getByRole("button", { name: "Apply" }).click();
-    await admin.getByRole("button", { name: /plan\.(updated|update|version)/ }).first().waitFor();
+    await admin.getByText("Give both the resource type and its id.").waitFor();
+    await admin.getByRole("textbox", { name: "Resource id" }).fill(teamPlanId);
+    await admin.getByRole("button", { name: "Apply" }).click();
+    await admin.waitForFunction(() => {
+      const actions = [...document.querySelectorAll("table.audit tbody tr td:nth-child(2)")].map((td) => td.textContent);
+      return actions.length === 2 && actions[0] === "plan.version_created" && actions[1] === "plan.created";
+    });
     await shot(admin, "platform-audit-log");
   });
   await step("platform admin signs out and the session is over", async () => {

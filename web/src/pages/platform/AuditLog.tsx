@@ -17,9 +17,21 @@ export function AuditLog() {
   const pager = usePager(`/v1/audit-log?limit=25${query}`);
   const events = useGet<Page<AuditEvent>>(pager.path);
   const [open, setOpen] = useState<string | null>(null);
+  const [formError, setFormError] = useState<string | null>(null);
 
   const apply = (e: FormEvent) => {
     e.preventDefault();
+    // The API answers three questions: one platform resource's history, one tenant's, or all.
+    const byResource = Boolean(draft.resource_type.trim() || draft.resource_id.trim());
+    if (byResource && !(draft.resource_type.trim() && draft.resource_id.trim())) {
+      setFormError("Give both the resource type and its id.");
+      return;
+    }
+    if (byResource && draft.tenant_id.trim()) {
+      setFormError("Filter by a resource or by a tenant, not both.");
+      return;
+    }
+    setFormError(null);
     const next = new URLSearchParams();
     for (const f of FILTERS) {
       let value = draft[f].trim();
@@ -39,7 +51,7 @@ export function AuditLog() {
             Resource type
             <select value={draft.resource_type} onChange={(e) => setDraft({ ...draft, resource_type: e.target.value })}>
               <option value="">Any</option>
-              {["plan", "limit_policy", "subscription", "tenant", "member", "api_key", "user"].map((t) => (
+              {["plan", "limit_policy", "tenant"].map((t) => (
                 <option key={t} value={t}>
                   {t}
                 </option>
@@ -64,7 +76,12 @@ export function AuditLog() {
           </label>
           <button type="submit">Apply</button>
         </form>
-        {events.loading && !events.data ? (
+        {formError && (
+          <p className="field-error" role="alert">
+            {formError}
+          </p>
+        )}
+        {events.loading ? (
           <Loading />
         ) : events.error ? (
           <ErrorNotice error={events.error} onRetry={events.reload} />
