@@ -475,3 +475,54 @@ async fn login_after_register(base: &str) -> String {
     assert_eq!(status, 201, "{body}");
     body["tokens"]["access_token"].as_str().unwrap().to_owned()
 }
+
+/// SIGTERM (what Lambda, systemd and Ctrl-C send) stops taking connections but finishes the
+/// requests in flight: each gets its full answer, and the process then exits cleanly.
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits() {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let (mut server, _) = start_in(dir, &["--no-seed", "--jobs-every", "0"]);
+    let base = server.base.clone();
+    // Signups hash with argon2: slow enough that several are still running at the signal.
+    let in_flight: Vec<_> = (0..24)
+        .map(|n| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(format!("{base}/v1/auth/register"))
+                    .json(&serde_json::json!({"email": format!("u{n}@term.example"), "password": "a long user password", "name": "U"}))
+                    .send()
+                    .await
+                    .map(|r| (r.status().as_u16(), std::time::Instant::now()))
+            })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let signalled = std::time::Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut after_signal = 0;
+    for request in in_flight {
+        let (status, done) = request.await.unwrap().expect("an answer, not a reset");
+        assert_eq!(status, 201);
+        after_signal += usize::from(done > signalled);
+    }
+    // Otherwise this test would prove nothing about requests in flight.
+    assert!(after_signal > 0, "every signup finished before the signal");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.child.wait().unwrap();
+        (status, server)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "no new connections after shutdown"
+    );
+}
