@@ -29,7 +29,15 @@ const TIMEOUT = 15_000;
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
   headless: true,
-  args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+  ],
 });
 
 const results = [];
@@ -249,13 +257,19 @@ try {
     await invoice.getByText("Paid").waitFor();
     assert.equal((await invoice.locator("td.num").textContent()).trim(), net.trim(), "the invoice bills what the preview showed");
     await invoice.getByRole("button", { name: "#2" }).click();
-    await owner.getByText(/Unused time on Team|Remaining time on Business|Proration/i).first().waitFor();
+    await owner
+      .getByText(/Unused time on Team|Remaining time on Business|Proration/i)
+      .first()
+      .waitFor();
     await shot(owner, "tenant-billing");
   });
   let workerEmail;
   await step("the tenant admin invites a read-only member", async () => {
     await go(owner, "/members");
-    await owner.getByTestId("seats").getByText(/1 of 50 seats used/).waitFor();
+    await owner
+      .getByTestId("seats")
+      .getByText(/1 of 50 seats used/)
+      .waitFor();
     workerEmail = `worker-${Date.now()}@initech.example`;
     await owner.getByLabel("Email").fill(workerEmail);
     await owner.getByRole("button", { name: "Invite" }).click();
@@ -263,18 +277,30 @@ try {
     const setup = await api("POST", "/v1/auth/password-setup", null, { token, password: PASSWORD });
     assert.equal(setup.status, 200, JSON.stringify(setup.body));
     await owner.getByRole("cell", { name: workerEmail }).waitFor();
-    await owner.getByTestId("seats").getByText(/2 of 50 seats used/).waitFor();
+    await owner
+      .getByTestId("seats")
+      .getByText(/2 of 50 seats used/)
+      .waitFor();
     await shot(owner, "tenant-members");
     await go(owner, "/notifications");
-    await owner.getByText(/api_calls|API calls/).first().waitFor();
+    await owner
+      .getByText(/api_calls|API calls/)
+      .first()
+      .waitFor();
     await shot(owner, "tenant-notifications");
   });
 
   // ---------------------------------------------------------------- the test clock
-  const adminLogin = await api("POST", "/v1/auth/login", null, { email: "admin@eshtarek.local", password: credentials["admin@eshtarek.local"] });
+  const adminLogin = await api("POST", "/v1/auth/login", null, {
+    email: "admin@eshtarek.local",
+    password: credentials["admin@eshtarek.local"],
+  });
   const advance = async (duration) => {
     // Access tokens are checked against the test clock, so sign in again for every move.
-    const login = await api("POST", "/v1/auth/login", null, { email: "admin@eshtarek.local", password: credentials["admin@eshtarek.local"] });
+    const login = await api("POST", "/v1/auth/login", null, {
+      email: "admin@eshtarek.local",
+      password: credentials["admin@eshtarek.local"],
+    });
     const moved = await api("POST", "/v1/admin/clock/advance", login.body.tokens.access_token, { duration });
     assert.equal(moved.status, 200, JSON.stringify(moved.body));
   };

@@ -43,7 +43,7 @@ export function useAction() {
     },
     [],
   );
-  const run = useCallback(async <R,>(action: () => Promise<R>): Promise<R | undefined> => {
+  const run = useCallback(async <R>(action: () => Promise<R>): Promise<R | undefined> => {
     setBusy(true);
     setError(null);
     try {

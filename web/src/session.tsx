@@ -67,8 +67,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     role: me ? (me.user.platform_admin ? "platform_admin" : me.role) : null,
     endedBecause,
     loading,
-    signIn: async (email, password) =>
-      adopt(await api.post<AuthResponse>("/v1/auth/login", { email, password }, { anonymous: true })),
+    signIn: async (email, password) => adopt(await api.post<AuthResponse>("/v1/auth/login", { email, password }, { anonymous: true })),
     signUp: async (body) => adopt(await api.post<AuthResponse>("/v1/auth/register", body, { anonymous: true })),
     signOut: async () => {
       await api.logout();

@@ -32,14 +32,23 @@ function fakeApi(valid: Set<string>, refreshable: Map<string, Tokens>) {
     if (call.path === "/v1/auth/refresh") {
       const next = refreshable.get(body.refresh_token);
       refreshable.delete(body.refresh_token); // rotation: a refresh token works once
-      if (!next) return json(401, { type: "/problems/unauthenticated", title: "Unauthenticated", status: 401, detail: "refresh token reused" });
+      if (!next)
+        return json(401, { type: "/problems/unauthenticated", title: "Unauthenticated", status: 401, detail: "refresh token reused" });
       valid.add(next.access_token);
       return json(200, next);
     }
     if (call.path === "/v1/auth/logout") return new Response(null, { status: 204 });
     const token = call.auth?.replace("Bearer ", "");
-    if (!token || !valid.has(token)) return json(401, { type: "/problems/unauthenticated", title: "Unauthenticated", status: 401, detail: "expired" });
-    if (call.path === "/v1/usage/events") return json(402, { type: "/problems/limit-exceeded", title: "Plan limit reached", status: 402, detail: "api_calls would pass 100", metric: "api_calls" });
+    if (!token || !valid.has(token))
+      return json(401, { type: "/problems/unauthenticated", title: "Unauthenticated", status: 401, detail: "expired" });
+    if (call.path === "/v1/usage/events")
+      return json(402, {
+        type: "/problems/limit-exceeded",
+        title: "Plan limit reached",
+        status: 402,
+        detail: "api_calls would pass 100",
+        metric: "api_calls",
+      });
     return json(200, { ok: true, path: call.path });
   };
   return { calls, fetcher: fetcher as typeof fetch };

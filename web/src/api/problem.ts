@@ -37,9 +37,7 @@ export function explain(error: unknown): string {
       case 401:
         return "Your session has expired. Please sign in again.";
       case 402:
-        return error.metric
-          ? `Plan limit reached for ${error.metric}: ${error.detail}`
-          : `Payment required: ${error.detail}`;
+        return error.metric ? `Plan limit reached for ${error.metric}: ${error.detail}` : `Payment required: ${error.detail}`;
       case 403:
         return `Not allowed: ${error.detail}`;
       case 404:

@@ -29,7 +29,12 @@ export function InvoiceTable({ invoices, onPay, busy }: { invoices: Invoice[]; o
             <Fragment key={inv.id}>
               <tr data-invoice={inv.number}>
                 <td>
-                  <button type="button" className="link" aria-expanded={open === inv.id} onClick={() => setOpen(open === inv.id ? null : inv.id)}>
+                  <button
+                    type="button"
+                    className="link"
+                    aria-expanded={open === inv.id}
+                    onClick={() => setOpen(open === inv.id ? null : inv.id)}
+                  >
                     #{inv.number}
                   </button>
                 </td>

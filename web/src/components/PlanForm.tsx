@@ -53,7 +53,9 @@ export function planBody(v: PlanFormValues, only?: Plan) {
   if (!only) return body;
   // An edit sends only what changed, so an untouched field never makes a new version.
   const before = planBody(planValues(only)) as Record<string, unknown>;
-  return Object.fromEntries(Object.entries(body).filter(([k, val]) => k === "limit_policy_ids" || JSON.stringify(before[k]) !== JSON.stringify(val)));
+  return Object.fromEntries(
+    Object.entries(body).filter(([k, val]) => k === "limit_policy_ids" || JSON.stringify(before[k]) !== JSON.stringify(val)),
+  );
 }
 
 export function PlanForm({
@@ -107,7 +109,9 @@ export function PlanForm({
           {(p) => <input {...p} name="trial_days" inputMode="numeric" size={4} value={v.trial_days} onChange={set("trial_days")} />}
         </Field>
         <Field label="Duration (cycles)" error={err("duration_cycles")} hint="Empty: renews until cancelled.">
-          {(p) => <input {...p} name="duration_cycles" inputMode="numeric" size={4} value={v.duration_cycles} onChange={set("duration_cycles")} />}
+          {(p) => (
+            <input {...p} name="duration_cycles" inputMode="numeric" size={4} value={v.duration_cycles} onChange={set("duration_cycles")} />
+          )}
         </Field>
       </div>
       <fieldset>
@@ -127,7 +131,9 @@ export function PlanForm({
                   onChange={(e) =>
                     setV({
                       ...v,
-                      limit_policy_ids: e.target.checked ? [...v.limit_policy_ids!, pol.id] : v.limit_policy_ids!.filter((x) => x !== pol.id),
+                      limit_policy_ids: e.target.checked
+                        ? [...v.limit_policy_ids!, pol.id]
+                        : v.limit_policy_ids!.filter((x) => x !== pol.id),
                     })
                   }
                 />{" "}

@@ -3,6 +3,7 @@ import { explain } from "../api/problem";
 import { ApiProblem } from "../api/problem";
 import { formatNumber, metricLabel, meterLevel, statusLabel } from "../format";
 import type { MetricUsage } from "../api/types";
+import type { Loaded } from "../hooks";
 
 export function Loading({ what = "Loading" }: { what?: string }) {
   return (
@@ -137,6 +138,44 @@ export function Meter({ usage }: { usage: MetricUsage }) {
         </small>
       )}
     </div>
+  );
+}
+
+/**
+ * A loaded resource's three states: loading (first load only; a reload keeps showing the
+ * data unless `fresh`), an error with a retry, or the data.
+ */
+export function WhenLoaded<T>({
+  state,
+  children,
+  fresh = false,
+}: {
+  state: Loaded<T>;
+  children: (data: T) => ReactNode;
+  /** Show the loading state on every load, not just the first (filters, pages). */
+  fresh?: boolean;
+}) {
+  if (state.loading && (fresh || state.data === undefined)) return <Loading />;
+  if (state.error) return <ErrorNotice error={state.error} onRetry={state.reload} />;
+  return state.data === undefined ? null : <>{children(state.data)}</>;
+}
+
+/** Previous/Next for a `usePager` over a list answer. */
+export function PagerFor({
+  pager,
+  next,
+}: {
+  pager: { page: number; hasPrevious: boolean; previous: () => void; next: (cursor: string | null) => void };
+  next: string | null | undefined;
+}) {
+  return (
+    <Pager
+      page={pager.page}
+      hasPrevious={pager.hasPrevious}
+      next={next}
+      onPrevious={pager.previous}
+      onNext={() => pager.next(next ?? null)}
+    />
   );
 }
 

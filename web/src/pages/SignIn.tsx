@@ -45,7 +45,9 @@ export function SignIn() {
               {(p) => <input {...p} name="name" autoComplete="name" value={form.name} onChange={set("name")} />}
             </Field>
             <Field label="Company" error={err("tenant_name")}>
-              {(p) => <input {...p} name="tenant_name" autoComplete="organization" value={form.tenant_name} onChange={set("tenant_name")} />}
+              {(p) => (
+                <input {...p} name="tenant_name" autoComplete="organization" value={form.tenant_name} onChange={set("tenant_name")} />
+              )}
             </Field>
           </>
         )}

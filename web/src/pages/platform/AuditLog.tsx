@@ -2,7 +2,7 @@ import { Fragment, useState, type FormEvent } from "react";
 import { useSearchParams } from "react-router";
 import { useGet, usePager } from "../../hooks";
 import type { AuditEvent, Page } from "../../api/types";
-import { Card, Empty, ErrorNotice, Loading, Pager } from "../../components/ui";
+import { Card, Empty, PagerFor, WhenLoaded } from "../../components/ui";
 import { formatDateTime } from "../../format";
 
 const FILTERS = ["resource_type", "resource_id", "tenant_id", "from", "to"] as const;
@@ -81,71 +81,70 @@ export function AuditLog() {
             {formError}
           </p>
         )}
-        {events.loading ? (
-          <Loading />
-        ) : events.error ? (
-          <ErrorNotice error={events.error} onRetry={events.reload} />
-        ) : events.data?.data.length ? (
-          <div className="table-wrap">
-            <table className="audit">
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Resource</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Reason</th>
-                </tr>
-              </thead>
-              <tbody>
-                {events.data.data.map((ev) => (
-                  <Fragment key={ev.id}>
+        <WhenLoaded state={events} fresh>
+          {() =>
+            events.data?.data.length ? (
+              <div className="table-wrap">
+                <table className="audit">
+                  <thead>
                     <tr>
-                      <td>{formatDateTime(ev.at)}</td>
-                      <td>
-                        <button type="button" className="link" aria-expanded={open === ev.id} onClick={() => setOpen(open === ev.id ? null : ev.id)}>
-                          {ev.action}
-                        </button>
-                      </td>
-                      <td>
-                        {ev.resource_type} <span className="hint">{ev.resource_id}</span>
-                      </td>
-                      <td>
-                        {ev.actor_role?.replace("_", " ") ?? "system"} <span className="hint">{ev.actor_id}</span>
-                      </td>
-                      <td>{ev.reason ?? ""}</td>
+                      <th scope="col">When</th>
+                      <th scope="col">Action</th>
+                      <th scope="col">Resource</th>
+                      <th scope="col">Actor</th>
+                      <th scope="col">Reason</th>
                     </tr>
-                    {open === ev.id && (
-                      <tr className="lines">
-                        <td colSpan={5}>
-                          <div className="diff">
-                            <div>
-                              <strong>Before</strong>
-                              <pre>{JSON.stringify(ev.before, null, 2)}</pre>
-                            </div>
-                            <div>
-                              <strong>After</strong>
-                              <pre>{JSON.stringify(ev.after, null, 2)}</pre>
-                            </div>
-                          </div>
-                        </td>
-                      </tr>
-                    )}
-                  </Fragment>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : (
-          <Empty>No audit events match.</Empty>
-        )}
-        <Pager
-          page={pager.page}
-          hasPrevious={pager.hasPrevious}
-          next={events.data?.next_cursor}
-          onPrevious={pager.previous}
-          onNext={() => pager.next(events.data?.next_cursor ?? null)}
-        />
+                  </thead>
+                  <tbody>
+                    {events.data.data.map((ev) => (
+                      <Fragment key={ev.id}>
+                        <tr>
+                          <td>{formatDateTime(ev.at)}</td>
+                          <td>
+                            <button
+                              type="button"
+                              className="link"
+                              aria-expanded={open === ev.id}
+                              onClick={() => setOpen(open === ev.id ? null : ev.id)}
+                            >
+                              {ev.action}
+                            </button>
+                          </td>
+                          <td>
+                            {ev.resource_type} <span className="hint">{ev.resource_id}</span>
+                          </td>
+                          <td>
+                            {ev.actor_role?.replace("_", " ") ?? "system"} <span className="hint">{ev.actor_id}</span>
+                          </td>
+                          <td>{ev.reason ?? ""}</td>
+                        </tr>
+                        {open === ev.id && (
+                          <tr className="lines">
+                            <td colSpan={5}>
+                              <div className="diff">
+                                <div>
+                                  <strong>Before</strong>
+                                  <pre>{JSON.stringify(ev.before, null, 2)}</pre>
+                                </div>
+                                <div>
+                                  <strong>After</strong>
+                                  <pre>{JSON.stringify(ev.after, null, 2)}</pre>
+                                </div>
+                              </div>
+                            </td>
+                          </tr>
+                        )}
+                      </Fragment>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            ) : (
+              <Empty>No audit events match.</Empty>
+            )
+          }
+        </WhenLoaded>
+        <PagerFor pager={pager} next={events.data?.next_cursor} />
       </Card>
     </div>
   );

@@ -34,7 +34,11 @@ export function PlatformOverview() {
       <h1>Platform overview</h1>
       <p className="hint">As of {formatDateTime(o.as_of)}</p>
       <div className="stats">
-        <Stat label="MRR" value={o.mrr.length ? o.mrr.map((m) => formatMoney(m.amount, m.currency)).join(" + ") : formatMoney("0", "USD")} tone="money" />
+        <Stat
+          label="MRR"
+          value={o.mrr.length ? o.mrr.map((m) => formatMoney(m.amount, m.currency)).join(" + ") : formatMoney("0", "USD")}
+          tone="money"
+        />
         <Stat label="Tenants" value={formatNumber(o.tenants)} />
         <Stat label="Active" value={formatNumber(o.subscriptions.active)} tone="active" />
         <Stat label="Trialing" value={formatNumber(o.subscriptions.trialing)} tone="trialing" />

@@ -123,10 +123,26 @@ export function PlanDetail() {
       <Card title="Migrate subscribers">
         <form onSubmit={submitMigrate} noValidate className="inline-form" aria-label="Migrate subscribers">
           <Field label="From version" error={fieldError(act.error, "from_version")}>
-            {(f) => <input {...f} inputMode="numeric" size={4} value={migrate.from_version} onChange={(e) => setMigrate({ ...migrate, from_version: e.target.value })} />}
+            {(f) => (
+              <input
+                {...f}
+                inputMode="numeric"
+                size={4}
+                value={migrate.from_version}
+                onChange={(e) => setMigrate({ ...migrate, from_version: e.target.value })}
+              />
+            )}
           </Field>
           <Field label="To version" error={fieldError(act.error, "to_version")} hint={`Default v${p.current_version}`}>
-            {(f) => <input {...f} inputMode="numeric" size={4} value={migrate.to_version} onChange={(e) => setMigrate({ ...migrate, to_version: e.target.value })} />}
+            {(f) => (
+              <input
+                {...f}
+                inputMode="numeric"
+                size={4}
+                value={migrate.to_version}
+                onChange={(e) => setMigrate({ ...migrate, to_version: e.target.value })}
+              />
+            )}
           </Field>
           <Field label="When">
             {(f) => (

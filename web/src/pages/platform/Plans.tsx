@@ -4,7 +4,7 @@ import { useSession } from "../../session";
 import { useAction, useGet } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import type { Page, Plan } from "../../api/types";
-import { Card, ErrorNotice, Loading, StatusBadge } from "../../components/ui";
+import { Card, ErrorNotice, StatusBadge, WhenLoaded } from "../../components/ui";
 import { PlanForm, planBody } from "../../components/PlanForm";
 import { formatMoney, formatNumber, metricLabel } from "../../format";
 
@@ -42,43 +42,41 @@ export function PlansAdmin() {
             <ErrorNotice error={create.error} />
           </div>
         )}
-        {plans.loading && !plans.data ? (
-          <Loading />
-        ) : plans.error ? (
-          <ErrorNotice error={plans.error} onRetry={plans.reload} />
-        ) : (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Plan</th>
-                  <th scope="col">Price</th>
-                  <th scope="col">Version</th>
-                  <th scope="col">Limits</th>
-                  <th scope="col">Status</th>
-                </tr>
-              </thead>
-              <tbody>
-                {plans.data?.data.map((p) => (
-                  <tr key={p.id} data-plan={p.name}>
-                    <td>
-                      <Link to={`/plans/${p.id}`}>{p.name}</Link>
-                      <div className="hint">{p.description}</div>
-                    </td>
-                    <td>
-                      {formatMoney(p.price, p.currency)}/{p.billing_cycle === "yearly" ? "yr" : "mo"}
-                    </td>
-                    <td>v{p.current_version}</td>
-                    <td>{p.limits.map((l) => `${metricLabel(l.metric)} ${formatNumber(l.limit)}`).join(", ") || "none"}</td>
-                    <td>
-                      <StatusBadge status={p.active ? "active" : "inactive"} />
-                    </td>
+        <WhenLoaded state={plans}>
+          {() => (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Plan</th>
+                    <th scope="col">Price</th>
+                    <th scope="col">Version</th>
+                    <th scope="col">Limits</th>
+                    <th scope="col">Status</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+                </thead>
+                <tbody>
+                  {plans.data?.data.map((p) => (
+                    <tr key={p.id} data-plan={p.name}>
+                      <td>
+                        <Link to={`/plans/${p.id}`}>{p.name}</Link>
+                        <div className="hint">{p.description}</div>
+                      </td>
+                      <td>
+                        {formatMoney(p.price, p.currency)}/{p.billing_cycle === "yearly" ? "yr" : "mo"}
+                      </td>
+                      <td>v{p.current_version}</td>
+                      <td>{p.limits.map((l) => `${metricLabel(l.metric)} ${formatNumber(l.limit)}`).join(", ") || "none"}</td>
+                      <td>
+                        <StatusBadge status={p.active ? "active" : "inactive"} />
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </WhenLoaded>
       </Card>
     </div>
   );

@@ -3,14 +3,21 @@ import { useSession } from "../../session";
 import { useAction, useGet } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import type { Page, Policy } from "../../api/types";
-import { Card, ErrorNotice, Field, fieldError, Loading, Success, unlessFieldError } from "../../components/ui";
+import { Card, ErrorNotice, Field, fieldError, Success, unlessFieldError, WhenLoaded } from "../../components/ui";
 import { formatNumber, metricLabel } from "../../format";
 
 /** Limit policies (any metric) that plans attach; editing one never changes existing versions. */
 export function PoliciesAdmin() {
   const { api } = useSession();
   const policies = useGet<Page<Policy>>("/v1/limit-policies?limit=100");
-  const [form, setForm] = useState({ metric: "", limit: "", reset_period: "month", enforcement: "hard", warning_thresholds: "80,100", description: "" });
+  const [form, setForm] = useState({
+    metric: "",
+    limit: "",
+    reset_period: "month",
+    enforcement: "hard",
+    warning_thresholds: "80,100",
+    description: "",
+  });
   const [local, setLocal] = useState<Record<string, string>>({});
   const [done, setDone] = useState<string | null>(null);
   const create = useAction();
@@ -22,7 +29,10 @@ export function PoliciesAdmin() {
     const problems: Record<string, string> = {};
     if (!/^[a-z][a-z0-9_]{0,63}$/.test(form.metric)) problems.metric = "Lowercase letters, digits and _, starting with a letter.";
     if (form.limit && !/^\d+$/.test(form.limit)) problems.limit = "A whole number, or empty for unlimited.";
-    const thresholds = form.warning_thresholds.split(",").map((s) => s.trim()).filter(Boolean);
+    const thresholds = form.warning_thresholds
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (thresholds.some((t) => !/^\d+$/.test(t))) problems.warning_thresholds = "Percentages separated by commas, e.g. 80,100.";
     setLocal(problems);
     if (Object.keys(problems).length) return;
@@ -85,43 +95,43 @@ export function PoliciesAdmin() {
             Create
           </button>
         </form>
-        <ErrorNotice error={unlessFieldError(create.error, ["metric", "limit", "reset_period", "enforcement", "warning_thresholds", "description"])} />
+        <ErrorNotice
+          error={unlessFieldError(create.error, ["metric", "limit", "reset_period", "enforcement", "warning_thresholds", "description"])}
+        />
       </Card>
       <Card title="Policies">
-        {policies.loading && !policies.data ? (
-          <Loading />
-        ) : policies.error ? (
-          <ErrorNotice error={policies.error} onRetry={policies.reload} />
-        ) : (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Description</th>
-                  <th scope="col">Metric</th>
-                  <th scope="col" className="num">
-                    Limit
-                  </th>
-                  <th scope="col">Resets</th>
-                  <th scope="col">Enforcement</th>
-                  <th scope="col">Warnings</th>
-                </tr>
-              </thead>
-              <tbody>
-                {policies.data?.data.map((p) => (
-                  <tr key={p.id}>
-                    <td>{p.description}</td>
-                    <td>{metricLabel(p.metric)}</td>
-                    <td className="num">{formatNumber(p.limit)}</td>
-                    <td>{p.reset_period.replace("_", " ")}</td>
-                    <td>{p.enforcement}</td>
-                    <td>{p.warning_thresholds.map((t) => `${t}%`).join(", ")}</td>
+        <WhenLoaded state={policies}>
+          {() => (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Description</th>
+                    <th scope="col">Metric</th>
+                    <th scope="col" className="num">
+                      Limit
+                    </th>
+                    <th scope="col">Resets</th>
+                    <th scope="col">Enforcement</th>
+                    <th scope="col">Warnings</th>
                   </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
+                </thead>
+                <tbody>
+                  {policies.data?.data.map((p) => (
+                    <tr key={p.id}>
+                      <td>{p.description}</td>
+                      <td>{metricLabel(p.metric)}</td>
+                      <td className="num">{formatNumber(p.limit)}</td>
+                      <td>{p.reset_period.replace("_", " ")}</td>
+                      <td>{p.enforcement}</td>
+                      <td>{p.warning_thresholds.map((t) => `${t}%`).join(", ")}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </WhenLoaded>
       </Card>
     </div>
   );

@@ -5,7 +5,7 @@ import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import { ApiProblem } from "../../api/problem";
 import type { Invoice, Member, Page, Plan, Subscription, Tenant, UsageSummary } from "../../api/types";
-import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Meter, Pager, Stat, StatusBadge, Success } from "../../components/ui";
+import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Meter, PagerFor, Stat, StatusBadge, Success } from "../../components/ui";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { formatDate, formatMoney } from "../../format";
 
@@ -73,7 +73,12 @@ export function TenantDetail() {
       <ErrorNotice error={act.error} />
       <div className="row">
         {t.status === "active" ? (
-          <button type="button" className="danger" disabled={act.busy} onClick={() => window.confirm(`Suspend ${t.name}?`) && void setStatus("suspended")}>
+          <button
+            type="button"
+            className="danger"
+            disabled={act.busy}
+            onClick={() => window.confirm(`Suspend ${t.name}?`) && void setStatus("suspended")}
+          >
             Suspend tenant
           </button>
         ) : (
@@ -87,7 +92,11 @@ export function TenantDetail() {
           {sub.loading && !sub.data ? (
             <Loading />
           ) : sub.error ? (
-            absent(sub.error) ? <Empty>No live subscription.</Empty> : <ErrorNotice error={sub.error} onRetry={sub.reload} />
+            absent(sub.error) ? (
+              <Empty>No live subscription.</Empty>
+            ) : (
+              <ErrorNotice error={sub.error} onRetry={sub.reload} />
+            )
           ) : (
             sub.data && (
               <>
@@ -95,7 +104,10 @@ export function TenantDetail() {
                   {planName(sub.data.plan_id)} v{sub.data.plan_version} <StatusBadge status={sub.data.status} />
                 </p>
                 <div className="stats">
-                  <Stat label={sub.data.billing_cycle === "yearly" ? "Per year" : "Per month"} value={formatMoney(sub.data.price, sub.data.currency)} />
+                  <Stat
+                    label={sub.data.billing_cycle === "yearly" ? "Per year" : "Per month"}
+                    value={formatMoney(sub.data.price, sub.data.currency)}
+                  />
                   <Stat label="Period ends" value={formatDate(sub.data.current_period_end)} />
                 </div>
                 {sub.data.cancel_at_period_end && <p className="warn-text">Cancels at period end.</p>}
@@ -107,7 +119,11 @@ export function TenantDetail() {
           {usage.loading && !usage.data ? (
             <Loading />
           ) : usage.error ? (
-            absent(usage.error) ? <Empty>No usage: no subscription.</Empty> : <ErrorNotice error={usage.error} />
+            absent(usage.error) ? (
+              <Empty>No usage: no subscription.</Empty>
+            ) : (
+              <ErrorNotice error={usage.error} />
+            )
           ) : (
             <div className="meters">
               {usage.data?.data.map((u) => (
@@ -131,7 +147,15 @@ export function TenantDetail() {
             </Field>
             {adjust.kind === "extend_days" && (
               <Field label="Days (1–366)" error={fieldError(act.error, "extend_days")}>
-                {(p) => <input {...p} inputMode="numeric" size={4} value={adjust.extend_days} onChange={(e) => setAdjust({ ...adjust, extend_days: e.target.value })} />}
+                {(p) => (
+                  <input
+                    {...p}
+                    inputMode="numeric"
+                    size={4}
+                    value={adjust.extend_days}
+                    onChange={(e) => setAdjust({ ...adjust, extend_days: e.target.value })}
+                  />
+                )}
               </Field>
             )}
             {adjust.kind === "plan_id" && (
@@ -160,7 +184,9 @@ export function TenantDetail() {
               </Field>
             )}
             <Field label="Reason (required, audited)" error={reasonError ?? fieldError(act.error, "reason")}>
-              {(p) => <input {...p} maxLength={500} value={adjust.reason} onChange={(e) => setAdjust({ ...adjust, reason: e.target.value })} />}
+              {(p) => (
+                <input {...p} maxLength={500} value={adjust.reason} onChange={(e) => setAdjust({ ...adjust, reason: e.target.value })} />
+              )}
             </Field>
             <button type="submit" className="primary" disabled={act.busy}>
               Apply
@@ -183,13 +209,7 @@ export function TenantDetail() {
       </Card>
       <Card title="Invoices">
         {invoices.error ? <ErrorNotice error={invoices.error} /> : <InvoiceTable invoices={invoices.data?.data ?? []} />}
-        <Pager
-          page={invoicePager.page}
-          hasPrevious={invoicePager.hasPrevious}
-          next={invoices.data?.next_cursor}
-          onPrevious={invoicePager.previous}
-          onNext={() => invoicePager.next(invoices.data?.next_cursor ?? null)}
-        />
+        <PagerFor pager={invoicePager} next={invoices.data?.next_cursor} />
       </Card>
     </div>
   );

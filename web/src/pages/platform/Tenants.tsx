@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { Link } from "react-router";
 import { useGet, usePager } from "../../hooks";
 import type { Page, Tenant } from "../../api/types";
-import { Card, Empty, ErrorNotice, Loading, Pager, StatusBadge } from "../../components/ui";
+import { Card, Empty, PagerFor, StatusBadge, WhenLoaded } from "../../components/ui";
 import { formatDate } from "../../format";
 
 /** Every tenant, newest first, searchable by name or id. */
@@ -30,50 +30,44 @@ export function TenantsList() {
             onChange={(e) => setQuery(e.target.value)}
           />
         </div>
-        {tenants.loading && !tenants.data ? (
-          <Loading />
-        ) : tenants.error ? (
-          <ErrorNotice error={tenants.error} onRetry={tenants.reload} />
-        ) : tenants.data?.data.length ? (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                  <th scope="col" className="num">
-                    Members
-                  </th>
-                  <th scope="col">Created</th>
-                </tr>
-              </thead>
-              <tbody>
-                {tenants.data.data.map((t) => (
-                  <tr key={t.id}>
-                    <td>
-                      <Link to={`/tenants/${t.id}`}>{t.name}</Link>
-                      <div className="hint">{t.id}</div>
-                    </td>
-                    <td>
-                      <StatusBadge status={t.status} />
-                    </td>
-                    <td className="num">{t.member_count}</td>
-                    <td>{formatDate(t.created_at)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : (
-          <Empty>{debounced ? `No tenant matches “${debounced}” on this page.` : "No tenants yet."}</Empty>
-        )}
-        <Pager
-          page={pager.page}
-          hasPrevious={pager.hasPrevious}
-          next={tenants.data?.next_cursor}
-          onPrevious={pager.previous}
-          onNext={() => pager.next(tenants.data?.next_cursor ?? null)}
-        />
+        <WhenLoaded state={tenants} fresh>
+          {() =>
+            tenants.data?.data.length ? (
+              <div className="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">Status</th>
+                      <th scope="col" className="num">
+                        Members
+                      </th>
+                      <th scope="col">Created</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {tenants.data.data.map((t) => (
+                      <tr key={t.id}>
+                        <td>
+                          <Link to={`/tenants/${t.id}`}>{t.name}</Link>
+                          <div className="hint">{t.id}</div>
+                        </td>
+                        <td>
+                          <StatusBadge status={t.status} />
+                        </td>
+                        <td className="num">{t.member_count}</td>
+                        <td>{formatDate(t.created_at)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            ) : (
+              <Empty>{debounced ? `No tenant matches “${debounced}” on this page.` : "No tenants yet."}</Empty>
+            )
+          }
+        </WhenLoaded>
+        <PagerFor pager={pager} next={tenants.data?.next_cursor} />
       </Card>
     </div>
   );

@@ -3,7 +3,7 @@ import { useSession } from "../../session";
 import { useAction, useGet } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import type { ApiKey, CreatedApiKey } from "../../api/types";
-import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Success } from "../../components/ui";
+import { Card, Empty, ErrorNotice, Field, fieldError, Success, WhenLoaded } from "../../components/ui";
 import { formatDate } from "../../format";
 
 const SCOPES = ["usage:write", "usage:read"];
@@ -68,7 +68,10 @@ export function ApiKeys() {
         <ErrorNotice error={fieldError(create.error, "name") ? null : create.error} />
         {created && (
           <Success>
-            Copy the secret of “{created.name}” now; it is not shown again: <code className="secret" data-testid="api-key-secret">{created.secret}</code>{" "}
+            Copy the secret of “{created.name}” now; it is not shown again:{" "}
+            <code className="secret" data-testid="api-key-secret">
+              {created.secret}
+            </code>{" "}
             <button type="button" className="link" onClick={() => void navigator.clipboard?.writeText(created.secret)}>
               Copy
             </button>
@@ -77,57 +80,57 @@ export function ApiKeys() {
       </Card>
       <Card title="Keys">
         <ErrorNotice error={revoke.error} />
-        {keys.loading && !keys.data ? (
-          <Loading />
-        ) : keys.error ? (
-          <ErrorNotice error={keys.error} onRetry={keys.reload} />
-        ) : keys.data?.data.length ? (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Key</th>
-                  <th scope="col">Scopes</th>
-                  <th scope="col">Created</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {keys.data.data.map((k) => (
-                  <tr key={k.id}>
-                    <td>{k.name}</td>
-                    <td>
-                      <code>{k.prefix}…</code>
-                    </td>
-                    <td>{k.scopes.join(", ")}</td>
-                    <td>{formatDate(k.created_at)}</td>
-                    <td>
-                      <button
-                        type="button"
-                        className="danger"
-                        disabled={revoke.busy}
-                        onClick={() =>
-                          window.confirm(`Revoke “${k.name}”? It stops working at once.`) &&
-                          void revoke.run(async () => {
-                            await api.delete(`/v1/api-keys/${k.id}`);
-                            keys.reload();
-                          })
-                        }
-                      >
-                        Revoke
-                      </button>
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : (
-          <Empty>No keys yet.</Empty>
-        )}
+        <WhenLoaded state={keys}>
+          {() =>
+            keys.data?.data.length ? (
+              <div className="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">Name</th>
+                      <th scope="col">Key</th>
+                      <th scope="col">Scopes</th>
+                      <th scope="col">Created</th>
+                      <th scope="col">
+                        <span className="sr-only">Actions</span>
+                      </th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {keys.data.data.map((k) => (
+                      <tr key={k.id}>
+                        <td>{k.name}</td>
+                        <td>
+                          <code>{k.prefix}…</code>
+                        </td>
+                        <td>{k.scopes.join(", ")}</td>
+                        <td>{formatDate(k.created_at)}</td>
+                        <td>
+                          <button
+                            type="button"
+                            className="danger"
+                            disabled={revoke.busy}
+                            onClick={() =>
+                              window.confirm(`Revoke “${k.name}”? It stops working at once.`) &&
+                              void revoke.run(async () => {
+                                await api.delete(`/v1/api-keys/${k.id}`);
+                                keys.reload();
+                              })
+                            }
+                          >
+                            Revoke
+                          </button>
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            ) : (
+              <Empty>No keys yet.</Empty>
+            )
+          }
+        </WhenLoaded>
       </Card>
     </div>
   );

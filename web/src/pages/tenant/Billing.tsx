@@ -3,7 +3,7 @@ import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import type { Invoice, Page, Payment, PaymentMethod } from "../../api/types";
-import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Pager, StatusBadge, Success } from "../../components/ui";
+import { Card, Empty, ErrorNotice, Field, fieldError, PagerFor, StatusBadge, Success, WhenLoaded } from "../../components/ui";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { formatDateTime, formatMoney } from "../../format";
 
@@ -62,41 +62,47 @@ export function Billing() {
       {done && <Success>{done}</Success>}
       <ErrorNotice error={act.error} />
       <Card title="Payment methods">
-        {methods.loading && !methods.data ? (
-          <Loading />
-        ) : methods.error ? (
-          <ErrorNotice error={methods.error} onRetry={methods.reload} />
-        ) : methods.data?.data.length ? (
-          <ul className="methods">
-            {methods.data.data.map((m) => (
-              <li key={m.id}>
-                <span>
-                  {m.brand.toUpperCase()} •••• {m.last4}, expires {String(m.exp_month).padStart(2, "0")}/{m.exp_year}
-                  {m.is_default && <span className="badge">default</span>}
-                </span>
-                <button
-                  type="button"
-                  className="link"
-                  disabled={act.busy}
-                  onClick={() =>
-                    void act.run(async () => {
-                      await api.delete(`/v1/payment-methods/${m.id}`);
-                      methods.reload();
-                    })
-                  }
-                >
-                  Remove
-                </button>
-              </li>
-            ))}
-          </ul>
-        ) : (
-          <Empty>No payment method yet.</Empty>
-        )}
+        <WhenLoaded state={methods}>
+          {() =>
+            methods.data?.data.length ? (
+              <ul className="methods">
+                {methods.data.data.map((m) => (
+                  <li key={m.id}>
+                    <span>
+                      {m.brand.toUpperCase()} •••• {m.last4}, expires {String(m.exp_month).padStart(2, "0")}/{m.exp_year}
+                      {m.is_default && <span className="badge">default</span>}
+                    </span>
+                    <button
+                      type="button"
+                      className="link"
+                      disabled={act.busy}
+                      onClick={() =>
+                        void act.run(async () => {
+                          await api.delete(`/v1/payment-methods/${m.id}`);
+                          methods.reload();
+                        })
+                      }
+                    >
+                      Remove
+                    </button>
+                  </li>
+                ))}
+              </ul>
+            ) : (
+              <Empty>No payment method yet.</Empty>
+            )
+          }
+        </WhenLoaded>
         <form onSubmit={submit} noValidate className="inline-form" aria-label="Add a test card">
           <Field label="Card number (test cards only)" error={cardError} hint="4242… succeeds; 4000 0000 0000 0002 is declined.">
             {(p) => (
-              <input {...p} list="test-cards" inputMode="numeric" value={card.number} onChange={(e) => setCard({ ...card, number: e.target.value })} />
+              <input
+                {...p}
+                list="test-cards"
+                inputMode="numeric"
+                value={card.number}
+                onChange={(e) => setCard({ ...card, number: e.target.value })}
+              />
             )}
           </Field>
           <datalist id="test-cards">
@@ -107,13 +113,30 @@ export function Billing() {
             ))}
           </datalist>
           <Field label="Month" error={fieldError(add.error, "card.exp_month")}>
-            {(p) => <input {...p} inputMode="numeric" size={3} value={card.exp_month} onChange={(e) => setCard({ ...card, exp_month: e.target.value })} />}
+            {(p) => (
+              <input
+                {...p}
+                inputMode="numeric"
+                size={3}
+                value={card.exp_month}
+                onChange={(e) => setCard({ ...card, exp_month: e.target.value })}
+              />
+            )}
           </Field>
           <Field label="Year" error={fieldError(add.error, "card.exp_year")}>
-            {(p) => <input {...p} inputMode="numeric" size={5} value={card.exp_year} onChange={(e) => setCard({ ...card, exp_year: e.target.value })} />}
+            {(p) => (
+              <input
+                {...p}
+                inputMode="numeric"
+                size={5}
+                value={card.exp_year}
+                onChange={(e) => setCard({ ...card, exp_year: e.target.value })}
+              />
+            )}
           </Field>
           <label className="check">
-            <input type="checkbox" checked={card.set_default} onChange={(e) => setCard({ ...card, set_default: e.target.checked })} /> Make default
+            <input type="checkbox" checked={card.set_default} onChange={(e) => setCard({ ...card, set_default: e.target.checked })} /> Make
+            default
           </label>
           <button type="submit" disabled={add.busy}>
             Add card
@@ -122,62 +145,46 @@ export function Billing() {
         <ErrorNotice error={cardError ? null : add.error} />
       </Card>
       <Card title="Invoices">
-        {invoices.loading && !invoices.data ? (
-          <Loading />
-        ) : invoices.error ? (
-          <ErrorNotice error={invoices.error} onRetry={invoices.reload} />
-        ) : (
-          <InvoiceTable invoices={invoices.data?.data ?? []} onPay={(i) => void pay(i)} busy={act.busy} />
-        )}
-        <Pager
-          page={invoicePager.page}
-          hasPrevious={invoicePager.hasPrevious}
-          next={invoices.data?.next_cursor}
-          onPrevious={invoicePager.previous}
-          onNext={() => invoicePager.next(invoices.data?.next_cursor ?? null)}
-        />
+        <WhenLoaded state={invoices}>
+          {() => <InvoiceTable invoices={invoices.data?.data ?? []} onPay={(i) => void pay(i)} busy={act.busy} />}
+        </WhenLoaded>
+        <PagerFor pager={invoicePager} next={invoices.data?.next_cursor} />
       </Card>
       <Card title="Payment history">
-        {history.loading && !history.data ? (
-          <Loading />
-        ) : history.error ? (
-          <ErrorNotice error={history.error} onRetry={history.reload} />
-        ) : history.data?.data.length ? (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">When</th>
-                  <th scope="col">Invoice</th>
-                  <th scope="col">Amount</th>
-                  <th scope="col">Outcome</th>
-                </tr>
-              </thead>
-              <tbody>
-                {history.data.data.map((p) => (
-                  <tr key={p.id}>
-                    <td>{formatDateTime(p.created_at)}</td>
-                    <td>#{p.invoice_number}</td>
-                    <td className="num">{formatMoney(p.amount, p.currency)}</td>
-                    <td>
-                      <StatusBadge status={p.outcome} />
-                      {p.failure_code && <span className="hint"> {p.failure_code.replace(/_/g, " ")}</span>}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        ) : (
-          <Empty>No payments yet.</Empty>
-        )}
-        <Pager
-          page={historyPager.page}
-          hasPrevious={historyPager.hasPrevious}
-          next={history.data?.next_cursor}
-          onPrevious={historyPager.previous}
-          onNext={() => historyPager.next(history.data?.next_cursor ?? null)}
-        />
+        <WhenLoaded state={history}>
+          {() =>
+            history.data?.data.length ? (
+              <div className="table-wrap">
+                <table>
+                  <thead>
+                    <tr>
+                      <th scope="col">When</th>
+                      <th scope="col">Invoice</th>
+                      <th scope="col">Amount</th>
+                      <th scope="col">Outcome</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {history.data.data.map((p) => (
+                      <tr key={p.id}>
+                        <td>{formatDateTime(p.created_at)}</td>
+                        <td>#{p.invoice_number}</td>
+                        <td className="num">{formatMoney(p.amount, p.currency)}</td>
+                        <td>
+                          <StatusBadge status={p.outcome} />
+                          {p.failure_code && <span className="hint"> {p.failure_code.replace(/_/g, " ")}</span>}
+                        </td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              </div>
+            ) : (
+              <Empty>No payments yet.</Empty>
+            )
+          }
+        </WhenLoaded>
+        <PagerFor pager={historyPager} next={history.data?.next_cursor} />
       </Card>
       <p className="hint">Times are UTC.</p>
     </div>

@@ -151,7 +151,12 @@ export function ChangePlan() {
                         </button>
                       ) : (
                         !isCurrent && (
-                          <button type="button" onClick={() => void showPreview(plan)} disabled={action.busy} aria-label={`Preview change to ${plan.name}`}>
+                          <button
+                            type="button"
+                            onClick={() => void showPreview(plan)}
+                            disabled={action.busy}
+                            aria-label={`Preview change to ${plan.name}`}
+                          >
                             Preview change
                           </button>
                         )
@@ -169,7 +174,10 @@ export function ChangePlan() {
           <div className="preview" aria-live="polite">
             <p>
               {preview.preview.upgrade ? "Upgrade" : "Downgrade"}, effective{" "}
-              {preview.preview.default_effective === "now" ? "now" : `at the end of this period (${formatDate(current?.current_period_end)})`}.
+              {preview.preview.default_effective === "now"
+                ? "now"
+                : `at the end of this period (${formatDate(current?.current_period_end)})`}
+              .
             </p>
             {preview.preview.lines.length > 0 ? (
               <table>

@@ -25,15 +25,13 @@ export function TenantHome({ admin }: { admin: boolean }) {
       <h1>Dashboard</h1>
       {unread.length > 0 && (
         <div className="notice notice-limit" role="status">
-          <strong>Usage warnings:</strong> {unread.map((n) => n.message).join(" · ")}{" "}
-          <Link to="/notifications">See all</Link>
+          <strong>Usage warnings:</strong> {unread.map((n) => n.message).join(" · ")} <Link to="/notifications">See all</Link>
         </div>
       )}
       {!sub.data ? (
         <Card title="No subscription">
           <Empty>
-            This workspace has no active plan.{" "}
-            {admin ? <Link to="/plan">Choose a plan</Link> : "Ask your administrator to choose one."}
+            This workspace has no active plan. {admin ? <Link to="/plan">Choose a plan</Link> : "Ask your administrator to choose one."}
           </Empty>
         </Card>
       ) : (
@@ -47,17 +45,23 @@ export function TenantHome({ admin }: { admin: boolean }) {
             actions={admin && <Link to="/plan">Change plan</Link>}
           >
             <div className="stats">
-              <Stat label={`Per ${sub.data.billing_cycle === "yearly" ? "year" : "month"}`} value={formatMoney(sub.data.price, sub.data.currency)} />
+              <Stat
+                label={`Per ${sub.data.billing_cycle === "yearly" ? "year" : "month"}`}
+                value={formatMoney(sub.data.price, sub.data.currency)}
+              />
               <Stat
                 label={sub.data.status === "trialing" ? "Trial ends" : sub.data.cancel_at_period_end ? "Ends" : "Renews"}
                 value={formatDate(sub.data.trial_end ?? sub.data.current_period_end)}
               />
               <Stat label="Plan version" value={`v${sub.data.plan_version}`} />
             </div>
-            {sub.data.cancel_at_period_end && <p className="warn-text">Cancels at the end of the period ({formatDate(sub.data.current_period_end)}).</p>}
+            {sub.data.cancel_at_period_end && (
+              <p className="warn-text">Cancels at the end of the period ({formatDate(sub.data.current_period_end)}).</p>
+            )}
             {sub.data.status === "past_due" && (
               <p className="warn-text">
-                The last payment failed. {admin ? <Link to="/billing">Update the payment method</Link> : "Your administrator has been told."}
+                The last payment failed.{" "}
+                {admin ? <Link to="/billing">Update the payment method</Link> : "Your administrator has been told."}
               </p>
             )}
             {sub.data.scheduled_change && (
@@ -82,7 +86,11 @@ export function TenantHome({ admin }: { admin: boolean }) {
           </Card>
           {usage.data && (
             <Card title="Usage history">
-              <UsageHistory usage={usage.data.data} fallbackStart={sub.data.current_period_start} fallbackEnd={sub.data.current_period_end} />
+              <UsageHistory
+                usage={usage.data.data}
+                fallbackStart={sub.data.current_period_start}
+                fallbackEnd={sub.data.current_period_end}
+              />
             </Card>
           )}
           {plan && (

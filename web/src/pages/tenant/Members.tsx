@@ -3,7 +3,7 @@ import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import type { Member, Page, UsageSummary } from "../../api/types";
-import { Card, ErrorNotice, Field, fieldError, Loading, Pager, Success } from "../../components/ui";
+import { Card, ErrorNotice, Field, fieldError, PagerFor, Success, WhenLoaded } from "../../components/ui";
 import { formatDate, formatNumber } from "../../format";
 
 /** Members: invite, change role, remove; the seat limit in view. */
@@ -86,77 +86,69 @@ export function Members() {
       </Card>
       <Card title="People">
         <ErrorNotice error={change.error} />
-        {members.loading && !members.data ? (
-          <Loading />
-        ) : members.error ? (
-          <ErrorNotice error={members.error} onRetry={members.reload} />
-        ) : (
-          <div className="table-wrap">
-            <table>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Joined</th>
-                  <th scope="col">
-                    <span className="sr-only">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {members.data?.data.map((m) => (
-                  <tr key={m.user_id}>
-                    <td>{m.name}</td>
-                    <td>{m.email}</td>
-                    <td>
-                      <select
-                        aria-label={`Role of ${m.email}`}
-                        value={m.role}
-                        disabled={change.busy || m.user_id === me!.user.id}
-                        onChange={(e) =>
-                          void change.run(async () => {
-                            await api.patch(`/v1/tenants/${tenant}/members/${m.user_id}`, { role: e.target.value });
-                            reload();
-                          })
-                        }
-                      >
-                        <option value="tenant_user">Member</option>
-                        <option value="tenant_admin">Admin</option>
-                      </select>
-                    </td>
-                    <td>{formatDate(m.joined_at)}</td>
-                    <td>
-                      {m.user_id !== me!.user.id && (
-                        <button
-                          type="button"
-                          className="danger"
-                          disabled={change.busy}
-                          onClick={() =>
-                            window.confirm(`Remove ${m.email}? Their sessions end at once.`) &&
+        <WhenLoaded state={members}>
+          {() => (
+            <div className="table-wrap">
+              <table>
+                <thead>
+                  <tr>
+                    <th scope="col">Name</th>
+                    <th scope="col">Email</th>
+                    <th scope="col">Role</th>
+                    <th scope="col">Joined</th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {members.data?.data.map((m) => (
+                    <tr key={m.user_id}>
+                      <td>{m.name}</td>
+                      <td>{m.email}</td>
+                      <td>
+                        <select
+                          aria-label={`Role of ${m.email}`}
+                          value={m.role}
+                          disabled={change.busy || m.user_id === me!.user.id}
+                          onChange={(e) =>
                             void change.run(async () => {
-                              await api.delete(`/v1/tenants/${tenant}/members/${m.user_id}`);
+                              await api.patch(`/v1/tenants/${tenant}/members/${m.user_id}`, { role: e.target.value });
                               reload();
                             })
                           }
                         >
-                          Remove
-                        </button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-        )}
-        <Pager
-          page={pager.page}
-          hasPrevious={pager.hasPrevious}
-          next={members.data?.next_cursor}
-          onPrevious={pager.previous}
-          onNext={() => pager.next(members.data?.next_cursor ?? null)}
-        />
+                          <option value="tenant_user">Member</option>
+                          <option value="tenant_admin">Admin</option>
+                        </select>
+                      </td>
+                      <td>{formatDate(m.joined_at)}</td>
+                      <td>
+                        {m.user_id !== me!.user.id && (
+                          <button
+                            type="button"
+                            className="danger"
+                            disabled={change.busy}
+                            onClick={() =>
+                              window.confirm(`Remove ${m.email}? Their sessions end at once.`) &&
+                              void change.run(async () => {
+                                await api.delete(`/v1/tenants/${tenant}/members/${m.user_id}`);
+                                reload();
+                              })
+                            }
+                          >
+                            Remove
+                          </button>
+                        )}
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
+          )}
+        </WhenLoaded>
+        <PagerFor pager={pager} next={members.data?.next_cursor} />
       </Card>
     </div>
   );
