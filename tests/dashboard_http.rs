@@ -36,20 +36,7 @@ async fn subscribed(app: &TestApp, name: &str, plan_id: Option<&str>) -> Session
         )
         .await;
     if let Some(plan_id) = plan_id {
-        app.post(
-            "/v1/payment-methods",
-            Some(&owner.access),
-            json!({"token": "pm_card_visa"}),
-        )
-        .await
-        .expect(201);
-        app.post(
-            "/v1/subscriptions",
-            Some(&owner.access),
-            json!({"plan_id": plan_id}),
-        )
-        .await
-        .expect(201);
+        app.subscribe_with_card(&owner, plan_id).await;
     }
     owner
 }

@@ -20,20 +20,8 @@ async fn renew_billing_handler_renews_once_even_when_delivered_twice() {
             "Acme",
         )
         .await;
-    app.post(
-        "/v1/payment-methods",
-        Some(&owner.access),
-        json!({"token": "pm_card_visa"}),
-    )
-    .await
-    .expect(201);
-    app.post(
-        "/v1/subscriptions",
-        Some(&owner.access),
-        json!({"plan_id": plan.body["id"]}),
-    )
-    .await
-    .expect(201);
+    app.subscribe_with_card(&owner, plan.body["id"].as_str().unwrap())
+        .await;
 
     let payload: serde_json::Value =
         serde_json::from_str(include_str!("../events/renew-billing-schedule.json"))

@@ -258,6 +258,25 @@ impl TestApp {
         self.login(&email, None).await
     }
 
+    /// Gives the tenant a working test card and subscribes it to `plan_id`; returns the answer.
+    pub async fn subscribe_with_card(&self, owner: &Session, plan_id: &str) -> Value {
+        self.post(
+            "/v1/payment-methods",
+            Some(&owner.access),
+            json!({"token": "pm_card_visa"}),
+        )
+        .await
+        .expect(201);
+        self.post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({ "plan_id": plan_id }),
+        )
+        .await
+        .expect(201)
+        .body
+    }
+
     /// Adds a member to a tenant; for a new user, completes their password setup too.
     pub async fn add_member(
         &self,
