@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
 
@@ -87,9 +88,21 @@ async function signIn(page, email, password) {
   await page.getByRole("button", { name: "Sign out" }).waitFor();
 }
 
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const accessibility = [];
+
+/** Screenshots every main page, and checks it with axe-core (WCAG 2 A/AA rules). */
 async function shot(page, name) {
   await page.waitForLoadState("networkidle");
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { runOnly: ["wcag2a", "wcag2aa"] });
+    return result.violations.map(
+      (v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.length}× e.g. ${v.nodes[0].target}: ${v.nodes[0].any[0]?.message ?? ""})`,
+    );
+  });
+  accessibility.push([name, violations]);
 }
 
 const go = (page, hash) => page.goto(`${base}/#${hash}`);
@@ -354,6 +367,10 @@ try {
   });
 
   for (const page of [admin, owner, worker]) assert.deepEqual(page.errors, [], "no script errors in the page");
+  await step("every main page passes axe-core's WCAG 2 A/AA checks", async () => {
+    const failing = accessibility.filter(([, v]) => v.length);
+    assert.deepEqual(failing, [], JSON.stringify(failing, null, 2));
+  });
   void ownerToken;
 } catch {
   failed = true;
