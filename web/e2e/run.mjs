@@ -166,6 +166,15 @@ try {
     await admin.locator('tr[data-plan="Team"]').waitFor();
     await shot(admin, "platform-plans");
   });
+  await step("platform admin edits a limit policy", async () => {
+    await go(admin, "/policies");
+    await admin.getByRole("button", { name: "Edit Pro: 10 seats" }).click();
+    await admin.getByRole("textbox", { name: "Limit", exact: true }).fill("12");
+    await admin.getByRole("button", { name: "Save policy" }).click();
+    await admin.getByText(/Policy for max_users saved/).waitFor();
+    await admin.getByRole("cell", { name: "12", exact: true }).waitFor();
+    await shot(admin, "platform-limit-policies");
+  });
   await step("the audit log shows the plan change and the adjustment with its reason", async () => {
     await go(admin, "/audit");
     await admin.getByText("Goodwill: outage on 20 Nov").waitFor();

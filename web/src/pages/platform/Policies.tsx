@@ -10,14 +10,10 @@ import { formatNumber, metricLabel } from "../../format";
 export function PoliciesAdmin() {
   const { api } = useSession();
   const policies = useGet<Page<Policy>>("/v1/limit-policies?limit=100");
-  const [form, setForm] = useState({
-    metric: "",
-    limit: "",
-    reset_period: "month",
-    enforcement: "hard",
-    warning_thresholds: "80,100",
-    description: "",
-  });
+  const blank = { metric: "", limit: "", reset_period: "month", enforcement: "hard", warning_thresholds: "80,100", description: "" };
+  const [form, setForm] = useState(blank);
+  /** The policy being edited; null while creating. */
+  const [editing, setEditing] = useState<Policy | null>(null);
   const [local, setLocal] = useState<Record<string, string>>({});
   const [done, setDone] = useState<string | null>(null);
   const create = useAction();
@@ -36,33 +32,48 @@ export function PoliciesAdmin() {
     if (thresholds.some((t) => !/^\d+$/.test(t))) problems.warning_thresholds = "Percentages separated by commas, e.g. 80,100.";
     setLocal(problems);
     if (Object.keys(problems).length) return;
+    const body = {
+      limit: form.limit ? Number(form.limit) : null,
+      reset_period: form.reset_period,
+      enforcement: form.enforcement,
+      warning_thresholds: thresholds.map(Number),
+      ...(form.description.trim() ? { description: form.description.trim() } : {}),
+    };
     void create.run(async () => {
-      await api.post(
-        "/v1/limit-policies",
-        {
-          metric: form.metric,
-          limit: form.limit ? Number(form.limit) : null,
-          reset_period: form.reset_period,
-          enforcement: form.enforcement,
-          warning_thresholds: thresholds.map(Number),
-          ...(form.description.trim() ? { description: form.description.trim() } : {}),
-        },
-        { idempotencyKey: idempotencyKey() },
-      );
-      setDone(`Policy for ${form.metric} created.`);
-      setForm({ ...form, metric: "", limit: "", description: "" });
+      if (editing) {
+        await api.patch(`/v1/limit-policies/${editing.id}`, body);
+        setDone(`Policy for ${editing.metric} saved. Plan versions that include it keep their copy until the plan is edited.`);
+      } else {
+        await api.post("/v1/limit-policies", { metric: form.metric, ...body }, { idempotencyKey: idempotencyKey() });
+        setDone(`Policy for ${form.metric} created.`);
+      }
+      setEditing(null);
+      setForm(blank);
       policies.reload();
+    });
+  };
+  const edit = (p: Policy) => {
+    setEditing(p);
+    setDone(null);
+    setLocal({});
+    setForm({
+      metric: p.metric,
+      limit: p.limit === null ? "" : String(p.limit),
+      reset_period: p.reset_period,
+      enforcement: p.enforcement,
+      warning_thresholds: p.warning_thresholds.join(","),
+      description: p.description,
     });
   };
 
   return (
     <div className="page">
       <h1>Limit policies</h1>
-      <Card title="New policy">
+      <Card title={editing ? `Edit: ${editing.description || editing.metric}` : "New policy"}>
         {done && <Success>{done}</Success>}
-        <form onSubmit={submit} noValidate className="inline-form" aria-label="New limit policy">
+        <form onSubmit={submit} noValidate className="inline-form" aria-label={editing ? "Edit limit policy" : "New limit policy"}>
           <Field label="Metric" error={err("metric")}>
-            {(p) => <input {...p} placeholder="api_calls" value={form.metric} onChange={set("metric")} />}
+            {(p) => <input {...p} placeholder="api_calls" value={form.metric} disabled={editing !== null} onChange={set("metric")} />}
           </Field>
           <Field label="Limit" error={err("limit")} hint="Empty: unlimited">
             {(p) => <input {...p} inputMode="numeric" size={10} value={form.limit} onChange={set("limit")} />}
@@ -92,8 +103,19 @@ export function PoliciesAdmin() {
             {(p) => <input {...p} value={form.description} onChange={set("description")} />}
           </Field>
           <button type="submit" className="primary" disabled={create.busy}>
-            Create
+            {editing ? "Save policy" : "Create"}
           </button>
+          {editing && (
+            <button
+              type="button"
+              onClick={() => {
+                setEditing(null);
+                setForm(blank);
+              }}
+            >
+              Cancel edit
+            </button>
+          )}
         </form>
         <ErrorNotice
           error={unlessFieldError(create.error, ["metric", "limit", "reset_period", "enforcement", "warning_thresholds", "description"])}
@@ -114,6 +136,9 @@ export function PoliciesAdmin() {
                     <th scope="col">Resets</th>
                     <th scope="col">Enforcement</th>
                     <th scope="col">Warnings</th>
+                    <th scope="col">
+                      <span className="sr-only">Actions</span>
+                    </th>
                   </tr>
                 </thead>
                 <tbody>
@@ -125,6 +150,11 @@ export function PoliciesAdmin() {
                       <td>{p.reset_period.replace("_", " ")}</td>
                       <td>{p.enforcement}</td>
                       <td>{p.warning_thresholds.map((t) => `${t}%`).join(", ")}</td>
+                      <td>
+                        <button type="button" className="link" onClick={() => edit(p)} aria-label={`Edit ${p.description || p.metric}`}>
+                          Edit
+                        </button>
+                      </td>
                     </tr>
                   ))}
                 </tbody>
