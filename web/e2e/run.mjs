@@ -158,7 +158,8 @@ try {
     await admin.getByLabel("Price").fill("59.00");
     await admin.getByRole("button", { name: "Save changes" }).click();
     await admin.getByText("Saved as version 2.").waitFor();
-    assert.equal(await admin.getByTestId("current-version").textContent(), "v2");
+    // The page reloads the plan after saying so: wait for it rather than read at once.
+    await admin.getByTestId("current-version").filter({ hasText: "v2" }).waitFor();
     await admin.locator('tr[data-version="1"]').getByText("$49.00/mo").waitFor();
     await admin.locator('tr[data-version="2"]').getByText("$59.00/mo").waitFor();
     await shot(admin, "platform-plan-detail");
