@@ -107,7 +107,7 @@ def setup(admin):
         post("/v1/payment-methods", {"token": "pm_card_visa"}, owner.access)
         sub = post("/v1/subscriptions", {"plan_id": small["id"]}, owner.access)
         key = post("/v1/api-keys", {"name": "soak"}, owner.access)["secret"]
-        tenants.append({"owner": owner, "key": key, "sub": sub["subscription"]["id"], "members": [], "acked_members": set(), "n": n})
+        tenants.append({"owner": owner, "key": key, "sub": sub["subscription"]["id"], "members": [], "acked_members": set(), "acked_removed": set(), "n": n})
     return tenants, [small["id"], large["id"]]
 
 
@@ -134,7 +134,9 @@ def worker(tenants, plans, admin, stop):
         elif roll < 0.82 and t["members"]:
             user = t["members"].pop()
             t["acked_members"].discard(user)  # its removal may or may not land before a kill
-            owner.call("member_remove", "DELETE", f"/v1/tenants/{owner.tenant_id}/members/{user}")
+            status, _ = owner.call("member_remove", "DELETE", f"/v1/tenants/{owner.tenant_id}/members/{user}")
+            if status == 204:
+                t["acked_removed"].add(user)
         elif roll < 0.88:
             other = rng.choice(tenants)
             if other is not t:
@@ -198,7 +200,10 @@ def check(tenants):
         lost = t["acked_members"] - present
         if lost:
             failures.append(f"tenant {t['n']}: {len(lost)} acknowledged member additions are missing")
-        t["members_checked"] = len(t["acked_members"])
+        back = t["acked_removed"] & present
+        if back:
+            failures.append(f"tenant {t['n']}: {len(back)} acknowledged member removals came undone")
+        t["members_checked"] = len(t["acked_members"]) + len(t["acked_removed"])
     return failures
 
 
@@ -220,7 +225,7 @@ def main():
     for (op, status), c in sorted(counts.items()):
         print(f"  {op:<20} {status}  {c}")
     failures = check(tenants)
-    print(f"invoices checked: {sum(t['invoices'] for t in tenants)}; acknowledged members present: {sum(t['members_checked'] for t in tenants)}")
+    print(f"invoices checked: {sum(t['invoices'] for t in tenants)}; acknowledged member additions and removals in place: {sum(t['members_checked'] for t in tenants)}")
     server_errors = sum(c for (_, status), c in counts.items() if status >= 500)
     leaks = sum(c for (op, _), c in counts.items() if op == "CROSS_TENANT_LEAK")
     if server_errors:
