@@ -431,3 +431,65 @@ async fn a_restarted_server_resumes_the_test_clock() {
         "{drift}"
     );
 }
+
+/// Found by scripts/soak: an event after the billing period ended but before the renewal job
+/// reached the subscription was refused (422), so a tenant's backend lost it. The event now
+/// renews the subscription itself (as the job would) and counts in the new period.
+#[tokio::test]
+async fn usage_after_an_unrenewed_period_end_renews_and_counts() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let policy = app
+        .post("/v1/limit-policies", Some(&admin.access), json!({"metric": "api_calls", "limit": 100, "reset_period": "billing_period", "enforcement": "hard"}))
+        .await
+        .expect(201);
+    let owner = tenant_on(
+        &app,
+        json!({"name": "Metered", "price": "5.00", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": [policy.body["id"]]}),
+        Some("pm_card_visa"),
+    )
+    .await;
+    let key = app
+        .post(
+            "/v1/api-keys",
+            Some(&owner.access),
+            json!({"name": "backend"}),
+        )
+        .await
+        .expect(201)
+        .body["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let event = |id: &str| json!({"metric": "api_calls", "quantity": 7, "idempotency_key": id});
+    app.post("/v1/usage/events", Some(&key), event("before"))
+        .await
+        .expect(200);
+    // The period ends; no job runs.
+    app.clock.advance(Duration::days(31));
+    let after = app
+        .post("/v1/usage/events", Some(&key), event("after"))
+        .await
+        .expect(200);
+    assert_eq!(after.body["period_start"], "2027-05-01T00:00:00.000Z");
+    assert_eq!(after.body["used"], 7, "a new period starts from zero");
+    let tenant = eshtarek_core::store::TenantId::parse(&owner.tenant_id).unwrap();
+    let sub = eshtarek_core::billing::subscriptions::live(&app.ctx, &tenant)
+        .await
+        .unwrap()
+        .expect("still subscribed");
+    assert_eq!(
+        eshtarek_core::time::fmt(sub.period_start),
+        "2027-05-01T00:00:00.000Z",
+        "renewed, with its invoice"
+    );
+    // The job then finds nothing left to do for it.
+    let job = eshtarek_core::jobs::renew_billing(
+        &app.ctx,
+        app.clock.now(),
+        eshtarek_core::jobs::RunLimits::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job.outcomes.get("renewed"), None, "{job:?}");
+}

@@ -298,8 +298,9 @@ pub async fn record(
             crate::auth::tokens::sha256_hex(&event.idempotency_key)
         ),
     );
-    // A stale cached subscription costs one retry; three in a row means it keeps changing.
-    for attempt in 0..3 {
+    // A stale cached subscription costs one retry, an unrenewed period one more; beyond that
+    // the subscription keeps changing under us.
+    for attempt in 0..4 {
         let limits = match cached_limits(ctx, tenant).await {
             Ok(limits) => limits,
             Err(e) => {
@@ -313,6 +314,13 @@ pub async fn record(
         let cached = attempt == 0;
         match record_once(ctx, meter, &t, &idem_key, &event, &limits, at, now, cached).await {
             Err(Attempt::StaleSubscription) => ctx.hot.forget_limits(tenant.as_str()),
+            Err(Attempt::PeriodEnded) => {
+                // The period ended and the renewal job has not run for it yet: renew now
+                // (safe beside the job: renewals are conditional and idempotent), then count
+                // the event in whatever follows (the next period, or no subscription).
+                crate::billing::subscriptions::renew(ctx, tenant, &limits.sub.id, now).await?;
+                ctx.hot.forget_limits(tenant.as_str());
+            }
             Err(Attempt::Failed(e)) => return Err(e),
             Ok(result) => return Ok(result),
         }
@@ -324,6 +332,8 @@ pub async fn record(
 
 enum Attempt {
     StaleSubscription,
+    /// The billing period the event falls after has ended, unrenewed.
+    PeriodEnded,
     Failed(ApiError),
 }
 
@@ -354,6 +364,9 @@ async fn record_once(
         // A cached subscription may be a period behind (renewed since): look again first.
         if cached {
             return Err(Attempt::StaleSubscription);
+        }
+        if reset == ResetPeriod::BillingPeriod && end.is_some_and(|end| at >= end) {
+            return Err(Attempt::PeriodEnded);
         }
         return Err(ApiError::validation("timestamp", "outside the current billing period").into());
     }
