@@ -341,18 +341,16 @@ async fn limit_warnings_handler_sends_a_missed_warning_exactly_once() {
     assert_eq!(notifications().await, 1, "the 80% warning, once");
 }
 
-/// Regression (found by scripts/soak): an instance that cached a subscription's period must not
-/// refuse events after a renewal moved the period on; it looks again and counts them.
-#[tokio::test]
-async fn usage_after_a_renewal_counts_in_the_new_billing_period() {
-    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+/// A tenant paying monthly with a card, on a plan metering `api_calls` per billing period
+/// (hard limit 100), and its API key.
+async fn metered_with_key(app: &TestApp) -> (Owner, String) {
     let admin = app.platform_admin().await;
     let policy = app
         .post("/v1/limit-policies", Some(&admin.access), json!({"metric": "api_calls", "limit": 100, "reset_period": "billing_period", "enforcement": "hard"}))
         .await
         .expect(201);
     let owner = tenant_on(
-        &app,
+        app,
         json!({"name": "Metered", "price": "5.00", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": [policy.body["id"]]}),
         Some("pm_card_visa"),
     )
@@ -369,6 +367,15 @@ async fn usage_after_a_renewal_counts_in_the_new_billing_period() {
         .as_str()
         .unwrap()
         .to_owned();
+    (owner, key)
+}
+
+/// Regression (found by scripts/soak): an instance that cached a subscription's period must not
+/// refuse events after a renewal moved the period on; it looks again and counts them.
+#[tokio::test]
+async fn usage_after_a_renewal_counts_in_the_new_billing_period() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let (_, key) = metered_with_key(&app).await;
     let event = |id: &str| json!({"metric": "api_calls", "quantity": 7, "idempotency_key": id});
     let first = app
         .post("/v1/usage/events", Some(&key), event("before"))
@@ -438,29 +445,7 @@ async fn a_restarted_server_resumes_the_test_clock() {
 #[tokio::test]
 async fn usage_after_an_unrenewed_period_end_renews_and_counts() {
     let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
-    let admin = app.platform_admin().await;
-    let policy = app
-        .post("/v1/limit-policies", Some(&admin.access), json!({"metric": "api_calls", "limit": 100, "reset_period": "billing_period", "enforcement": "hard"}))
-        .await
-        .expect(201);
-    let owner = tenant_on(
-        &app,
-        json!({"name": "Metered", "price": "5.00", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": [policy.body["id"]]}),
-        Some("pm_card_visa"),
-    )
-    .await;
-    let key = app
-        .post(
-            "/v1/api-keys",
-            Some(&owner.access),
-            json!({"name": "backend"}),
-        )
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (owner, key) = metered_with_key(&app).await;
     let event = |id: &str| json!({"metric": "api_calls", "quantity": 7, "idempotency_key": id});
     app.post("/v1/usage/events", Some(&key), event("before"))
         .await

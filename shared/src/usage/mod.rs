@@ -1228,16 +1228,7 @@ pub async fn set_gauge(
         None,
     )
     .await?;
-    let result = UsageResult {
-        metric: metric.to_owned(),
-        used: value,
-        limit: spec.limit,
-        remaining: spec.limit.map(|l| l.saturating_sub(value)),
-        period_start: time::fmt(start),
-        period_end: None,
-        allowed: true,
-        overage: spec.limit.is_some_and(|l| value > l),
-    };
+    let result = UsageResult::accepted(metric, value, spec.limit, start, None);
     notify_thresholds(ctx, &t, &spec, &result, now).await?;
     Ok(MetricUsage {
         metric: metric.to_owned(),
