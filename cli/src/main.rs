@@ -110,6 +110,12 @@ struct ServeArgs {
     web_dir: Option<PathBuf>,
 }
 
+/// mimalloc, not glibc's allocator: on the usage hot path, items built on the request threads
+/// are freed on the store's writer thread and back, and glibc's arena locks made those frees
+/// contend (a fifth of the server's time in a profile of `scripts/bench-usage`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     telemetry::init();
