@@ -46,3 +46,9 @@ async fn the_real_adapter_passes_the_same_cases() {
         .await
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claim_race_case_catches_an_adapter_that_ignores_claims() {
+    let broken: Arc<dyn Store> = Arc::new(IgnoresConditions(stores::sqlite().await));
+    assert!(fails(conformance::claim_race_has_one_winner, broken).await);
+}

@@ -38,3 +38,101 @@ async fn expired_items_are_purged_by_the_writer() {
     assert!(store.get(&kept).await.unwrap().is_some());
     assert!(store.get(&plain).await.unwrap().is_some());
 }
+
+/// Claims outlive the process, through every stage of their log: in the active segment, in
+/// sealed segments (indexed on disk, filtered in memory), after a restart; and a sealed
+/// segment whose claims all expired is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_survive_sealing_restart_and_expire_by_segment() {
+    use eshtarek_core::store::sqlite::{ClaimSettings, SqliteStore};
+    use eshtarek_core::store::{Item, Key, Store, StoreError, WriteOp};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("claims.db");
+    let settings = ClaimSettings {
+        segment_claims: 10,
+        segment_age: std::time::Duration::from_secs(3600),
+    };
+    let open =
+        || SqliteStore::open_with(&path, std::time::Duration::from_millis(50), settings).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let key = |i: usize| Key::new("TENANT#t#UIDEM", format!("K#{i}"));
+    // 35 short-lived claims (3 sealed segments and a partial one), then 25 long-lived.
+    let claim = |i: usize, ttl: i64| WriteOp::Claim {
+        item: Item::new(key(i)).with("n", i as i64).with_ttl(ttl),
+        now,
+        stamp: None,
+    };
+    let refused = |result: Result<(), StoreError>| {
+        matches!(result, Err(StoreError::TransactionCancelled { .. }))
+    };
+    {
+        let store = open();
+        for i in 0..35 {
+            store.transact(vec![claim(i, now + 2)]).await.unwrap();
+        }
+        for i in 35..60 {
+            store.transact(vec![claim(i, now + 3600)]).await.unwrap();
+        }
+        // Sealing runs between group commits; give it a moment.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        for i in 0..60 {
+            assert!(
+                refused(store.transact(vec![claim(i, now + 3600)]).await),
+                "claim {i} taken twice"
+            );
+            let found = store
+                .get_claim(&key(i), now)
+                .await
+                .unwrap()
+                .expect("claim found");
+            assert_eq!(found.i64("n"), Some(i as i64));
+        }
+        assert_eq!(store.get_claim(&key(60), now).await.unwrap(), None);
+    }
+    // Let the writer thread close, then reopen the file: the indexes are rebuilt.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let store = open();
+    for i in 0..60 {
+        assert!(
+            refused(store.transact(vec![claim(i, now + 3600)]).await),
+            "claim {i} lost at restart"
+        );
+    }
+    let segments = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let segments: i64 = conn
+            .query_row("SELECT COUNT(*) FROM claim_segments", [], |r| r.get(0))
+            .unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM claims", [], |r| r.get(0))
+            .unwrap();
+        (segments, rows)
+    };
+    let (sealed, rows) = segments();
+    assert!(sealed >= 5, "60 claims in segments of 10: {sealed} sealed");
+    assert_eq!(rows, 60);
+    // The first 35 expire 2 s from the start; their three full segments are deleted.
+    let mut deleted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        if chrono::Utc::now().timestamp() > now + 2 && segments().1 <= 30 {
+            deleted = true;
+            break;
+        }
+    }
+    assert!(deleted, "expired segments still there: {:?}", segments());
+    for i in 0..30 {
+        let later = WriteOp::Claim {
+            item: Item::new(key(i)).with_ttl(now + 7200),
+            now: now + 3,
+            stamp: None,
+        };
+        store.transact(vec![later]).await.unwrap();
+    }
+    for i in 35..60 {
+        assert!(
+            refused(store.transact(vec![claim(i, now + 3600)]).await),
+            "live claim {i} deleted"
+        );
+    }
+}

@@ -24,6 +24,11 @@ fn strip(op: WriteOp) -> WriteOp {
             condition: None,
         },
         check @ WriteOp::Check { .. } => check,
+        // A claim that never finds the one before it.
+        WriteOp::Claim { item, .. } => WriteOp::Put {
+            item,
+            condition: None,
+        },
     }
 }
 
@@ -42,7 +47,7 @@ impl Store for IgnoresConditions {
         self.0.write(strip(op)).await
     }
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.0.transact(ops).await
+        self.0.transact(ops.into_iter().map(strip).collect()).await
     }
 }
 

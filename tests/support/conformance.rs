@@ -637,3 +637,163 @@ pub async fn invalid_requests_are_refused(store: Arc<dyn Store>) {
     ));
     assert_eq!(store.get(&key).await.unwrap(), None);
 }
+
+fn claim_op(key: &Key, ttl: i64, now: i64, tag: &str) -> WriteOp {
+    WriteOp::Claim {
+        item: Item::new(key.clone()).with("tag", tag).with_ttl(ttl),
+        now,
+        stamp: None,
+    }
+}
+
+/// A key is claimed once while its claim lives: a second claim is refused and reports the
+/// first; after the claim's TTL it can be claimed again, and `get_claim` sees the live one.
+pub async fn claims_are_taken_once_while_they_live(store: Arc<dyn Store>) {
+    let key = Key::new(ns("claim"), "K#1");
+    store
+        .transact(vec![claim_op(&key, 1_000, 100, "first")])
+        .await
+        .unwrap();
+    let again = store
+        .transact(vec![claim_op(&key, 1_000, 200, "second")])
+        .await;
+    match again {
+        Err(StoreError::TransactionCancelled { reasons }) => assert!(
+            matches!(&reasons[0], CancelReason::ConditionFailed { current: Some(c) } if c.str("tag") == Some("first")),
+            "{reasons:?}"
+        ),
+        other => panic!("expected a refused claim, got {other:?}"),
+    }
+    let alone = store.write(claim_op(&key, 1_000, 300, "alone")).await;
+    assert!(
+        matches!(alone, Err(StoreError::ConditionFailed { current: Some(_) })),
+        "{alone:?}"
+    );
+    let live = store
+        .get_claim(&key, 999)
+        .await
+        .unwrap()
+        .expect("live claim");
+    assert_eq!(live.str("tag"), Some("first"));
+    assert_eq!(store.get_claim(&key, 1_001).await.unwrap(), None, "expired");
+    assert_eq!(
+        store.get_claim(&Key::new(&key.pk, "K#2"), 0).await.unwrap(),
+        None
+    );
+
+    // Expired: claimable again, and the new claim is the one seen.
+    store
+        .transact(vec![claim_op(&key, 5_000, 1_001, "renewed")])
+        .await
+        .unwrap();
+    let live = store
+        .get_claim(&key, 1_002)
+        .await
+        .unwrap()
+        .expect("renewed claim");
+    assert_eq!(live.str("tag"), Some("renewed"));
+}
+
+/// A claim is part of its transaction: refused with it, and written with it, stamped with
+/// another operation's post-image.
+pub async fn claims_commit_with_their_transaction(store: Arc<dyn Store>) {
+    let pk = ns("claimtx");
+    let key = Key::new(&pk, "K#tx");
+    let counter = Key::new(&pk, "COUNTER");
+    let gate = Key::new(&pk, "GATE");
+    store
+        .put(Item::new(gate.clone()).with("open", false), None)
+        .await
+        .unwrap();
+    let ops = |now: i64| {
+        vec![
+            WriteOp::Claim {
+                item: Item::new(key.clone()).with_ttl(10_000),
+                now,
+                stamp: Some(eshtarek_core::store::Stamp {
+                    from: 1,
+                    attr: "used".into(),
+                }),
+            },
+            WriteOp::Update {
+                key: counter.clone(),
+                actions: vec![UpdateAction::add("used", 5)],
+                condition: None,
+            },
+            WriteOp::Check {
+                key: gate.clone(),
+                condition: Condition::eq("open", true),
+            },
+        ]
+    };
+    let err = store.transact(ops(1)).await.unwrap_err();
+    assert_eq!(err.failed_condition_index(), Some(2), "{err:?}");
+    assert_eq!(
+        store.get_claim(&key, 1).await.unwrap(),
+        None,
+        "the claim did not land"
+    );
+    store
+        .put(Item::new(gate.clone()).with("open", true), None)
+        .await
+        .unwrap();
+    store.transact(ops(1)).await.unwrap();
+    let claim = store.get_claim(&key, 2).await.unwrap().expect("claimed");
+    assert_eq!(
+        claim.decimal("used"),
+        Some(Decimal::from(5)),
+        "stamped: {claim:?}"
+    );
+    let err = store.transact(ops(2)).await.unwrap_err();
+    assert_eq!(err.failed_condition_index(), Some(0), "{err:?}");
+    assert_eq!(
+        store.get(&counter).await.unwrap().unwrap().decimal("used"),
+        Some(Decimal::from(5)),
+        "counted once"
+    );
+    let bad_stamp = store
+        .transact(vec![WriteOp::Claim {
+            item: Item::new(Key::new(&pk, "K#bad")).with_ttl(10),
+            now: 1,
+            stamp: Some(eshtarek_core::store::Stamp {
+                from: 0,
+                attr: "used".into(),
+            }),
+        }])
+        .await;
+    assert!(
+        matches!(bad_stamp, Err(StoreError::Invalid(_))),
+        "{bad_stamp:?}"
+    );
+    let no_ttl = store
+        .transact(vec![WriteOp::Claim {
+            item: Item::new(Key::new(&pk, "K#nottl")),
+            now: 1,
+            stamp: None,
+        }])
+        .await;
+    assert!(matches!(no_ttl, Err(StoreError::Invalid(_))), "{no_ttl:?}");
+}
+
+/// Racing claims of one key: exactly one wins.
+pub async fn claim_race_has_one_winner(store: Arc<dyn Store>) {
+    let key = Key::new(ns("claimrace"), "K#race");
+    let attempts = (0..40).map(|i| {
+        let store = store.clone();
+        let key = key.clone();
+        tokio::spawn(async move {
+            store
+                .transact(vec![claim_op(&key, 1_000, 1, &i.to_string())])
+                .await
+        })
+    });
+    let mut winners = 0;
+    for outcome in join_all(attempts).await {
+        match outcome.expect("task") {
+            Ok(()) => winners += 1,
+            Err(StoreError::TransactionCancelled { .. }) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(winners, 1);
+}

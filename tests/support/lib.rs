@@ -24,7 +24,10 @@ macro_rules! conformance_suite {
             sort_key_conditions,
             gsi1_queries,
             cursors_are_bound_to_their_partition,
-            invalid_requests_are_refused
+            invalid_requests_are_refused,
+            claims_are_taken_once_while_they_live,
+            claims_commit_with_their_transaction,
+            claim_race_has_one_winner
         );
     };
     (@cases $make:expr; $($case:ident),*) => {

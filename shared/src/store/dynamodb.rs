@@ -241,6 +241,8 @@ impl Store for DynamoStore {
 
     async fn write(&self, op: WriteOp) -> Result<Option<Item>, StoreError> {
         validate_write(&op, false)?;
+        // Claims live beside the other items here: a conditional put.
+        let op = op.claim_as_put();
         let mut expr = Expr::default();
         let condition = op.condition().map(|c| expr.condition(c));
         let on_fail = ReturnValuesOnConditionCheckFailure::AllOld;
@@ -315,11 +317,62 @@ impl Store for DynamoStore {
             WriteOp::Check { .. } => Err(StoreError::Invalid(
                 "a condition check only exists inside a transaction".into(),
             )),
+            WriteOp::Claim { .. } => unreachable!("claims were turned into puts above"),
         }
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
+        // TransactWriteItems returns no values, so stamps are written once it has landed.
+        let stamps: Vec<(Key, Key, String)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                WriteOp::Claim {
+                    item,
+                    stamp: Some(stamp),
+                    ..
+                } => Some((
+                    item.key.clone(),
+                    ops[stamp.from].key().clone(),
+                    stamp.attr.clone(),
+                )),
+                _ => None,
+            })
+            .collect();
+        let ops: Vec<WriteOp> = ops.into_iter().map(WriteOp::claim_as_put).collect();
+        self.transact_portable(&ops).await?;
+        for (claim, source, attr) in stamps {
+            if let Err(e) = self.stamp(claim, &source, &attr).await {
+                tracing::warn!(error = %e, "could not stamp a claim; a replay rebuilds its answer");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// Copies `attr` of the item at `source` onto the claim, once.
+    async fn stamp(&self, claim: Key, source: &Key, attr: &str) -> Result<(), StoreError> {
+        let Some(value) = self.get(source).await?.and_then(|i| i.get(attr).cloned()) else {
+            return Ok(());
+        };
+        let written = self
+            .write(WriteOp::Update {
+                key: claim,
+                actions: vec![UpdateAction::Set(attr.to_owned(), value)],
+                condition: Some(Condition::And(vec![
+                    Condition::ItemExists,
+                    Condition::not_exists(attr),
+                ])),
+            })
+            .await;
+        match written {
+            Err(e) if e.is_condition_failure() => Ok(()),
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn transact_portable(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let items = ops
             .iter()
             .map(|op| self.transact_item(op))
@@ -409,6 +462,11 @@ impl DynamoStore {
                     .build()
                     .map_err(build_err)?,
             ),
+            WriteOp::Claim { .. } => {
+                return Err(StoreError::Invalid(
+                    "claims are turned into puts before this".into(),
+                ))
+            }
             WriteOp::Check { key, .. } => TransactWriteItem::builder().condition_check(
                 ConditionCheck::builder()
                     .table_name(&self.table)

@@ -197,12 +197,35 @@ pub enum WriteOp {
     },
     /// Only checks a condition on another item (transactions only).
     Check { key: Key, condition: Condition },
+    /// Claims an idempotency key: stores `item` unless an unexpired claim is at its key (one
+    /// whose TTL is at or after `now`); a refusal reports that claim as the current item.
+    /// Claims are a keyspace of their own, read only with [`super::Store::get_claim`], so an
+    /// adapter may keep them apart from other items (the embedded one appends them to a log
+    /// rather than inserting at a random place in a B-tree). A claim needs a TTL and no index
+    /// attributes.
+    Claim {
+        item: Item,
+        now: i64,
+        /// Copy an attribute of another operation's post-image onto the claim (transactions
+        /// only), so a replay can answer as the first request did.
+        stamp: Option<Stamp>,
+    },
+}
+
+/// `attr` of operation `from`'s item as the transaction leaves it, copied onto a claim. An
+/// adapter that can read it inside the transaction stores it with the claim; one that cannot
+/// (DynamoDB) writes it right after the transaction, so a process stopped in between leaves the
+/// claim without it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stamp {
+    pub from: usize,
+    pub attr: String,
 }
 
 impl WriteOp {
     pub fn key(&self) -> &Key {
         match self {
-            WriteOp::Put { item, .. } => &item.key,
+            WriteOp::Put { item, .. } | WriteOp::Claim { item, .. } => &item.key,
             WriteOp::Update { key, .. }
             | WriteOp::Delete { key, .. }
             | WriteOp::Check { key, .. } => key,
@@ -215,6 +238,22 @@ impl WriteOp {
             | WriteOp::Update { condition, .. }
             | WriteOp::Delete { condition, .. } => condition.as_ref(),
             WriteOp::Check { condition, .. } => Some(condition),
+            WriteOp::Claim { .. } => None,
+        }
+    }
+
+    /// The claim as a conditional put on the item's own key, for adapters that keep claims
+    /// with other items (the stamp is theirs to write afterwards). Other operations unchanged.
+    pub fn claim_as_put(self) -> WriteOp {
+        match self {
+            WriteOp::Claim { item, now, .. } => WriteOp::Put {
+                item,
+                condition: Some(Condition::Or(vec![
+                    Condition::ItemNotExists,
+                    Condition::lt(super::TTL, now),
+                ])),
+            },
+            other => other,
         }
     }
 }

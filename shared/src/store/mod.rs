@@ -24,7 +24,7 @@ use async_trait::async_trait;
 
 pub use cursor::Position;
 pub use error::{CancelReason, StoreError};
-pub use expr::{Condition, Index, Page, Query, SortKeyCondition, UpdateAction, WriteOp};
+pub use expr::{Condition, Index, Page, Query, SortKeyCondition, Stamp, UpdateAction, WriteOp};
 pub use item::{AttrValue, Item, Key, GSI1PK, GSI1SK, TTL};
 pub use scoped::{
     PlatformStore, ScopedTransaction, Stores, TenantId, TenantStore, TenantStoreProvider,
@@ -61,6 +61,11 @@ pub trait Store: Send + Sync + 'static {
         ops: Vec<WriteOp>,
         index: usize,
     ) -> Result<Option<Item>, StoreError> {
+        if matches!(ops.get(index), Some(WriteOp::Claim { .. })) {
+            return Err(StoreError::Invalid(
+                "a claim's post-image is not returned".into(),
+            ));
+        }
         let key = ops
             .get(index)
             .map(|op| op.key().clone())
@@ -68,6 +73,25 @@ pub trait Store: Send + Sync + 'static {
         self.transact(ops).await?;
         self.get(&key).await
     }
+
+    /// The unexpired claim at `key` (its TTL at or after `now`), if any.
+    async fn get_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+        get_claim_item(self, key, now).await
+    }
+}
+
+/// A claim at `key` (see [`WriteOp::Claim`]) whose TTL is at or after `now`: the latest one.
+/// Adapters that keep claims with other items use this; the embedded one overrides
+/// [`Store::get_claim`].
+pub async fn get_claim_item<S: Store + ?Sized>(
+    store: &S,
+    key: &Key,
+    now: i64,
+) -> Result<Option<Item>, StoreError> {
+    Ok(store
+        .get(key)
+        .await?
+        .filter(|i| i.ttl().is_some_and(|ttl| ttl >= now)))
 }
 
 /// Conveniences over [`Store::write`], for every store and handle.
@@ -121,6 +145,17 @@ pub fn validate_write(op: &WriteOp, in_transaction: bool) -> Result<(), StoreErr
             return invalid("a condition check only exists inside a transaction".into());
         }
     }
+    if let WriteOp::Claim { item, stamp, .. } = op {
+        if item.ttl().is_none() {
+            return invalid("a claim needs a TTL".into());
+        }
+        if item.get(GSI1PK).is_some() || item.get(GSI1SK).is_some() {
+            return invalid("a claim is not indexed".into());
+        }
+        if stamp.is_some() && !in_transaction {
+            return invalid("a stamp copies from another operation of a transaction".into());
+        }
+    }
     if let Some(condition) = op.condition() {
         if condition.has_empty_group() {
             return invalid("an And/Or condition needs at least one member".into());
@@ -130,7 +165,7 @@ pub fn validate_write(op: &WriteOp, in_transaction: bool) -> Result<(), StoreErr
         }
     }
     match op {
-        WriteOp::Put { item, .. } => {
+        WriteOp::Put { item, .. } | WriteOp::Claim { item, .. } => {
             for (name, value) in &item.attrs {
                 validate_attr_name(name)?;
                 validate_reserved_type(name, value)?;
@@ -169,8 +204,23 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
         )));
     }
     let mut keys = HashSet::new();
-    for op in ops {
+    for (index, op) in ops.iter().enumerate() {
         validate_write(op, true)?;
+        if let WriteOp::Claim {
+            stamp: Some(stamp), ..
+        } = op
+        {
+            let source = ops.get(stamp.from);
+            if stamp.from == index
+                || !matches!(source, Some(WriteOp::Put { .. } | WriteOp::Update { .. }))
+            {
+                return Err(StoreError::Invalid(format!(
+                    "a stamp copies from another put or update, not operation {}",
+                    stamp.from
+                )));
+            }
+            validate_attr_name(&stamp.attr)?;
+        }
         if !keys.insert(op.key()) {
             return Err(StoreError::Invalid(format!(
                 "key {}/{} appears twice in one transaction",

@@ -199,6 +199,11 @@ impl Store for TenantStore {
         ops.iter().try_for_each(|op| self.check_write(op))?;
         self.inner.transact(ops).await
     }
+
+    async fn get_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+        self.check_pk(&key.pk)?;
+        self.inner.get_claim(key, now).await
+    }
 }
 
 /// A store handle for platform-level data; it refuses tenant partitions.
@@ -243,6 +248,11 @@ impl Store for PlatformStore {
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         ops.iter().try_for_each(|op| Self::check_pk(&op.key().pk))?;
         self.inner.transact(ops).await
+    }
+
+    async fn get_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+        Self::check_pk(&key.pk)?;
+        self.inner.get_claim(key, now).await
     }
 }
 

@@ -20,7 +20,8 @@ use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
 use crate::plans::{self};
 use crate::store::{
-    AttrValue, Condition, Item, Key, Store, StoreExt, TenantId, TenantStore, UpdateAction, WriteOp,
+    AttrValue, Condition, Item, Key, Stamp, Store, StoreExt, TenantId, TenantStore, UpdateAction,
+    WriteOp,
 };
 use crate::time;
 use crate::AppContext;
@@ -381,12 +382,11 @@ async fn record_once(
         }
     }
     let counter = counter_key(t, &event.metric, start);
+    // Everything the first answer holds but `used`, which the transaction stamps on.
     let claim = Item::new(idem_key.clone())
         .with("request", request_fingerprint(event))
-        .with("state", "counted")
         .with("metric", event.metric.as_str())
         .with("period_start", time::fmt(start))
-        .with("expires_epoch", now.timestamp() + IDEMPOTENCY_SECS)
         .with_ttl(now.timestamp() + IDEMPOTENCY_SECS);
     let claim = match end {
         Some(end) => claim.with("period_end", time::fmt(end)),
@@ -417,12 +417,13 @@ async fn record_once(
         .transaction()
         .tenant(
             t,
-            WriteOp::Put {
+            WriteOp::Claim {
                 item: claim,
-                condition: Some(Condition::Or(vec![
-                    Condition::ItemNotExists,
-                    Condition::lt("expires_epoch", now.timestamp()),
-                ])),
+                now: now.timestamp(),
+                stamp: Some(Stamp {
+                    from: OP_COUNTER,
+                    attr: "used".into(),
+                }),
             },
         )
         .tenant(
@@ -499,7 +500,6 @@ async fn record_once(
     };
     let used = after.and_then(|c| c.i64("used")).unwrap_or(0).max(0) as u64;
     let result = UsageResult::accepted(&event.metric, used, limit, start, end.map(time::fmt));
-    remember_result(t, idem_key, &result);
     if let Some(spec) = spec {
         notify_thresholds(ctx, t, spec, &result, now).await?;
     }
@@ -521,33 +521,6 @@ fn cancelled_item(e: &crate::store::StoreError, index: usize) -> Option<&Item> {
         },
         _ => None,
     }
-}
-
-/// Stores the first answer (its `used`) on the claim for replays, off the response path: the
-/// event is already counted; if this write never happens, a replay answers with the counter
-/// as it is then.
-fn remember_result(t: &TenantStore, idem_key: &Key, result: &UsageResult) {
-    let stored = AttrValue::from_json(&serde_json::to_value(result).expect("serializable"))
-        .expect("plain JSON");
-    let t = t.clone();
-    let key = idem_key.clone();
-    tokio::spawn(async move {
-        let written = t
-            .update(
-                key,
-                vec![UpdateAction::set("result", stored)],
-                Some(Condition::And(vec![
-                    Condition::eq("state", "counted"),
-                    Condition::not_exists("result"),
-                ])),
-            )
-            .await;
-        if let Err(e) = written {
-            if !e.is_condition_failure() {
-                tracing::warn!(error = %e, "could not store a usage result for replays");
-            }
-        }
-    });
 }
 
 /// The 402 for an event that would cross a hard limit, with the cheapest plan that allows it.
@@ -585,36 +558,32 @@ async fn replay(
     event: &UsageEvent,
     now: DateTime<Utc>,
 ) -> Result<Option<UsageResult>, ApiError> {
-    let Some(item) = t.get(key).await? else {
+    let Some(item) = t.get_claim(key, now.timestamp()).await? else {
         return Ok(None);
     };
-    if item.i64("expires_epoch").unwrap_or(0) < now.timestamp() {
-        return Ok(None);
-    }
     if item.str("request") != Some(request_fingerprint(event).as_str()) {
         return Err(ApiError::validation(
             "idempotency_key",
             "this key was used for a different event",
         ));
     }
-    if let Some(result) = item.get("result") {
-        return Ok(Some(
-            serde_json::from_value(result.to_json()).map_err(ApiError::internal)?,
-        ));
-    }
-    // Counted, but its answer was not stored (the process stopped first): rebuild it.
     let (Some(metric), Some(start)) = (item.str("metric"), item.str("period_start")) else {
-        return Err(ApiError::conflict(
-            "an event with this idempotency_key is being recorded; retry",
+        return Err(ApiError::internal(
+            "a usage claim without its metric or period",
         ));
     };
     let start = time::parse(start).ok_or_else(|| ApiError::internal("bad claim period"))?;
-    let used = t
-        .get(&counter_key(t, metric, start))
-        .await?
-        .and_then(|c| c.i64("used"))
-        .unwrap_or(0)
-        .max(0) as u64;
+    let used = match item.i64("used") {
+        Some(used) => used,
+        // Counted, but the stamp was not written (DynamoDB writes it after the transaction,
+        // and the process stopped in between): answer with the counter as it is now.
+        None => t
+            .get(&counter_key(t, metric, start))
+            .await?
+            .and_then(|c| c.i64("used"))
+            .unwrap_or(0),
+    }
+    .max(0) as u64;
     let limit = item.i64("limit").map(|l| l.max(0) as u64);
     let end = item.str("period_end").map(str::to_owned);
     Ok(Some(UsageResult::accepted(metric, used, limit, start, end)))

@@ -7,6 +7,11 @@
 //! acknowledged write is committed to the WAL (it survives a kill of the process; with
 //! `synchronous=NORMAL` an OS crash may lose the last commits, which `ESHTAREK_SQLITE_SYNC=full`
 //! trades for throughput). Reads run on a small pool of read connections and see committed data.
+//! Idempotency claims go to an append-only log of their own ([`claims`]).
+
+mod claims;
+
+pub use claims::ClaimSettings;
 
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
@@ -18,8 +23,8 @@ use tokio::sync::oneshot;
 
 use super::expr::apply_updates;
 use super::{
-    validate_query, validate_transaction, validate_write, CancelReason, Index, Item, Key, Page,
-    Position, Query, SortKeyCondition, Store, StoreError, WriteOp,
+    validate_key, validate_query, validate_transaction, validate_write, CancelReason, Index, Item,
+    Key, Page, Position, Query, SortKeyCondition, Store, StoreError, WriteOp,
 };
 
 /// Most requests one group commit takes.
@@ -47,6 +52,8 @@ enum Job {
     /// The operations, and which one's post-image to answer with.
     Transaction(Vec<WriteOp>, Option<usize>),
     PurgeExpired(i64),
+    /// The unexpired claim at a key (the claim indexes live on the writer).
+    GetClaim(Key, i64),
 }
 
 struct Request {
@@ -71,16 +78,26 @@ impl SqliteStore {
         path: impl AsRef<Path>,
         purge_every: std::time::Duration,
     ) -> Result<Self, StoreError> {
+        Self::open_with(path, purge_every, ClaimSettings::default())
+    }
+
+    /// [`SqliteStore::open_purging_every`] with claim segments cut as `claims` says.
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        purge_every: std::time::Duration,
+        claims: ClaimSettings,
+    ) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| backend(format!("{}: {e}", dir.display())))?;
         }
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        let claims = claims::ClaimLog::load(&conn, claims)?;
         let (tx, rx) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, purge_every))
+            .spawn(move || writer_loop(conn, claims, rx, purge_every))
             .map_err(|e| backend(e.to_string()))?;
         Ok(Self {
             path,
@@ -170,6 +187,11 @@ impl Store for SqliteStore {
         }
         self.submit(Job::Transaction(ops, Some(index))).await
     }
+
+    async fn get_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+        validate_key(key)?;
+        self.submit(Job::GetClaim(key.clone(), now)).await
+    }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -192,12 +214,20 @@ const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn writer_loop(
     mut conn: Connection,
+    mut claims: claims::ClaimLog,
     requests: mpsc::Receiver<Request>,
     purge_every: std::time::Duration,
 ) {
     let mut last_purge = std::time::Instant::now();
     loop {
-        match requests.recv_timeout(purge_every) {
+        let now = epoch_now();
+        // Sealing and deleting claims go on in small steps while there is work.
+        let wait = if claims.has_work(now) {
+            std::time::Duration::from_millis(5)
+        } else {
+            purge_every
+        };
+        match requests.recv_timeout(wait) {
             Ok(first) => {
                 let mut group = vec![first];
                 while group.len() < MAX_GROUP {
@@ -206,7 +236,7 @@ fn writer_loop(
                         Err(_) => break,
                     }
                 }
-                let results = run_group(&mut conn, &group);
+                let results = run_group(&mut conn, &mut claims, &group);
                 for (request, result) in group.into_iter().zip(results) {
                     // A caller that gave up has dropped its receiver; its write stands.
                     let _ = request.reply.send(result);
@@ -215,19 +245,25 @@ fn writer_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+        if let Err(error) = claims.maintain(&mut conn, epoch_now()) {
+            tracing::warn!(%error, "sealing or deleting claims failed; retried later");
+        }
         if last_purge.elapsed() >= purge_every {
             last_purge = std::time::Instant::now();
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
             if let Err(e) = conn.execute(
                 "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                params![now],
+                params![epoch_now()],
             ) {
                 tracing::warn!(error = %e, "purging expired items failed");
             }
         }
     }
+}
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 type WriteResult = Result<Option<Item>, StoreError>;
@@ -238,14 +274,16 @@ type WriteResult = Result<Option<Item>, StoreError>;
 /// `None` marks an item known to be absent (never stored, or deleted by this group).
 struct Overlay<'c> {
     conn: &'c Connection,
+    claims: &'c mut claims::ClaimLog,
     /// Each item as the group sees it, and whether the group changed it.
     items: std::collections::HashMap<Key, (Option<Item>, bool)>,
 }
 
 impl<'c> Overlay<'c> {
-    fn new(conn: &'c Connection) -> Self {
+    fn new(conn: &'c Connection, claims: &'c mut claims::ClaimLog) -> Self {
         Self {
             conn,
+            claims,
             items: std::collections::HashMap::new(),
         }
     }
@@ -263,8 +301,26 @@ impl<'c> Overlay<'c> {
         self.items.insert(key, (value, true));
     }
 
+    /// What an operation's condition is evaluated on: the item, or for a claim the live claim.
+    fn current(&mut self, op: &WriteOp) -> Result<Option<Item>, StoreError> {
+        match op {
+            WriteOp::Claim { item, now, .. } => self.live_claim(&item.key, *now),
+            _ => self.load(op.key()),
+        }
+    }
+
+    /// The claim at `key` as a claim operation sees it: present only while unexpired.
+    fn live_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
+        Ok(self
+            .claims
+            .find(self.conn, key)?
+            .filter(|found| found.expires >= now)
+            .map(|found| found.item))
+    }
+
     /// Writes every changed item to SQLite (inside the group's transaction).
     fn flush(&mut self) -> Result<(), StoreError> {
+        self.claims.flush(self.conn)?;
         for (key, (item, changed)) in self.items.iter_mut() {
             if std::mem::take(changed) {
                 match item {
@@ -281,38 +337,48 @@ impl<'c> Overlay<'c> {
 /// and its new items computed before it changes anything (seeing what earlier requests of the
 /// group wrote), so a refused request leaves no trace and needs no savepoint. A failure of
 /// SQLite itself fails the whole group, and nothing of it is committed.
-fn run_group(conn: &mut Connection, group: &[Request]) -> Vec<WriteResult> {
-    let fail_all = |error: StoreError| group.iter().map(|_| Err(error.clone())).collect();
-    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
-        Ok(tx) => tx,
-        Err(e) => return fail_all(sql_err(e)),
+fn run_group(
+    conn: &mut Connection,
+    claims: &mut claims::ClaimLog,
+    group: &[Request],
+) -> Vec<WriteResult> {
+    match run_group_in_transaction(conn, claims, group) {
+        Ok(results) => {
+            claims.committed();
+            results
+        }
+        Err(error) => {
+            claims.rolled_back();
+            group.iter().map(|_| Err(error.clone())).collect()
+        }
+    }
+}
+
+fn run_group_in_transaction(
+    conn: &mut Connection,
+    claims: &mut claims::ClaimLog,
+    group: &[Request],
+) -> Result<Vec<WriteResult>, StoreError> {
+    let failed = |error: StoreError| {
+        tracing::error!(%error, "sqlite write failed; the group is rolled back");
+        error
     };
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(sql_err)?;
     let mut results = Vec::with_capacity(group.len());
     {
-        let mut overlay = Overlay::new(&tx);
+        let mut overlay = Overlay::new(&tx, claims);
         for request in group {
             match run_job(&mut overlay, &request.job) {
-                Err(StoreError::Backend(message)) => {
-                    let error = backend(message);
-                    tracing::error!(%error, "sqlite write failed; the group is rolled back");
-                    return fail_all(error);
-                }
+                Err(StoreError::Backend(message)) => return Err(failed(backend(message))),
                 other => results.push(other),
             }
         }
-        if let Err(error) = overlay.flush() {
-            tracing::error!(%error, "sqlite write failed; the group is rolled back");
-            return fail_all(error);
-        }
+        overlay.flush().map_err(failed)?;
     }
-    match tx.commit() {
-        Ok(()) => results,
-        Err(e) => {
-            let error = sql_err(e);
-            tracing::error!(%error, "sqlite group commit failed");
-            fail_all(error)
-        }
-    }
+    tx.commit().map_err(|e| failed(sql_err(e)))?;
+    Ok(results)
 }
 
 /// Checks a request's conditions, computes its writes, and only then applies them (to the
@@ -320,13 +386,15 @@ fn run_group(conn: &mut Connection, group: &[Request]) -> Vec<WriteResult> {
 fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
     match job {
         Job::Write(op) => {
-            let current = overlay.load(op.key())?;
-            if let Some(condition) = op.condition() {
-                if !condition.evaluate(current.as_ref()) {
-                    return Err(StoreError::ConditionFailed {
-                        current: current.map(Box::new),
-                    });
-                }
+            let current = overlay.current(op)?;
+            if !holds(op, current.as_ref()) {
+                return Err(StoreError::ConditionFailed {
+                    current: current.map(Box::new),
+                });
+            }
+            if let WriteOp::Claim { item, .. } = op {
+                overlay.claims.append(item.clone())?;
+                return Ok(Some(item.clone()));
             }
             let after = effect_of(op, current.as_ref())?;
             let answer = after.clone().flatten();
@@ -339,16 +407,19 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
             // Conditions see the state before the transaction (keys are distinct).
             let currents = ops
                 .iter()
-                .map(|op| overlay.load(op.key()))
+                .map(|op| overlay.current(op))
                 .collect::<Result<Vec<_>, _>>()?;
             let reasons: Vec<CancelReason> = ops
                 .iter()
                 .zip(&currents)
-                .map(|(op, current)| match op.condition() {
-                    Some(c) if !c.evaluate(current.as_ref()) => CancelReason::ConditionFailed {
-                        current: current.clone().map(Box::new),
-                    },
-                    _ => CancelReason::None,
+                .map(|(op, current)| {
+                    if holds(op, current.as_ref()) {
+                        CancelReason::None
+                    } else {
+                        CancelReason::ConditionFailed {
+                            current: current.clone().map(Box::new),
+                        }
+                    }
                 })
                 .collect();
             if reasons.iter().any(|r| *r != CancelReason::None) {
@@ -359,6 +430,20 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
                 .zip(&currents)
                 .map(|(op, current)| effect_of(op, current.as_ref()))
                 .collect::<Result<Vec<_>, _>>()?;
+            for op in ops {
+                if let WriteOp::Claim { item, stamp, .. } = op {
+                    let mut item = item.clone();
+                    if let Some(stamp) = stamp {
+                        let value = afters
+                            .get(stamp.from)
+                            .and_then(|after| after.as_ref()?.as_ref()?.get(&stamp.attr).cloned());
+                        if let Some(value) = value {
+                            item.attrs.insert(stamp.attr.clone(), value);
+                        }
+                    }
+                    overlay.claims.append(item)?;
+                }
+            }
             let mut answer = None;
             for (i, (op, after)) in ops.iter().zip(afters).enumerate() {
                 if *wanted == Some(i) {
@@ -370,6 +455,7 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
             }
             Ok(answer)
         }
+        Job::GetClaim(key, now) => overlay.live_claim(key, *now),
         Job::PurgeExpired(now) => {
             // Straight to SQLite: write what the group holds first, then forget it.
             overlay.flush()?;
@@ -397,8 +483,17 @@ fn effect_of(op: &WriteOp, current: Option<&Item>) -> Result<Option<Option<Item>
             apply_updates(key, current, actions).map_err(StoreError::Invalid)?,
         )),
         WriteOp::Delete { .. } => Some(None),
-        WriteOp::Check { .. } => None,
+        // Claims are written to their log by the caller.
+        WriteOp::Check { .. } | WriteOp::Claim { .. } => None,
     })
+}
+
+/// Whether an operation's condition holds on `current` (a claim's: no live claim).
+fn holds(op: &WriteOp, current: Option<&Item>) -> bool {
+    match op {
+        WriteOp::Claim { .. } => current.is_none(),
+        _ => op.condition().is_none_or(|c| c.evaluate(current)),
+    }
 }
 
 fn delete(conn: &Connection, key: &Key) -> Result<(), StoreError> {
