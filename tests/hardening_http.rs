@@ -74,7 +74,7 @@ async fn cors_answers_the_dashboard_origin_only() {
     assert!(!none.headers.contains_key("access-control-allow-origin"));
 
     let mut ctx = app.ctx.clone();
-    ctx.http.cors_origins = vec![HeaderValue::from_static("https://dash.example.com")];
+    ctx.state_mut().http.cors_origins = vec![HeaderValue::from_static("https://dash.example.com")];
     let router = eshtarek::app(ctx);
     let allowed = router
         .clone()
@@ -96,7 +96,7 @@ async fn cors_answers_the_dashboard_origin_only() {
 async fn a_request_past_the_timeout_is_a_503_problem() {
     let app = TestApp::new().await;
     let mut ctx = app.ctx.clone();
-    ctx.http.request_timeout = Duration::from_millis(50);
+    ctx.state_mut().http.request_timeout = Duration::from_millis(50);
     let slow = Router::new().route(
         "/slow",
         get(|| async {

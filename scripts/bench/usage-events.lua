@@ -1,8 +1,12 @@
 -- wrk script: POST /v1/usage/events with a unique idempotency key per request, and count
 -- the answers by status so the bench can check accepted events against the stored counter.
+-- The request's head is built once per thread and only the body changes (wrk.format per
+-- request cost the client more CPU than the server's handling of the request, on the same
+-- two cores).
 local counter = 0
 local thread_id = 0
 local threads = {}
+local head = nil
 
 function setup(thread)
   thread:set("id", #threads + 1)
@@ -12,16 +16,16 @@ end
 function init(args)
   thread_id = id
   ok, limited, other = 0, 0, 0
+  local host = wrk.headers["Host"] or (wrk.host .. ":" .. wrk.port)
+  head = "POST /v1/usage/events HTTP/1.1\r\nHost: " .. host ..
+    "\r\nContent-Type: application/json\r\nAuthorization: Bearer " .. os.getenv("API_KEY") ..
+    "\r\nContent-Length: "
 end
 
 function request()
   counter = counter + 1
-  local body = string.format(
-    '{"metric":"api_calls","quantity":1,"idempotency_key":"t%d-%d"}', thread_id, counter)
-  return wrk.format("POST", "/v1/usage/events", {
-    ["Content-Type"] = "application/json",
-    ["Authorization"] = "Bearer " .. os.getenv("API_KEY"),
-  }, body)
+  local body = '{"metric":"api_calls","quantity":1,"idempotency_key":"t' .. thread_id .. "-" .. counter .. '"}'
+  return head .. #body .. "\r\n\r\n" .. body
 end
 
 function response(status, headers, body)

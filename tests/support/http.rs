@@ -112,7 +112,7 @@ impl TestApp {
     /// store, clock and signing keys, its own in-process caches.
     pub fn sibling(&self) -> Self {
         let mut ctx = self.ctx.clone();
-        ctx.hot = Arc::default();
+        ctx.state_mut().hot = Arc::default();
         Self {
             router: eshtarek::app(ctx.clone()),
             ctx,

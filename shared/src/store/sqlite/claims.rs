@@ -23,10 +23,11 @@
 //! Lookups cost one filter probe per sealed segment, so a day of claims should span tens of
 //! segments (`segment_claims` × segments ≈ claims per day); past that, DynamoDB is the store.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
+// Fx, not SipHash: the keys are already well-mixed hashes of keys that passed sha256.
+use rustc_hash::FxHashMap as HashMap;
 
 use super::{backend, decode, sql_err};
 use crate::store::{Item, Key, StoreError};
@@ -154,8 +155,8 @@ impl Unsealed {
     fn starting_at(lo: i64) -> Self {
         Self {
             lo,
-            latest: HashMap::new(),
-            older: HashMap::new(),
+            latest: HashMap::default(),
+            older: HashMap::default(),
             count: 0,
             max_expires: i64::MIN,
             started: Instant::now(),

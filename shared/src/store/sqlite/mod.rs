@@ -275,8 +275,9 @@ type WriteResult = Result<Option<Item>, StoreError>;
 struct Overlay<'c> {
     conn: &'c Connection,
     claims: &'c mut claims::ClaimLog,
-    /// Each item as the group sees it, and whether the group changed it.
-    items: std::collections::HashMap<Key, (Option<Item>, bool)>,
+    /// Each item as the group sees it, and whether the group changed it. (Fx hashing: the
+    /// keys are the group's own, at most a few thousand.)
+    items: rustc_hash::FxHashMap<Key, (Option<Item>, bool)>,
 }
 
 impl<'c> Overlay<'c> {
@@ -284,7 +285,7 @@ impl<'c> Overlay<'c> {
         Self {
             conn,
             claims,
-            items: std::collections::HashMap::new(),
+            items: rustc_hash::FxHashMap::default(),
         }
     }
 
