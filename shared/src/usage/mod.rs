@@ -129,7 +129,7 @@ impl UsageResult {
         metric: &str,
         used: u64,
         limit: Option<u64>,
-        period_start: DateTime<Utc>,
+        period_start: String,
         period_end: Option<String>,
     ) -> Self {
         Self {
@@ -137,7 +137,7 @@ impl UsageResult {
             used,
             limit,
             remaining: limit.map(|l| l.saturating_sub(used)),
-            period_start: time::fmt(period_start),
+            period_start,
             period_end,
             allowed: true,
             overage: limit.is_some_and(|l| used > l),
@@ -382,14 +382,15 @@ async fn record_once(
         }
     }
     let counter = counter_key(t, &event.metric, start);
+    let (start_text, end_text) = (time::fmt(start), end.map(time::fmt));
     // Everything the first answer holds but `used`, which the transaction stamps on.
     let claim = Item::new(idem_key.clone())
         .with("request", request_fingerprint(event))
         .with("metric", event.metric.as_str())
-        .with("period_start", time::fmt(start))
+        .with("period_start", start_text.as_str())
         .with_ttl(now.timestamp() + IDEMPOTENCY_SECS);
-    let claim = match end {
-        Some(end) => claim.with("period_end", time::fmt(end)),
+    let claim = match &end_text {
+        Some(end) => claim.with("period_end", end.as_str()),
         None => claim,
     };
     let claim = match limit {
@@ -399,12 +400,12 @@ async fn record_once(
     let mut actions = vec![
         UpdateAction::add("used", Decimal::from(quantity)),
         UpdateAction::set("metric", event.metric.as_str()),
-        UpdateAction::set("period_start", time::fmt(start)),
+        UpdateAction::set("period_start", start_text.as_str()),
         UpdateAction::set("tenant_id", t.tenant().as_str()),
     ];
     actions.extend(admin_index(t.tenant(), &event.metric, at));
-    if let Some(end) = end {
-        actions.push(UpdateAction::set("period_end", time::fmt(end)));
+    if let Some(end) = &end_text {
+        actions.push(UpdateAction::set("period_end", end.as_str()));
     }
     let condition = hard_limit.map(|limit| {
         Condition::Or(vec![
@@ -499,7 +500,7 @@ async fn record_once(
         }
     };
     let used = after.and_then(|c| c.i64("used")).unwrap_or(0).max(0) as u64;
-    let result = UsageResult::accepted(&event.metric, used, limit, start, end.map(time::fmt));
+    let result = UsageResult::accepted(&event.metric, used, limit, start_text, end_text);
     if let Some(spec) = spec {
         notify_thresholds(ctx, t, spec, &result, now).await?;
     }
@@ -586,7 +587,13 @@ async fn replay(
     .max(0) as u64;
     let limit = item.i64("limit").map(|l| l.max(0) as u64);
     let end = item.str("period_end").map(str::to_owned);
-    Ok(Some(UsageResult::accepted(metric, used, limit, start, end)))
+    Ok(Some(UsageResult::accepted(
+        metric,
+        used,
+        limit,
+        time::fmt(start),
+        end,
+    )))
 }
 
 /// Hour, day and month buckets of the history rollups.
@@ -746,7 +753,13 @@ pub async fn sweep_counter(
         return Ok(Sweep::NotCurrent);
     }
     let used = counter.i64("used").unwrap_or(0).max(0) as u64;
-    let result = UsageResult::accepted(metric, used, spec.limit, start, end.map(time::fmt));
+    let result = UsageResult::accepted(
+        metric,
+        used,
+        spec.limit,
+        time::fmt(start),
+        end.map(time::fmt),
+    );
     let t = ctx.stores.tenant(&tenant);
     Ok(
         match notify_thresholds(ctx, &t, spec, &result, now).await? {
@@ -1197,7 +1210,7 @@ pub async fn set_gauge(
         None,
     )
     .await?;
-    let result = UsageResult::accepted(metric, value, spec.limit, start, None);
+    let result = UsageResult::accepted(metric, value, spec.limit, time::fmt(start), None);
     notify_thresholds(ctx, &t, &spec, &result, now).await?;
     Ok(MetricUsage {
         metric: metric.to_owned(),

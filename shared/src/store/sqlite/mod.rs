@@ -290,12 +290,22 @@ impl<'c> Overlay<'c> {
     }
 
     fn load(&mut self, key: &Key) -> Result<Option<Item>, StoreError> {
-        if let Some((known, _)) = self.items.get(key) {
-            return Ok(known.clone());
+        self.ensure(key)?;
+        Ok(self.peek(key).cloned())
+    }
+
+    /// Reads the item into the group's view if it is not there yet.
+    fn ensure(&mut self, key: &Key) -> Result<(), StoreError> {
+        if !self.items.contains_key(key) {
+            let loaded = load(self.conn, key)?;
+            self.items.insert(key.clone(), (loaded, false));
         }
-        let loaded = load(self.conn, key)?;
-        self.items.insert(key.clone(), (loaded.clone(), false));
-        Ok(loaded)
+        Ok(())
+    }
+
+    /// The item as the group sees it (after [`Overlay::ensure`]), without copying it.
+    fn peek(&self, key: &Key) -> Option<&Item> {
+        self.items.get(key).and_then(|(item, _)| item.as_ref())
     }
 
     fn set(&mut self, key: Key, value: Option<Item>) {
@@ -405,31 +415,43 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
             Ok(answer)
         }
         Job::Transaction(ops, wanted) => {
-            // Conditions see the state before the transaction (keys are distinct).
-            let currents = ops
-                .iter()
-                .map(|op| overlay.current(op))
-                .collect::<Result<Vec<_>, _>>()?;
-            let reasons: Vec<CancelReason> = ops
-                .iter()
-                .zip(&currents)
-                .map(|(op, current)| {
-                    if holds(op, current.as_ref()) {
-                        CancelReason::None
-                    } else {
-                        CancelReason::ConditionFailed {
-                            current: current.clone().map(Box::new),
-                        }
+            // Conditions see the state before the transaction (keys are distinct). Items are
+            // read into the group's view first and then only borrowed: no copy per operation.
+            let mut claims = Vec::with_capacity(ops.len());
+            for op in ops {
+                claims.push(match op {
+                    WriteOp::Claim { item, now, .. } => overlay.live_claim(&item.key, *now)?,
+                    _ => {
+                        overlay.ensure(op.key())?;
+                        None
                     }
-                })
-                .collect();
-            if reasons.iter().any(|r| *r != CancelReason::None) {
+                });
+            }
+            let current = |i: usize, op: &WriteOp| match op {
+                WriteOp::Claim { .. } => claims[i].as_ref(),
+                _ => overlay.peek(op.key()),
+            };
+            let failed = ops
+                .iter()
+                .enumerate()
+                .any(|(i, op)| !holds(op, current(i, op)));
+            if failed {
+                let reasons = ops
+                    .iter()
+                    .enumerate()
+                    .map(|(i, op)| match current(i, op) {
+                        c if holds(op, c) => CancelReason::None,
+                        c => CancelReason::ConditionFailed {
+                            current: c.cloned().map(Box::new),
+                        },
+                    })
+                    .collect();
                 return Err(StoreError::TransactionCancelled { reasons });
             }
             let afters = ops
                 .iter()
-                .zip(&currents)
-                .map(|(op, current)| effect_of(op, current.as_ref()))
+                .enumerate()
+                .map(|(i, op)| effect_of(op, current(i, op)))
                 .collect::<Result<Vec<_>, _>>()?;
             for op in ops {
                 if let WriteOp::Claim { item, stamp, .. } = op {
@@ -448,7 +470,7 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
             let mut answer = None;
             for (i, (op, after)) in ops.iter().zip(afters).enumerate() {
                 if *wanted == Some(i) {
-                    answer = after.clone().flatten();
+                    answer = after.as_ref().and_then(Option::as_ref).cloned();
                 }
                 if let Some(after) = after {
                     overlay.set(op.key().clone(), after);
