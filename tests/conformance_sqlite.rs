@@ -136,3 +136,45 @@ async fn claims_survive_sealing_restart_and_expire_by_segment() {
         );
     }
 }
+
+/// The writer keeps the items it wrote between group commits; a write to the same file by
+/// another connection (another process: the `admin` command beside a running server) must not
+/// be hidden by that cache.
+#[tokio::test]
+async fn writes_by_another_connection_are_seen_by_the_writer() {
+    use eshtarek_core::store::sqlite::SqliteStore;
+    use eshtarek_core::store::{Condition, Item, Key, Store, StoreExt, UpdateAction};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let store = SqliteStore::open(&path).unwrap();
+    let key = Key::new("EXT", "COUNTER");
+    store
+        .put(Item::new(key.clone()).with("n", 1), None)
+        .await
+        .unwrap();
+    // Another connection sets n = 5 behind the writer's back.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    let changed = other
+        .execute(
+            "UPDATE items SET attrs = '{\"n\":{\"N\":\"5\"}}' WHERE pk = 'EXT' AND sk = 'COUNTER'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    assert_eq!(
+        store.get(&key).await.unwrap().unwrap().i64("n"),
+        Some(5),
+        "the attrs encoding in this test matches the store's"
+    );
+    // A conditional write that only holds on the other connection's value.
+    let after = store
+        .update(
+            key.clone(),
+            vec![UpdateAction::add("n", 1)],
+            Some(Condition::eq("n", 5)),
+        )
+        .await
+        .expect("the writer saw n = 5");
+    assert_eq!(after.i64("n"), Some(6));
+}

@@ -18,8 +18,6 @@ pub mod sqlite;
 #[cfg(feature = "dynamodb")]
 pub mod vending;
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 
 pub use cursor::Position;
@@ -175,11 +173,12 @@ pub fn validate_write(op: &WriteOp, in_transaction: bool) -> Result<(), StoreErr
             if actions.is_empty() {
                 return invalid("an update needs at least one action".into());
             }
-            let mut seen = HashSet::new();
-            for action in actions {
+            // A linear scan: updates name a handful of attributes, and hashing each name cost
+            // more than comparing them (this runs on every usage event).
+            for (i, action) in actions.iter().enumerate() {
                 let name = action.attr_name();
                 validate_attr_name(name)?;
-                if !seen.insert(name) {
+                if actions[..i].iter().any(|a| a.attr_name() == name) {
                     return invalid(format!("attribute {name} updated twice"));
                 }
                 match action {
@@ -203,7 +202,6 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
             ops.len()
         )));
     }
-    let mut keys = HashSet::new();
     for (index, op) in ops.iter().enumerate() {
         validate_write(op, true)?;
         if let WriteOp::Claim {
@@ -221,7 +219,8 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
             }
             validate_attr_name(&stamp.attr)?;
         }
-        if !keys.insert(op.key()) {
+        // Linear, as above: at most 100 operations, usually a handful.
+        if ops[..index].iter().any(|o| o.key() == op.key()) {
             return Err(StoreError::Invalid(format!(
                 "key {}/{} appears twice in one transaction",
                 op.key().pk,

@@ -219,6 +219,7 @@ fn writer_loop(
     purge_every: std::time::Duration,
 ) {
     let mut last_purge = std::time::Instant::now();
+    let mut cache = ItemCache::default();
     loop {
         let now = epoch_now();
         // Sealing and deleting claims go on in small steps while there is work.
@@ -236,7 +237,7 @@ fn writer_loop(
                         Err(_) => break,
                     }
                 }
-                let results = run_group(&mut conn, &mut claims, &group);
+                let results = run_group(&mut conn, &mut claims, &mut cache, &group);
                 for (request, result) in group.into_iter().zip(results) {
                     // A caller that gave up has dropped its receiver; its write stands.
                     let _ = request.reply.send(result);
@@ -250,6 +251,7 @@ fn writer_loop(
         }
         if last_purge.elapsed() >= purge_every {
             last_purge = std::time::Instant::now();
+            cache.clear();
             if let Err(e) = conn.execute(
                 "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
                 params![epoch_now()],
@@ -268,24 +270,64 @@ fn epoch_now() -> i64 {
 
 type WriteResult = Result<Option<Item>, StoreError>;
 
-/// The items a group has read or written so far, in memory: requests of one group commit
-/// often touch the same items (a counter, its rollups, the subscription they check), and each
-/// distinct item is then read from SQLite once and written once, at the end of the group.
-/// `None` marks an item known to be absent (never stored, or deleted by this group).
+/// Items the writer has read or written, kept across groups: the writer is the only
+/// connection of this process that writes, so what it last wrote is what is stored. Another
+/// process writing the file (the `admin` command beside a running server) changes SQLite's
+/// `data_version`, checked at the start of every group; then the cache starts over, as it does
+/// after a rolled-back group, a purge, or past `MAX_CACHED` items.
+#[derive(Default)]
+struct ItemCache {
+    /// Each item as the writer knows it (`None`: known absent), and whether the current group
+    /// changed it. Fx hashing: keys come from this process's own writes.
+    items: rustc_hash::FxHashMap<Key, (Option<Item>, bool)>,
+    data_version: Option<i64>,
+}
+
+/// Items the writer keeps between groups (the counters, rollups and subscriptions of active
+/// tenants); past this it starts over (a miss costs one read).
+const MAX_CACHED: usize = 20_000;
+
+impl ItemCache {
+    /// Drops everything if another connection committed since this one last looked.
+    fn check_version(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        let version: i64 = conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))
+            .map_err(sql_err)?;
+        if self.data_version != Some(version) {
+            self.items.clear();
+            self.data_version = Some(version);
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+    }
+}
+
+/// The items a group works on: read from SQLite once, changed in memory by each request in
+/// turn (requests of one group commit often touch the same items: a counter, its rollups, the
+/// subscription they check), and each distinct changed item written once, at the end of the
+/// group.
 struct Overlay<'c> {
     conn: &'c Connection,
     claims: &'c mut claims::ClaimLog,
-    /// Each item as the group sees it, and whether the group changed it. (Fx hashing: the
-    /// keys are the group's own, at most a few thousand.)
-    items: rustc_hash::FxHashMap<Key, (Option<Item>, bool)>,
+    items: &'c mut rustc_hash::FxHashMap<Key, (Option<Item>, bool)>,
+    /// The keys this group changed, in order (flushed without walking the whole cache).
+    dirty: Vec<Key>,
 }
 
 impl<'c> Overlay<'c> {
-    fn new(conn: &'c Connection, claims: &'c mut claims::ClaimLog) -> Self {
+    fn new(
+        conn: &'c Connection,
+        claims: &'c mut claims::ClaimLog,
+        cache: &'c mut ItemCache,
+    ) -> Self {
         Self {
             conn,
             claims,
-            items: rustc_hash::FxHashMap::default(),
+            items: &mut cache.items,
+            dirty: Vec::new(),
         }
     }
 
@@ -309,6 +351,9 @@ impl<'c> Overlay<'c> {
     }
 
     fn set(&mut self, key: Key, value: Option<Item>) {
+        if !matches!(self.items.get(&key), Some((_, true))) {
+            self.dirty.push(key.clone());
+        }
         self.items.insert(key, (value, true));
     }
 
@@ -332,11 +377,12 @@ impl<'c> Overlay<'c> {
     /// Writes every changed item to SQLite (inside the group's transaction).
     fn flush(&mut self) -> Result<(), StoreError> {
         self.claims.flush(self.conn)?;
-        for (key, (item, changed)) in self.items.iter_mut() {
-            if std::mem::take(changed) {
+        for key in std::mem::take(&mut self.dirty) {
+            if let Some((item, changed)) = self.items.get_mut(&key) {
+                *changed = false;
                 match item {
                     Some(item) => store(self.conn, item)?,
-                    None => delete(self.conn, key)?,
+                    None => delete(self.conn, &key)?,
                 }
             }
         }
@@ -351,15 +397,20 @@ impl<'c> Overlay<'c> {
 fn run_group(
     conn: &mut Connection,
     claims: &mut claims::ClaimLog,
+    cache: &mut ItemCache,
     group: &[Request],
 ) -> Vec<WriteResult> {
-    match run_group_in_transaction(conn, claims, group) {
+    match run_group_in_transaction(conn, claims, cache, group) {
         Ok(results) => {
             claims.committed();
+            if cache.items.len() > MAX_CACHED {
+                cache.clear();
+            }
             results
         }
         Err(error) => {
             claims.rolled_back();
+            cache.clear();
             group.iter().map(|_| Err(error.clone())).collect()
         }
     }
@@ -368,6 +419,7 @@ fn run_group(
 fn run_group_in_transaction(
     conn: &mut Connection,
     claims: &mut claims::ClaimLog,
+    cache: &mut ItemCache,
     group: &[Request],
 ) -> Result<Vec<WriteResult>, StoreError> {
     let failed = |error: StoreError| {
@@ -377,9 +429,11 @@ fn run_group_in_transaction(
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(sql_err)?;
+    // Holding the write lock now: nobody else can commit until this group is done.
+    cache.check_version(&tx)?;
     let mut results = Vec::with_capacity(group.len());
     {
-        let mut overlay = Overlay::new(&tx, claims);
+        let mut overlay = Overlay::new(&tx, claims, cache);
         for request in group {
             match run_job(&mut overlay, &request.job) {
                 Err(StoreError::Backend(message)) => return Err(failed(backend(message))),
