@@ -154,7 +154,9 @@ async fn writes_by_another_connection_are_seen_by_the_writer() {
         .unwrap();
     // Another connection sets n = 5 behind the writer's back.
     let other = rusqlite::Connection::open(&path).unwrap();
-    other.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+    other
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
     let changed = other
         .execute(
             "UPDATE items SET attrs = '{\"n\":{\"N\":\"5\"}}' WHERE pk = 'EXT' AND sk = 'COUNTER'",

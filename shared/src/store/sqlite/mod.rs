@@ -65,6 +65,8 @@ pub struct SqliteStore {
     path: PathBuf,
     writer: mpsc::Sender<Request>,
     readers: Mutex<Vec<Connection>>,
+    /// Dropped with the store, which stops the checkpoint thread.
+    _checkpointer: mpsc::Sender<()>,
 }
 
 impl SqliteStore {
@@ -93,7 +95,14 @@ impl SqliteStore {
         }
         let conn = open_connection(&path)?;
         conn.execute_batch(SCHEMA).map_err(sql_err)?;
+        // The writer never checkpoints: a checkpoint copies the WAL into the database and
+        // syncs it, and on the writer that stalled every request of the group that crossed
+        // the threshold. A thread of its own checkpoints instead (passive: it never blocks
+        // the writer or readers).
+        conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
+            .map_err(sql_err)?;
         let claims = claims::ClaimLog::load(&conn, claims)?;
+        let checkpointer = spawn_checkpointer(&path)?;
         let (tx, rx) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("sqlite-writer".into())
@@ -103,6 +112,7 @@ impl SqliteStore {
             path,
             writer: tx,
             readers: Mutex::new(Vec::new()),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -206,6 +216,27 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     ))
     .map_err(sql_err)?;
     Ok(conn)
+}
+
+/// How often the WAL is copied into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Starts the thread that checkpoints the WAL until the returned sender is dropped.
+fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let conn = open_connection(path)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
+                }
+            }
+        })
+        .map_err(|e| backend(e.to_string()))?;
+    Ok(stop)
 }
 
 /// How often the writer deletes items whose TTL has passed (DynamoDB's TTL does this on AWS;
