@@ -14,7 +14,7 @@ mod claims;
 pub use claims::ClaimSettings;
 
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use async_trait::async_trait;
@@ -102,11 +102,12 @@ impl SqliteStore {
         conn.execute_batch("PRAGMA wal_autocheckpoint=0;")
             .map_err(sql_err)?;
         let claims = claims::ClaimLog::load(&conn, claims)?;
-        let checkpointer = spawn_checkpointer(&path)?;
+        let wal = Arc::new(Wal::default());
+        let checkpointer = spawn_checkpointer(&path, wal.clone())?;
         let (tx, rx) = mpsc::channel::<Request>();
         thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(conn, claims, rx, purge_every))
+            .spawn(move || writer_loop(conn, claims, rx, purge_every, &wal))
             .map_err(|e| backend(e.to_string()))?;
         Ok(Self {
             path,
@@ -212,7 +213,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     };
     conn.execute_batch(&format!(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=10000;
-         PRAGMA mmap_size=268435456;"
+         PRAGMA mmap_size=268435456; PRAGMA journal_size_limit=67108864;"
     ))
     .map_err(sql_err)?;
     Ok(conn)
@@ -221,8 +222,20 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 /// How often the WAL is copied into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-/// Starts the thread that checkpoints the WAL until the returned sender is dropped.
-fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+/// What the checkpoint thread and the writer share: the WAL's size after the last passive
+/// checkpoint, and a lock so only one of them checkpoints at a time.
+#[derive(Default)]
+struct Wal {
+    frames: std::sync::atomic::AtomicI64,
+    checkpointing: Mutex<()>,
+}
+
+/// WAL frames (pages) past which the writer restarts the WAL (about 32 MB).
+const WAL_RESTART_FRAMES: i64 = 8_192;
+
+/// Starts the thread that checkpoints the WAL until the returned sender is dropped. Its
+/// checkpoints are passive: they copy the WAL into the database without blocking anyone.
+fn spawn_checkpointer(path: &Path, wal: Arc<Wal>) -> Result<mpsc::Sender<()>, StoreError> {
     let conn = open_connection(path)?;
     let (stop, stopped) = mpsc::channel::<()>();
     thread::Builder::new()
@@ -230,13 +243,47 @@ fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
         .spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; retried");
+                let _turn = wal.checkpointing.lock();
+                let passive = || -> rusqlite::Result<i64> {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                };
+                // A large WAL gets a second pass, for what was committed during the first,
+                // so the writer's restart has only the last few frames left to copy.
+                let frames = passive().and_then(|frames| {
+                    if frames > WAL_RESTART_FRAMES {
+                        passive()
+                    } else {
+                        Ok(frames)
+                    }
+                });
+                match frames {
+                    Ok(frames) => wal
+                        .frames
+                        .store(frames, std::sync::atomic::Ordering::Relaxed),
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retried"),
                 }
             }
         })
         .map_err(|e| backend(e.to_string()))?;
     Ok(stop)
+}
+
+/// Under a steady stream of commits a passive checkpoint never catches up with the last frame,
+/// and SQLite only starts the WAL over once one has. So past `WAL_RESTART_FRAMES` the writer,
+/// between two groups, runs a restarting checkpoint itself: the frames are already copied, so
+/// what is left is the last few and a sync. (Run from another thread it made the writer wait
+/// in SQLite's busy handler, which sleeps in steps of milliseconds.)
+fn restart_wal_if_large(conn: &Connection, wal: &Wal) {
+    if wal.frames.load(std::sync::atomic::Ordering::Relaxed) <= WAL_RESTART_FRAMES {
+        return;
+    }
+    let Ok(_turn) = wal.checkpointing.try_lock() else {
+        return;
+    };
+    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+        Ok(()) => wal.frames.store(0, std::sync::atomic::Ordering::Relaxed),
+        Err(e) => tracing::warn!(error = %e, "WAL restart failed; retried"),
+    }
 }
 
 /// How often the writer deletes items whose TTL has passed (DynamoDB's TTL does this on AWS;
@@ -248,6 +295,7 @@ fn writer_loop(
     mut claims: claims::ClaimLog,
     requests: mpsc::Receiver<Request>,
     purge_every: std::time::Duration,
+    wal: &Wal,
 ) {
     let mut last_purge = std::time::Instant::now();
     let mut cache = ItemCache::default();
@@ -277,6 +325,7 @@ fn writer_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         }
+        restart_wal_if_large(&conn, wal);
         if let Err(error) = claims.maintain(&mut conn, epoch_now()) {
             tracing::warn!(%error, "sealing or deleting claims failed; retried later");
         }
