@@ -605,6 +605,20 @@ async fn one_live_subscription_per_tenant_and_only_its_admin_subscribes() {
 // Worker threads, so the attempts really overlap (store reads do not yield to other tasks).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_concurrent_plan_changes_let_exactly_one_win() {
+    // The invariants hold on every run; that the requests truly overlapped (some loser got
+    // 409, not 422) depends on scheduling, and a busy machine can serialize them. So the
+    // scenario runs again, on a fresh shop, until a run shows a real race.
+    for _ in 0..5 {
+        if race_plan_changes().await.contains(&409) {
+            return;
+        }
+    }
+    panic!("in 5 runs the 8 plan changes never overlapped: the race was not real");
+}
+
+/// Eight simultaneous changes to the same plan: checks that exactly one wins and nothing is
+/// charged twice; returns the sorted statuses.
+async fn race_plan_changes() -> Vec<u16> {
     let s = std::sync::Arc::new(shop().await);
     s.card("pm_card_visa", true).await;
     let id = s.subscribe(&s.basic).await["subscription"]["id"]
@@ -648,7 +662,6 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
         statuses.iter().all(|s| [200, 409, 422].contains(s)),
         "{statuses:?}"
     );
-    assert!(statuses.contains(&409), "the race was real: {statuses:?}");
     // One change, one proration invoice, one charge: a loser never pays.
     assert_eq!(s.invoices().await.len(), 2);
     let history = s
@@ -657,6 +670,7 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
         .await
         .expect(200);
     assert_eq!(history.body["data"].as_array().unwrap().len(), 2);
+    statuses
 }
 
 #[tokio::test]
