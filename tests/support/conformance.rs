@@ -746,10 +746,24 @@ pub async fn claims_commit_with_their_transaction(store: Arc<dyn Store>) {
     );
     let err = store.transact(ops(2)).await.unwrap_err();
     assert_eq!(err.failed_condition_index(), Some(0), "{err:?}");
+    // The same with the counter's post-image returned: the answer and the stamp agree.
+    let second = Key::new(&pk, "K#returning");
+    let mut returning = ops(3);
+    if let WriteOp::Claim { item, .. } = &mut returning[0] {
+        item.key = second.clone();
+    }
+    let after = store
+        .transact_returning(returning, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.decimal("used"), Some(Decimal::from(10)));
+    let claim = store.get_claim(&second, 3).await.unwrap().expect("claimed");
+    assert_eq!(claim.decimal("used"), Some(Decimal::from(10)), "{claim:?}");
     assert_eq!(
         store.get(&counter).await.unwrap().unwrap().decimal("used"),
-        Some(Decimal::from(5)),
-        "counted once"
+        Some(Decimal::from(10)),
+        "counted once per claim"
     );
     let bad_stamp = store
         .transact(vec![WriteOp::Claim {

@@ -322,8 +322,37 @@ impl Store for DynamoStore {
     }
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.transact_reading(ops, None).await.map(|_| ())
+    }
+
+    /// Reads the post-image once, for the answer and for a stamp taken from the same item.
+    async fn transact_returning(
+        &self,
+        ops: Vec<WriteOp>,
+        index: usize,
+    ) -> Result<Option<Item>, StoreError> {
+        match ops.get(index) {
+            None => Err(StoreError::Invalid(format!(
+                "no operation {index} to return"
+            ))),
+            Some(WriteOp::Claim { .. }) => Err(StoreError::Invalid(
+                "a claim's post-image is not returned".into(),
+            )),
+            Some(_) => self.transact_reading(ops, Some(index)).await,
+        }
+    }
+}
+
+impl DynamoStore {
+    /// A transaction, then the stamps (TransactWriteItems returns no values, so they are
+    /// written once it has landed), and operation `returning`'s item as it is afterwards.
+    async fn transact_reading(
+        &self,
+        ops: Vec<WriteOp>,
+        returning: Option<usize>,
+    ) -> Result<Option<Item>, StoreError> {
         validate_transaction(&ops)?;
-        // TransactWriteItems returns no values, so stamps are written once it has landed.
+        let returning = returning.map(|i| ops[i].key().clone());
         let stamps: Vec<(Key, Key, String)> = ops
             .iter()
             .filter_map(|op| match op {
@@ -341,19 +370,38 @@ impl Store for DynamoStore {
             .collect();
         let ops: Vec<WriteOp> = ops.into_iter().map(WriteOp::claim_as_put).collect();
         self.transact_portable(&ops).await?;
+        let after = match &returning {
+            Some(key) => self.get(key).await?,
+            None => None,
+        };
         for (claim, source, attr) in stamps {
-            if let Err(e) = self.stamp(claim, &source, &attr).await {
+            let read;
+            let source_item = if returning.as_ref() == Some(&source) {
+                after.as_ref()
+            } else {
+                // The transaction has landed: a failed read only costs the stamp.
+                read = self.get(&source).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "could not read a stamp's source");
+                    None
+                });
+                read.as_ref()
+            };
+            let value = source_item.and_then(|i| i.get(&attr).cloned());
+            if let Err(e) = self.stamp(claim, value, &attr).await {
                 tracing::warn!(error = %e, "could not stamp a claim; a replay rebuilds its answer");
             }
         }
-        Ok(())
+        Ok(after)
     }
-}
 
-impl DynamoStore {
-    /// Copies `attr` of the item at `source` onto the claim, once.
-    async fn stamp(&self, claim: Key, source: &Key, attr: &str) -> Result<(), StoreError> {
-        let Some(value) = self.get(source).await?.and_then(|i| i.get(attr).cloned()) else {
+    /// Sets `attr` on the claim, once.
+    async fn stamp(
+        &self,
+        claim: Key,
+        value: Option<AttrValue>,
+        attr: &str,
+    ) -> Result<(), StoreError> {
+        let Some(value) = value else {
             return Ok(());
         };
         let written = self
