@@ -25,8 +25,9 @@ use rust_decimal::Decimal;
 
 use super::expr::{Condition, UpdateAction};
 use super::{
-    validate_query, validate_transaction, validate_write, AttrValue, CancelReason, Index, Item,
-    Key, Page, Position, Query, SortKeyCondition, Store, StoreError, WriteOp, GSI1PK, GSI1SK, TTL,
+    validate_query, validate_returning, validate_transaction, validate_write, AttrValue,
+    CancelReason, Index, Item, Key, Page, Position, Query, SortKeyCondition, Store, StoreError,
+    WriteOp, GSI1PK, GSI1SK, TTL,
 };
 
 const PK: &str = "PK";
@@ -331,15 +332,8 @@ impl Store for DynamoStore {
         ops: Vec<WriteOp>,
         index: usize,
     ) -> Result<Option<Item>, StoreError> {
-        match ops.get(index) {
-            None => Err(StoreError::Invalid(format!(
-                "no operation {index} to return"
-            ))),
-            Some(WriteOp::Claim { .. }) => Err(StoreError::Invalid(
-                "a claim's post-image is not returned".into(),
-            )),
-            Some(_) => self.transact_reading(ops, Some(index)).await,
-        }
+        validate_returning(&ops, index)?;
+        self.transact_reading(ops, Some(index)).await
     }
 }
 

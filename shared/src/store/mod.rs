@@ -59,37 +59,21 @@ pub trait Store: Send + Sync + 'static {
         ops: Vec<WriteOp>,
         index: usize,
     ) -> Result<Option<Item>, StoreError> {
-        if matches!(ops.get(index), Some(WriteOp::Claim { .. })) {
-            return Err(StoreError::Invalid(
-                "a claim's post-image is not returned".into(),
-            ));
-        }
-        let key = ops
-            .get(index)
-            .map(|op| op.key().clone())
-            .ok_or_else(|| StoreError::Invalid(format!("no operation {index} to return")))?;
+        validate_returning(&ops, index)?;
+        let key = ops[index].key().clone();
         self.transact(ops).await?;
         self.get(&key).await
     }
 
     /// The unexpired claim at `key` (its TTL at or after `now`), if any.
+    /// The default serves adapters that keep claims with other items (DynamoDB); the embedded
+    /// one keeps them apart and overrides it.
     async fn get_claim(&self, key: &Key, now: i64) -> Result<Option<Item>, StoreError> {
-        get_claim_item(self, key, now).await
+        Ok(self
+            .get(key)
+            .await?
+            .filter(|i| i.ttl().is_some_and(|ttl| ttl >= now)))
     }
-}
-
-/// A claim at `key` (see [`WriteOp::Claim`]) whose TTL is at or after `now`: the latest one.
-/// Adapters that keep claims with other items use this; the embedded one overrides
-/// [`Store::get_claim`].
-pub async fn get_claim_item<S: Store + ?Sized>(
-    store: &S,
-    key: &Key,
-    now: i64,
-) -> Result<Option<Item>, StoreError> {
-    Ok(store
-        .get(key)
-        .await?
-        .filter(|i| i.ttl().is_some_and(|ttl| ttl >= now)))
 }
 
 /// Conveniences over [`Store::write`], for every store and handle.
@@ -229,6 +213,20 @@ pub fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Which operation's post-image [`Store::transact_returning`] may answer with: one that
+/// exists, and not a claim (claims are read only with [`Store::get_claim`]).
+pub fn validate_returning(ops: &[WriteOp], index: usize) -> Result<(), StoreError> {
+    match ops.get(index) {
+        None => Err(StoreError::Invalid(format!(
+            "no operation {index} to return"
+        ))),
+        Some(WriteOp::Claim { .. }) => Err(StoreError::Invalid(
+            "a claim's post-image is not returned".into(),
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 pub fn validate_query(query: &Query) -> Result<(), StoreError> {

@@ -236,7 +236,7 @@ pub(super) struct ClaimLog {
     flushed: usize,
 }
 
-/// A claim found for a key: its id and item, and when it expires.
+/// A claim found for a key: its item, and when it expires.
 pub(super) struct Found {
     pub item: Item,
     pub expires: i64,

@@ -1,9 +1,9 @@
 //! The embedded adapter: SQLite (bundled), durable on disk in WAL mode.
 //!
 //! One writer thread owns the only write connection and applies writes with group commit: it
-//! drains every pending request into one SQLite transaction, runs each under its own savepoint
-//! (so one failed condition undoes only its own request), commits once, and only then answers
-//! the callers. Conditions are evaluated on the writer, so check-and-write is atomic, and an
+//! drains every pending request into one SQLite transaction, evaluates each request's
+//! conditions before it changes anything (so a refused request leaves no trace), commits once,
+//! and only then answers the callers. Conditions are evaluated on the writer, so check-and-write is atomic, and an
 //! acknowledged write is committed to the WAL (it survives a kill of the process; with
 //! `synchronous=NORMAL` an OS crash may lose the last commits, which `ESHTAREK_SQLITE_SYNC=full`
 //! trades for throughput). Reads run on a small pool of read connections and see committed data.
@@ -23,8 +23,9 @@ use tokio::sync::oneshot;
 
 use super::expr::apply_updates;
 use super::{
-    validate_key, validate_query, validate_transaction, validate_write, CancelReason, Index, Item,
-    Key, Page, Position, Query, SortKeyCondition, Store, StoreError, WriteOp,
+    validate_key, validate_query, validate_returning, validate_transaction, validate_write,
+    CancelReason, Index, Item, Key, Page, Position, Query, SortKeyCondition, Store, StoreError,
+    WriteOp,
 };
 
 /// Most requests one group commit takes.
@@ -191,11 +192,7 @@ impl Store for SqliteStore {
         index: usize,
     ) -> Result<Option<Item>, StoreError> {
         validate_transaction(&ops)?;
-        if index >= ops.len() {
-            return Err(StoreError::Invalid(format!(
-                "no operation {index} to return"
-            )));
-        }
+        validate_returning(&ops, index)?;
         self.submit(Job::Transaction(ops, Some(index))).await
     }
 
@@ -332,10 +329,7 @@ fn writer_loop(
         if last_purge.elapsed() >= purge_every {
             last_purge = std::time::Instant::now();
             cache.clear();
-            if let Err(e) = conn.execute(
-                "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                params![epoch_now()],
-            ) {
+            if let Err(e) = delete_expired_items(&conn, epoch_now()) {
                 tracing::warn!(error = %e, "purging expired items failed");
             }
         }
@@ -617,13 +611,7 @@ fn run_job(overlay: &mut Overlay<'_>, job: &Job) -> WriteResult {
             // Straight to SQLite: write what the group holds first, then forget it.
             overlay.flush()?;
             overlay.items.clear();
-            let count = overlay
-                .conn
-                .execute(
-                    "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
-                    params![now],
-                )
-                .map_err(sql_err)?;
+            let count = delete_expired_items(overlay.conn, *now)?;
             Ok(Some(
                 Item::new(Key::new("purge", "purge")).with("count", count as i64),
             ))
@@ -651,6 +639,15 @@ fn holds(op: &WriteOp, current: Option<&Item>) -> bool {
         WriteOp::Claim { .. } => current.is_none(),
         _ => op.condition().is_none_or(|c| c.evaluate(current)),
     }
+}
+
+/// Deletes items whose TTL is before `now` (the periodic purge and `purge_expired`).
+fn delete_expired_items(conn: &Connection, now: i64) -> Result<usize, StoreError> {
+    conn.execute(
+        "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at < ?1",
+        params![now],
+    )
+    .map_err(sql_err)
 }
 
 fn delete(conn: &Connection, key: &Key) -> Result<(), StoreError> {
