@@ -6,6 +6,7 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::clock::TestClock;
+use eshtarek_core::service::HttpApp;
 use eshtarek_core::AppContext;
 use eshtarek_tests::http::{Session, TestApp};
 use serde_json::json;
@@ -171,7 +172,7 @@ async fn platform_admin_reads_one_tenants_usage_and_invoices() {
         .problem(404);
 }
 
-async fn dashboard_app(dir: Option<&std::path::Path>) -> axum::Router {
+async fn dashboard_app(dir: Option<&std::path::Path>) -> HttpApp {
     let ctx = AppContext::new(
         eshtarek_tests::stores::sqlite().await,
         Arc::new(TestClock::new()),
@@ -180,7 +181,7 @@ async fn dashboard_app(dir: Option<&std::path::Path>) -> axum::Router {
     eshtarek::app_with_dashboard(ctx, dir)
 }
 
-async fn fetch(app: &axum::Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+async fn fetch(app: &HttpApp, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = app
         .clone()
         .oneshot(Request::get(path).body(Body::empty()).unwrap())

@@ -2,8 +2,8 @@
 //! `events/`: the event is decoded as `lambda_http` decodes it, served by the function's app
 //! exactly as its `main.rs` serves it, and the Lambda response is checked.
 
-use axum::Router;
 use eshtarek_core::lambda::http_app;
+use eshtarek_core::service::HttpApp;
 use eshtarek_tests::http::TestApp;
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Context, LambdaEvent};
@@ -18,7 +18,7 @@ struct Answer {
 
 /// Invokes `router` (as its Lambda would) with the sample event `event`, after filling in the
 /// placeholders (`<token>`, `<plan_id>`).
-async fn invoke(router: Router, event: &str, fill: &[(&str, &str)]) -> Answer {
+async fn invoke(router: HttpApp, event: &str, fill: &[(&str, &str)]) -> Answer {
     let mut text = event.to_owned();
     for (placeholder, value) in fill {
         text = text.replace(placeholder, value);

@@ -13,6 +13,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::clock::SharedClock;
+use eshtarek_core::service::HttpApp;
 use eshtarek_core::store::{Key, Store, StoreExt};
 use eshtarek_core::{http, ApiError, AppContext};
 use serde_json::json;
@@ -25,12 +26,12 @@ pub enum StoreKind {
 }
 
 /// The composed application: `/healthz` plus every function's routes.
-pub fn app(ctx: AppContext) -> Router {
+pub fn app(ctx: AppContext) -> HttpApp {
     app_with_dashboard(ctx, None)
 }
 
 /// The composed application with the web dashboard's built files at `/`.
-pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> Router {
+pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> HttpApp {
     let root = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))

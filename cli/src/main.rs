@@ -204,8 +204,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     axum::serve(
         listener,
-        eshtarek::app_with_dashboard(ctx, web_dir.as_deref())
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+            SocketAddr,
+        >(eshtarek::app_with_dashboard(ctx, web_dir.as_deref())),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;

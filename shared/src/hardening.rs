@@ -3,13 +3,9 @@
 
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Router;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::ApiError;
 
@@ -49,64 +45,63 @@ impl HttpSettings {
     }
 }
 
-/// Wraps a router with the cap, the timeout, the headers and CORS.
-pub fn harden(router: Router, settings: &HttpSettings) -> Router {
-    let headers = [
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+/// Headers on every answer, unless the route set its own.
+pub(crate) fn security_headers() -> [(HeaderName, HeaderValue); 5] {
+    [
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
+        (
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ),
         (
             header::STRICT_TRANSPORT_SECURITY,
-            "max-age=31536000; includeSubDomains",
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ),
         (
             HeaderName::from_static("cross-origin-opener-policy"),
-            "same-origin",
+            HeaderValue::from_static("same-origin"),
         ),
-    ];
-    let mut router = router.layer(DefaultBodyLimit::max(MAX_BODY_BYTES)).layer(
-        axum::middleware::from_fn_with_state(settings.request_timeout, timeout),
-    );
-    for (name, value) in headers {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            name,
-            HeaderValue::from_static(value),
-        ));
-    }
-    if !settings.cors_origins.is_empty() {
-        router = router.layer(
-            CorsLayer::new()
-                .allow_origin(AllowOrigin::list(settings.cors_origins.clone()))
-                .allow_methods([
-                    Method::GET,
-                    Method::POST,
-                    Method::PUT,
-                    Method::PATCH,
-                    Method::DELETE,
-                ])
-                .allow_headers([
-                    header::AUTHORIZATION,
-                    header::CONTENT_TYPE,
-                    HeaderName::from_static("idempotency-key"),
-                ])
-                .max_age(Duration::from_secs(600)),
-        );
-    }
-    router
+    ]
 }
 
-async fn timeout(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "timeout",
-            "Request timed out",
-        )
-        .detail(format!(
-            "the request took longer than {} s; retry (with the same Idempotency-Key for a POST)",
-            limit.as_secs_f64()
-        ))
-        .into_response(),
+/// CORS for the configured origins; `None` when there are none (same-origin only).
+pub(crate) fn cors(settings: &HttpSettings) -> Option<CorsLayer> {
+    if settings.cors_origins.is_empty() {
+        return None;
     }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(settings.cors_origins.clone()))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+/// The answer to a request still running after `limit`.
+pub(crate) fn timed_out(limit: Duration) -> Response {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "timeout",
+        "Request timed out",
+    )
+    .detail(format!(
+        "the request took longer than {} s; retry (with the same Idempotency-Key for a POST)",
+        limit.as_secs_f64()
+    ))
+    .into_response()
 }

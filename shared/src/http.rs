@@ -231,12 +231,7 @@ impl<T> ListResponse<T> {
     }
 }
 
-/// The finished application around merged function routers: `Idempotency-Key` handling and the
-/// problem-document fallbacks.
-pub fn finish(router: axum::Router, ctx: &AppContext) -> axum::Router {
-    let router = with_fallbacks(router).layer(axum::middleware::from_fn_with_state(
-        ctx.clone(),
-        crate::idempotency::layer,
-    ));
-    crate::hardening::harden(router, &ctx.http)
+/// The finished application around merged function routers (see [`crate::service`]).
+pub fn finish(router: axum::Router, ctx: &AppContext) -> crate::service::HttpApp {
+    crate::service::HttpApp::new(router, ctx)
 }

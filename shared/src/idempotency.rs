@@ -8,9 +8,10 @@
 //! between strangers would hand one client another's tokens.
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use std::future::Future;
+
+use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::tokens::sha256_hex;
@@ -66,18 +67,26 @@ async fn forget(ctx: &AppContext, scope: &Scope, key: Key) {
     }
 }
 
-/// The middleware. Requests without the header, other methods, and anonymous requests pass
-/// straight through.
-pub async fn layer(State(ctx): State<AppContext>, request: Request, next: Next) -> Response {
+/// Runs the request through `run`, keyed when it is a POST carrying the header from a signed-in
+/// caller; everything else passes straight through.
+pub(crate) async fn around<F, Fut>(ctx: &AppContext, request: Request, run: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
-        return next.run(request).await;
+        return run(request).await;
     }
-    match handle(&ctx, request, next).await {
+    match handle(ctx, request, run).await {
         Ok(response) | Err(response) => response,
     }
 }
 
-async fn handle(ctx: &AppContext, request: Request, next: Next) -> Result<Response, Response> {
+async fn handle<F, Fut>(ctx: &AppContext, request: Request, run: F) -> Result<Response, Response>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let key = request
         .headers()
         .get(HEADER)
@@ -101,7 +110,7 @@ async fn handle(ctx: &AppContext, request: Request, next: Next) -> Result<Respon
     let Some(claims) =
         bearer.and_then(|token| ctx.tokens.verify_access(&token, ctx.clock.now()).ok())
     else {
-        return Ok(next.run(request).await);
+        return Ok(run(request).await);
     };
     let scope = match claims.tid.as_deref().map(TenantId::parse) {
         Some(Ok(tenant)) => Scope::Tenant(tenant),
@@ -143,9 +152,7 @@ async fn handle(ctx: &AppContext, request: Request, next: Next) -> Result<Respon
         Err(e) => return Err(ApiError::from(e).into_response()),
     }
 
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = run(Request::from_parts(parts, Body::from(bytes))).await;
     if response.status().is_server_error() {
         // Nothing to remember: let the client retry with the same key.
         forget(ctx, &scope, record).await;

@@ -7,7 +7,7 @@ use axum::Router;
 use lambda_http::request::RequestContext;
 
 use crate::auth::ClientIp;
-use crate::http::finish;
+use crate::service::HttpApp;
 use crate::AppContext;
 
 pub async fn run(ctx: AppContext, router: Router) -> Result<(), lambda_http::Error> {
@@ -16,11 +16,11 @@ pub async fn run(ctx: AppContext, router: Router) -> Result<(), lambda_http::Err
 
 /// What `run` serves: the function's router with the problem fallbacks and the client address
 /// from the request context (tests feed API Gateway events through exactly this).
-pub fn http_app(ctx: &AppContext, router: Router) -> Router {
-    finish(router, ctx).layer(axum::middleware::map_request(client_ip))
+pub fn http_app(ctx: &AppContext, router: Router) -> HttpApp {
+    HttpApp::preparing(router, ctx, client_ip)
 }
 
-async fn client_ip(mut request: Request) -> Request {
+fn client_ip(request: &mut Request) {
     let ip = match request.extensions().get::<RequestContext>() {
         Some(RequestContext::ApiGatewayV2(context)) => context
             .http
@@ -30,7 +30,6 @@ async fn client_ip(mut request: Request) -> Request {
         _ => None,
     };
     request.extensions_mut().insert(ClientIp(ip));
-    request
 }
 
 /// A scheduled job's Lambda handler, for EventBridge's scheduled events. Delivery is at least

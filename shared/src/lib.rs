@@ -16,6 +16,7 @@ pub mod lambda;
 pub mod money;
 pub mod openapi;
 pub mod plans;
+pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;

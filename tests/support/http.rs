@@ -1,12 +1,12 @@
 //! An in-process instance of the composed local server (every function's router, SQLite, a
 //! test clock), driven through HTTP requests and responses.
 
+use eshtarek_core::service::HttpApp;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
-use axum::Router;
 use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::auth::ClientIp;
 use eshtarek_core::clock::TestClock;
@@ -18,7 +18,7 @@ use tower::ServiceExt;
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct TestApp {
-    pub router: Router,
+    pub router: HttpApp,
     pub ctx: AppContext,
     pub clock: Arc<TestClock>,
     pub store: Arc<dyn Store>,

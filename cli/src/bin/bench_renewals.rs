@@ -205,7 +205,7 @@ fn uuid_like() -> String {
 
 /// One request through the composed router, in process; panics unless it succeeds.
 async fn call(
-    router: &axum::Router,
+    router: &eshtarek_core::service::HttpApp,
     method: &str,
     path: &str,
     token: Option<&str>,
