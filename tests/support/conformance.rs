@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use eshtarek_core::store::{
     AttrValue, CancelReason, Condition, Item, Key, Query, SortKeyCondition, Store, StoreError,
-    StoreExt, UpdateAction, WriteOp, GSI1PK,
+    StoreExt, UpdateAction, WriteOp, GSI1PK, GSI1SK, TTL,
 };
 use futures::future::join_all;
 use rust_decimal::Decimal;
@@ -589,6 +589,67 @@ pub async fn gsi1_queries(store: Arc<dyn Store>) {
         .unwrap();
     assert_eq!(due.items.len(), 4);
     assert!(due.items.iter().all(|i| i.key != first));
+}
+
+/// An item's index entry follows every update: one that only adds (the index keys as they
+/// were) keeps it where it is, with the new attributes; one that changes an index key or the
+/// TTL moves it.
+pub async fn index_entries_follow_updates(store: Arc<dyn Store>) {
+    let (january, february) = (ns("idx-jan"), ns("idx-feb"));
+    let key = Key::new(ns("counter"), "P#1");
+    let indexed = |gpk: &str| {
+        vec![
+            UpdateAction::add("used", 1),
+            UpdateAction::set(GSI1PK, gpk),
+            UpdateAction::set(GSI1SK, "tenant-a"),
+        ]
+    };
+    let listed = |gpk: String| {
+        let store = store.clone();
+        async move {
+            let page = store.query(&Query::gsi1(gpk).limit(10)).await.unwrap();
+            page.items
+                .iter()
+                .map(|i| (i.key.clone(), i.i64("used")))
+                .collect::<Vec<_>>()
+        }
+    };
+    for _ in 0..3 {
+        store
+            .update(key.clone(), indexed(&january), None)
+            .await
+            .unwrap();
+    }
+    assert_eq!(listed(january.clone()).await, vec![(key.clone(), Some(3))]);
+    store
+        .update(key.clone(), indexed(&february), None)
+        .await
+        .unwrap();
+    assert_eq!(listed(january.clone()).await, vec![]);
+    assert_eq!(listed(february.clone()).await, vec![(key.clone(), Some(4))]);
+    store
+        .update(key.clone(), vec![UpdateAction::add("used", 1)], None)
+        .await
+        .unwrap();
+    assert_eq!(listed(february.clone()).await, vec![(key.clone(), Some(5))]);
+    // A TTL set, then the index keys removed: out of the index, the item kept.
+    let ttl = chrono::Utc::now().timestamp() + 3600;
+    store
+        .update(key.clone(), vec![UpdateAction::set(TTL, ttl)], None)
+        .await
+        .unwrap();
+    assert_eq!(listed(february.clone()).await, vec![(key.clone(), Some(5))]);
+    store
+        .update(
+            key.clone(),
+            vec![UpdateAction::remove(GSI1PK), UpdateAction::remove(GSI1SK)],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed(february).await, vec![]);
+    let item = store.get(&key).await.unwrap().unwrap();
+    assert_eq!((item.i64("used"), item.ttl()), (Some(5), Some(ttl)));
 }
 
 /// Cursors are bound to their query's partition.

@@ -23,6 +23,7 @@ macro_rules! conformance_suite {
             table_pagination,
             sort_key_conditions,
             gsi1_queries,
+            index_entries_follow_updates,
             cursors_are_bound_to_their_partition,
             invalid_requests_are_refused,
             claims_are_taken_once_while_they_live,

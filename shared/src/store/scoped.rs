@@ -45,6 +45,12 @@ impl TenantId {
         &self.0
     }
 
+    /// The tenant a tenant partition key belongs to, and the partition's name within it.
+    pub fn of_pk(pk: &str) -> Option<(Self, &str)> {
+        let (id, partition) = pk.strip_prefix(TENANT_PREFIX)?.split_once('#')?;
+        Some((Self::parse(id).ok()?, partition))
+    }
+
     /// `TENANT#<id>#`: every partition of this tenant starts with it.
     pub fn key_prefix(&self) -> String {
         format!("{TENANT_PREFIX}{}#", self.0)
@@ -136,7 +142,19 @@ impl TenantStore {
 
     /// The partition key of one of this tenant's partitions.
     pub fn pk(&self, partition: &str) -> String {
-        format!("{}{partition}", self.prefix)
+        self.pk_of(&[partition])
+    }
+
+    /// The partition key of the partition named by `parts` joined (one allocation; usage
+    /// events build several keys each).
+    pub fn pk_of(&self, parts: &[&str]) -> String {
+        let len = parts.iter().map(|p| p.len()).sum::<usize>();
+        let mut pk = String::with_capacity(self.prefix.len() + len);
+        pk.push_str(&self.prefix);
+        for part in parts {
+            pk.push_str(part);
+        }
+        pk
     }
 
     pub fn key(&self, partition: &str, sk: impl Into<String>) -> Key {

@@ -10,7 +10,7 @@
 pub mod api_keys;
 pub mod hot;
 
-use chrono::{DateTime, Datelike, Duration, TimeZone, Timelike, Utc};
+use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -100,11 +100,22 @@ pub fn counting_period(
     }
 }
 
+/// A metric's counter for the period starting at `start`. The counter item holds only `used`
+/// and its place in the platform index: the tenant, metric and period are read back from the
+/// key ([`counter_of`]), so an event writes three attributes, not seven.
 fn counter_key(t: &TenantStore, metric: &str, start: DateTime<Utc>) -> Key {
-    t.key(
-        &format!("USAGE#{metric}"),
-        format!("P#{}", time::fmt(start)),
-    )
+    let mut sk = String::with_capacity(26);
+    sk.push_str("P#");
+    time::push(&mut sk, start);
+    Key::new(t.pk_of(&["USAGE#", metric]), sk)
+}
+
+/// The tenant, metric and period start a counter's key names.
+fn counter_of(counter: &Item) -> Option<(TenantId, &str, &str)> {
+    let (tenant, partition) = TenantId::of_pk(&counter.key.pk)?;
+    let metric = partition.strip_prefix("USAGE#")?;
+    let start = counter.key.sk.strip_prefix("P#")?;
+    Some((tenant, metric, start))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
@@ -397,16 +408,13 @@ async fn record_once(
         Some(limit) => claim.with("limit", limit as i64),
         None => claim,
     };
-    let mut actions = vec![
+    let at_text = time::fmt(at);
+    let [index_pk, index_sk] = admin_index(t.tenant(), &event.metric, &at_text);
+    let actions = vec![
         UpdateAction::add("used", Decimal::from(quantity)),
-        UpdateAction::set("metric", event.metric.as_str()),
-        UpdateAction::set("period_start", start_text.as_str()),
-        UpdateAction::set("tenant_id", t.tenant().as_str()),
+        index_pk,
+        index_sk,
     ];
-    actions.extend(admin_index(t.tenant(), &event.metric, at));
-    if let Some(end) = &end_text {
-        actions.push(UpdateAction::set("period_end", end.as_str()));
-    }
     let condition = hard_limit.map(|limit| {
         Condition::Or(vec![
             Condition::not_exists("used"),
@@ -435,11 +443,12 @@ async fn record_once(
                 condition,
             },
         );
-    for bucket in rollup_buckets(at) {
+    let history = t.pk_of(&["USAGEHIST#", &event.metric]);
+    for bucket in rollup_buckets(&at_text) {
         tx = tx.tenant(
             t,
             WriteOp::Update {
-                key: t.key(&format!("USAGEHIST#{}", event.metric), bucket),
+                key: Key::new(history.clone(), bucket),
                 actions: vec![UpdateAction::add("total", Decimal::from(quantity))],
                 condition: None,
             },
@@ -549,7 +558,10 @@ async fn refused(ctx: &AppContext, metric: &str, quantity: u64, used: u64, limit
 }
 
 fn request_fingerprint(event: &UsageEvent) -> String {
-    format!("{}:{}", event.metric, event.quantity)
+    let mut fingerprint = event.metric.clone();
+    fingerprint.push(':');
+    fingerprint.push_str(itoa::Buffer::new().format(event.quantity));
+    fingerprint
 }
 
 /// The first answer for an idempotency key still within its 24 hours.
@@ -596,19 +608,16 @@ async fn replay(
     )))
 }
 
-/// Hour, day and month buckets of the history rollups.
-fn rollup_buckets(at: DateTime<Utc>) -> [String; 3] {
-    [
-        format!(
-            "H#{:04}-{:02}-{:02}T{:02}",
-            at.year(),
-            at.month(),
-            at.day(),
-            at.hour()
-        ),
-        format!("D#{:04}-{:02}-{:02}", at.year(), at.month(), at.day()),
-        format!("M#{:04}-{:02}", at.year(), at.month()),
-    ]
+/// Hour, day and month buckets of the history rollups, cut from the event's time as
+/// [`time::fmt`] writes it (`2026-11-26T03:…`: `H#2026-11-26T03`, `D#2026-11-26`,
+/// `M#2026-11`). Event times are within four-digit years: parsed RFC 3339, or the clock.
+fn rollup_buckets(at_text: &str) -> [String; 3] {
+    [("H#", 13), ("D#", 10), ("M#", 7)].map(|(tag, len)| {
+        let mut bucket = String::with_capacity(2 + len);
+        bucket.push_str(tag);
+        bucket.push_str(&at_text[..len]);
+        bucket
+    })
 }
 
 /// One notification per (metric, period, threshold), ever: the marker is claimed with
@@ -728,14 +737,7 @@ pub async fn sweep_counter(
     counter: &Item,
     now: DateTime<Utc>,
 ) -> Result<Sweep, ApiError> {
-    let (Some(tenant), Some(metric), Some(period_start)) = (
-        counter.str("tenant_id"),
-        counter.str("metric"),
-        counter.str("period_start"),
-    ) else {
-        return Ok(Sweep::NotCurrent);
-    };
-    let Ok(tenant) = TenantId::parse(tenant) else {
+    let Some((tenant, metric, period_start)) = counter_of(counter) else {
         return Ok(Sweep::NotCurrent);
     };
     let limits = match limits_in_force(ctx, &tenant).await {
@@ -886,22 +888,24 @@ impl axum::extract::FromRequestParts<AppContext> for Meter {
 const USAGE_INDEX_SHARDS: u32 = 16;
 
 /// Counters sit in the platform index `IDX#USAGE#<metric>#<yyyy-mm>#<shard>` (by the month the
-/// event falls in), so platform admins see usage across tenants without a scan.
-fn admin_index(tenant: &TenantId, metric: &str, at: DateTime<Utc>) -> [UpdateAction; 2] {
+/// event falls in, cut from its time as [`time::fmt`] writes it), sort key the tenant, so
+/// platform admins see usage across tenants without a scan.
+fn admin_index(tenant: &TenantId, metric: &str, at_text: &str) -> [UpdateAction; 2] {
     let shard = tenant
         .as_str()
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         % USAGE_INDEX_SHARDS;
+    let mut pk = String::with_capacity(24 + metric.len());
+    pk.push_str("IDX#USAGE#");
+    pk.push_str(metric);
+    pk.push('#');
+    pk.push_str(&at_text[..7]);
+    pk.push('#');
+    pk.push(char::from(b'0' + (shard / 10) as u8));
+    pk.push(char::from(b'0' + (shard % 10) as u8));
     [
-        UpdateAction::set(
-            crate::store::GSI1PK,
-            format!(
-                "IDX#USAGE#{metric}#{:04}-{:02}#{shard:02}",
-                at.year(),
-                at.month()
-            ),
-        ),
+        UpdateAction::set(crate::store::GSI1PK, pk),
         UpdateAction::set(crate::store::GSI1SK, tenant.as_str()),
     ]
 }
@@ -974,7 +978,10 @@ pub async fn admin_usage(
                 )
                 .await?;
             for item in &page.items {
-                let tenant = item.str("tenant_id").unwrap_or_default().to_owned();
+                let tenant = item
+                    .str(crate::store::GSI1SK)
+                    .unwrap_or_default()
+                    .to_owned();
                 *per_tenant.entry(tenant).or_default() +=
                     item.i64("used").unwrap_or(0).max(0) as u64;
             }
@@ -1112,8 +1119,8 @@ pub async fn history(
         "month" => 2,
         _ => return Err(ApiError::validation("granularity", "hour, day or month")),
     };
-    let lower = rollup_buckets(from)[index].clone();
-    let upper = rollup_buckets(to)[index].clone();
+    let lower = rollup_buckets(&time::fmt(from))[index].clone();
+    let upper = rollup_buckets(&time::fmt(to))[index].clone();
     let t = ctx.stores.tenant(&meter.tenant);
     let mut data = Vec::new();
     let mut cursor = None;

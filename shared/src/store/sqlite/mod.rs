@@ -387,8 +387,34 @@ struct Overlay<'c> {
     conn: &'c Connection,
     claims: &'c mut claims::ClaimLog,
     items: &'c mut rustc_hash::FxHashMap<Key, (Option<Item>, bool)>,
-    /// The keys this group changed, in order (flushed without walking the whole cache).
-    dirty: Vec<Key>,
+    /// The keys this group changed, in order (flushed without walking the whole cache), each
+    /// with the index columns of its stored row (`None`: no row).
+    dirty: Vec<(Key, Option<RowShape>)>,
+}
+
+/// The columns of a stored row that SQLite indexes besides the key.
+#[derive(PartialEq)]
+struct RowShape {
+    gsi1: Option<(String, String)>,
+    ttl: Option<i64>,
+}
+
+impl RowShape {
+    fn of(item: &Item) -> Self {
+        Self {
+            gsi1: item.gsi1().map(|(pk, sk)| (pk.to_owned(), sk.to_owned())),
+            ttl: item.ttl(),
+        }
+    }
+
+    fn matches(&self, item: &Item) -> bool {
+        self.ttl == item.ttl()
+            && self
+                .gsi1
+                .as_ref()
+                .map(|(pk, sk)| (pk.as_str(), sk.as_str()))
+                == item.gsi1()
+    }
 }
 
 impl<'c> Overlay<'c> {
@@ -425,8 +451,13 @@ impl<'c> Overlay<'c> {
     }
 
     fn set(&mut self, key: Key, value: Option<Item>) {
-        if !matches!(self.items.get(&key), Some((_, true))) {
-            self.dirty.push(key.clone());
+        match self.items.get(&key) {
+            Some((_, true)) => {}
+            // First change in this group: what is stored is what the cache holds.
+            stored => {
+                let shape = stored.and_then(|(item, _)| item.as_ref()).map(RowShape::of);
+                self.dirty.push((key.clone(), shape));
+            }
         }
         self.items.insert(key, (value, true));
     }
@@ -451,12 +482,17 @@ impl<'c> Overlay<'c> {
     /// Writes every changed item to SQLite (inside the group's transaction).
     fn flush(&mut self) -> Result<(), StoreError> {
         self.claims.flush(self.conn)?;
-        for key in std::mem::take(&mut self.dirty) {
+        for (key, stored) in std::mem::take(&mut self.dirty) {
             if let Some((item, changed)) = self.items.get_mut(&key) {
                 *changed = false;
-                match item {
-                    Some(item) => store(self.conn, item)?,
-                    None => delete(self.conn, &key)?,
+                match (item, stored) {
+                    // Same index columns (a counter or rollup adding up): rewrite the
+                    // attributes only, leaving the index rows and their pages alone.
+                    (Some(item), Some(shape)) if shape.matches(item) => {
+                        store_attrs(self.conn, item)?
+                    }
+                    (Some(item), _) => store(self.conn, item)?,
+                    (None, _) => delete(self.conn, &key)?,
                 }
             }
         }
@@ -677,6 +713,23 @@ fn store(conn: &Connection, item: &Item) -> Result<(), StoreError> {
     })
     .map_err(sql_err)?;
     Ok(())
+}
+
+/// Rewrites a stored row's attributes (its index columns unchanged).
+fn store_attrs(conn: &Connection, item: &Item) -> Result<(), StoreError> {
+    let attrs = serde_json::to_string(&item.attrs).map_err(|e| backend(e.to_string()))?;
+    let updated = conn
+        .prepare_cached("UPDATE items SET attrs = ?3 WHERE pk = ?1 AND sk = ?2")
+        .and_then(|mut s| s.execute(params![item.key.pk, item.key.sk, attrs]))
+        .map_err(sql_err)?;
+    if updated == 1 {
+        Ok(())
+    } else {
+        Err(backend(format!(
+            "the writer's cache held a row that is not stored: {:?}",
+            item.key
+        )))
+    }
 }
 
 fn load(conn: &Connection, key: &Key) -> Result<Option<Item>, StoreError> {
