@@ -65,7 +65,7 @@ async fn claims_survive_sealing_restart_and_expire_by_segment() {
     };
     let now = chrono::Utc::now().timestamp();
     let key = |i: usize| Key::new("TENANT#t#UIDEM", format!("K#{i}"));
-    // 35 short-lived claims (3 sealed segments and a partial one), then 25 long-lived.
+    // 35 short-lived claims (3 segments and half of a fourth), then 25 long-lived.
     let claim = |i: usize, ttl: i64| WriteOp::Claim {
         item: Item::new(key(i)).with("n", i as i64).with_ttl(ttl),
         now,
@@ -74,16 +74,34 @@ async fn claims_survive_sealing_restart_and_expire_by_segment() {
     let refused = |result: Result<(), StoreError>| {
         matches!(result, Err(StoreError::TransactionCancelled { .. }))
     };
+    let segments = || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let segments: i64 = conn
+            .query_row("SELECT COUNT(*) FROM claim_segments", [], |r| r.get(0))
+            .unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM claims", [], |r| r.get(0))
+            .unwrap();
+        (segments, rows)
+    };
     {
         let store = open();
-        for i in 0..35 {
-            store.transact(vec![claim(i, now + 2)]).await.unwrap();
+        for i in 0..60 {
+            let ttl = if i < 35 { now + 2 } else { now + 3600 };
+            store.transact(vec![claim(i, ttl)]).await.unwrap();
+            if i % 10 == 9 {
+                // A full segment is sealed (sorted on a thread of its own) between group
+                // commits; while one seals, the next keeps filling. Waiting here keeps every
+                // segment at exactly ten claims, so the expiry below is deterministic.
+                let sealed = (i / 10 + 1) as i64;
+                let mut waited = 0;
+                while segments().0 < sealed {
+                    assert!(waited < 200, "segment {sealed} not sealed after 2 s");
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    waited += 1;
+                }
+            }
         }
-        for i in 35..60 {
-            store.transact(vec![claim(i, now + 3600)]).await.unwrap();
-        }
-        // Sealing runs between group commits; give it a moment.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         for i in 0..60 {
             assert!(
                 refused(store.transact(vec![claim(i, now + 3600)]).await),
@@ -107,18 +125,8 @@ async fn claims_survive_sealing_restart_and_expire_by_segment() {
             "claim {i} lost at restart"
         );
     }
-    let segments = || {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let segments: i64 = conn
-            .query_row("SELECT COUNT(*) FROM claim_segments", [], |r| r.get(0))
-            .unwrap();
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM claims", [], |r| r.get(0))
-            .unwrap();
-        (segments, rows)
-    };
     let (sealed, rows) = segments();
-    assert!(sealed >= 5, "60 claims in segments of 10: {sealed} sealed");
+    assert_eq!(sealed, 6, "60 claims in segments of 10");
     assert_eq!(rows, 60);
     // The first 35 expire 2 s from the start; their three full segments are deleted.
     let mut deleted = false;
