@@ -7,9 +7,9 @@
 //! each other's responses. Anonymous requests (signup, login) are not keyed: a shared key space
 //! between strangers would hand one client another's tokens.
 
-use axum::body::{to_bytes, Body};
 use std::future::Future;
 
+use axum::body::{to_bytes, Body};
 use axum::extract::Request;
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -56,7 +56,7 @@ impl HttpApp {
         Self::build(router, ctx, None)
     }
 
-    /// The same, running `prepare` on each request before anything else.
+    /// The same, running `prepare` on each request before it is routed.
     pub fn preparing(router: Router, ctx: &AppContext, prepare: Prepare) -> Self {
         Self::build(router, ctx, Some(prepare))
     }

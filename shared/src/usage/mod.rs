@@ -707,15 +707,25 @@ async fn notify_thresholds(
 
 /// The platform usage index's partitions for `metric` in the month of `at`.
 pub fn usage_index_partitions(metric: &str, at: DateTime<Utc>) -> Vec<String> {
+    let month = &time::fmt(at)[..7];
     (0..USAGE_INDEX_SHARDS)
-        .map(|shard| {
-            format!(
-                "IDX#USAGE#{metric}#{:04}-{:02}#{shard:02}",
-                at.year(),
-                at.month()
-            )
-        })
+        .map(|shard| usage_index_partition(metric, month, shard))
         .collect()
+}
+
+/// `IDX#USAGE#<metric>#<yyyy-mm>#<shard, two digits>`: one shard of the platform usage index
+/// for a month.
+fn usage_index_partition(metric: &str, month: &str, shard: u32) -> String {
+    debug_assert!(shard < 100, "two digits");
+    let mut pk = String::with_capacity(24 + metric.len());
+    pk.push_str("IDX#USAGE#");
+    pk.push_str(metric);
+    pk.push('#');
+    pk.push_str(month);
+    pk.push('#');
+    pk.push(char::from(b'0' + (shard / 10) as u8));
+    pk.push(char::from(b'0' + (shard % 10) as u8));
+    pk
 }
 
 /// What the `limit-warnings` sweep did with one counter.
@@ -896,16 +906,11 @@ fn admin_index(tenant: &TenantId, metric: &str, at_text: &str) -> [UpdateAction;
         .bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         % USAGE_INDEX_SHARDS;
-    let mut pk = String::with_capacity(24 + metric.len());
-    pk.push_str("IDX#USAGE#");
-    pk.push_str(metric);
-    pk.push('#');
-    pk.push_str(&at_text[..7]);
-    pk.push('#');
-    pk.push(char::from(b'0' + (shard / 10) as u8));
-    pk.push(char::from(b'0' + (shard % 10) as u8));
     [
-        UpdateAction::set(crate::store::GSI1PK, pk),
+        UpdateAction::set(
+            crate::store::GSI1PK,
+            usage_index_partition(metric, &at_text[..7], shard),
+        ),
         UpdateAction::set(crate::store::GSI1SK, tenant.as_str()),
     ]
 }
@@ -969,12 +974,9 @@ pub async fn admin_usage(
         loop {
             let page = platform
                 .query(
-                    &crate::store::Query::gsi1(format!(
-                        "IDX#USAGE#{}#{month}#{shard:02}",
-                        q.metric
-                    ))
-                    .limit(1000)
-                    .after(cursor),
+                    &crate::store::Query::gsi1(usage_index_partition(&q.metric, &month, shard))
+                        .limit(1000)
+                        .after(cursor),
                 )
                 .await?;
             for item in &page.items {

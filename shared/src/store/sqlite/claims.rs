@@ -149,7 +149,6 @@ struct Unsealed {
     older: HashMap<i64, Vec<i64>>,
     /// Every (hash, id), in id order: what sealing sorts, without walking the maps.
     pairs: Vec<(i64, i64)>,
-    count: usize,
     max_expires: i64,
     started: Instant,
 }
@@ -161,7 +160,6 @@ impl Unsealed {
             latest: HashMap::default(),
             older: HashMap::default(),
             pairs: Vec::new(),
-            count: 0,
             max_expires: i64::MIN,
             started: Instant::now(),
         }
@@ -173,7 +171,6 @@ impl Unsealed {
             self.older.entry(h).or_default().push(previous);
         }
         self.pairs.push((h, id));
-        self.count += 1;
         self.max_expires = self.max_expires.max(expires);
         previous
     }
@@ -221,7 +218,7 @@ impl Sealing {
             Err(e) => {
                 // The pairs went with the closure: gather them again from the maps.
                 tracing::warn!(error = %e, "no thread to sort a claim segment; sorting here");
-                let mut pairs = Vec::with_capacity(segment.count);
+                let mut pairs = Vec::with_capacity(segment.latest.len());
                 pairs.extend(segment.latest.iter().map(|(h, id)| (*h, *id)));
                 for (h, ids) in &segment.older {
                     pairs.extend(ids.iter().map(|id| (*h, *id)));
@@ -345,7 +342,7 @@ impl ClaimLog {
                 .map_err(sql_err)?;
             for row in rows {
                 let (id, h, expires): (i64, i64, i64) = row.map_err(sql_err)?;
-                if active.count == 0 {
+                if active.pairs.is_empty() {
                     active.lo = id;
                 }
                 active.insert(h, id, expires);
@@ -504,7 +501,6 @@ impl ClaimLog {
                     self.active.latest.remove(&p.h);
                 }
             }
-            self.active.count -= 1;
             self.next_id = p.id;
         }
     }
@@ -518,8 +514,9 @@ impl ClaimLog {
     }
 
     fn wants_seal(&self) -> bool {
-        self.active.count >= self.settings.segment_claims
-            || (self.active.count > 0 && self.active.started.elapsed() >= self.settings.segment_age)
+        let count = self.active.pairs.len();
+        count >= self.settings.segment_claims
+            || (count > 0 && self.active.started.elapsed() >= self.settings.segment_age)
     }
 
     /// One small step of sealing or deleting, in its own transaction. Between group commits.

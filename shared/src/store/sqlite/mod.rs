@@ -3,10 +3,11 @@
 //! One writer thread owns the only write connection and applies writes with group commit: it
 //! drains every pending request into one SQLite transaction, evaluates each request's
 //! conditions before it changes anything (so a refused request leaves no trace), commits once,
-//! and only then answers the callers. Conditions are evaluated on the writer, so check-and-write is atomic, and an
-//! acknowledged write is committed to the WAL (it survives a kill of the process; with
-//! `synchronous=NORMAL` an OS crash may lose the last commits, which `ESHTAREK_SQLITE_SYNC=full`
-//! trades for throughput). Reads run on a small pool of read connections and see committed data.
+//! and only then answers the callers. Conditions are evaluated on the writer, so
+//! check-and-write is atomic, and an acknowledged write is committed to the WAL (it survives a
+//! kill of the process; with `synchronous=NORMAL` an OS crash may lose the last commits, which
+//! `ESHTAREK_SQLITE_SYNC=full` trades for throughput). Reads run on a small pool of read
+//! connections and see committed data.
 //! Idempotency claims go to an append-only log of their own ([`claims`]).
 
 mod claims;
