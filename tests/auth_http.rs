@@ -311,14 +311,10 @@ async fn switch_tenant_gives_a_pair_for_another_membership_only() {
     let owner_b = app.signup(&owner_b_email, "Beta").await;
     let alpha = owner_a.tenant_id.clone().unwrap();
     let beta = owner_b.tenant_id.clone().unwrap();
-    // B's owner joins Alpha as a user.
-    app.post(
-        &format!("/v1/tenants/{alpha}/members"),
-        Some(&owner_a.access),
-        json!({"email": owner_b_email, "role": "tenant_user"}),
-    )
-    .await
-    .expect(201);
+    // B's owner joins Alpha as a user: invited, then accepting from their verified account.
+    app.verify_email(&owner_b_email).await;
+    app.add_member(&owner_a, &alpha, &owner_b_email, "tenant_user")
+        .await;
     let switched = app
         .post(
             "/v1/auth/switch-tenant",
@@ -369,7 +365,7 @@ async fn jwks_publishes_the_key_that_signs_tokens() {
 }
 
 #[tokio::test]
-async fn invited_users_set_their_password_once() {
+async fn invited_people_join_through_the_mailed_link_once() {
     let app = TestApp::new().await;
     let owner = app.signup(&email("own"), "Acme").await;
     let tenant = owner.tenant_id.clone().unwrap();
@@ -382,8 +378,15 @@ async fn invited_users_set_their_password_once() {
         )
         .await
         .expect(201);
-    let token = invited.body["setup_token"].as_str().unwrap().to_owned();
-    // No password yet: login fails like any wrong password.
+    // The answer carries no token: the link went to the invitee's mailbox.
+    assert!(
+        !invited.body.to_string().contains("token"),
+        "{}",
+        invited.body
+    );
+    assert_eq!(invited.body["invitation"]["status"], "pending");
+    let token = app.invitation_token(&invitee);
+    // No account yet: login fails like any wrong password.
     app.post(
         "/v1/auth/login",
         None,
@@ -392,25 +395,28 @@ async fn invited_users_set_their_password_once() {
     .await
     .problem(401);
     app.post(
-        "/v1/auth/password-setup",
+        "/v1/auth/invitations/accept",
         None,
         json!({"token": token, "password": "short"}),
     )
     .await
     .problem(422);
-    app.post(
-        "/v1/auth/password-setup",
-        None,
-        json!({"token": token, "password": PASSWORD}),
-    )
-    .await
-    .expect(200);
+    let joined = app
+        .post(
+            "/v1/auth/invitations/accept",
+            None,
+            json!({"token": token, "password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(joined.body["user"]["email_verified"], true);
+    assert_eq!(joined.body["tokens"]["tenant_id"], tenant.as_str());
     let session = app.login(&invitee, None).await;
     assert_eq!(session.tenant_id.as_deref(), Some(tenant.as_str()));
-    // The token worked once.
+    // The link worked once.
     let again = app
         .post(
-            "/v1/auth/password-setup",
+            "/v1/auth/invitations/accept",
             None,
             json!({"token": token, "password": "another password 1"}),
         )

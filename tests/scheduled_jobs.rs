@@ -411,6 +411,7 @@ async fn a_restarted_server_resumes_the_test_clock() {
         ctx,
         clock: plain.clock.clone(),
         store: plain.store.clone(),
+        mailbox: plain.mailbox.clone(),
     };
     for duration in ["3d", "90m"] {
         // Tokens expire as the clock moves: a fresh admin each time.

@@ -4,104 +4,16 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use eshtarek_tests::http::{Session, TestApp};
+use eshtarek_tests::fixtures::{email, Metered};
+use eshtarek_tests::http::PASSWORD;
 use serde_json::{json, Value};
 
 /// A day-aligned start: the `day` period boundary is at midnight UTC.
 const START: &str = "2027-04-01T00:00:00Z";
 
-struct Metered {
-    app: TestApp,
-    owner: Session,
-    owner_email: String,
-    small: String,
-    large: String,
-    key: String,
-}
-
-fn email(tag: &str) -> String {
-    format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
-}
-
-/// Two free plans: `Small` allows 100 api_calls a month (hard) and 3 users, `Large` 1000 and
-/// 10; plus a soft `exports` metric. The tenant subscribes to Small and gets an API key.
+/// The metered tenant of these tests, on SQLite.
 async fn metered() -> Metered {
-    let app = TestApp::frozen_at(START).await;
-    let admin = app.platform_admin().await;
-    let policy = |metric: &str, limit: u64, reset: &str, enforcement: &str| json!({"metric": metric, "limit": limit, "reset_period": reset, "enforcement": enforcement});
-    let mut ids = Vec::new();
-    for body in [
-        policy("api_calls", 100, "month", "hard"),
-        policy("api_calls", 1000, "month", "hard"),
-        policy("max_users", 3, "none", "hard"),
-        policy("max_users", 10, "none", "hard"),
-        policy("exports", 5, "day", "soft"),
-        policy("storage_mb", 50, "none", "hard"),
-    ] {
-        ids.push(
-            app.post("/v1/limit-policies", Some(&admin.access), body)
-                .await
-                .expect(201)
-                .body["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
-    }
-    let plan = |name: &str, policies: [&str; 4]| json!({"name": name, "price": "0", "currency": "USD", "billing_cycle": "monthly", "limit_policy_ids": policies});
-    let small = app
-        .post(
-            "/v1/plans",
-            Some(&admin.access),
-            plan("Small", [&ids[0], &ids[2], &ids[4], &ids[5]]),
-        )
-        .await
-        .expect(201)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let large = app
-        .post(
-            "/v1/plans",
-            Some(&admin.access),
-            plan("Large", [&ids[1], &ids[3], &ids[4], &ids[5]]),
-        )
-        .await
-        .expect(201)
-        .body["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let owner_email = email("owner");
-    let owner = app.signup(&owner_email, "Acme").await;
-    app.post(
-        "/v1/subscriptions",
-        Some(&owner.access),
-        json!({"plan_id": small}),
-    )
-    .await
-    .expect(201);
-    let key = app
-        .post(
-            "/v1/api-keys",
-            Some(&owner.access),
-            json!({"name": "backend"}),
-        )
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    Metered {
-        app,
-        owner,
-        owner_email,
-        small,
-        large,
-        key,
-    }
+    Metered::on_fresh(eshtarek_tests::stores::sqlite().await, START).await
 }
 
 fn event(metric: &str, quantity: i64, key: &str) -> Value {
@@ -501,16 +413,27 @@ async fn api_keys_are_scoped_and_revocation_is_immediate() {
 async fn concurrent_invitations_never_exceed_max_users() {
     let m = Arc::new(metered().await);
     let tenant = m.owner.tenant_id.clone().unwrap();
-    // The owner is one seat of 3.
-    let tasks = (0..8).map(|i| {
+    // The owner is one seat of 3. Eight invitations go out; their links are followed at once.
+    let invitees: Vec<String> = (0..8).map(|i| email(&format!("seat{i}"))).collect();
+    for invitee in &invitees {
+        m.app
+            .post(
+                &format!("/v1/tenants/{tenant}/members"),
+                Some(&m.owner.access),
+                json!({"email": invitee, "role": "tenant_user"}),
+            )
+            .await
+            .expect(201);
+    }
+    let tasks = invitees.into_iter().map(|invitee| {
         let m = m.clone();
-        let tenant = tenant.clone();
         tokio::spawn(async move {
+            let token = m.app.invitation_token(&invitee);
             m.app
                 .post(
-                    &format!("/v1/tenants/{tenant}/members"),
-                    Some(&m.owner.access),
-                    json!({"email": email(&format!("seat{i}")), "role": "tenant_user"}),
+                    "/v1/auth/invitations/accept",
+                    None,
+                    json!({"token": token, "password": PASSWORD}),
                 )
                 .await
         })
@@ -563,13 +486,8 @@ async fn concurrent_invitations_never_exceed_max_users() {
         .await
         .expect(204);
     m.app
-        .post(
-            &format!("/v1/tenants/{tenant}/members"),
-            Some(&m.owner.access),
-            json!({"email": email("seat-again"), "role": "tenant_user"}),
-        )
-        .await
-        .expect(201);
+        .add_member(&m.owner, &tenant, &email("seat-again"), "tenant_user")
+        .await;
 }
 
 #[tokio::test]

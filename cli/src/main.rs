@@ -137,6 +137,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("restoring the test clock: {}", e.detail))?;
         ctx = ctx.with_test_clock(clock);
     }
+    // Local mode: verification and invitation links land in the data directory's mailbox
+    // (and the log), never in an API answer.
+    let mailbox = args.store.data_dir().join("mailbox");
+    ctx = ctx.with_mailer(Arc::new(eshtarek_core::mail::LocalMailbox::new(mailbox)));
     eshtarek_core::auth::password::warm_up();
     let seeded = if args.no_seed {
         None

@@ -5,12 +5,12 @@
 use std::path::Path;
 
 use eshtarek_core::auth::service::{self, RegisterRequest};
-use eshtarek_core::auth::tokens::{random_secret, AccessClaims};
+use eshtarek_core::auth::tokens::random_secret;
 use eshtarek_core::auth::{Caller, Role};
+use eshtarek_core::invitations::{self, AcceptLinkRequest, InviteRequest};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
 use eshtarek_core::plans::{self, CreatePlanRequest};
 use eshtarek_core::store::{Condition, Item, Key, StoreError, StoreExt};
-use eshtarek_core::tenants::{self, AddMemberRequest};
 use eshtarek_core::{ApiError, AppContext};
 
 /// Who logs in to what, printed after seeding.
@@ -223,11 +223,14 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             eshtarek_core::store::TenantId::parse(&tenant.id).map_err(ApiError::internal)?;
         let owner = synthetic_caller(&registered.user.id, Some(&tenant.id), Role::TenantAdmin);
         let user_email = format!("user@{domain}");
-        let added = tenants::add_member(
+        // The seed's addresses are its own: the owner is marked verified, and the demo user
+        // joins through the invitation link, as an invited person would.
+        invitations::mark_verified(ctx, &registered.user.id).await?;
+        let (_, token) = invitations::invite(
             ctx,
             &owner,
             tenant_id.as_str(),
-            AddMemberRequest {
+            InviteRequest {
                 email: user_email.clone(),
                 role: "tenant_user".into(),
                 name: Some("Demo user".into()),
@@ -235,16 +238,15 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         )
         .await?;
         let user_password = password();
-        if let Some(token) = added.setup_token {
-            service::setup_password(
-                ctx,
-                service::PasswordSetupRequest {
-                    token,
-                    password: user_password.clone(),
-                },
-            )
-            .await?;
-        }
+        invitations::accept_link(
+            ctx,
+            AcceptLinkRequest {
+                token,
+                password: Some(user_password.clone()),
+                name: None,
+            },
+        )
+        .await?;
         creds.push(("tenant_user".into(), user_email, user_password));
         subscribe_with_usage(ctx, &owner, &tenant_id, plan_id, calls, storage_mb).await?;
     }
@@ -312,24 +314,8 @@ async fn subscribe_with_usage(
 
 /// The seeding acts as these users (for the audit log's actor).
 fn synthetic_caller(user_id: &str, tenant: Option<&str>, role: Role) -> Caller {
-    Caller {
-        user_id: user_id.to_owned(),
-        tenant: tenant.and_then(|t| eshtarek_core::store::TenantId::parse(t).ok()),
-        role: Some(role),
-        session_id: "seed".into(),
-        claims: AccessClaims {
-            iss: "eshtarek".into(),
-            sub: user_id.to_owned(),
-            tid: tenant.map(str::to_owned),
-            role: Some(role),
-            sid: "seed".into(),
-            jti: "seed".into(),
-            iat: 0,
-            nbf: 0,
-            exp: 0,
-            typ: "seed".into(),
-        },
-    }
+    let tenant = tenant.and_then(|t| eshtarek_core::store::TenantId::parse(t).ok());
+    Caller::synthetic(user_id, tenant.as_ref(), role, "seed")
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

@@ -35,6 +35,10 @@ pub struct AppState {
     pub hot: Arc<crate::usage::hot::HotCache>,
     /// Timeout and CORS origins of the HTTP layer.
     pub http: crate::hardening::HttpSettings,
+    /// Where verification and invitation links go (the local mailbox in local mode only).
+    pub mail: Arc<dyn crate::mail::Mailer>,
+    /// The address people reach the dashboard at, for links in mail (`ESHTAREK_PUBLIC_URL`).
+    pub public_url: String,
 }
 
 impl AppContext {
@@ -47,12 +51,21 @@ impl AppContext {
             test_clock: None,
             hot: Arc::default(),
             http: crate::hardening::HttpSettings::from_env(),
+            mail: Arc::new(crate::mail::Undelivered),
+            public_url: std::env::var("ESHTAREK_PUBLIC_URL")
+                .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
         }))
     }
 
     /// The state to change while composing (copied if another handle shares it).
     pub fn state_mut(&mut self) -> &mut AppState {
         Arc::make_mut(&mut self.0)
+    }
+
+    /// Sends mail through `mail` (the local mailbox, or the tests' memory).
+    pub fn with_mailer(mut self, mail: Arc<dyn crate::mail::Mailer>) -> Self {
+        self.state_mut().mail = mail;
+        self
     }
 
     /// Runs on a test clock that the admin clock endpoint can move.

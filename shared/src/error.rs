@@ -79,6 +79,17 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(detail)
     }
 
+    /// The tenant is suspended by the platform: nothing acts in it (tokens, API keys).
+    pub fn tenant_suspended() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "tenant-suspended",
+            "Tenant suspended",
+        )
+        .detail("this tenant is suspended")
+        .with("code", "tenant_suspended")
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found").detail(detail)
     }

@@ -3,18 +3,28 @@
 //! response again (`Idempotent-Replayed: true`) and changes nothing; the same key with a
 //! different request is a 422; a repeat while the first is still running is a 409.
 //!
-//! Keys are scoped to the caller's tenant (or, without one, to the user), so tenants never see
-//! each other's responses. Anonymous requests (signup, login) are not keyed: a shared key space
-//! between strangers would hand one client another's tokens.
+//! A record belongs to one principal: the signed-in user *and* session that made the first
+//! request, on one route, in one tenant (the record's partition). Another user or session
+//! sending the same key and body gets a record of its own, so its request runs through every
+//! check of the handler; a replay is answered only after the same authentication and
+//! session-liveness check a fresh request passes (a removed member's, a logged-out session's or
+//! a suspended tenant's replay is a 401, never the stored answer). Role changes, removal and
+//! suspension end the sessions they affect, so a live session still holds the authority it had.
+//!
+//! Secrets are never kept: a handler whose answer carries one marks the response with
+//! [`Replay`], and the record keeps the answer without the secret (or nothing at all).
+//! Anonymous requests (signup, login) and API-key requests are not keyed here (usage events
+//! carry their own `idempotency_key`).
 
 use std::future::Future;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::Request;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::tokens::sha256_hex;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::{AttrValue, Condition, Item, Key, Store, StoreError, StoreExt, TenantId};
 use crate::AppContext;
@@ -25,13 +35,30 @@ const TTL_SECS: i64 = 24 * 3600;
 const MAX_BODY: usize = crate::hardening::MAX_BODY_BYTES;
 const MAX_STORED_RESPONSE: usize = 256 * 1024;
 
+/// What the record of a successful answer keeps, set by a handler on its response.
+#[derive(Debug, Clone)]
+pub enum Replay {
+    /// Keep this body instead of the answer's (the answer without its secret).
+    Without(Vec<u8>),
+    /// Keep nothing: a repeat runs again (answers that carry session tokens).
+    Never,
+}
+
 enum Scope {
     Tenant(TenantId),
     User(String),
 }
 
-fn record_key(ctx: &AppContext, scope: &Scope, key: &str) -> Key {
-    let sk = format!("K#{}", sha256_hex(key));
+/// The record of `key` for this principal and route: the hash covers all three, so nobody
+/// else's request can ever find it.
+fn record_key(ctx: &AppContext, scope: &Scope, caller: &Caller, route: &str, key: &str) -> Key {
+    let sk = format!(
+        "K#{}",
+        sha256_hex(&format!(
+            "{}\n{}\n{route}\n{key}",
+            caller.user_id, caller.session_id
+        ))
+    );
     match scope {
         Scope::Tenant(t) => ctx.stores.tenant(t).key("IDEMP", sk),
         Scope::User(user) => Key::new(format!("IDEMP#USER#{user}"), sk),
@@ -97,26 +124,18 @@ where
             ApiError::validation("Idempotency-Key", "1 to 255 visible ASCII characters")
                 .into_response()
         })?;
-    // The scope comes from the verified token; the Caller extractor still checks the session.
-    let bearer = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::to_owned);
-    let Some(claims) =
-        bearer.and_then(|token| ctx.tokens.verify_access(&token, ctx.clock.now()).ok())
-    else {
-        return Ok(run(request).await);
+    // The principal is authenticated exactly as the handler would (token, live session); the
+    // handler's extractor reuses it. Without one, the request runs unkeyed and fails there.
+    let (mut parts, body) = request.into_parts();
+    let caller = match Caller::from_request_parts(&mut parts, ctx).await {
+        Ok(caller) => caller,
+        Err(_) => return Ok(run(Request::from_parts(parts, body)).await),
     };
-    let scope = match claims.tid.as_deref().map(TenantId::parse) {
-        Some(Ok(tenant)) => Scope::Tenant(tenant),
-        _ => Scope::User(claims.sub.clone()),
+    parts.extensions.insert(caller.clone());
+    let scope = match &caller.tenant {
+        Some(tenant) => Scope::Tenant(tenant.clone()),
+        None => Scope::User(caller.user_id.clone()),
     };
-    let (parts, body) = request.into_parts();
     let bytes = to_bytes(body, MAX_BODY).await.map_err(|_| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -125,13 +144,9 @@ where
         )
         .into_response()
     })?;
-    let fingerprint = sha256_hex(&format!(
-        "{} {}\n{}",
-        parts.method,
-        parts.uri.path(),
-        String::from_utf8_lossy(&bytes)
-    ));
-    let record = record_key(ctx, &scope, &key);
+    let route = format!("{} {}", parts.method, parts.uri);
+    let fingerprint = sha256_hex(&format!("{route}\n{}", String::from_utf8_lossy(&bytes)));
+    let record = record_key(ctx, &scope, &caller, &route, &key);
     let now = ctx.clock.now().timestamp();
 
     let claim = Item::new(record.clone())
@@ -158,9 +173,14 @@ where
         forget(ctx, &scope, record).await;
         return Ok(response);
     }
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let bytes = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    if bytes.len() <= MAX_STORED_RESPONSE {
+    let kept = match parts.extensions.remove::<Replay>() {
+        None => Some(bytes.to_vec()),
+        Some(Replay::Without(redacted)) => Some(redacted),
+        Some(Replay::Never) => None,
+    };
+    if let Some(kept) = kept.filter(|k| k.len() <= MAX_STORED_RESPONSE) {
         let content_type = parts
             .headers
             .get(header::CONTENT_TYPE)
@@ -171,7 +191,7 @@ where
             .with("state", "done")
             .with("status", i64::from(parts.status.as_u16()))
             .with("content_type", content_type)
-            .with("body", AttrValue::B(bytes.to_vec()))
+            .with("body", AttrValue::B(kept))
             .with("expires_epoch", now + TTL_SECS)
             .with_ttl(now + TTL_SECS);
         if let Err(e) = write(ctx, &scope, done, Condition::eq("state", "in_progress")).await {

@@ -10,9 +10,11 @@ pub mod error;
 pub mod hardening;
 pub mod http;
 pub mod idempotency;
+pub mod invitations;
 pub mod jobs;
 #[cfg(feature = "lambda")]
 pub mod lambda;
+pub mod mail;
 pub mod money;
 pub mod openapi;
 pub mod plans;

@@ -6,10 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Change};
-use crate::auth::service::{
-    check_name, find_user_id_by_email, load_user, new_id, new_user_ops, normalize_email,
-    revoke_user_sessions, setup_token_op, user_item, user_membership_key,
-};
+use crate::auth::service::{check_name, new_id, revoke_user_sessions, user_membership_key};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
@@ -22,7 +19,7 @@ use crate::AppContext;
 
 const TENANT_INDEX: &str = "IDX#TENANTS";
 
-fn meta_key(t: &TenantStore) -> Key {
+pub(crate) fn meta_key(t: &TenantStore) -> Key {
     t.key("META", "TENANT")
 }
 
@@ -348,7 +345,16 @@ pub async fn patch_tenant(
         after: Some(serde_json::json!({"name": req.name, "status": req.status})),
         reason: None,
     };
-    ctx.stores
+    // The tenant's API keys are marked in the same transaction as its status, so no instance
+    // takes one once the suspension is in (see `api_keys::suspension_ops`).
+    let key_marks = match req.status.as_deref() {
+        Some(status) => {
+            crate::usage::api_keys::suspension_ops(ctx, &tenant_id, status == "suspended").await?
+        }
+        None => Vec::new(),
+    };
+    let mut tx = ctx
+        .stores
         .transaction()
         .tenant(
             &t,
@@ -358,15 +364,16 @@ pub async fn patch_tenant(
                 condition: Some(Condition::ItemExists),
             },
         )
-        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
-        .commit()
+        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()));
+    for op in key_marks {
+        tx = tx.platform(op);
+    }
+    tx.commit()
         .await
-        .map_err(|e| {
-            if e.is_condition_failure() {
-                ApiError::not_found("no such tenant")
-            } else {
-                e.into()
-            }
+        .map_err(|e| match e.failed_condition_index() {
+            Some(0) => ApiError::not_found("no such tenant"),
+            Some(_) => ApiError::conflict("the tenant's API keys changed meanwhile; retry"),
+            None => e.into(),
         })?;
     let item = t
         .get(&meta_key(&t))
@@ -429,76 +436,47 @@ pub async fn list_members(
     ListResponse::from_page(page, MemberView::from_item)
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AddMemberRequest {
-    pub email: String,
-    pub role: String,
-    /// For a new user; defaults to the part of the email before `@`.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AddMemberResponse {
-    pub member: MemberView,
-    /// For a user created by this invitation: the one-time token for `POST
-    /// /v1/auth/password-setup`. Shown once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub setup_token: Option<String>,
-}
-
-fn parse_role(raw: &str) -> Result<Role, ApiError> {
+pub(crate) fn parse_role(raw: &str) -> Result<Role, ApiError> {
     Role::parse_member_role(raw)
         .ok_or_else(|| ApiError::validation("role", "role is `tenant_admin` or `tenant_user`"))
 }
 
-pub async fn add_member(
-    ctx: &AppContext,
-    caller: &Caller,
-    tenant_id: &str,
-    req: AddMemberRequest,
-) -> Result<AddMemberResponse, ApiError> {
-    let tenant_id = caller.admin_tenant(tenant_id)?;
-    let email = normalize_email(&req.email, "email")?;
-    let role = parse_role(&req.role)?;
-    let t = ctx.stores.tenant(&tenant_id);
-    if load_tenant(ctx, &tenant_id).await?.is_none() {
-        return Err(ApiError::not_found("no such tenant"));
-    }
-    let now = ctx.clock.now();
-    let mut tx = ctx.stores.transaction();
-    let mut setup_token = None;
-    let user = match find_user_id_by_email(ctx, &email).await? {
-        Some(user_id) => load_user(ctx, &user_id)
-            .await?
-            .ok_or_else(|| ApiError::internal("email without user"))?,
-        None => {
-            let name = match &req.name {
-                Some(n) => check_name(n, "name")?,
-                None => email.split('@').next().unwrap_or("member").to_owned(),
-            };
-            let user_id = new_id("usr");
-            let user = user_item(&user_id, &email, &name, None, false, now);
-            let (token, token_op) = setup_token_op(&user_id, now);
-            setup_token = Some(token);
-            tx = new_user_ops(tx, &user, &email).platform(token_op);
-            user
+/// What a failed join transaction means: the seat count's condition (at `meta_index`) is the
+/// plan's `max_users`; any other failed condition is an existing membership.
+pub(crate) fn join_error(
+    e: crate::store::StoreError,
+    meta_index: usize,
+    seats: Option<u64>,
+) -> ApiError {
+    match (e.failed_condition_index(), seats) {
+        (Some(i), Some(limit)) if i == meta_index => seats_full(limit),
+        (Some(_), _) => {
+            ApiError::conflict("this user is already a member of the tenant").field("email")
         }
-    };
-    let user_id = user.required_str("user_id")?.to_owned();
-    let admins = i64::from(role == Role::TenantAdmin);
-    let change = Change {
-        action: "member.added",
-        resource_type: "member",
-        resource_id: &user_id,
-        before: None,
-        after: Some(serde_json::json!({"user_id": user_id, "email": email, "role": role})),
-        reason: None,
-    };
-    // max_users: the seat count moves in the same transaction, on condition, so concurrent
-    // invitations can never exceed the plan's limit.
-    let seats = crate::usage::seat_limit(ctx, &tenant_id).await?;
+        _ => e.into(),
+    }
+}
+
+pub(crate) fn seats_full(limit: u64) -> ApiError {
+    ApiError::limit_exceeded(
+        "max_users",
+        format!("the plan allows {limit} members; remove one or upgrade"),
+    )
+    .with("limit", limit)
+    .with("used", limit)
+}
+
+/// The writes that make `user` a member: both membership items and the seat count, which moves
+/// on condition (under the plan's `max_users`) so concurrent joins can never exceed it. Returns
+/// the seat count's index in the transaction, for [`join_error`].
+pub(crate) fn join_ops(
+    t: &TenantStore,
+    tx: ScopedTransaction,
+    user: &Item,
+    role: Role,
+    seats: Option<u64>,
+    now: DateTime<Utc>,
+) -> (ScopedTransaction, usize) {
     let meta_condition = match seats {
         Some(limit) => Condition::And(vec![
             Condition::ItemExists,
@@ -507,40 +485,19 @@ pub async fn add_member(
         None => Condition::ItemExists,
     };
     let meta_index = tx.len() + 2;
-    tx = member_ops(&t, tx, &user, role, now)
-        .tenant(
-            &t,
-            WriteOp::Update {
-                key: meta_key(&t),
-                actions: vec![
-                    UpdateAction::add("member_count", 1),
-                    UpdateAction::add("admin_count", admins),
-                ],
-                condition: Some(meta_condition),
-            },
-        )
-        .tenant(&t, audit::tenant_op(&t, caller, change, now));
-    tx.commit()
-        .await
-        .map_err(|e| match (e.failed_condition_index(), seats) {
-            (Some(i), Some(limit)) if i == meta_index => ApiError::limit_exceeded(
-                "max_users",
-                format!("the plan allows {limit} members; remove one or upgrade"),
-            )
-            .with("limit", limit)
-            .with("used", limit),
-            (Some(_), _) => {
-                ApiError::conflict("this user is already a member of the tenant").field("email")
-            }
-            _ => e.into(),
-        })?;
-    let member = load_member(ctx, &tenant_id, &user_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("member vanished"))?;
-    Ok(AddMemberResponse {
-        member,
-        setup_token,
-    })
+    let admins = i64::from(role == Role::TenantAdmin);
+    let tx = member_ops(t, tx, user, role, now).tenant(
+        t,
+        WriteOp::Update {
+            key: meta_key(t),
+            actions: vec![
+                UpdateAction::add("member_count", 1),
+                UpdateAction::add("admin_count", admins),
+            ],
+            condition: Some(meta_condition),
+        },
+    );
+    (tx, meta_index)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -631,14 +588,26 @@ pub async fn remove_member(
     tenant_id: &str,
     user_id: &str,
 ) -> Result<(), ApiError> {
-    let tenant_id = caller.admin_tenant(tenant_id)?;
+    // A member may always leave the tenant their token acts in; removing others is the
+    // admin's. The last-admin rule holds either way.
+    let leaving = caller.user_id == user_id
+        && caller.tenant.as_ref().map(TenantId::as_str) == Some(tenant_id);
+    let tenant_id = if leaving {
+        caller.read_tenant(tenant_id)?
+    } else {
+        caller.admin_tenant(tenant_id)?
+    };
     let current = load_member(ctx, &tenant_id, user_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such member"))?;
     let t = ctx.stores.tenant(&tenant_id);
     let admin = current.role == Role::TenantAdmin;
     let change = Change {
-        action: "member.removed",
+        action: if leaving {
+            "member.left"
+        } else {
+            "member.removed"
+        },
         resource_type: "member",
         resource_id: user_id,
         before: Some(serde_json::to_value(&current).unwrap_or_default()),

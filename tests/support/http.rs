@@ -10,6 +10,7 @@ use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use eshtarek_core::auth::keys::KeySet;
 use eshtarek_core::auth::ClientIp;
 use eshtarek_core::clock::TestClock;
+use eshtarek_core::mail::MemoryMailbox;
 use eshtarek_core::store::Store;
 use eshtarek_core::AppContext;
 use serde_json::{json, Value};
@@ -22,6 +23,8 @@ pub struct TestApp {
     pub ctx: AppContext,
     pub clock: Arc<TestClock>,
     pub store: Arc<dyn Store>,
+    /// What the app mailed (verification and invitation links).
+    pub mailbox: Arc<MemoryMailbox>,
 }
 
 #[derive(Debug)]
@@ -90,21 +93,25 @@ impl TestApp {
 
     /// An app whose clock stands at `at` until advanced: exact times for billing tests.
     pub async fn frozen_at(at: &str) -> Self {
+        Self::frozen_on(crate::stores::sqlite().await, at).await
+    }
+
+    /// The same on `store`.
+    pub async fn frozen_on(store: Arc<dyn Store>, at: &str) -> Self {
         let at = eshtarek_core::time::parse(at).expect("RFC 3339");
-        Self::with_clock(
-            crate::stores::sqlite().await,
-            Arc::new(TestClock::frozen_at(at)),
-        )
-        .await
+        Self::with_clock(store, Arc::new(TestClock::frozen_at(at))).await
     }
 
     pub async fn with_clock(store: Arc<dyn Store>, clock: Arc<TestClock>) -> Self {
-        let ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral());
+        let mailbox = Arc::new(MemoryMailbox::default());
+        let ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral())
+            .with_mailer(mailbox.clone());
         Self {
             router: eshtarek::app(ctx.clone()),
             ctx,
             clock,
             store,
+            mailbox,
         }
     }
 
@@ -118,6 +125,7 @@ impl TestApp {
             ctx,
             clock: self.clock.clone(),
             store: self.store.clone(),
+            mailbox: self.mailbox.clone(),
         }
     }
 
@@ -277,7 +285,27 @@ impl TestApp {
         .body
     }
 
-    /// Adds a member to a tenant; for a new user, completes their password setup too.
+    /// Follows the newest verification link mailed to `email`.
+    pub async fn verify_email(&self, email: &str) {
+        let token = self
+            .mailbox
+            .last_token(email, "verify_email")
+            .expect("a verification mail");
+        self.post("/v1/auth/verify-email", None, json!({ "token": token }))
+            .await
+            .expect(200);
+    }
+
+    /// The token of the newest invitation mailed to `email`.
+    pub fn invitation_token(&self, email: &str) -> String {
+        self.mailbox
+            .last_token(&email.to_lowercase(), "invitation")
+            .expect("an invitation mail")
+    }
+
+    /// Invites `email` into the tenant and has its owner accept: through the mailed link for a
+    /// new address (the account is created with [`PASSWORD`]), or signed in to their verified
+    /// account. Returns a session in the tenant.
     pub async fn add_member(
         &self,
         admin: &Session,
@@ -285,7 +313,7 @@ impl TestApp {
         email: &str,
         role: &str,
     ) -> Session {
-        let reply = self
+        let invited = self
             .post(
                 &format!("/v1/tenants/{tenant_id}/members"),
                 Some(&admin.access),
@@ -293,15 +321,28 @@ impl TestApp {
             )
             .await
             .expect(201);
-        if let Some(token) = reply.body["setup_token"].as_str() {
-            self.post(
-                "/v1/auth/password-setup",
+        let token = self.invitation_token(email);
+        let reply = self
+            .post(
+                "/v1/auth/invitations/accept",
                 None,
                 json!({"token": token, "password": PASSWORD}),
             )
-            .await
-            .expect(200);
+            .await;
+        if reply.status == StatusCode::CREATED {
+            return session_of(&reply.body);
         }
+        let reply = reply.expect(409);
+        assert_eq!(reply.body["code"], "account_exists", "{}", reply.body);
+        let own = self.login(email, None).await;
+        let id = invited.body["invitation"]["id"].as_str().expect("id");
+        self.post(
+            &format!("/v1/auth/invitations/{id}/accept"),
+            Some(&own.access),
+            json!({}),
+        )
+        .await
+        .expect(200);
         self.login(email, Some(tenant_id)).await
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod broken;
 pub mod conformance;
+pub mod fixtures;
 pub mod http;
 pub mod stores;
 

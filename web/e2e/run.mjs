@@ -6,9 +6,9 @@
 // Every step asserts what a person would see; a screenshot of each main page is saved.
 
 import assert from "node:assert/strict";
-import { mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
 
 const [base, credentialsFile, shots] = process.argv.slice(2);
@@ -17,6 +17,7 @@ if (!base || !credentialsFile || !shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
+const mailbox = join(dirname(credentialsFile), "mailbox");
 const credentials = Object.fromEntries(
   readFileSync(credentialsFile, "utf8")
     .trim()
@@ -296,9 +297,24 @@ try {
     workerEmail = `worker-${Date.now()}@initech.example`;
     await owner.getByLabel("Email").fill(workerEmail);
     await owner.getByRole("button", { name: "Invite" }).click();
-    const token = (await owner.locator("code.secret").textContent()).trim();
-    const setup = await api("POST", "/v1/auth/password-setup", null, { token, password: PASSWORD });
-    assert.equal(setup.status, 200, JSON.stringify(setup.body));
+    await owner.getByText(`An invitation was mailed to ${workerEmail}`).waitFor();
+    await owner.getByTestId("invitations").getByText(workerEmail).waitFor();
+    // The invitee follows the mailed link (the local mailbox beside the demo credentials) in a
+    // browser of their own, and lands signed in to the tenant.
+    const mail = readdirSync(mailbox)
+      .filter((f) => f.endsWith("-invitation.json"))
+      .map((f) => JSON.parse(readFileSync(join(mailbox, f), "utf8")))
+      .find((m) => m.to === workerEmail);
+    assert.ok(mail, "an invitation in the local mailbox");
+    const invitee = await newPage();
+    await invitee.goto(mail.link.replace(/^https?:\/\/[^/]+/, base));
+    await invitee.getByLabel("Your name").fill("Worker");
+    await invitee.getByLabel("Password").fill(PASSWORD);
+    await invitee.getByRole("button", { name: "Join" }).click();
+    await invitee.getByText("tenant user").waitFor();
+    await invitee.close();
+    await go(owner, "/");
+    await go(owner, "/members");
     await owner.getByRole("cell", { name: workerEmail }).waitFor();
     await owner
       .getByTestId("seats")

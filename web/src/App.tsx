@@ -1,7 +1,8 @@
-import { HashRouter, NavLink, Navigate, Route, Routes } from "react-router";
+import { HashRouter, NavLink, Navigate, Route, Routes, useLocation } from "react-router";
 import { SessionProvider, useSession } from "./session";
 import { Loading } from "./components/ui";
 import { SignIn } from "./pages/SignIn";
+import { AcceptInvitation, InvitationsBanner, VerifyEmail } from "./pages/Links";
 import { PlatformOverview } from "./pages/platform/Overview";
 import { TenantsList } from "./pages/platform/Tenants";
 import { TenantDetail } from "./pages/platform/TenantDetail";
@@ -38,7 +39,11 @@ const navs: Record<Role, [string, string][]> = {
 
 function Shell() {
   const { me, role, loading, signOut } = useSession();
+  const { pathname } = useLocation();
   if (loading) return <Loading what="Starting" />;
+  // Pages that mailed links open, signed in or not.
+  if (pathname === "/invitation") return <AcceptInvitation />;
+  if (pathname === "/verify-email") return <VerifyEmail />;
   if (!me || !role) return <SignIn />;
   const tenant = me.memberships.find((m) => m.tenant_id === me.current_tenant_id);
   return (
@@ -66,6 +71,7 @@ function Shell() {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
+        <InvitationsBanner />
         <Routes>
           {role === "platform_admin" && (
             <>

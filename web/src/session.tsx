@@ -13,6 +13,8 @@ interface SessionState {
   signUp(body: { email: string; password: string; name: string; tenant_name: string }): Promise<void>;
   signOut(): Promise<void>;
   reload(): Promise<void>;
+  /** Signs in with tokens another call returned (an accepted invitation, a tenant switch). */
+  adopt(answer: AuthResponse): Promise<void>;
 }
 
 const Session = createContext<SessionState | null>(null);
@@ -75,6 +77,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
       window.location.hash = "#/";
     },
     reload,
+    adopt,
   };
   return <Session.Provider value={value}>{children}</Session.Provider>;
 }

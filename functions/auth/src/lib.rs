@@ -5,21 +5,24 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use eshtarek_core::auth::service::{
-    self as auth, AuthResponse, LoginRequest, MeResponse, PasswordSetupRequest, RefreshRequest,
-    RegisterRequest, SwitchTenantRequest, TokenPair,
+    self as auth, AuthResponse, LoginRequest, MeResponse, RefreshRequest, RegisterRequest,
+    SwitchTenantRequest, TokenPair,
 };
 use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::idempotency::Replay;
 use eshtarek_core::openapi::Problem;
 use eshtarek_core::tenants::{
-    self, AddMemberRequest, AddMemberResponse, CreateTenantRequest, MemberView, PatchMemberRequest,
-    PatchTenantRequest, TenantListQuery, TenantView,
+    self, CreateTenantRequest, MemberView, PatchMemberRequest, PatchTenantRequest, TenantListQuery,
+    TenantView,
 };
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
+
+mod invitations;
 
 pub const NAME: &str = "auth";
 
@@ -27,14 +30,19 @@ pub const NAME: &str = "auth";
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        register, login, refresh, logout, logout_all, switch_tenant, me, password_setup, jwks,
+        register, login, refresh, logout, logout_all, switch_tenant, me, jwks,
         create_tenant, list_tenants, get_tenant, patch_tenant,
-        list_members, add_member, patch_member, remove_member
+        list_members, patch_member, remove_member,
+        invitations::invite, invitations::list_invitations, invitations::revoke_invitation,
+        invitations::accept, invitations::decline, invitations::accept_link,
+        invitations::verify_email, invitations::resend_verification
     ),
+
     tags(
         (name = "auth", description = "Users, sessions and tokens"),
         (name = "tenants", description = "Tenants"),
-        (name = "members", description = "Tenant memberships")
+        (name = "members", description = "Tenant memberships"),
+        (name = "invitations", description = "Joining a tenant by invitation; email verification")
     )
 )]
 pub struct AuthApi;
@@ -42,11 +50,6 @@ pub struct AuthApi;
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct LogoutAllResponse {
     pub revoked_sessions: usize,
-}
-
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub struct PasswordSetupResponse {
-    pub user: eshtarek_core::auth::service::UserView,
 }
 
 /// Every route of the auth function, ready to merge into the local server or run under Lambda.
@@ -60,14 +63,11 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/auth/logout-all", post(logout_all))
         .route("/v1/auth/switch-tenant", post(switch_tenant))
         .route("/v1/auth/me", get(me))
-        .route("/v1/auth/password-setup", post(password_setup))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/v1/tenants", post(create_tenant).get(list_tenants))
         .route("/v1/tenants/{id}", get(get_tenant).patch(patch_tenant))
-        .route(
-            "/v1/tenants/{id}/members",
-            get(list_members).post(add_member),
-        )
+        .route("/v1/tenants/{id}/members", get(list_members))
+        .merge(invitations::routes())
         .route(
             "/v1/tenants/{id}/members/{user_id}",
             patch(patch_member).delete(remove_member),
@@ -161,7 +161,11 @@ async fn switch_tenant(
     caller: Caller,
     ApiJson(req): ApiJson<SwitchTenantRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(auth::switch_tenant(&ctx, &caller, req).await?))
+    // Session tokens are never kept for a replay: a repeat starts another session.
+    Ok((
+        Extension(Replay::Never),
+        Json(auth::switch_tenant(&ctx, &caller, req).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -174,23 +178,6 @@ async fn switch_tenant(
 )]
 async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(auth::me(&ctx, &caller).await?))
-}
-
-#[utoipa::path(
-    post,
-    path = "/v1/auth/password-setup",
-    tag = "auth",
-    summary = "Set an invited user's password with their one-time token.",
-    request_body = PasswordSetupRequest,
-    responses((status = 200, description = "Password set", body = PasswordSetupResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
-)]
-async fn password_setup(
-    State(ctx): State<AppContext>,
-    ApiJson(req): ApiJson<PasswordSetupRequest>,
-) -> ApiResult<impl IntoResponse> {
-    Ok(Json(PasswordSetupResponse {
-        user: auth::setup_password(&ctx, req).await?,
-    }))
 }
 
 #[utoipa::path(
@@ -298,28 +285,6 @@ async fn list_members(
 }
 
 #[utoipa::path(
-    post,
-    path = "/v1/tenants/{id}/members",
-    tag = "members",
-    summary = "Add a member by email; a new user gets a one-time password-setup token.",
-    request_body = AddMemberRequest,
-    params(("id" = String, Path, description = "Tenant id")),
-    security(("bearer" = [])),
-    responses((status = 201, description = "Added", body = AddMemberResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
-)]
-async fn add_member(
-    State(ctx): State<AppContext>,
-    caller: Caller,
-    Path(id): Path<String>,
-    ApiJson(req): ApiJson<AddMemberRequest>,
-) -> ApiResult<impl IntoResponse> {
-    Ok((
-        StatusCode::CREATED,
-        Json(tenants::add_member(&ctx, &caller, &id, req).await?),
-    ))
-}
-
-#[utoipa::path(
     patch,
     path = "/v1/tenants/{id}/members/{user_id}",
     tag = "members",
@@ -344,7 +309,7 @@ async fn patch_member(
     delete,
     path = "/v1/tenants/{id}/members/{user_id}",
     tag = "members",
-    summary = "Remove a member; their sessions in the tenant end.",
+    summary = "Remove a member (tenant admin), or leave (the member themselves, in the tenant their token acts in); their sessions in the tenant end. A tenant keeps one admin.",
     params(("id" = String, Path, description = "Tenant id"), ("user_id" = String, Path, description = "User id")),
     security(("bearer" = [])),
     responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))

@@ -4,10 +4,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::idempotency::Replay;
 use eshtarek_core::openapi::Problem;
 use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
 use eshtarek_core::usage::{
@@ -113,9 +114,13 @@ async fn create_key(
     caller: Caller,
     ApiJson(req): ApiJson<CreateApiKeyRequest>,
 ) -> ApiResult<impl IntoResponse> {
+    let created = api_keys::create(&ctx, &caller, req).await?;
+    // A replay gets the key without its secret: the secret goes to its first recipient only.
+    let replay = serde_json::to_vec(&created.key).unwrap_or_default();
     Ok((
         StatusCode::CREATED,
-        Json(api_keys::create(&ctx, &caller, req).await?),
+        Extension(Replay::Without(replay)),
+        Json(created),
     ))
 }
 

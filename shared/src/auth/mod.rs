@@ -7,6 +7,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod service;
 pub mod tokens;
+pub mod verification;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::password;
 use super::ratelimit;
-use super::tokens::{random_secret, same_secret, sha256_hex, AccessGrant, RefreshToken};
+use super::tokens::{same_secret, sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
 use crate::store::{
@@ -35,10 +35,6 @@ fn session_key(user_id: &str, session_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), format!("SESSION#{session_id}"))
 }
 
-fn setup_token_key(token: &str) -> Key {
-    Key::new(format!("SETUP#{}", sha256_hex(token)), "TOKEN")
-}
-
 pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
 }
@@ -51,6 +47,9 @@ pub struct UserView {
     pub email: String,
     pub name: String,
     pub platform_admin: bool,
+    /// Whether the owner of the email proved it (a verification link, or an invitation link):
+    /// only a verified account sees and accepts invitations.
+    pub email_verified: bool,
     pub created_at: String,
 }
 
@@ -61,6 +60,7 @@ impl UserView {
             email: item.required_str("email")?.to_owned(),
             name: item.required_str("name")?.to_owned(),
             platform_admin: item.bool("platform_admin").unwrap_or(false),
+            email_verified: item.bool("email_verified").unwrap_or(false),
             created_at: item.required_str("created_at")?.to_owned(),
         })
     }
@@ -101,6 +101,8 @@ pub struct MeResponse {
     pub current_tenant_id: Option<String>,
     pub role: Option<Role>,
     pub session_id: String,
+    /// Invitations waiting for this person's answer (only once the email is verified).
+    pub invitations: Vec<crate::invitations::PendingInvitation>,
 }
 
 // ---- input checks ----------------------------------------------------------------------------
@@ -141,6 +143,7 @@ pub fn user_item(
     name: &str,
     hash: Option<&str>,
     admin: bool,
+    verified: bool,
     now: DateTime<Utc>,
 ) -> Item {
     let mut item = Item::new(user_key(user_id))
@@ -148,6 +151,7 @@ pub fn user_item(
         .with("email", email)
         .with("name", name)
         .with("platform_admin", admin)
+        .with("email_verified", verified)
         .with("created_at", time::fmt(now));
     if let Some(hash) = hash {
         item = item.with("password_hash", hash);
@@ -212,8 +216,9 @@ pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResp
     let hash = password::hash(req.password).await?;
     let now = ctx.clock.now();
     let user_id = new_id("usr");
-    let user = user_item(&user_id, &email, &name, Some(&hash), false, now);
-    let mut tx = new_user_ops(ctx.stores.transaction(), &user, &email);
+    let user = user_item(&user_id, &email, &name, Some(&hash), false, false, now);
+    let (token, verify_op) = super::verification::token_op(&user_id, &email, now);
+    let mut tx = new_user_ops(ctx.stores.transaction(), &user, &email).platform(verify_op);
     let mut tenant = None;
     if let Some(tenant_name) = tenant_name {
         let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
@@ -226,6 +231,7 @@ pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResp
             Some(0) => email_taken(),
             _ => ApiError::from(e),
         })?;
+    super::verification::send(ctx, &email, &token);
     let (tokens, tenant_view) = match tenant {
         Some(tenant_id) => {
             let view = tenants::load_tenant(ctx, &tenant_id).await?;
@@ -261,9 +267,11 @@ pub async fn create_platform_admin(
         let item = platform
             .update(
                 user_key(&user_id),
+                // The operator who runs the CLI vouches for the address.
                 vec![
                     UpdateAction::set("platform_admin", true),
                     UpdateAction::set("password_hash", hash),
+                    UpdateAction::set("email_verified", true),
                 ],
                 Some(Condition::ItemExists),
             )
@@ -272,7 +280,15 @@ pub async fn create_platform_admin(
     }
     let now = ctx.clock.now();
     let user_id = new_id("usr");
-    let user = user_item(&user_id, &email, "Platform admin", Some(&hash), true, now);
+    let user = user_item(
+        &user_id,
+        &email,
+        "Platform admin",
+        Some(&hash),
+        true,
+        true,
+        now,
+    );
     new_user_ops(ctx.stores.transaction(), &user, &email)
         .commit()
         .await?;
@@ -348,6 +364,17 @@ pub async fn start_session(
         .platform()
         .put(item, Some(Condition::ItemNotExists))
         .await?;
+    if let Some((tenant_id, _)) = tenant {
+        // The tenant a login without `tenant_id` lands in next time: the one used last.
+        ctx.stores
+            .platform()
+            .update(
+                user_key(user_id),
+                vec![UpdateAction::set("last_tenant_id", tenant_id.as_str())],
+                Some(Condition::ItemExists),
+            )
+            .await?;
+    }
     Ok(token_pair(
         ctx,
         user_id,
@@ -527,7 +554,8 @@ pub async fn login(
     )
     .await;
 
-    let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref()).await?;
+    let last = user.str("last_tenant_id").map(str::to_owned);
+    let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref(), last).await?;
     let (tokens, tenant_view) = match tenant {
         Some((tenant_id, role, view)) => (
             start_session(ctx, &user_view.id, Some((&tenant_id, role))).await?,
@@ -542,13 +570,23 @@ pub async fn login(
     })
 }
 
-/// The membership a login acts in: the one asked for, else the only one (or the oldest);
-/// none for a platform admin who asks for none or a user without memberships.
+/// The membership a login acts in: the one asked for, else the one used last, else the one
+/// joined first; none for a platform admin who asks for none or a user without memberships.
+/// Memberships exist only once accepted, so a login never lands in a tenant the person did not
+/// agree to join.
 async fn choose_login_tenant(
     ctx: &AppContext,
     user: &UserView,
     wanted: Option<&str>,
+    last: Option<String>,
 ) -> Result<Option<(TenantId, Role, TenantView)>, ApiError> {
+    if wanted.is_none() && !user.platform_admin {
+        if let Some(last) = last.and_then(|t| TenantId::parse(&t).ok()) {
+            if let Ok((role, view)) = active_membership(ctx, &user.id, &last).await {
+                return Ok(Some((last, role, view)));
+            }
+        }
+    }
     let tenant_id = match wanted {
         Some(raw) => {
             let id = TenantId::parse(raw)
@@ -573,26 +611,42 @@ async fn choose_login_tenant(
     Ok(Some((tenant_id, role, view)))
 }
 
+/// The membership joined first (not the lowest tenant id: ids say nothing of consent).
 async fn first_membership(ctx: &AppContext, user_id: &str) -> Result<Option<TenantId>, ApiError> {
-    let page = ctx
-        .stores
-        .platform()
-        .query(
-            &Query::table(format!("USER#{user_id}"))
-                .begins_with("MEMBER#")
-                .limit(1),
-        )
-        .await?;
-    Ok(page
-        .items
-        .first()
-        .and_then(|i| i.str("tenant_id"))
-        .and_then(|t| TenantId::parse(t).ok()))
+    let mut first: Option<(String, TenantId)> = None;
+    let mut cursor = None;
+    loop {
+        let page = ctx
+            .stores
+            .platform()
+            .query(
+                &Query::table(format!("USER#{user_id}"))
+                    .begins_with("MEMBER#")
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            let (Some(joined), Some(tenant)) = (
+                item.str("joined_at"),
+                item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()),
+            ) else {
+                continue;
+            };
+            if first.as_ref().is_none_or(|(j, _)| joined < j.as_str()) {
+                first = Some((joined.to_owned(), tenant));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(first.map(|(_, t)| t)),
+        }
+    }
 }
 
 /// The caller's role in a tenant they belong to, read from the tenant's own membership item;
 /// 404 when not a member, 403 when the tenant is suspended.
-async fn active_membership(
+pub(crate) async fn active_membership(
     ctx: &AppContext,
     user_id: &str,
     tenant_id: &TenantId,
@@ -787,85 +841,18 @@ pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiErro
             None => break,
         }
     }
+    let user = UserView::from_item(&user)?;
+    let invitations = if user.email_verified {
+        crate::invitations::pending_for(ctx, &user.email).await?
+    } else {
+        Vec::new()
+    };
     Ok(MeResponse {
-        user: UserView::from_item(&user)?,
+        user,
+        invitations,
         memberships,
         current_tenant_id: caller.tenant.as_ref().map(|t| t.to_string()),
         role: caller.role,
         session_id: caller.session_id.clone(),
     })
-}
-
-// ---- invitations -----------------------------------------------------------------------------
-
-/// Days an invitation's password-setup token stays valid.
-const SETUP_TOKEN_DAYS: i64 = 7;
-
-/// The write that creates a one-time password-setup token for an invited user; returns the
-/// token (shown once) and the write.
-pub fn setup_token_op(user_id: &str, now: DateTime<Utc>) -> (String, WriteOp) {
-    let token = random_secret();
-    let expires = now + chrono::Duration::days(SETUP_TOKEN_DAYS);
-    let item = Item::new(setup_token_key(&token))
-        .with("user_id", user_id)
-        .with("expires_epoch", expires.timestamp())
-        .with_ttl(expires.timestamp());
-    (
-        token,
-        WriteOp::Put {
-            item,
-            condition: Some(Condition::ItemNotExists),
-        },
-    )
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PasswordSetupRequest {
-    pub token: String,
-    pub password: String,
-}
-
-/// Sets an invited user's password with their one-time token. The token is consumed in the
-/// same transaction that sets the password, so it works exactly once.
-pub async fn setup_password(
-    ctx: &AppContext,
-    req: PasswordSetupRequest,
-) -> Result<UserView, ApiError> {
-    let invalid = || ApiError::validation("token", "this setup link is invalid, used or expired");
-    if req.token.is_empty() || req.token.len() > 128 {
-        return Err(invalid());
-    }
-    let key = setup_token_key(&req.token);
-    let item = ctx.stores.platform().get(&key).await?.ok_or_else(invalid)?;
-    if item.i64("expires_epoch").unwrap_or(0) <= ctx.clock.now().timestamp() {
-        return Err(invalid());
-    }
-    let user_id = item.required_str("user_id")?.to_owned();
-    let user = load_user(ctx, &user_id).await?.ok_or_else(invalid)?;
-    let email = user.required_str("email")?.to_owned();
-    password::check_policy(&req.password, &email, "password")?;
-    let hash = password::hash(req.password).await?;
-    ctx.stores
-        .transaction()
-        .platform(WriteOp::Delete {
-            key,
-            condition: Some(Condition::ItemExists),
-        })
-        .platform(WriteOp::Update {
-            key: user_key(&user_id),
-            actions: vec![UpdateAction::set("password_hash", hash)],
-            condition: Some(Condition::ItemExists),
-        })
-        .commit()
-        .await
-        .map_err(|e| {
-            if e.is_condition_failure() {
-                invalid()
-            } else {
-                e.into()
-            }
-        })?;
-    let user = load_user(ctx, &user_id).await?.ok_or_else(invalid)?;
-    Ok(UserView::from_item(&user)?)
 }

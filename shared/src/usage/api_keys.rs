@@ -8,12 +8,15 @@ use crate::auth::service::new_id;
 use crate::auth::tokens::{random_secret, same_secret, sha256_hex};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::store::{Condition, Item, Key, Query, Store, TenantId, WriteOp};
+use crate::store::{Condition, Item, Key, Query, Store, TenantId, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;
 
 pub const KEY_PREFIX: &str = "esk_";
 pub const SCOPES: [&str; 2] = ["usage:write", "usage:read"];
+/// Keys per tenant: suspension marks them all in the one transaction that changes the
+/// tenant's status (a transaction holds 100 writes).
+const MAX_KEYS: usize = 50;
 
 fn lookup_key(prefix: &str) -> Key {
     Key::new(format!("APIKEY#{prefix}"), "KEY")
@@ -33,8 +36,10 @@ pub struct ApiKeyView {
 pub struct CreatedApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,
-    /// The whole key. Shown once: only its hash is kept.
-    pub secret: String,
+    /// The whole key. Shown once, to the request that created it: only its hash is kept, and
+    /// a replay of that request (same `Idempotency-Key`) answers without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -93,12 +98,24 @@ pub async fn create(
             "scopes are usage:write and usage:read",
         ));
     }
+    let t = ctx.stores.tenant(&tenant);
+    let existing = t
+        .query(
+            &Query::table(t.pk("APIKEYS"))
+                .begins_with("KEY#")
+                .limit(MAX_KEYS as u32),
+        )
+        .await?;
+    if existing.items.len() >= MAX_KEYS {
+        return Err(ApiError::conflict(format!(
+            "a tenant keeps at most {MAX_KEYS} API keys; revoke one first"
+        )));
+    }
     let id = new_id("key");
     // 12 hex characters of public prefix, 43 characters of secret.
     let prefix = sha256_hex(&random_secret())[..12].to_owned();
     let secret = random_secret();
     let full = format!("{KEY_PREFIX}{prefix}_{secret}");
-    let t = ctx.stores.tenant(&tenant);
     let at = time::fmt(ctx.clock.now());
     let listed = Item::new(t.key("APIKEYS", format!("KEY#{prefix}")))
         .with("key_id", id.as_str())
@@ -128,7 +145,7 @@ pub async fn create(
         .await?;
     Ok(CreatedApiKey {
         key: view(&listed)?,
-        secret: full,
+        secret: Some(full),
     })
 }
 
@@ -192,10 +209,66 @@ pub struct KeyGuard {
 }
 
 impl KeyGuard {
+    /// The key is neither revoked (its lookup item gone) nor its tenant suspended (the
+    /// `suspended` mark that suspension puts on every key of the tenant).
     pub fn check(&self) -> WriteOp {
         WriteOp::Check {
             key: lookup_key(&self.prefix),
-            condition: Condition::eq("secret_hash", self.secret_hash.as_str()),
+            condition: Condition::And(vec![
+                Condition::eq("secret_hash", self.secret_hash.as_str()),
+                Condition::not_exists(SUSPENDED),
+            ]),
+        }
+    }
+
+    /// Why the check failed, from the item the transaction saw; the cached key is dropped.
+    pub fn refusal(&self, ctx: &AppContext, seen: Option<&Item>) -> ApiError {
+        ctx.hot.forget_key(&self.prefix);
+        match seen {
+            Some(item) if item.get(SUSPENDED).is_some() => ApiError::tenant_suspended(),
+            _ => invalid(),
+        }
+    }
+}
+
+/// The mark on a key's lookup item while its tenant is suspended.
+const SUSPENDED: &str = "suspended";
+
+/// The writes that mark (or unmark) every key of a suspended (or reactivated) tenant, for the
+/// transaction that changes the tenant's status: from then on every instance refuses them,
+/// cached or not, because the cached path's guard checks the mark in the event's own write.
+pub async fn suspension_ops(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    suspended: bool,
+) -> Result<Vec<WriteOp>, ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let mut ops = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = t
+            .query(
+                &Query::table(t.pk("APIKEYS"))
+                    .begins_with("KEY#")
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            let action = if suspended {
+                UpdateAction::set(SUSPENDED, true)
+            } else {
+                UpdateAction::remove(SUSPENDED)
+            };
+            ops.push(WriteOp::Update {
+                key: lookup_key(item.required_str("prefix")?),
+                actions: vec![action],
+                condition: Some(Condition::ItemExists),
+            });
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(ops),
         }
     }
 }
@@ -271,6 +344,9 @@ async fn load(
     let secret_hash = item.str("secret_hash").unwrap_or_default();
     if !same_secret(&sha256_hex(secret), secret_hash) {
         return Err(invalid());
+    }
+    if item.get(SUSPENDED).is_some() {
+        return Err(ApiError::tenant_suspended());
     }
     let tenant = TenantId::parse(item.required_str("tenant_id")?).map_err(|_| invalid())?;
     let key = std::sync::Arc::new(CachedKey {

@@ -242,12 +242,9 @@ impl axum::extract::FromRequestParts<AppContext> for RecordingMeter {
         parts: &mut axum::http::request::Parts,
         ctx: &AppContext,
     ) -> Result<Self, Self::Rejection> {
-        use axum::response::IntoResponse;
-        let token = crate::auth::caller::bearer(parts)
-            .map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+        let token = crate::auth::caller::bearer(parts).map_err(crate::auth::caller::reject)?;
         if let Some(key) = api_keys::authenticate_for_write(ctx, token).await {
-            let (key, guard) =
-                key.map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+            let (key, guard) = key.map_err(crate::auth::caller::reject)?;
             return Ok(Self {
                 meter: Meter::for_key(&key),
                 guard,
@@ -270,6 +267,10 @@ async fn cached_limits(
     ctx.hot.remember_limits(tenant.as_str(), limits.clone());
     Ok(limits)
 }
+
+/// How late an event from before its period's start may still be reported (it then counts in
+/// the period it happened in, under that period's limit).
+pub const LATENESS: Duration = Duration::minutes(5);
 
 /// Positions of the operations in the recording transaction (to read a cancellation).
 const OP_CLAIM: usize = 0;
@@ -381,6 +382,23 @@ async fn record_once(
             return Err(Attempt::PeriodEnded);
         }
         return Err(ApiError::validation("timestamp", "outside the current billing period").into());
+    }
+    // Backdating never reaches a past period's empty counter: an event counts in the metric's
+    // current counting period, at most LATENESS before it began (a late report across the
+    // boundary), and never before the subscription existed.
+    let (current_start, _) = counting_period(reset, &limits.sub, now);
+    let created = limits
+        .sub
+        .item
+        .str("created_at")
+        .and_then(time::parse)
+        .unwrap_or(limits.sub.anchor);
+    if at < (current_start - LATENESS).max(created) {
+        return Err(ApiError::validation(
+            "timestamp",
+            "an event counts in the current period: at most 5 minutes before it began, and never before the subscription",
+        )
+        .into());
     }
     let quantity = event.quantity as u64;
     let limit = spec.and_then(|s| s.limit);
@@ -501,9 +519,10 @@ async fn record_once(
                     )
                 }
                 Some(OP_SUBSCRIPTION) => Attempt::StaleSubscription,
-                Some(OP_KEY) => {
-                    Attempt::Failed(ApiError::unauthenticated("invalid or revoked API key"))
-                }
+                Some(OP_KEY) => Attempt::Failed(match &meter.guard {
+                    Some(guard) => guard.refusal(ctx, cancelled_item(&e, OP_KEY)),
+                    None => ApiError::unauthenticated("invalid or revoked API key"),
+                }),
                 _ => Attempt::Failed(e.into()),
             });
         }
@@ -557,10 +576,17 @@ async fn refused(ctx: &AppContext, metric: &str, quantity: u64, used: u64, limit
     problem
 }
 
+/// Every field of the event but its key: a repeat that differs in any of them is a 422. The
+/// time is taken as the instant it names (so equal times written differently match).
 fn request_fingerprint(event: &UsageEvent) -> String {
     let mut fingerprint = event.metric.clone();
     fingerprint.push(':');
     fingerprint.push_str(itoa::Buffer::new().format(event.quantity));
+    fingerprint.push(':');
+    match event.timestamp.as_deref().and_then(time::parse) {
+        Some(at) => fingerprint.push_str(itoa::Buffer::new().format(at.timestamp_millis())),
+        None => fingerprint.push('-'),
+    }
     fingerprint
 }
 
@@ -873,10 +899,9 @@ impl axum::extract::FromRequestParts<AppContext> for Meter {
         ctx: &AppContext,
     ) -> Result<Self, Self::Rejection> {
         use axum::response::IntoResponse;
-        let token = crate::auth::caller::bearer(parts)
-            .map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+        let token = crate::auth::caller::bearer(parts).map_err(crate::auth::caller::reject)?;
         if let Some(key) = api_keys::authenticate(ctx, token).await {
-            let key = key.map_err(|e| crate::auth::caller::Unauthenticated(e).into_response())?;
+            let key = key.map_err(crate::auth::caller::reject)?;
             return Ok(Meter::for_key(&key));
         }
         let caller = crate::auth::Caller::from_request_parts(parts, ctx).await?;

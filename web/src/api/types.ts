@@ -12,6 +12,27 @@ export interface User {
   email: string;
   name: string;
   platform_admin: boolean;
+  email_verified: boolean;
+}
+
+/** An invitation waiting for the signed-in person's answer. */
+export interface PendingInvitation {
+  id: string;
+  tenant_id: string;
+  tenant_name: string;
+  role: Role;
+  expires_at: string;
+}
+
+/** An open invitation as the tenant's admin sees it. */
+export interface Invitation {
+  id: string;
+  tenant_id: string;
+  email: string;
+  role: Role;
+  status: string;
+  invited_at: string;
+  expires_at: string;
 }
 
 export interface Me {
@@ -19,6 +40,7 @@ export interface Me {
   memberships: { tenant_id: string; tenant_name: string; role: Role; tenant_status: string }[];
   current_tenant_id: string | null;
   role: Role | null;
+  invitations: PendingInvitation[];
 }
 
 export interface Tenant {

@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
-import type { Member, Page, UsageSummary } from "../../api/types";
+import type { Invitation, Member, Page, UsageSummary } from "../../api/types";
 import { Card, ErrorNotice, Field, fieldError, PagerFor, Success, WhenLoaded } from "../../components/ui";
 import { formatDate, formatNumber } from "../../format";
 
@@ -13,16 +13,18 @@ export function Members() {
   const pager = usePager(`/v1/tenants/${tenant}/members?limit=20`);
   const members = useGet<Page<Member>>(pager.path);
   const usage = useGet<UsageSummary>("/v1/usage");
+  const invitations = useGet<Page<Invitation>>(`/v1/tenants/${tenant}/invitations?limit=100`);
   const seats = usage.data?.data.find((u) => u.metric === "max_users");
   const [form, setForm] = useState({ email: "", role: "tenant_user", name: "" });
   const [emailError, setEmailError] = useState<string | null>(null);
-  const [invited, setInvited] = useState<{ email: string; token: string | null } | null>(null);
+  const [invited, setInvited] = useState<string | null>(null);
   const invite = useAction();
   const change = useAction();
 
   const reload = () => {
     members.reload();
     usage.reload();
+    invitations.reload();
   };
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -32,12 +34,12 @@ export function Members() {
     }
     setEmailError(null);
     void invite.run(async () => {
-      const answer = await api.post<{ member: Member; setup_token?: string | null }>(
+      const answer = await api.post<{ invitation: Invitation }>(
         `/v1/tenants/${tenant}/members`,
         { email: form.email, role: form.role, ...(form.name.trim() ? { name: form.name.trim() } : {}) },
         { idempotencyKey: idempotencyKey() },
       );
-      setInvited({ email: answer.member.email, token: answer.setup_token ?? null });
+      setInvited(answer.invitation.email);
       setForm({ email: "", role: "tenant_user", name: "" });
       reload();
     });
@@ -72,18 +74,32 @@ export function Members() {
           </button>
         </form>
         <ErrorNotice error={fieldError(invite.error, "email") ? null : invite.error} />
-        {invited && (
-          <Success>
-            {invited.email} was added.
-            {invited.token && (
-              <>
-                {" "}
-                Give them this one-time password-setup token (shown once): <code className="secret">{invited.token}</code>
-              </>
-            )}
-          </Success>
-        )}
+        {invited && <Success>An invitation was mailed to {invited}. They join once they accept it.</Success>}
       </Card>
+      {!!invitations.data?.data.length && (
+        <Card title="Open invitations">
+          <ul className="plain" data-testid="invitations">
+            {invitations.data.data.map((inv) => (
+              <li key={inv.id}>
+                {inv.email} as {inv.role.replace("_", " ")}, until {formatDate(inv.expires_at)}{" "}
+                <button
+                  type="button"
+                  className="danger"
+                  disabled={change.busy}
+                  onClick={() =>
+                    void change.run(async () => {
+                      await api.delete(`/v1/tenants/${tenant}/invitations/${inv.id}`);
+                      reload();
+                    })
+                  }
+                >
+                  Withdraw
+                </button>
+              </li>
+            ))}
+          </ul>
+        </Card>
+      )}
       <Card title="People">
         <ErrorNotice error={change.error} />
         <WhenLoaded state={members}>

@@ -1,0 +1,554 @@
+//! Regression tests for the defects a black-box probe found (issue 16), each through HTTP and
+//! on both stores: SQLite, and DynamoDB on moto.
+
+use std::sync::Arc;
+
+use axum::http::Method;
+use eshtarek_core::store::Store;
+use eshtarek_tests::fixtures::{email, Metered};
+use eshtarek_tests::http::{session_of, TestApp, PASSWORD};
+use serde_json::json;
+
+/// One `#[tokio::test]` per case and store.
+macro_rules! on_both_stores {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(eshtarek_tests::stores::sqlite().await).await;
+                }
+            )*
+        }
+        mod dynamodb {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(eshtarek_tests::stores::dynamodb().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    an_idempotency_replay_is_for_its_principal_only,
+    a_replay_never_hands_out_a_secret,
+    signing_up_with_someone_elses_email_joins_nothing,
+    invitations_need_consent_and_say_nothing_about_accounts,
+    members_can_leave_and_logins_land_where_they_were_last,
+    a_suspended_tenants_api_keys_stop_at_once,
+    backdated_events_never_reach_an_empty_counter,
+);
+
+const START: &str = "2027-04-01T00:00:00Z";
+
+/// A tenant user replaying the admin's key and body runs as themselves (403), never gets the
+/// admin's answer; a removed member's replay of their own request is a 401.
+async fn an_idempotency_replay_is_for_its_principal_only(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    let user = app
+        .add_member(&owner, &tenant, &email("user"), "tenant_user")
+        .await;
+    let body = json!({"name": "backend"});
+    let first = app
+        .post_keyed("/v1/api-keys", Some(&owner.access), "k-1", body.clone())
+        .await
+        .expect(201);
+    assert!(first.body["secret"].is_string());
+    let stolen = app
+        .post_keyed("/v1/api-keys", Some(&user.access), "k-1", body.clone())
+        .await
+        .problem(403);
+    assert!(stolen.headers.get("idempotent-replayed").is_none());
+    assert!(!stolen.body.to_string().contains("esk_"));
+
+    // The invitation answer replayed to a tenant user: the user's own request, refused.
+    let invite = json!({"email": email("new-admin"), "role": "tenant_admin"});
+    let members = format!("/v1/tenants/{tenant}/members");
+    app.post_keyed(
+        &members,
+        Some(&owner.access),
+        "add-newadmin",
+        invite.clone(),
+    )
+    .await
+    .expect(201);
+    app.post_keyed(&members, Some(&user.access), "add-newadmin", invite)
+        .await
+        .problem(403);
+
+    // A second admin keys a request, is removed, and replays it: their session is over.
+    let second_email = email("second");
+    let second = app
+        .add_member(&owner, &tenant, &second_email, "tenant_admin")
+        .await;
+    let keyed = json!({"name": "second's"});
+    app.post_keyed("/v1/api-keys", Some(&second.access), "k-2", keyed.clone())
+        .await
+        .expect(201);
+    app.delete(
+        &format!("{members}/{}", second.user_id),
+        Some(&owner.access),
+    )
+    .await
+    .expect(204);
+    app.post_keyed("/v1/api-keys", Some(&second.access), "k-2", keyed)
+        .await
+        .problem(401);
+
+    // One `Authorization` parser: a scheme in capitals is keyed like any other.
+    let odd = app
+        .send(
+            axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/v1/api-keys")
+                .header("authorization", format!("BEARER {}", owner.access))
+                .header("content-type", "application/json")
+                .header("idempotency-key", "k-3")
+                .body(axum::body::Body::from(r#"{"name":"caps"}"#))
+                .unwrap(),
+        )
+        .await
+        .expect(201);
+    let again = app
+        .post_keyed(
+            "/v1/api-keys",
+            Some(&owner.access),
+            "k-3",
+            json!({"name": "caps"}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body["id"], odd.body["id"]);
+}
+
+/// The first answer carries the secret; its replay to the same principal carries the key
+/// without it, and switching tenants is never kept for a replay at all.
+async fn a_replay_never_hands_out_a_secret(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let body = json!({"name": "backend"});
+    let first = app
+        .post_keyed("/v1/api-keys", Some(&owner.access), "once", body.clone())
+        .await
+        .expect(201);
+    let replay = app
+        .post_keyed("/v1/api-keys", Some(&owner.access), "once", body)
+        .await
+        .expect(201);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["id"], first.body["id"]);
+    assert!(replay.body.get("secret").is_none(), "{}", replay.body);
+    // Stored nowhere either: no item of the store holds the secret.
+    let secret = first.body["secret"].as_str().unwrap();
+    let listed = app
+        .get("/v1/api-keys", Some(&owner.access))
+        .await
+        .expect(200);
+    assert!(!listed.body.to_string().contains(secret));
+
+    let tenant = owner.tenant_id.clone().unwrap();
+    let switch = json!({"tenant_id": tenant});
+    let a = app
+        .post_keyed(
+            "/v1/auth/switch-tenant",
+            Some(&owner.access),
+            "sw",
+            switch.clone(),
+        )
+        .await
+        .expect(200);
+    let b = app
+        .post_keyed("/v1/auth/switch-tenant", Some(&owner.access), "sw", switch)
+        .await
+        .expect(200);
+    assert!(b.headers.get("idempotent-replayed").is_none());
+    assert_ne!(
+        a.body["tokens"]["refresh_token"],
+        b.body["tokens"]["refresh_token"]
+    );
+}
+
+/// An attacker registers the CFO's address; the CFO is invited. The attacker joins nothing:
+/// not on login, not by accepting. The mailbox's owner follows the link and takes the account
+/// over; the attacker's session ends.
+async fn signing_up_with_someone_elses_email_joins_nothing(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let globex = app.signup(&email("globex-admin"), "Globex").await;
+    let tenant = globex.tenant_id.clone().unwrap();
+    let cfo = email("cfo");
+    let attacker = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": cfo, "password": "attacker's password", "name": "Mallory"}),
+        )
+        .await
+        .expect(201);
+    let attacker = session_of(&attacker.body);
+    assert_eq!(attacker.tenant_id, None);
+    let invited = app
+        .post(
+            &format!("/v1/tenants/{tenant}/members"),
+            Some(&globex.access),
+            json!({"email": cfo, "role": "tenant_admin"}),
+        )
+        .await
+        .expect(201);
+    let invitation = invited.body["invitation"]["id"].as_str().unwrap();
+
+    let login = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": cfo, "password": "attacker's password"}),
+        )
+        .await
+        .expect(200);
+    assert!(login.body["tokens"]["tenant_id"].is_null());
+    let me = app
+        .get("/v1/auth/me", Some(&attacker.access))
+        .await
+        .expect(200);
+    assert_eq!(me.body["memberships"], json!([]));
+    assert_eq!(me.body["invitations"], json!([]), "unverified: none shown");
+    let refused = app
+        .post(
+            &format!("/v1/auth/invitations/{invitation}/accept"),
+            Some(&attacker.access),
+            json!({}),
+        )
+        .await
+        .problem(403);
+    assert_eq!(refused.body["code"], "email_unverified");
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": cfo, "password": "attacker's password", "tenant_id": tenant}),
+    )
+    .await
+    .problem(422);
+
+    // The real CFO has the mailbox.
+    let token = app.invitation_token(&cfo);
+    let joined = app
+        .post(
+            "/v1/auth/invitations/accept",
+            None,
+            json!({"token": token, "password": PASSWORD}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(joined.body["tokens"]["role"], "tenant_admin");
+    assert_eq!(joined.body["user"]["email_verified"], true);
+    app.get("/v1/auth/me", Some(&attacker.access))
+        .await
+        .problem(401);
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": cfo, "password": "attacker's password"}),
+    )
+    .await
+    .problem(401);
+}
+
+/// Inviting an existing account joins nobody until they accept from it; the answer has the
+/// same shape whether or not the email has an account.
+async fn invitations_need_consent_and_say_nothing_about_accounts(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let older = app.signup(&email("older"), "Older Co").await;
+    let older_tenant = older.tenant_id.clone().unwrap();
+    let victim_email = email("victim");
+    let victim = app.signup(&victim_email, "Victim Co").await;
+    let victim_tenant = victim.tenant_id.clone().unwrap();
+    let members = format!("/v1/tenants/{older_tenant}/members");
+    let to_account = app
+        .post(
+            &members,
+            Some(&older.access),
+            json!({"email": victim_email, "role": "tenant_admin"}),
+        )
+        .await
+        .expect(201);
+    let to_nobody = app
+        .post(
+            &members,
+            Some(&older.access),
+            json!({"email": email("nobody"), "role": "tenant_admin"}),
+        )
+        .await
+        .expect(201);
+    let shape = |v: &serde_json::Value| {
+        let mut keys: Vec<_> = v["invitation"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(shape(&to_account.body), shape(&to_nobody.body));
+    assert!(to_account.body["invitation"].get("user_id").is_none());
+    let listed = app.get(&members, Some(&older.access)).await.expect(200);
+    assert_eq!(
+        listed.body["data"].as_array().unwrap().len(),
+        1,
+        "nobody joined"
+    );
+
+    // The victim logs in as before and lands in their own tenant.
+    let again = app.login(&victim_email, None).await;
+    assert_eq!(again.tenant_id.as_deref(), Some(victim_tenant.as_str()));
+    // Verified, they see the invitation and decline it.
+    app.verify_email(&victim_email).await;
+    let me = app
+        .get("/v1/auth/me", Some(&again.access))
+        .await
+        .expect(200);
+    let pending = me.body["invitations"].as_array().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0]["tenant_name"], "Older Co");
+    let id = pending[0]["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/auth/invitations/{id}/decline"),
+        Some(&again.access),
+        json!({}),
+    )
+    .await
+    .expect(204);
+    app.post(
+        &format!("/v1/auth/invitations/{id}/accept"),
+        Some(&again.access),
+        json!({}),
+    )
+    .await
+    .problem(404);
+    let after = app.login(&victim_email, None).await;
+    assert_eq!(after.tenant_id.as_deref(), Some(victim_tenant.as_str()));
+    let me = app
+        .get("/v1/auth/me", Some(&after.access))
+        .await
+        .expect(200);
+    assert_eq!(me.body["memberships"].as_array().unwrap().len(), 1);
+
+    // A withdrawn invitation's link is dead.
+    let withdrawn_email = email("withdrawn");
+    let invited = app
+        .post(
+            &members,
+            Some(&older.access),
+            json!({"email": withdrawn_email, "role": "tenant_user"}),
+        )
+        .await
+        .expect(201);
+    let id = invited.body["invitation"]["id"].as_str().unwrap();
+    app.delete(
+        &format!("/v1/tenants/{older_tenant}/invitations/{id}"),
+        Some(&older.access),
+    )
+    .await
+    .expect(204);
+    let token = app.invitation_token(&withdrawn_email);
+    app.post(
+        "/v1/auth/invitations/accept",
+        None,
+        json!({"token": token, "password": PASSWORD}),
+    )
+    .await
+    .problem(422);
+}
+
+/// A tenant user can leave; the last admin cannot; a login without `tenant_id` lands in the
+/// tenant used last, not the one with the lowest id.
+async fn members_can_leave_and_logins_land_where_they_were_last(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let first = app.signup(&email("first"), "First").await;
+    let second = app.signup(&email("second"), "Second").await;
+    let first_tenant = first.tenant_id.clone().unwrap();
+    let second_tenant = second.tenant_id.clone().unwrap();
+    let person = email("person");
+    // Through the link, which verifies the address; then from the account.
+    app.add_member(&first, &first_tenant, &person, "tenant_user")
+        .await;
+    app.add_member(&second, &second_tenant, &person, "tenant_user")
+        .await;
+    // The last login was to the second tenant: a plain login lands there.
+    let plain = app.login(&person, None).await;
+    assert_eq!(plain.tenant_id.as_deref(), Some(second_tenant.as_str()));
+    let in_first = app.login(&person, Some(&first_tenant)).await;
+    assert_eq!(
+        app.login(&person, None).await.tenant_id.as_deref(),
+        Some(first_tenant.as_str())
+    );
+    // Leaving the first tenant.
+    app.delete(
+        &format!("/v1/tenants/{first_tenant}/members/{}", in_first.user_id),
+        Some(&in_first.access),
+    )
+    .await
+    .expect(204);
+    app.get("/v1/auth/me", Some(&in_first.access))
+        .await
+        .problem(401);
+    assert_eq!(
+        app.login(&person, None).await.tenant_id.as_deref(),
+        Some(second_tenant.as_str())
+    );
+    // A tenant user removes nobody else, and the last admin stays.
+    let in_second = app.login(&person, Some(&second_tenant)).await;
+    app.delete(
+        &format!("/v1/tenants/{second_tenant}/members/{}", second.user_id),
+        Some(&in_second.access),
+    )
+    .await
+    .problem(403);
+    app.delete(
+        &format!("/v1/tenants/{second_tenant}/members/{}", second.user_id),
+        Some(&second.access),
+    )
+    .await
+    .problem(409);
+}
+
+/// Suspension refuses the tenant's API keys on the next request, cached or not, on every
+/// instance, with a problem type that says why; reactivation lets them in again.
+async fn a_suspended_tenants_api_keys_stop_at_once(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let other = m.app.sibling();
+    let event =
+        |n: u32| json!({"metric": "api_calls", "quantity": 1, "idempotency_key": format!("e-{n}")});
+    // Both instances have the key cached.
+    for (n, app) in [&m.app, &other].into_iter().enumerate() {
+        app.post("/v1/usage/events", Some(&m.key), event(n as u32))
+            .await
+            .expect(200);
+    }
+    let admin = m.app.platform_admin().await;
+    let tenant = m.owner.tenant_id.clone().unwrap();
+    m.app
+        .patch(
+            &format!("/v1/tenants/{tenant}"),
+            Some(&admin.access),
+            json!({"status": "suspended"}),
+        )
+        .await
+        .expect(200);
+    for app in [&m.app, &other] {
+        let refused = app
+            .post("/v1/usage/events", Some(&m.key), event(10))
+            .await
+            .problem(403);
+        assert_eq!(refused.body["type"], "/problems/tenant-suspended");
+        app.post(
+            "/v1/usage/events:batch",
+            Some(&m.key),
+            json!({"events": [event(11)]}),
+        )
+        .await
+        .problem(403);
+        app.get("/v1/usage", Some(&m.key)).await.problem(403);
+        app.post(
+            "/v1/usage/check",
+            Some(&m.key),
+            json!({"metric": "api_calls", "quantity": 1}),
+        )
+        .await
+        .problem(403);
+    }
+    // A fresh instance (a restart) refuses them too.
+    m.app
+        .sibling()
+        .post("/v1/usage/events", Some(&m.key), event(12))
+        .await
+        .problem(403);
+    m.app
+        .patch(
+            &format!("/v1/tenants/{tenant}"),
+            Some(&admin.access),
+            json!({"status": "active"}),
+        )
+        .await
+        .expect(200);
+    let back = other
+        .post("/v1/usage/events", Some(&m.key), event(13))
+        .await
+        .expect(200);
+    assert_eq!(back.body["used"], 3, "nothing counted while suspended");
+}
+
+/// At 100/100 of a monthly hard limit, events dated last month, in 1970 or before the
+/// subscription are refused (422 naming `timestamp`); a late report within the lateness window
+/// counts in the period it happened in, under that period's limit; a repeat that changes the
+/// time is a 422.
+async fn backdated_events_never_reach_an_empty_counter(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let ev = |key: &str, quantity: u64, at: Option<&str>| {
+        let mut e = json!({"metric": "api_calls", "quantity": quantity, "idempotency_key": key});
+        if let Some(at) = at {
+            e["timestamp"] = json!(at);
+        }
+        e
+    };
+    m.app
+        .post("/v1/usage/events", Some(&m.key), ev("fill", 100, None))
+        .await
+        .expect(200);
+    for (key, at) in [
+        ("march", "2027-03-15T12:00:00Z"),
+        ("epoch", "1970-01-01T00:00:00Z"),
+        ("before-sub", "2027-03-31T23:58:00Z"),
+    ] {
+        let refused = m
+            .app
+            .post("/v1/usage/events", Some(&m.key), ev(key, 1, Some(at)))
+            .await
+            .problem(422);
+        assert_eq!(refused.body["field"], "timestamp", "{at}");
+    }
+    // A month on: April's counter is full; a report from 23:58 on April 30th is within the
+    // window and refused by April's limit, one from 23:50 is refused as too late.
+    m.app
+        .clock
+        .advance(chrono::Duration::days(30) + chrono::Duration::minutes(2));
+    let april = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            ev("late", 1, Some("2027-04-30T23:58:00Z")),
+        )
+        .await
+        .problem(402);
+    assert_eq!(april.body["used"], 100);
+    m.app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            ev("too-late", 1, Some("2027-04-30T23:50:00Z")),
+        )
+        .await
+        .problem(422);
+    // May counts from zero; the same key with another time is not a replay.
+    let may = m
+        .app
+        .post("/v1/usage/events", Some(&m.key), ev("may", 1, None))
+        .await
+        .expect(200);
+    assert_eq!(may.body["used"], 1);
+    let changed = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            ev("may", 1, Some("2027-05-01T00:01:00Z")),
+        )
+        .await
+        .problem(422);
+    assert_eq!(changed.body["field"], "idempotency_key");
+}
