@@ -21,6 +21,7 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         ("/v1/auth/invitations/{invitation_id}/accept", "post"),
         ("/v1/auth/invitations/{invitation_id}/decline", "post"),
         ("/v1/tenants/{id}/invitations", "get"),
+        ("/v1/admin/tenants/{id}/trial", "post"),
         ("/v1/tenants/{id}/invitations/{invitation_id}", "delete"),
         ("/.well-known/jwks.json", "get"),
         ("/v1/tenants", "post"),

@@ -39,6 +39,7 @@ on_both_stores!(
     members_can_leave_and_logins_land_where_they_were_last,
     a_suspended_tenants_api_keys_stop_at_once,
     backdated_events_never_reach_an_empty_counter,
+    a_tenant_gets_one_trial,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -551,4 +552,111 @@ async fn backdated_events_never_reach_an_empty_counter(store: Arc<dyn Store>) {
         .await
         .problem(422);
     assert_eq!(changed.body["field"], "idempotency_key");
+}
+
+/// One trial per tenant: changing from a trial to a plan without one ends the trial and bills
+/// at once; cancelling and subscribing again starts no second trial; a platform admin may grant
+/// another (audited).
+async fn a_tenant_gets_one_trial(store: Arc<dyn Store>) {
+    let app = TestApp::frozen_on(store, START).await;
+    let admin = app.platform_admin().await;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut ids = Vec::new();
+    for (name, price, trial) in [("Trial Pro", "29.00", 14), ("Basic", "30.00", 0)] {
+        let body = json!({"name": format!("{name} {tag}"), "price": price, "currency": "USD", "billing_cycle": "monthly", "trial_days": trial});
+        let reply = app
+            .post("/v1/plans", Some(&admin.access), body)
+            .await
+            .expect(201);
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let (trial, basic) = (&ids[0], &ids[1]);
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    let first = app.subscribe_with_card(&owner, trial).await;
+    assert_eq!(first["subscription"]["status"], "trialing");
+    let id = first["subscription"]["id"].as_str().unwrap().to_owned();
+
+    // To a plan without a trial, even "at period end": the trial ends and Basic is billed now.
+    let changed = app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            Some(&owner.access),
+            json!({"plan_id": basic, "effective": "period_end"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed.body["subscription"]["status"], "active");
+    assert!(changed.body["subscription"]["trial_end"].is_null());
+    assert_eq!(changed.body["invoice"]["total"], "30.00");
+    assert_eq!(changed.body["invoice"]["status"], "paid");
+
+    // Cancelled on the spot and subscribed again to the trial plan: no second trial.
+    app.post(
+        &format!("/v1/subscriptions/{id}/cancel"),
+        Some(&owner.access),
+        json!({"at_period_end": false}),
+    )
+    .await
+    .expect(200);
+    let again = app
+        .post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({"plan_id": trial}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(again.body["subscription"]["status"], "active");
+    assert_eq!(again.body["invoice"]["total"], "29.00");
+    let again_id = again.body["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A platform admin grants another, with a reason in the audit log.
+    app.post(
+        &format!("/v1/admin/tenants/{tenant}/trial"),
+        Some(&owner.access),
+        json!({"reason": "please"}),
+    )
+    .await
+    .problem(403);
+    app.post(
+        &format!("/v1/admin/tenants/{tenant}/trial"),
+        Some(&admin.access),
+        json!({"reason": "sales goodwill, ticket 42"}),
+    )
+    .await
+    .expect(200);
+    let log = app
+        .get(
+            &format!("/v1/audit-log?tenant_id={tenant}"),
+            Some(&admin.access),
+        )
+        .await
+        .expect(200);
+    assert!(log.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(
+            |e| e["action"] == "tenant.trial_granted" && e["reason"] == "sales goodwill, ticket 42"
+        ));
+    app.post(
+        &format!("/v1/subscriptions/{again_id}/cancel"),
+        Some(&owner.access),
+        json!({"at_period_end": false}),
+    )
+    .await
+    .expect(200);
+    let granted = app
+        .post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({"plan_id": trial}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(granted.body["subscription"]["status"], "trialing");
 }

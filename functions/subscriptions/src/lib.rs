@@ -11,6 +11,7 @@ use eshtarek_core::billing::subscriptions::{
     self as subs, CancelRequest, ChangePreview, ChangeRequest, CreateSubscriptionRequest,
     OverrideRequest, SubscriptionResult, SubscriptionView,
 };
+use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::Problem;
@@ -30,7 +31,7 @@ pub const NAME: &str = "subscriptions";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
-    paths(overview, admin_get, admin_override, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
+    paths(overview, admin_get, admin_override, grant_trial, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -55,6 +56,7 @@ pub fn router(ctx: AppContext) -> Router {
             "/v1/admin/tenants/{id}/subscription",
             get(admin_get).patch(admin_override),
         )
+        .route("/v1/admin/tenants/{id}/trial", post(grant_trial))
         .with_state(ctx)
 }
 
@@ -262,4 +264,23 @@ async fn admin_override(
     ApiJson(req): ApiJson<OverrideRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::admin_override(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/trial",
+    tag = "subscriptions",
+    summary = "Give a tenant another free trial (one per tenant otherwise; platform admin; audited with a reason).",
+    request_body = GrantTrialRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Granted", body = TrialGrant), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+)]
+async fn grant_trial(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<GrantTrialRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(trials::grant(&ctx, &caller, &id, req).await?))
 }

@@ -10,3 +10,4 @@ pub mod period;
 pub mod proration;
 pub mod state;
 pub mod subscriptions;
+pub mod trials;

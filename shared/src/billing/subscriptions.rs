@@ -359,7 +359,8 @@ pub async fn create(
     }
     let (version, terms, plan_name) = current_version(ctx, &req.plan_id).await?;
     let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref()).await?;
-    let trial = terms.trial_days > 0;
+    // One trial per tenant: once used, a plan's trial days no longer apply to it.
+    let trial = terms.trial_days > 0 && super::trials::available(ctx, &tenant).await?;
     if !trial && terms.price > Decimal::ZERO && method.is_none() {
         return Err(ApiError::validation(
             "payment_method_id",
@@ -415,7 +416,8 @@ pub async fn create(
         item = item.with("duration_cycles", i64::from(cycles));
     }
     let created = json!({"subscription_id": id, "plan_id": req.plan_id, "plan_name": plan_name, "status": status.as_str()});
-    ctx.stores
+    let tx = ctx
+        .stores
         .transaction()
         .tenant(
             &t,
@@ -440,12 +442,18 @@ pub async fn create(
         .tenant(
             &t,
             events::op(&t, "customer.subscription.created", created, now),
-        )
-        .commit()
+        );
+    let tx = if trial {
+        tx.tenant(&t, super::trials::use_op(&t))
+    } else {
+        tx
+    };
+    tx.commit()
         .await
         .map_err(|e| match e.failed_condition_index() {
             Some(0) => ApiError::conflict("the tenant already has a live subscription"),
             Some(2) => ApiError::validation("plan_id", "this plan takes no new subscriptions"),
+            Some(5) => ApiError::conflict("the tenant's trial was used meanwhile; retry"),
             _ => e.into(),
         })?;
     if trial {
@@ -652,6 +660,26 @@ struct Plan {
     name: String,
 }
 
+/// What a change made now bills, and whether it restarts the period. During a trial nothing
+/// was paid: to another plan with a trial, nothing (the trial keeps its end); to a plan
+/// without one, the trial ends and the new plan's first period, from now, is billed in full.
+fn change_lines(sub: &Sub, to: &Plan, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+    if !sub.trialing {
+        return proration_lines(sub, to, at);
+    }
+    if to.terms.trial_days > 0 {
+        return (Vec::new(), false);
+    }
+    let (start, end) = period(at, to.terms.billing_cycle, 0);
+    let line = Line {
+        kind: LineKind::PlanCharge,
+        description: format!("{} ({})", to.name, to.terms.billing_cycle.as_str()),
+        amount: to.terms.currency.round(to.terms.price),
+        period: Some((start, end)),
+    };
+    (vec![line], true)
+}
+
 fn proration_lines(sub: &Sub, to: &Plan, at: DateTime<Utc>) -> (Vec<Line>, bool) {
     let restart = sub.cycle != to.terms.billing_cycle;
     let p = prorate(
@@ -725,7 +753,7 @@ pub async fn preview(
         .ok_or_else(|| ApiError::not_found("no such subscription"))?;
     let to = change_target(ctx, &sub, plan_id).await?;
     let now = ctx.clock.now();
-    let (lines, restarts_period) = proration_lines(&sub, &to, now);
+    let (lines, restarts_period) = change_lines(&sub, &to, now);
     let upgrade = is_upgrade(
         sub.price,
         sub.cycle == BillingCycle::Yearly,
@@ -792,6 +820,13 @@ pub async fn change(
     } else {
         Effective::PeriodEnd
     });
+    // Leaving a trial for a plan without one is never deferred: the trial ends and the new
+    // plan is billed now (otherwise a trial would hold the new plan's limits unpaid).
+    let effective = if sub.trialing && to.terms.trial_days == 0 {
+        Effective::Now
+    } else {
+        effective
+    };
     let t = ctx.stores.tenant(&tenant);
     let now = ctx.clock.now();
     if effective == Effective::PeriodEnd {
@@ -819,8 +854,9 @@ pub async fn change(
             invoice: None,
         });
     }
-    if sub.trialing {
-        // During a trial nothing was paid: switch plans without proration.
+    if sub.trialing && to.terms.trial_days > 0 {
+        // During a trial nothing was paid: switch to another plan with a trial without
+        // proration (the trial keeps its end: a change never extends it).
         apply_plan(ctx, &t, &sub, &to, None, now, None, false).await?;
         let sub = load(ctx, &tenant, id)
             .await?
@@ -853,8 +889,12 @@ pub async fn change(
         rev: claimed,
         ..sub
     };
-    let (lines, restart) = proration_lines(&sub, &to, now);
-    let period_end = lines[1].period.map(|p| p.1).unwrap_or(sub.period_end);
+    let (lines, restart) = change_lines(&sub, &to, now);
+    let period_end = lines
+        .last()
+        .and_then(|l| l.period)
+        .map(|p| p.1)
+        .unwrap_or(sub.period_end);
     let draft = Draft {
         subscription_id: sub.id.clone(),
         currency: sub.currency,
@@ -939,6 +979,11 @@ async fn apply_plan(
         UpdateAction::set("updated_at", time::fmt(now)),
     ];
     if let Some(at) = restart_at {
+        if sub.trialing {
+            // Restarting a trial's period ends the trial: the new plan is paid from `at`.
+            actions.push(UpdateAction::set("status", Status::Active.as_str()));
+            actions.push(UpdateAction::remove("trial_end"));
+        }
         let (start, end) = period(at, to.terms.billing_cycle, 0);
         actions.push(UpdateAction::set("anchor", time::fmt(at)));
         actions.push(UpdateAction::set("period_index", 0));
