@@ -8,6 +8,7 @@ use eshtarek_core::store::Store;
 use eshtarek_tests::fixtures::{email, Metered};
 use eshtarek_tests::http::{session_of, TestApp, PASSWORD};
 use serde_json::json;
+use std::net::IpAddr;
 
 /// One `#[tokio::test]` per case and store.
 macro_rules! on_both_stores {
@@ -40,6 +41,9 @@ on_both_stores!(
     a_suspended_tenants_api_keys_stop_at_once,
     backdated_events_never_reach_an_empty_counter,
     a_tenant_gets_one_trial,
+    a_stranger_cannot_lock_the_owner_out,
+    registrations_are_limited_per_address,
+    passwords_are_normalised_and_must_be_real,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -659,4 +663,127 @@ async fn a_tenant_gets_one_trial(store: Arc<dyn Store>) {
         .await
         .expect(201);
     assert_eq!(granted.body["subscription"]["status"], "trialing");
+}
+
+async fn login_from(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    ip: &str,
+) -> eshtarek_tests::http::Reply {
+    let ip: IpAddr = ip.parse().unwrap();
+    app.call_from(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": email, "password": password})),
+        Some(ip),
+    )
+    .await
+}
+
+/// Ten wrong passwords from one address lock that address out for the account; the owner,
+/// from another address, still signs in (more slowly once failures pile up).
+async fn a_stranger_cannot_lock_the_owner_out(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = email("owner");
+    app.signup(&owner, "Acme").await;
+    for _ in 0..10 {
+        login_from(&app, &owner, "wrong password!!", "203.0.113.7")
+            .await
+            .problem(401);
+    }
+    login_from(&app, &owner, PASSWORD, "203.0.113.7")
+        .await
+        .problem(429);
+    login_from(&app, &owner, PASSWORD, "198.51.100.20")
+        .await
+        .expect(200);
+    // Guesses from many addresses: no lock, a growing delay.
+    for i in 0..6 {
+        login_from(&app, &owner, "wrong password!!", &format!("192.0.2.{i}"))
+            .await
+            .problem(401);
+    }
+    let started = std::time::Instant::now();
+    login_from(&app, &owner, PASSWORD, "198.51.100.20")
+        .await
+        .expect(200);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "16 failures slow the next answer by 300 ms, took {:?}",
+        started.elapsed()
+    );
+}
+
+/// Registration is limited per client address (20 an hour), with Retry-After.
+async fn registrations_are_limited_per_address(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let ip: IpAddr = "203.0.113.99".parse().unwrap();
+    let register =
+        |n: usize| json!({"email": email(&format!("r{n}")), "password": PASSWORD, "name": "R"});
+    for n in 0..20 {
+        app.call_from(
+            Method::POST,
+            "/v1/auth/register",
+            None,
+            Some(register(n)),
+            Some(ip),
+        )
+        .await
+        .expect(201);
+    }
+    let limited = app
+        .call_from(
+            Method::POST,
+            "/v1/auth/register",
+            None,
+            Some(register(20)),
+            Some(ip),
+        )
+        .await
+        .problem(429);
+    assert!(limited.headers.contains_key("retry-after"));
+    // Another address is not affected.
+    app.call_from(
+        Method::POST,
+        "/v1/auth/register",
+        None,
+        Some(register(21)),
+        Some("198.51.100.1".parse().unwrap()),
+    )
+    .await
+    .expect(201);
+}
+
+/// A password typed in another Unicode form is the same password; all-space passwords and
+/// control characters are refused.
+async fn passwords_are_normalised_and_must_be_real(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let address = email("unicode");
+    for bad in ["            ", "ten chars\u{7}here"] {
+        let refused = app
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": address, "password": bad, "name": "U"}),
+            )
+            .await
+            .problem(422);
+        assert_eq!(refused.body["field"], "password");
+    }
+    app.post(
+        "/v1/auth/register",
+        None,
+        json!({"email": address, "password": "caf\u{00E9} au lait 42", "name": "U"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": address, "password": "cafe\u{0301} au lait 42"}),
+    )
+    .await
+    .expect(200);
 }

@@ -213,6 +213,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
                 name: format!("{tenant_name} owner"),
                 tenant_name: Some(tenant_name.into()),
             },
+            eshtarek_core::auth::ClientIp(None),
         )
         .await?;
         creds.push(("tenant_admin".into(), owner_email, owner_password));

@@ -81,13 +81,17 @@ pub fn router(ctx: AppContext) -> Router {
     tag = "auth",
     summary = "Self-service signup: a user, and with `tenant_name` their tenant as its admin.",
     request_body = RegisterRequest,
-    responses((status = 201, description = "Registered and signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Registered and signed in; a verification link is mailed to the address", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many registrations", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Too busy hashing passwords", body = Problem, content_type = "application/problem+json"))
 )]
 async fn register(
     State(ctx): State<AppContext>,
+    ip: ClientIp,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok((StatusCode::CREATED, Json(auth::register(&ctx, req).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(auth::register(&ctx, req, ip).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -96,7 +100,7 @@ async fn register(
     tag = "auth",
     summary = "Sign in to one tenant membership (the given one, or the only/oldest one).",
     request_body = LoginRequest,
-    responses((status = 200, description = "Signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Too busy hashing passwords", body = Problem, content_type = "application/problem+json"))
 )]
 async fn login(
     State(ctx): State<AppContext>,

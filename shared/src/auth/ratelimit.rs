@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::ApiError;
-use crate::store::{Condition, Key, StoreError, StoreExt, UpdateAction};
+use crate::store::{Condition, Key, Store, StoreError, StoreExt, UpdateAction};
 use crate::AppContext;
 
 #[derive(Debug, Clone, Copy)]
@@ -13,11 +13,49 @@ pub struct Limit {
     pub window_secs: i64,
 }
 
-/// Login attempts per email (`ESHTAREK_LOGIN_LIMIT_PER_EMAIL`, default 10 per 15 minutes).
+/// Login attempts per (email, client address) (`ESHTAREK_LOGIN_LIMIT_PER_EMAIL`, default 10
+/// per 15 minutes): the lockout falls on the guesser's address, not on the account, so a
+/// stranger cannot lock the owner out.
 pub fn login_per_email() -> Limit {
     Limit {
         attempts: env_or("ESHTAREK_LOGIN_LIMIT_PER_EMAIL", 10),
         window_secs: 900,
+    }
+}
+
+/// Failed logins per email from all addresses together (`ESHTAREK_LOGIN_CEILING_PER_EMAIL`,
+/// default 1,000 per 15 minutes), against guessing spread over many addresses. Past
+/// [`SLOW_AFTER`] failures each attempt is answered more slowly; only the ceiling refuses.
+pub fn login_ceiling_per_email() -> Limit {
+    Limit {
+        attempts: env_or("ESHTAREK_LOGIN_CEILING_PER_EMAIL", 1_000),
+        window_secs: 900,
+    }
+}
+
+/// Failures per email after which answers slow down.
+pub const SLOW_AFTER: i64 = 10;
+
+/// The delay before answering a login for an email with `failures` recent failures: 50 ms
+/// more per failure past [`SLOW_AFTER`], at most 3 s (far below the request timeout).
+pub fn login_delay(failures: i64) -> std::time::Duration {
+    let over = (failures - SLOW_AFTER).max(0) as u64;
+    std::time::Duration::from_millis((over * 50).min(3_000))
+}
+
+/// Registrations per client address (`ESHTAREK_REGISTER_LIMIT_PER_IP`, default 20 an hour).
+pub fn register_per_ip() -> Limit {
+    Limit {
+        attempts: env_or("ESHTAREK_REGISTER_LIMIT_PER_IP", 20),
+        window_secs: 3600,
+    }
+}
+
+/// Registrations platform-wide (`ESHTAREK_REGISTER_LIMIT_GLOBAL`, default 1,000 an hour).
+pub fn register_global() -> Limit {
+    Limit {
+        attempts: env_or("ESHTAREK_REGISTER_LIMIT_GLOBAL", 1_000),
+        window_secs: 3600,
     }
 }
 
@@ -74,6 +112,56 @@ pub async fn hit(
         )
         .detail("too many attempts; wait before trying again")),
         Err(e) => Err(e.into()),
+    }
+}
+
+fn window_key(scope: &str, subject: &str, limit: Limit, now: DateTime<Utc>) -> (Key, i64) {
+    let window_start = now.timestamp() - now.timestamp().rem_euclid(limit.window_secs);
+    (
+        Key::new(
+            format!("RATE#{scope}#{subject}"),
+            format!("W#{window_start}"),
+        ),
+        window_start + limit.window_secs,
+    )
+}
+
+/// How many were counted for `subject` in the current window.
+pub async fn count(
+    ctx: &AppContext,
+    scope: &str,
+    subject: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+) -> Result<i64, ApiError> {
+    let (key, _) = window_key(scope, subject, limit, now);
+    Ok(ctx
+        .stores
+        .platform()
+        .get(&key)
+        .await?
+        .and_then(|i| i.i64("count"))
+        .unwrap_or(0))
+}
+
+/// Counts one for `subject` in the current window, without a limit (failures are counted
+/// after the fact; [`count`] decides).
+pub async fn add(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, now: DateTime<Utc>) {
+    let (key, window_end) = window_key(scope, subject, limit, now);
+    let result = ctx
+        .stores
+        .platform()
+        .update(
+            key,
+            vec![
+                UpdateAction::add("count", 1),
+                UpdateAction::set(crate::store::TTL, window_end + 3600),
+            ],
+            None,
+        )
+        .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not count a failed attempt");
     }
 }
 

@@ -201,7 +201,24 @@ pub struct RegisterRequest {
 
 /// Self-service signup: a global user, and with `tenant_name` their tenant as its admin.
 /// Never makes a platform admin.
-pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResponse, ApiError> {
+pub async fn register(
+    ctx: &AppContext,
+    req: RegisterRequest,
+    ip: ClientIp,
+) -> Result<AuthResponse, ApiError> {
+    let now = ctx.clock.now();
+    // Before any work: per address, then platform-wide (each signup costs an argon2 run).
+    if let Some(ip) = ip.0 {
+        ratelimit::hit(
+            ctx,
+            "register-ip",
+            &ip.to_string(),
+            ratelimit::register_per_ip(),
+            now,
+        )
+        .await?;
+    }
+    ratelimit::hit(ctx, "register", "all", ratelimit::register_global(), now).await?;
     let email = normalize_email(&req.email, "email")?;
     let name = check_name(&req.name, "name")?;
     password::check_policy(&req.password, &email, "password")?;
@@ -214,7 +231,6 @@ pub async fn register(ctx: &AppContext, req: RegisterRequest) -> Result<AuthResp
         return Err(email_taken());
     }
     let hash = password::hash(req.password).await?;
-    let now = ctx.clock.now();
     let user_id = new_id("usr");
     let user = user_item(&user_id, &email, &name, Some(&hash), false, false, now);
     let (token, verify_op) = super::verification::token_op(&user_id, &email, now);
@@ -524,14 +540,26 @@ pub async fn login(
         )
         .await?;
     }
-    ratelimit::hit(
-        ctx,
-        "login-email",
-        &sha256_hex(&email),
-        ratelimit::login_per_email(),
-        now,
-    )
-    .await?;
+    // The lockout is per (email, address); per email alone there is a much higher ceiling
+    // with growing delays, so guesses from elsewhere never lock the owner out.
+    let address = ip.0.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    let pair = sha256_hex(&format!("{email}\n{address}"));
+    ratelimit::hit(ctx, "login-pair", &pair, ratelimit::login_per_email(), now).await?;
+    let email_subject = sha256_hex(&email);
+    let ceiling = ratelimit::login_ceiling_per_email();
+    let failures = ratelimit::count(ctx, "login-fail", &email_subject, ceiling, now).await?;
+    if failures >= ceiling.attempts {
+        let window_end =
+            now.timestamp() - now.timestamp().rem_euclid(ceiling.window_secs) + ceiling.window_secs;
+        return Err(
+            ApiError::rate_limited((window_end - now.timestamp()).max(1) as u64)
+                .detail("too many failed sign-ins for this account; wait before trying again"),
+        );
+    }
+    let delay = ratelimit::login_delay(failures);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 
     let user = match find_user_id_by_email(ctx, &email).await? {
         Some(id) => load_user(ctx, &id).await?,
@@ -541,19 +569,12 @@ pub async fn login(
         .as_ref()
         .and_then(|u| u.str("password_hash").map(str::to_owned));
     if !password::verify(req.password, stored_hash).await? {
+        ratelimit::add(ctx, "login-fail", &email_subject, ceiling, now).await;
         return Err(bad_credentials());
     }
     let user = user.ok_or_else(bad_credentials)?;
     let user_view = UserView::from_item(&user)?;
-    ratelimit::reset(
-        ctx,
-        "login-email",
-        &sha256_hex(&email),
-        ratelimit::login_per_email(),
-        now,
-    )
-    .await;
-
+    ratelimit::reset(ctx, "login-pair", &pair, ratelimit::login_per_email(), now).await;
     let last = user.str("last_tenant_id").map(str::to_owned);
     let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref(), last).await?;
     let (tokens, tenant_view) = match tenant {
