@@ -44,6 +44,10 @@ on_both_stores!(
     a_stranger_cannot_lock_the_owner_out,
     registrations_are_limited_per_address,
     passwords_are_normalised_and_must_be_real,
+    parallel_refreshes_share_one_rotation_and_late_reuse_revokes,
+    metrics_outside_the_plan_are_refused_unless_free,
+    names_cannot_hide_or_reverse_text,
+    an_inactive_plans_versions_are_hidden_like_the_plan,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -786,4 +790,158 @@ async fn passwords_are_normalised_and_must_be_real(store: Arc<dyn Store>) {
     )
     .await
     .expect(200);
+}
+
+/// Eight parallel refreshes of one token: one rotation, the same new token for all, the
+/// session alive; the old token presented after the window revokes the session.
+async fn parallel_refreshes_share_one_rotation_and_late_reuse_revokes(store: Arc<dyn Store>) {
+    let app = Arc::new(TestApp::on(store).await);
+    let session = app.signup(&email("tabs"), "Acme").await;
+    let racers = (0..8).map(|_| {
+        let app = app.clone();
+        let token = session.refresh.clone();
+        tokio::spawn(async move {
+            app.post("/v1/auth/refresh", None, json!({ "refresh_token": token }))
+                .await
+        })
+    });
+    let mut tokens = std::collections::HashSet::new();
+    for reply in futures::future::join_all(racers).await {
+        let reply = reply.unwrap().expect(200);
+        tokens.insert(session_of(&reply.body).refresh);
+    }
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    let next = tokens.into_iter().next().unwrap();
+    app.clock.advance(chrono::Duration::seconds(
+        eshtarek_core::auth::refresh::REUSE_WINDOW_SECS + 1,
+    ));
+    let reuse = app
+        .post(
+            "/v1/auth/refresh",
+            None,
+            json!({"refresh_token": session.refresh}),
+        )
+        .await
+        .problem(401);
+    assert_eq!(reuse.body["code"], "refresh_token_reused");
+    app.post("/v1/auth/refresh", None, json!({ "refresh_token": next }))
+        .await
+        .problem(401);
+}
+
+/// A metric the plan does not limit is refused (422 naming `metric`) by events and checks,
+/// unless the platform marks it free to record.
+async fn metrics_outside_the_plan_are_refused_unless_free(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let widget = json!({"metric": "widgets", "quantity": 1, "idempotency_key": "w1"});
+    let refused = m
+        .app
+        .post("/v1/usage/events", Some(&m.key), widget.clone())
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "metric");
+    m.app
+        .post(
+            "/v1/usage/check",
+            Some(&m.key),
+            json!({"metric": "widgets", "quantity": 1}),
+        )
+        .await
+        .problem(422);
+    // The same deployment with `widgets` marked free (ESHTAREK_FREE_METRICS).
+    let mut ctx = m.app.ctx.clone();
+    ctx.state_mut().free_metrics = Arc::new(["widgets".to_owned()].into_iter().collect());
+    let free = TestApp {
+        router: eshtarek::app(ctx.clone()),
+        ctx,
+        clock: m.app.clock.clone(),
+        store: m.app.store.clone(),
+        mailbox: m.app.mailbox.clone(),
+    };
+    let counted = free
+        .post("/v1/usage/events", Some(&m.key), widget)
+        .await
+        .expect(200);
+    assert_eq!(counted.body["used"], 1);
+    assert!(counted.body["limit"].is_null());
+}
+
+/// Names with direction overrides or nothing visible are refused, for tenants, people, plans
+/// and API keys alike.
+async fn names_cannot_hide_or_reverse_text(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let admin = app.platform_admin().await;
+    for bad in [
+        "evil\u{202E}gnp.exe",
+        "\u{200B}\u{200D}\u{FEFF}",
+        "a\u{2066}b",
+    ] {
+        let r = app
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email("n"), "password": PASSWORD, "name": bad}),
+            )
+            .await
+            .problem(422);
+        assert_eq!(r.body["field"], "name");
+        let r = app
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email("t"), "password": PASSWORD, "name": "Fine", "tenant_name": bad}),
+            )
+            .await
+            .problem(422);
+        assert_eq!(r.body["field"], "tenant_name");
+        app.post("/v1/api-keys", Some(&owner.access), json!({ "name": bad }))
+            .await
+            .problem(422);
+        app.post(
+            "/v1/plans",
+            Some(&admin.access),
+            json!({"name": bad, "price": "1", "currency": "USD", "billing_cycle": "monthly"}),
+        )
+        .await
+        .problem(422);
+    }
+    // Letters of any script are fine.
+    app.post(
+        "/v1/api-keys",
+        Some(&owner.access),
+        json!({"name": "مفتاح الإنتاج"}),
+    )
+    .await
+    .expect(201);
+}
+
+/// `GET /v1/plans/{inactive}/versions/1` is a 404 to tenants, as the plan itself is.
+async fn an_inactive_plans_versions_are_hidden_like_the_plan(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let admin = app.platform_admin().await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let plan = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            json!({"name": format!("Retired {}", &uuid::Uuid::new_v4().simple().to_string()[..8]), "price": "5", "currency": "USD", "billing_cycle": "monthly"}),
+        )
+        .await
+        .expect(201);
+    let id = plan.body["id"].as_str().unwrap();
+    let version = format!("/v1/plans/{id}/versions/1");
+    app.get(&version, Some(&owner.access)).await.expect(200);
+    app.post(
+        &format!("/v1/plans/{id}/deactivate"),
+        Some(&admin.access),
+        json!({}),
+    )
+    .await
+    .expect(200);
+    app.get(&format!("/v1/plans/{id}"), Some(&owner.access))
+        .await
+        .problem(404);
+    app.get(&version, Some(&owner.access)).await.problem(404);
+    app.get(&version, Some(&admin.access)).await.expect(200);
 }

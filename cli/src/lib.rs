@@ -1,6 +1,7 @@
 //! The local composition: every function's router behind one HTTP server, on the embedded store
 //! unless pointed at DynamoDB.
 
+pub mod listen;
 pub mod seed;
 pub mod web;
 

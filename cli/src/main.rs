@@ -206,14 +206,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-            SocketAddr,
-        >(eshtarek::app_with_dashboard(ctx, web_dir.as_deref())),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    // Requests in flight at shutdown get the request timeout to finish, and a little more.
+    let drain = ctx.http.request_timeout + std::time::Duration::from_secs(5);
+    let app = eshtarek::app_with_dashboard(ctx, web_dir.as_deref());
+    eshtarek::listen::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(())
 }
 

@@ -24,6 +24,15 @@ fn start() -> Server {
 /// Starts the server on `data_dir`; returns it with every line it printed before serving
 /// (the address line and, on a first start, the seeded credentials).
 fn start_in(data_dir: std::path::PathBuf, extra: &[&str]) -> (Server, Vec<String>) {
+    start_with(data_dir, extra, &[])
+}
+
+/// The same with more environment for the server.
+fn start_with(
+    data_dir: std::path::PathBuf,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Server, Vec<String>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(&data_dir)
@@ -31,6 +40,7 @@ fn start_in(data_dir: std::path::PathBuf, extra: &[&str]) -> (Server, Vec<String
         .env("RUST_LOG", "warn")
         // These tests sign up more accounts from one loopback address than a person would.
         .env("ESHTAREK_REGISTER_LIMIT_PER_IP", "1000")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn eshtarek");
@@ -527,4 +537,56 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
         reqwest::get(format!("{base}/healthz")).await.is_err(),
         "no new connections after shutdown"
     );
+}
+
+/// A connection that trickles its request head, or sits idle after a request, is closed
+/// after the header-read timeout (here 1 s), not kept for ever.
+#[tokio::test]
+async fn slow_and_idle_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (server, _) = start_with(
+        tempfile::tempdir().unwrap().keep(),
+        &["--no-seed", "--jobs-every", "0"],
+        &[("ESHTAREK_HEADER_TIMEOUT_SECS", "1")],
+    );
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let closed_within = |mut stream: tokio::net::TcpStream| async move {
+        let started = std::time::Instant::now();
+        let mut sink = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            stream.read_to_end(&mut sink),
+        )
+        .await;
+        assert!(read.is_ok(), "still open after 5 s");
+        started.elapsed()
+    };
+    // Slow headers: half a request head, then nothing.
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let slow_closed = closed_within(slow).await;
+    // Idle keep-alive: one full request answered, then silence.
+    let mut idle = tokio::net::TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    let idle_closed = closed_within(idle).await;
+    assert!(
+        slow_closed < std::time::Duration::from_secs(3),
+        "{slow_closed:?}"
+    );
+    assert!(
+        idle_closed < std::time::Duration::from_secs(3),
+        "{idle_closed:?}"
+    );
+    // A prompt client is served as before.
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
 }

@@ -37,6 +37,9 @@ pub struct AppState {
     pub http: crate::hardening::HttpSettings,
     /// Where verification and invitation links go (the local mailbox in local mode only).
     pub mail: Arc<dyn crate::mail::Mailer>,
+    /// Metrics any tenant may record without a plan limit (`ESHTAREK_FREE_METRICS`, comma
+    /// separated; default none): every other metric needs a limit policy in the plan.
+    pub free_metrics: Arc<std::collections::HashSet<String>>,
     /// The address people reach the dashboard at, for links in mail (`ESHTAREK_PUBLIC_URL`).
     pub public_url: String,
 }
@@ -52,6 +55,15 @@ impl AppContext {
             hot: Arc::default(),
             http: crate::hardening::HttpSettings::from_env(),
             mail: Arc::new(crate::mail::Undelivered),
+            free_metrics: Arc::new(
+                std::env::var("ESHTAREK_FREE_METRICS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+            ),
             public_url: std::env::var("ESHTAREK_PUBLIC_URL")
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
         }))

@@ -173,13 +173,13 @@ async fn list_versions(
 )]
 async fn get_version(
     State(ctx): State<AppContext>,
-    _caller: Caller,
+    caller: Caller,
     Path((id, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     let version = version
         .parse()
         .map_err(|_| ApiError::not_found("no such plan version"))?;
-    Ok(Json(plans::version(&ctx, &id, version).await?))
+    Ok(Json(plans::version(&ctx, &caller, &id, version).await?))
 }
 
 #[utoipa::path(

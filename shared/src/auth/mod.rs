@@ -5,6 +5,7 @@ pub mod caller;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;
+pub mod refresh;
 pub mod service;
 pub mod tokens;
 pub mod verification;

@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::password;
 use super::ratelimit;
-use super::tokens::{same_secret, sha256_hex, AccessGrant, RefreshToken};
+use super::tokens::{sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
 use crate::store::{
     Condition, Item, Key, Query, ScopedTransaction, Store, StoreError, StoreExt, TenantId,
-    UpdateAction, WriteOp, TTL,
+    UpdateAction, WriteOp,
 };
 use crate::tenants::{self, TenantView};
 use crate::time;
@@ -31,7 +31,7 @@ pub fn user_membership_key(user_id: &str, tenant_id: &TenantId) -> Key {
     Key::new(format!("USER#{user_id}"), format!("MEMBER#{tenant_id}"))
 }
 
-fn session_key(user_id: &str, session_id: &str) -> Key {
+pub(super) fn session_key(user_id: &str, session_id: &str) -> Key {
     Key::new(format!("USER#{user_id}"), format!("SESSION#{session_id}"))
 }
 
@@ -126,13 +126,38 @@ pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
-/// A display name: trimmed, 1 to 100 characters, no control characters.
+/// A display name: trimmed, 1 to 100 characters, no control characters, no bidirectional
+/// overrides, embeddings or isolates (they make a name read as another in lists and logs),
+/// and something visible (not only zero-width characters).
 pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(ApiError::validation(field, "use 1 to 100 characters"));
     }
+    if name.chars().any(is_bidi_control) {
+        return Err(ApiError::validation(
+            field,
+            "names may not contain text-direction controls",
+        ));
+    }
+    if name.chars().all(|c| is_invisible(c) || c.is_whitespace()) {
+        return Err(ApiError::validation(
+            field,
+            "use at least one visible character",
+        ));
+    }
     Ok(name.to_owned())
+}
+
+/// Unicode's explicit directional embeddings, overrides and isolates (UAX #9).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Characters that print as nothing: zero-width space and joiners, word joiner, the BOM,
+/// directional marks, invisible operators.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
 }
 
 // ---- users -----------------------------------------------------------------------------------
@@ -319,6 +344,10 @@ pub struct Session {
     pub tenant_id: Option<String>,
     pub generation: u64,
     pub refresh_hash: String,
+    pub refresh_expires_epoch: i64,
+    /// The previous refresh token's hash, when it was rotated and the next one sealed with
+    /// it (the reuse window, see `refresh`).
+    pub previous: Option<(String, i64, String)>,
 }
 
 /// Loads a session that is neither revoked nor expired; otherwise 401.
@@ -345,6 +374,15 @@ pub async fn load_live_session(
         tenant_id: item.str("tenant_id").map(str::to_owned),
         generation: item.i64("generation").unwrap_or(0) as u64,
         refresh_hash: item.str("refresh_hash").unwrap_or_default().to_owned(),
+        refresh_expires_epoch: expires,
+        previous: match (
+            item.str("previous_hash"),
+            item.i64("rotated_epoch"),
+            item.str("sealed_next"),
+        ) {
+            (Some(hash), Some(at), Some(sealed)) => Some((hash.to_owned(), at, sealed.to_owned())),
+            _ => None,
+        },
     })
 }
 
@@ -403,7 +441,10 @@ pub async fn start_session(
     ))
 }
 
-async fn platform_role(ctx: &AppContext, user_id: &str) -> Result<Option<Role>, ApiError> {
+pub(super) async fn platform_role(
+    ctx: &AppContext,
+    user_id: &str,
+) -> Result<Option<Role>, ApiError> {
     let user = load_user(ctx, user_id).await?;
     Ok(user
         .and_then(|u| u.bool("platform_admin"))
@@ -412,7 +453,7 @@ async fn platform_role(ctx: &AppContext, user_id: &str) -> Result<Option<Role>, 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn token_pair(
+pub(super) fn token_pair(
     ctx: &AppContext,
     user_id: &str,
     session_id: &str,
@@ -444,7 +485,7 @@ fn token_pair(
 }
 
 /// Splits the refresh token we hand out (`<user id>~rt.<session>.<generation>.<secret>`).
-fn parse_refresh(text: &str) -> Option<(String, RefreshToken)> {
+pub(super) fn parse_refresh(text: &str) -> Option<(String, RefreshToken)> {
     let (user_id, rest) = text.split_once('~')?;
     if user_id.is_empty() || user_id.len() > 64 {
         return None;
@@ -452,7 +493,11 @@ fn parse_refresh(text: &str) -> Option<(String, RefreshToken)> {
     Some((user_id.to_owned(), RefreshToken::parse(rest)?))
 }
 
-async fn revoke_session(ctx: &AppContext, user_id: &str, session_id: &str) -> Result<(), ApiError> {
+pub(super) async fn revoke_session(
+    ctx: &AppContext,
+    user_id: &str,
+    session_id: &str,
+) -> Result<(), ApiError> {
     let result = ctx
         .stores
         .platform()
@@ -686,98 +731,7 @@ pub(crate) async fn active_membership(
     Ok((member.role, view))
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RefreshRequest {
-    pub refresh_token: String,
-}
-
-/// Rotates a refresh token. A token that was already used revokes its whole session: either
-/// the legitimate client or an attacker holds a stolen copy, and we cannot tell which.
-pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair, ApiError> {
-    let invalid =
-        || ApiError::unauthenticated("invalid refresh token").with("code", "invalid_refresh_token");
-    let (user_id, presented) = parse_refresh(&req.refresh_token).ok_or_else(invalid)?;
-    let session = load_live_session(ctx, &user_id, &presented.session_id).await?;
-    if presented.generation < session.generation {
-        revoke_session(ctx, &user_id, &presented.session_id).await?;
-        tracing::warn!(
-            user_id,
-            session_id = presented.session_id,
-            "refresh token reuse; session revoked"
-        );
-        return Err(ApiError::unauthenticated(
-            "this refresh token was already used; the session is revoked",
-        )
-        .with("code", "refresh_token_reused"));
-    }
-    if presented.generation != session.generation
-        || !same_secret(&presented.hash(), &session.refresh_hash)
-    {
-        return Err(invalid());
-    }
-    // Membership and tenant status are checked again: a removed member cannot refresh back in.
-    let (tenant, role) = match &session.tenant_id {
-        Some(t) => {
-            let tenant_id = TenantId::parse(t).map_err(ApiError::internal)?;
-            let (role, _) = match active_membership(ctx, &user_id, &tenant_id).await {
-                Ok(found) => found,
-                Err(e) => {
-                    revoke_session(ctx, &user_id, &presented.session_id).await?;
-                    return Err(ApiError::unauthenticated(e.detail));
-                }
-            };
-            (Some(tenant_id), Some(role))
-        }
-        None => (None, platform_role(ctx, &user_id).await?),
-    };
-    let now = ctx.clock.now();
-    let next = RefreshToken::new(&presented.session_id, session.generation + 1);
-    let refresh_expires = now + ctx.tokens.settings.refresh_ttl;
-    let mut actions = vec![
-        UpdateAction::set("generation", (session.generation + 1) as i64),
-        UpdateAction::set("refresh_hash", next.hash()),
-        UpdateAction::set("refresh_expires_epoch", refresh_expires.timestamp()),
-        UpdateAction::set(TTL, refresh_expires.timestamp() + 86_400),
-    ];
-    if let Some(role) = role {
-        actions.push(UpdateAction::set("role", role.as_str()));
-    }
-    let rotated = ctx
-        .stores
-        .platform()
-        .update(
-            session_key(&user_id, &presented.session_id),
-            actions,
-            Some(Condition::And(vec![
-                Condition::eq("generation", session.generation as i64),
-                Condition::eq("revoked", false),
-            ])),
-        )
-        .await;
-    match rotated {
-        Ok(_) => {}
-        // A concurrent refresh with the same token won: this one is a reuse.
-        Err(StoreError::ConditionFailed { .. }) => {
-            revoke_session(ctx, &user_id, &presented.session_id).await?;
-            return Err(ApiError::unauthenticated(
-                "this refresh token was already used; the session is revoked",
-            )
-            .with("code", "refresh_token_reused"));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    Ok(token_pair(
-        ctx,
-        &user_id,
-        &presented.session_id,
-        tenant.as_ref().map(TenantId::as_str),
-        role,
-        &next,
-        refresh_expires,
-        now,
-    ))
-}
+pub use super::refresh::{refresh, RefreshRequest};
 
 pub async fn logout(ctx: &AppContext, caller: &Caller) -> Result<(), ApiError> {
     revoke_session(ctx, &caller.user_id, &caller.session_id).await

@@ -229,11 +229,10 @@ pub struct PatchPlanRequest {
 }
 
 fn check_plan_name(raw: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 80 || name.chars().any(char::is_control) {
+    if raw.trim().chars().count() > 80 {
         return Err(ApiError::validation("name", "use 1 to 80 characters"));
     }
-    Ok(name.to_owned())
+    crate::auth::service::check_name(raw, "name")
 }
 
 fn check_description(raw: Option<&str>) -> Result<String, ApiError> {
@@ -454,15 +453,23 @@ pub async fn versions(
     ListResponse::from_page(page, PlanVersionView::from_item)
 }
 
-/// One version of a plan: what a subscription on it pays and may use.
+/// One version of a plan: what a subscription on it pays and may use. The plan's rule holds:
+/// an inactive plan's versions only to platform admins.
 pub async fn version(
     ctx: &AppContext,
+    caller: &Caller,
     id: &str,
     version: u32,
 ) -> Result<PlanVersionView, ApiError> {
     if !valid_id(id) || version == 0 {
         return Err(ApiError::not_found("no such plan version"));
     }
+    get(ctx, Some(caller), id)
+        .await
+        .map_err(|e| match e.status.as_u16() {
+            404 => ApiError::not_found("no such plan version"),
+            _ => e,
+        })?;
     let item = ctx
         .stores
         .platform()

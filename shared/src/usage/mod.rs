@@ -186,6 +186,15 @@ fn check_event(event: &UsageEvent) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A metric the plan does not limit and the platform has not marked free to record
+/// (`ESHTAREK_FREE_METRICS`): refused rather than counted without a limit.
+fn unknown_metric() -> ApiError {
+    ApiError::validation(
+        "metric",
+        "the plan has no limit on this metric, and it is not one the platform records freely",
+    )
+}
+
 fn spec_for<'a>(limits: &'a Limits, metric: &str) -> Option<&'a LimitSpec> {
     limits.limits.iter().find(|l| l.metric == metric)
 }
@@ -369,6 +378,13 @@ async fn record_once(
     cached: bool,
 ) -> Result<UsageResult, Attempt> {
     let spec = spec_for(limits, &event.metric);
+    if spec.is_none() && !ctx.free_metrics.contains(&event.metric) {
+        // The plan may have gained the metric since the limits were cached: look again.
+        if cached {
+            return Err(Attempt::StaleSubscription);
+        }
+        return Err(unknown_metric().into());
+    }
     let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
     let (start, end) = counting_period(reset, &limits.sub, at);
     if end.is_some_and(|end| at < start || at >= end)
@@ -1076,6 +1092,9 @@ pub async fn check(
     }
     let limits = limits_in_force(ctx, &meter.tenant).await?;
     let spec = spec_for(&limits, &req.metric);
+    if spec.is_none() && !ctx.free_metrics.contains(&req.metric) {
+        return Err(unknown_metric());
+    }
     let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
     let (start, _) = counting_period(reset, &limits.sub, ctx.clock.now());
     let t = ctx.stores.tenant(&meter.tenant);
