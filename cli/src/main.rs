@@ -142,13 +142,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mailbox = args.store.data_dir().join("mailbox");
     ctx = ctx.with_mailer(Arc::new(eshtarek_core::mail::LocalMailbox::new(mailbox)));
     eshtarek_core::auth::password::warm_up();
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let address = listener.local_addr()?;
+    if std::env::var_os("ESHTAREK_PUBLIC_URL").is_none() {
+        // Links in mail point at this server unless told otherwise.
+        ctx.state_mut().public_url = format!("http://{address}");
+    }
     let seeded = if args.no_seed {
         None
     } else {
         eshtarek::seed::seed_if_empty(&ctx, &args.store.data_dir()).await?
     };
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
-    let address = listener.local_addr()?;
     // Plain lines on stdout, so scripts and people can find the server. Write errors are
     // ignored: a closed stdout (a supervisor that stopped reading) must not stop the server.
     let mut out = std::io::stdout().lock();

@@ -87,6 +87,25 @@ class Session:
         return status, answer
 
 
+MAILBOX = os.environ.get("MAILBOX", "")
+
+
+def invitation_token(email):
+    """The newest invitation mailed to `email` in the local mailbox (written before the invite
+    was answered)."""
+    try:
+        names = sorted(os.listdir(MAILBOX), reverse=True)
+    except FileNotFoundError:
+        return None
+    for name in names:
+        if name.endswith("-invitation.json"):
+            with open(os.path.join(MAILBOX, name)) as f:
+                message = json.load(f)
+            if message["to"] == email:
+                return message["token"]
+    return None
+
+
 def setup(admin):
     def post(path, body, token=admin.access, want=201):
         status, answer = call("POST", path, token, body)
@@ -128,9 +147,14 @@ def worker(tenants, plans, admin, stop):
         elif roll < 0.76:
             email = f"m{rng.randrange(1 << 30)}@soak.example"
             status, body = owner.call("member_add", "POST", f"/v1/tenants/{owner.tenant_id}/members", {"email": email, "role": "tenant_user"})
-            if status == 201:
-                t["members"].append(body["member"]["user_id"])
-                t["acked_members"].add(body["member"]["user_id"])
+            token = status == 201 and invitation_token(email)
+            if token:
+                # The invitee follows the mailed link (the server's local mailbox).
+                status, body = call("POST", "/v1/auth/invitations/accept", body={"token": token, "password": PASSWORD})
+                record("member_accept", status)
+                if status == 201:
+                    t["members"].append(body["user"]["id"])
+                    t["acked_members"].add(body["user"]["id"])
         elif roll < 0.82 and t["members"]:
             user = t["members"].pop()
             t["acked_members"].discard(user)  # its removal may or may not land before a kill
