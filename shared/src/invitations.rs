@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{self, Change};
 use crate::auth::service::{
     self, check_name, find_user_id_by_email, load_user, new_id, new_user_ops, normalize_email,
-    revoke_user_sessions, start_session, user_item, AuthResponse, MembershipView, UserView,
+    revoke_user_sessions, start_session, user_item, AuthResponse, UserView,
 };
 use crate::auth::tokens::{random_secret, same_secret, sha256_hex};
 use crate::auth::{password, verification, Caller, Role};
@@ -24,7 +24,9 @@ use crate::store::{
     Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
     WriteOp,
 };
-use crate::tenants::{self, join_error, join_ops, load_tenant, parse_role, seats_full};
+use crate::tenants::{
+    self, join_error, join_ops, load_tenant, parse_role, seats_full, MembershipView,
+};
 use crate::time;
 use crate::AppContext;
 
@@ -241,17 +243,29 @@ pub async fn revoke(
     let item = load(&t, invitation_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such invitation"))?;
-    let email = item.required_str("email")?.to_owned();
+    end(ctx, caller, &t, &item, "invitation.revoked").await
+}
+
+/// Ends an invitation without a membership (withdrawn or declined), audited as `action`.
+async fn end(
+    ctx: &AppContext,
+    caller: &Caller,
+    t: &TenantStore,
+    item: &Item,
+    action: &'static str,
+) -> Result<(), ApiError> {
+    let id = item.required_str("invitation_id")?;
+    let email = item.required_str("email")?;
     let change = Change {
-        action: "invitation.revoked",
+        action,
         resource_type: "invitation",
-        resource_id: invitation_id,
+        resource_id: id,
         before: Some(serde_json::json!({"email": email, "role": item.str("role")})),
         after: None,
         reason: None,
     };
-    close_ops(ctx.stores.transaction(), &t, &item, invitation_id, &email)
-        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
+    close_ops(ctx.stores.transaction(), t, item, id, email)
+        .tenant(t, audit::tenant_op(t, caller, change, ctx.clock.now()))
         .commit()
         .await
         .map_err(|e| {
@@ -387,26 +401,7 @@ pub async fn decline(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), 
     let email = user.required_str("email")?.to_owned();
     let (tenant_id, invitation) = find_for(ctx, &email, id).await?;
     let t = ctx.stores.tenant(&tenant_id);
-    let change = Change {
-        action: "invitation.declined",
-        resource_type: "invitation",
-        resource_id: id,
-        before: Some(serde_json::json!({"email": email})),
-        after: None,
-        reason: None,
-    };
-    close_ops(ctx.stores.transaction(), &t, &invitation, id, &email)
-        .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
-        .commit()
-        .await
-        .map_err(|e| {
-            if e.is_condition_failure() {
-                ApiError::not_found("no such invitation")
-            } else {
-                e.into()
-            }
-        })?;
-    Ok(())
+    end(ctx, caller, &t, &invitation, "invitation.declined").await
 }
 
 async fn verified_user(ctx: &AppContext, caller: &Caller) -> Result<Item, ApiError> {

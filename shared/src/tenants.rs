@@ -48,6 +48,14 @@ impl TenantView {
     }
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct MembershipView {
+    pub tenant_id: String,
+    pub tenant_name: String,
+    pub role: Role,
+    pub tenant_status: String,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: String,

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use eshtarek_core::auth::service::{AuthResponse, MembershipView, UserView};
+use eshtarek_core::auth::service::{AuthResponse, UserView};
 use eshtarek_core::auth::verification::{self, VerifyEmailRequest};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
@@ -15,6 +15,7 @@ use eshtarek_core::invitations::{
     self, AcceptLinkRequest, InvitationView, InviteRequest, InviteResponse,
 };
 use eshtarek_core::openapi::Problem;
+use eshtarek_core::tenants::MembershipView;
 use eshtarek_core::AppContext;
 
 pub fn routes() -> Router<AppContext> {

@@ -6,9 +6,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
+use eshtarek_core::accounts::{self, MeResponse};
 use eshtarek_core::auth::service::{
-    self as auth, AuthResponse, LoginRequest, MeResponse, RefreshRequest, RegisterRequest,
-    SwitchTenantRequest, TokenPair,
+    self as auth, AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, SwitchTenantRequest,
+    TokenPair,
 };
 use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
@@ -181,7 +182,7 @@ async fn switch_tenant(
     responses((status = 200, description = "The caller", body = MeResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
 )]
 async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    Ok(Json(auth::me(&ctx, &caller).await?))
+    Ok(Json(accounts::me(&ctx, &caller).await?))
 }
 
 #[utoipa::path(
