@@ -48,6 +48,14 @@ on_both_stores!(
     metrics_outside_the_plan_are_refused_unless_free,
     names_cannot_hide_or_reverse_text,
     an_inactive_plans_versions_are_hidden_like_the_plan,
+    keys_created_around_a_suspension_never_work_in_it,
+    the_key_cap_holds_under_concurrent_creates,
+    a_change_without_a_card_leaves_nothing_open,
+    a_reclaimed_account_keeps_nothing_of_the_squatter,
+    answers_with_tokens_and_errors_are_not_kept_for_replays,
+    a_forged_refresh_token_ends_no_session,
+    odd_input_gets_problem_documents,
+    a_keyed_patch_applies_once,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -944,4 +952,385 @@ async fn an_inactive_plans_versions_are_hidden_like_the_plan(store: Arc<dyn Stor
         .problem(404);
     app.get(&version, Some(&owner.access)).await.problem(404);
     app.get(&version, Some(&admin.access)).await.expect(200);
+}
+
+/// Keys created while a suspension lands (from sessions already past their checks) never
+/// work in the suspended tenant: creation requires the tenant active in its own transaction,
+/// and the suspension lists the keys again if one appeared meanwhile.
+async fn keys_created_around_a_suspension_never_work_in_it(store: Arc<dyn Store>) {
+    let app = Arc::new(TestApp::on(store).await);
+    let admin = app.platform_admin().await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    let creators = (0..4).map(|n| {
+        let app = app.clone();
+        let owner = owner.clone();
+        tokio::spawn(async move {
+            let mut secrets = Vec::new();
+            for i in 0..6 {
+                let reply = app
+                    .post(
+                        "/v1/api-keys",
+                        Some(&owner.access),
+                        json!({"name": format!("k{n}-{i}")}),
+                    )
+                    .await;
+                if let Some(secret) = reply.body["secret"].as_str() {
+                    secrets.push(secret.to_owned());
+                }
+            }
+            secrets
+        })
+    });
+    let creators: Vec<_> = creators.collect();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    app.patch(
+        &format!("/v1/tenants/{tenant}"),
+        Some(&admin.access),
+        json!({"status": "suspended"}),
+    )
+    .await
+    .expect(200);
+    let mut secrets = Vec::new();
+    for creator in creators {
+        secrets.extend(creator.await.unwrap());
+    }
+    for secret in &secrets {
+        let refused = app
+            .post(
+                "/v1/usage/check",
+                Some(secret),
+                json!({"metric": "api_calls", "quantity": 1}),
+            )
+            .await
+            .problem(403);
+        assert_eq!(refused.body["type"], "/problems/tenant-suspended");
+    }
+}
+
+/// Sixty keys asked for at once: never more than the cap of 50.
+async fn the_key_cap_holds_under_concurrent_creates(store: Arc<dyn Store>) {
+    let app = Arc::new(TestApp::on(store).await);
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tasks = (0..60).map(|n| {
+        let app = app.clone();
+        let access = owner.access.clone();
+        tokio::spawn(async move {
+            app.post(
+                "/v1/api-keys",
+                Some(&access),
+                json!({"name": format!("k{n}")}),
+            )
+            .await
+            .status
+            .as_u16()
+        })
+    });
+    let statuses: Vec<u16> = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|s| s.unwrap())
+        .collect();
+    assert!(
+        statuses.iter().all(|s| *s == 201 || *s == 409),
+        "{statuses:?}"
+    );
+    let listed = app
+        .get("/v1/api-keys", Some(&owner.access))
+        .await
+        .expect(200);
+    let count = listed.body["data"]
+        .as_array()
+        .map_or_else(|| listed.body.as_array().unwrap().len(), |d| d.len());
+    assert!(count <= 50, "{count} keys");
+    assert_eq!(count, statuses.iter().filter(|s| **s == 201).count());
+}
+
+/// Changing plans with nothing to charge: a 422, no open invoice left, no lock held.
+async fn a_change_without_a_card_leaves_nothing_open(store: Arc<dyn Store>) {
+    let app = TestApp::frozen_on(store, START).await;
+    let admin = app.platform_admin().await;
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    let mut ids = Vec::new();
+    for (name, price) in [("Cheap", "10.00"), ("Dear", "99.00")] {
+        let reply = app
+            .post(
+                "/v1/plans",
+                Some(&admin.access),
+                json!({"name": format!("{name} {tag}"), "price": price, "currency": "USD", "billing_cycle": "monthly"}),
+            )
+            .await
+            .expect(201);
+        ids.push(reply.body["id"].as_str().unwrap().to_owned());
+    }
+    let owner = app.signup(&email("own"), "Acme").await;
+    let sub = app.subscribe_with_card(&owner, &ids[0]).await;
+    let id = sub["subscription"]["id"].as_str().unwrap().to_owned();
+    let cards = app
+        .get("/v1/payment-methods", Some(&owner.access))
+        .await
+        .expect(200);
+    let card = cards.body["data"][0]["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/v1/payment-methods/{card}"), Some(&owner.access))
+        .await
+        .expect(204);
+    let refused = app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            Some(&owner.access),
+            json!({"plan_id": ids[1], "effective": "now"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "payment_method_id");
+    let invoices = app
+        .get("/v1/invoices", Some(&owner.access))
+        .await
+        .expect(200);
+    assert!(
+        invoices.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["status"] != "open"),
+        "{}",
+        invoices.body
+    );
+    // No lock left: with a card the change goes through at once.
+    app.post(
+        "/v1/payment-methods",
+        Some(&owner.access),
+        json!({"token": "pm_card_visa"}),
+    )
+    .await
+    .expect(201);
+    let changed = app
+        .post(
+            &format!("/v1/subscriptions/{id}/change"),
+            Some(&owner.access),
+            json!({"plan_id": ids[1], "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed.body["invoice"]["status"], "paid");
+}
+
+/// The owner who reclaims a squatted address through an invitation link gets the account as
+/// new: their name, none of the squatter's memberships, no remembered tenant.
+async fn a_reclaimed_account_keeps_nothing_of_the_squatter(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let inviter = app.signup(&email("inviter"), "Real Co").await;
+    let real = inviter.tenant_id.clone().unwrap();
+    let victim = email("victim");
+    app.post(
+        "/v1/auth/register",
+        None,
+        json!({"email": victim, "password": "squatter password", "name": "Squatter", "tenant_name": "Evil Corp"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/v1/tenants/{real}/members"),
+        Some(&inviter.access),
+        json!({"email": victim, "role": "tenant_user"}),
+    )
+    .await
+    .expect(201);
+    let joined = app
+        .post(
+            "/v1/auth/invitations/accept",
+            None,
+            json!({"token": app.invitation_token(&victim), "password": PASSWORD, "name": "Victim"}),
+        )
+        .await
+        .expect(201);
+    let access = joined.body["tokens"]["access_token"].as_str().unwrap();
+    let me = app.get("/v1/auth/me", Some(access)).await.expect(200);
+    assert_eq!(me.body["user"]["name"], "Victim");
+    let memberships = me.body["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{}", me.body);
+    assert_eq!(memberships[0]["tenant_id"], real.as_str());
+    let session = app.login(&victim, None).await;
+    assert_eq!(session.tenant_id.as_deref(), Some(real.as_str()));
+}
+
+/// Logins, refreshes and registrations are never kept for an Idempotency-Key replay (they
+/// carry tokens), and a failed request is not kept either: the retry runs.
+async fn answers_with_tokens_and_errors_are_not_kept_for_replays(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let address = email("own");
+    let owner = app.signup(&address, "Acme").await;
+    let login = json!({"email": address, "password": PASSWORD});
+    let a = app
+        .post_keyed("/v1/auth/login", Some(&owner.access), "L", login.clone())
+        .await
+        .expect(200);
+    let b = app
+        .post_keyed("/v1/auth/login", Some(&owner.access), "L", login)
+        .await
+        .expect(200);
+    assert!(b.headers.get("idempotent-replayed").is_none());
+    assert_ne!(
+        a.body["tokens"]["refresh_token"],
+        b.body["tokens"]["refresh_token"]
+    );
+    // A refresh replayed after the reuse window is a reuse, not a replay.
+    let refresh = json!({"refresh_token": a.body["tokens"]["refresh_token"]});
+    app.post_keyed(
+        "/v1/auth/refresh",
+        Some(&owner.access),
+        "R",
+        refresh.clone(),
+    )
+    .await
+    .expect(200);
+    app.clock.advance(chrono::Duration::seconds(
+        eshtarek_core::auth::refresh::REUSE_WINDOW_SECS + 1,
+    ));
+    app.post_keyed("/v1/auth/refresh", Some(&owner.access), "R", refresh)
+        .await
+        .problem(401);
+    // An error is not kept: subscribing without a card, then with one, under one key.
+    let admin = app.platform_admin().await;
+    let plan = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            json!({"name": format!("Paid {}", &uuid::Uuid::new_v4().simple().to_string()[..8]), "price": "5", "currency": "USD", "billing_cycle": "monthly"}),
+        )
+        .await
+        .expect(201);
+    let subscribe = json!({"plan_id": plan.body["id"]});
+    app.post_keyed(
+        "/v1/subscriptions",
+        Some(&owner.access),
+        "S",
+        subscribe.clone(),
+    )
+    .await
+    .problem(422);
+    app.post(
+        "/v1/payment-methods",
+        Some(&owner.access),
+        json!({"token": "pm_card_visa"}),
+    )
+    .await
+    .expect(201);
+    app.post_keyed("/v1/subscriptions", Some(&owner.access), "S", subscribe)
+        .await
+        .expect(201);
+}
+
+/// A refresh token made up for a real session (its id is in every access token) is invalid
+/// and ends nothing; a genuine old one still revokes.
+async fn a_forged_refresh_token_ends_no_session(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let rotated = app
+        .post(
+            "/v1/auth/refresh",
+            None,
+            json!({"refresh_token": owner.refresh}),
+        )
+        .await
+        .expect(200);
+    let current = session_of(&rotated.body);
+    let (user, rest) = owner.refresh.split_once('~').unwrap();
+    let sid = rest.split('.').nth(1).unwrap();
+    let forged = format!("{user}~rt.{sid}.0.{}", "A".repeat(43));
+    let refused = app
+        .post("/v1/auth/refresh", None, json!({ "refresh_token": forged }))
+        .await
+        .problem(401);
+    assert_eq!(refused.body["code"], "invalid_refresh_token");
+    app.get("/v1/auth/me", Some(&current.access))
+        .await
+        .expect(200);
+}
+
+/// Seats are not usage events; a path segment that is not UTF-8 is a problem document.
+async fn odd_input_gets_problem_documents(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let seats = m
+        .app
+        .post(
+            "/v1/usage/events",
+            Some(&m.key),
+            json!({"metric": "max_users", "quantity": 2, "idempotency_key": "s"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(seats.body["field"], "metric");
+    m.app
+        .get("/v1/invoices/%ff", Some(&m.owner.access))
+        .await
+        .problem(400);
+    for bad in [
+        "\u{3164}",
+        "\u{2800}\u{2800}",
+        "\u{0301}",
+        "\u{E0041}",
+        "a\u{2028}b",
+    ] {
+        m.app
+            .post(
+                "/v1/api-keys",
+                Some(&m.owner.access),
+                json!({ "name": bad }),
+            )
+            .await
+            .problem(422);
+    }
+    let refused = m
+        .app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email("zw"), "password": "\u{200B}".repeat(12), "name": "Z"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "password");
+}
+
+/// A PATCH with an `Idempotency-Key` sent twice applies once.
+async fn a_keyed_patch_applies_once(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let admin = m.app.platform_admin().await;
+    let tenant = m.owner.tenant_id.clone().unwrap();
+    let path = format!("/v1/admin/tenants/{tenant}/subscription");
+    let before = m.app.get(&path, Some(&admin.access)).await.expect(200);
+    let send = || async {
+        m.app
+            .send(
+                axum::http::Request::builder()
+                    .method(Method::PATCH)
+                    .uri(&path)
+                    .header("authorization", format!("Bearer {}", admin.access))
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", "extend-once")
+                    .body(axum::body::Body::from(
+                        r#"{"extend_days": 7, "reason": "goodwill"}"#,
+                    ))
+                    .unwrap(),
+            )
+            .await
+            .expect(200)
+    };
+    let first = send().await;
+    let second = send().await;
+    assert_eq!(second.headers["idempotent-replayed"], "true");
+    assert_eq!(
+        first.body["current_period_end"],
+        second.body["current_period_end"]
+    );
+    let after = m.app.get(&path, Some(&admin.access)).await.expect(200);
+    assert_ne!(
+        after.body["current_period_end"],
+        before.body["current_period_end"]
+    );
+    assert_eq!(
+        after.body["current_period_end"],
+        first.body["current_period_end"]
+    );
 }

@@ -136,7 +136,9 @@ struct AdvanceRequest {
 
 fn parse_duration(text: &str) -> Option<chrono::Duration> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.len().checked_sub(1)?);
+    // The unit is the last character, which may be more than one byte (split at its start).
+    let (at, _) = text.char_indices().last()?;
+    let (number, unit) = text.split_at(at);
     let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
     match unit {
         "s" => Some(chrono::Duration::seconds(n)),
@@ -257,4 +259,18 @@ pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("dev", "eshtarek", "eshtarek")
         .map(|dirs| dirs.data_dir().to_path_buf())
         .unwrap_or_else(|| PathBuf::from(".eshtarek"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_and_odd_text_is_refused_not_a_panic() {
+        assert_eq!(parse_duration("15d"), Some(chrono::Duration::days(15)));
+        assert_eq!(parse_duration(" 90m "), Some(chrono::Duration::minutes(90)));
+        for bad in ["", "d", "5é", "é", "٥d", "0d", "-1d", "100001s"] {
+            assert_eq!(parse_duration(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -1,5 +1,6 @@
-//! `Idempotency-Key` on state-changing POSTs: the first request with a key runs and its
-//! response is kept for 24 hours; a repeat with the same key and the same request gets that
+//! `Idempotency-Key` on state-changing POSTs and PATCHes: the first request with a key runs
+//! and, when it succeeds, its response is kept for 24 hours (an error is not kept: a retry
+//! with the same key runs again); a repeat with the same key and the same request gets that
 //! response again (`Idempotent-Replayed: true`) and changes nothing; the same key with a
 //! different request is a 422; a repeat while the first is still running is a 409.
 //!
@@ -101,7 +102,8 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    if request.method() != Method::POST || !request.headers().contains_key(HEADER) {
+    let keyed_method = request.method() == Method::POST || request.method() == Method::PATCH;
+    if !keyed_method || !request.headers().contains_key(HEADER) {
         return run(request).await;
     }
     match handle(ctx, request, run).await {
@@ -168,8 +170,9 @@ where
     }
 
     let response = run(Request::from_parts(parts, Body::from(bytes))).await;
-    if response.status().is_server_error() {
-        // Nothing to remember: let the client retry with the same key.
+    if !response.status().is_success() {
+        // Only a success is kept: an error (a 409 "retry", a 402 before an upgrade, a 5xx)
+        // may not hold the next time, and a retry with the same key must be able to run.
         forget(ctx, &scope, record).await;
         return Ok(response);
     }

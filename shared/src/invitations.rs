@@ -512,6 +512,10 @@ pub async fn accept_link(
         .password
         .ok_or_else(|| ApiError::validation("password", "choose a password for your account"))?;
     password::check_policy(&password_text, &email, "password")?;
+    let name = match req.name.as_deref().or(invitation.str("name")) {
+        Some(n) => check_name(n, "name")?,
+        None => email.split('@').next().unwrap_or("member").to_owned(),
+    };
     let now = ctx.clock.now();
     let existing = match find_user_id_by_email(ctx, &email).await? {
         Some(id) => load_user(ctx, &id).await?,
@@ -525,6 +529,8 @@ pub async fn accept_link(
             .with("code", "account_exists"));
         }
         Some(user) => {
+            // The owner takes the account over as if new: their password and name, none of
+            // the squatter's sessions or memberships, no remembered tenant.
             let user_id = user.required_str("user_id")?.to_owned();
             let hash = password::hash(password_text).await?;
             let claim = ctx.stores.transaction().platform(WriteOp::Update {
@@ -532,18 +538,18 @@ pub async fn accept_link(
                 actions: vec![
                     UpdateAction::set("password_hash", hash),
                     UpdateAction::set("email_verified", true),
+                    UpdateAction::set("name", name.as_str()),
+                    UpdateAction::remove("last_tenant_id"),
                 ],
                 condition: Some(Condition::eq("email_verified", false)),
             });
+            let user = user.with("name", name.as_str());
             join(ctx, claim, &tenant_id, &invitation, &user).await?;
             revoke_user_sessions(ctx, &user_id, None).await?;
+            tenants::drop_memberships_of(ctx, &user_id, &tenant_id).await?;
             user
         }
         None => {
-            let name = match req.name.as_deref().or(invitation.str("name")) {
-                Some(n) => check_name(n, "name")?,
-                None => email.split('@').next().unwrap_or("member").to_owned(),
-            };
             let hash = password::hash(password_text).await?;
             let user_id = new_id("usr");
             let user = user_item(&user_id, &email, &name, Some(&hash), false, true, now);

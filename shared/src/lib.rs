@@ -23,6 +23,7 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod tenants;
+pub mod text;
 pub mod time;
 pub mod usage;
 

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower::{BoxError, Layer, Service, ServiceExt};
 use tower_http::cors::Cors;
@@ -92,7 +92,7 @@ impl Core {
             }
         });
         let mut response = match tokio::time::timeout(limit, routed).await {
-            Ok(response) => response,
+            Ok(response) => as_problem(response).await,
             Err(_) => hardening::timed_out(limit),
         };
         let headers = response.headers_mut();
@@ -103,6 +103,28 @@ impl Core {
         }
         response
     }
+}
+
+/// A refusal written as plain text by an extractor (a path segment that is not UTF-8, say)
+/// becomes a problem document like every other error.
+async fn as_problem(response: Response) -> Response {
+    let plain = response.status().is_client_error()
+        && response
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !plain {
+        return response;
+    }
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let title = status.canonical_reason().unwrap_or("Bad request");
+    crate::error::ApiError::new(status, "invalid-request", title)
+        .detail(String::from_utf8_lossy(&bytes).into_owned())
+        .into_response()
 }
 
 impl Service<Request> for Core {

@@ -354,10 +354,14 @@ pub async fn patch_tenant(
         reason: None,
     };
     // The tenant's API keys are marked in the same transaction as its status, so no instance
-    // takes one once the suspension is in (see `api_keys::suspension_ops`).
-    let key_marks = match req.status.as_deref() {
-        Some(status) => {
-            crate::usage::api_keys::suspension_ops(ctx, &tenant_id, status == "suspended").await?
+    // takes one once the suspension is in (see `api_keys::suspension_ops`). A key can only be
+    // created while the tenant is active (checked in its own transaction), so after this
+    // commit no new key appears; one created just before it, after the listing, is marked by
+    // the second pass, before this request answers.
+    let suspend_to = req.status.as_deref().map(|status| status == "suspended");
+    let key_marks = match suspend_to {
+        Some(suspended) => {
+            crate::usage::api_keys::suspension_ops(ctx, &tenant_id, suspended).await?
         }
         None => Vec::new(),
     };
@@ -376,13 +380,14 @@ pub async fn patch_tenant(
     for op in key_marks {
         tx = tx.platform(op);
     }
-    tx.commit()
-        .await
-        .map_err(|e| match e.failed_condition_index() {
-            Some(0) => ApiError::not_found("no such tenant"),
-            Some(_) => ApiError::conflict("the tenant's API keys changed meanwhile; retry"),
-            None => e.into(),
-        })?;
+    tx.commit().await.map_err(|e| match e.failed_condition_index() {
+        Some(0) => ApiError::not_found("no such tenant"),
+        Some(_) => ApiError::conflict("the tenant's API keys changed meanwhile; retry"),
+        None => e.into(),
+    })?;
+    if suspend_to == Some(true) {
+        crate::usage::api_keys::mark_unmarked(ctx, &tenant_id).await?;
+    }
     let item = t
         .get(&meta_key(&t))
         .await?
@@ -659,5 +664,75 @@ pub async fn remove_member(
             None => e.into(),
         })?;
     revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
+    Ok(())
+}
+
+/// Ends every membership of `user_id` except in `keep`: for an account its email's owner has
+/// just reclaimed from whoever registered the address without owning it — those memberships
+/// were never the owner's to consent to. The last-admin rule does not hold here: a tenant left
+/// without an admin stays for a platform admin to settle. Audited in each tenant.
+pub async fn drop_memberships_of(
+    ctx: &AppContext,
+    user_id: &str,
+    keep: &TenantId,
+) -> Result<(), ApiError> {
+    let page = ctx
+        .stores
+        .platform()
+        .query(
+            &Query::table(format!("USER#{user_id}"))
+                .begins_with("MEMBER#")
+                .limit(100),
+        )
+        .await?;
+    for entry in &page.items {
+        let Some(tenant) = entry.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) else {
+            continue;
+        };
+        if &tenant == keep {
+            continue;
+        }
+        let Some(current) = load_member(ctx, &tenant, user_id).await? else {
+            continue;
+        };
+        let t = ctx.stores.tenant(&tenant);
+        let admin = current.role == Role::TenantAdmin;
+        let actor = Caller::synthetic(user_id, Some(&tenant), current.role, "reclaim");
+        let change = Change {
+            action: "member.removed",
+            resource_type: "member",
+            resource_id: user_id,
+            before: Some(serde_json::to_value(&current).unwrap_or_default()),
+            after: None,
+            reason: Some("the account was reclaimed by the owner of its email address"),
+        };
+        ctx.stores
+            .transaction()
+            .tenant(
+                &t,
+                WriteOp::Delete {
+                    key: member_key(&t, user_id),
+                    condition: Some(Condition::ItemExists),
+                },
+            )
+            .platform(WriteOp::Delete {
+                key: user_membership_key(user_id, &tenant),
+                condition: None,
+            })
+            .tenant(
+                &t,
+                WriteOp::Update {
+                    key: meta_key(&t),
+                    actions: vec![
+                        UpdateAction::add("member_count", -1),
+                        UpdateAction::add("admin_count", -i64::from(admin)),
+                    ],
+                    condition: Some(Condition::ItemExists),
+                },
+            )
+            .tenant(&t, audit::tenant_op(&t, &actor, change, ctx.clock.now()))
+            .commit()
+            .await?;
+    }
     Ok(())
 }

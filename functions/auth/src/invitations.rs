@@ -5,12 +5,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use eshtarek_core::auth::service::{AuthResponse, UserView};
 use eshtarek_core::auth::verification::{self, VerifyEmailRequest};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{ApiJson, ApiQuery, ListParams, ListResponse};
+use eshtarek_core::idempotency::Replay;
 use eshtarek_core::invitations::{
     self, AcceptLinkRequest, InvitationView, InviteRequest, InviteResponse,
 };
@@ -148,6 +149,7 @@ pub async fn accept_link(
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         StatusCode::CREATED,
+        Extension(Replay::Never),
         Json(invitations::accept_link(&ctx, req).await?),
     ))
 }

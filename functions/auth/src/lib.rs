@@ -108,7 +108,10 @@ async fn login(
     ip: ClientIp,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(auth::login(&ctx, req, ip).await?))
+    Ok((
+        Extension(Replay::Never),
+        Json(auth::login(&ctx, req, ip).await?),
+    ))
 }
 
 #[utoipa::path(
@@ -123,7 +126,10 @@ async fn refresh(
     State(ctx): State<AppContext>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(auth::refresh(&ctx, req).await?))
+    Ok((
+        Extension(Replay::Never),
+        Json(auth::refresh(&ctx, req).await?),
+    ))
 }
 
 #[utoipa::path(

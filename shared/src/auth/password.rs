@@ -44,10 +44,10 @@ pub fn check_policy(password: &str, email: &str, field: &str) -> Result<(), ApiE
             "the password may not contain control characters",
         ));
     }
-    if password.chars().all(char::is_whitespace) {
+    if crate::text::is_blank(password) {
         return Err(ApiError::validation(
             field,
-            "the password may not be only spaces",
+            "the password may not be only spaces or invisible characters",
         ));
     }
     let length = password.chars().count();

@@ -67,6 +67,22 @@ pub fn login_per_ip() -> Limit {
     }
 }
 
+/// The client address as a rate-limit subject: an IPv4 address whole, an IPv6 address by its
+/// /64 (one host is routinely given a whole /64, so per-address limits on full IPv6 addresses
+/// would limit nothing).
+pub fn address_subject(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 fn env_or(name: &str, default: i64) -> i64 {
     std::env::var(name)
         .ok()
@@ -174,5 +190,27 @@ pub async fn reset(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, n
     );
     if let Err(e) = ctx.stores.platform().delete(key, None).await {
         tracing::warn!(error = %e, "could not reset a rate-limit window");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_subject;
+
+    #[test]
+    fn ipv6_addresses_count_by_their_64() {
+        let a = address_subject("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = address_subject("2001:db8:1:2:bbbb::9".parse().unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_ne!(a, address_subject("2001:db8:1:3::1".parse().unwrap()));
+        assert_eq!(
+            address_subject("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
+        assert_eq!(
+            address_subject("203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
     }
 }

@@ -6,6 +6,10 @@
 //! refresh from several tabs or retried after a lost answer gets the same new token again
 //! (as the major identity providers allow), not a revoked session.
 //!
+//! Only a token the session really issued counts as reused: the session remembers the hashes
+//! of its last few rotated tokens, so a forged token that merely names a session (its id is in
+//! every access token) is refused as invalid and ends nothing.
+//!
 //! The store keeps refresh tokens as hashes only. To answer the same new token twice without
 //! keeping it, the rotation stores it *sealed* with the token it replaced: XOR with SHA-256 of
 //! the old secret (32 random bytes, used once), so only a holder of the old token can open it.
@@ -61,6 +65,16 @@ fn unseal(sealed: &str, old: &RefreshToken, generation: u64) -> Option<RefreshTo
     })
 }
 
+/// How many rotated-away tokens a session remembers (a copy older than that is refused as
+/// invalid, without ending the session).
+const REMEMBERED: usize = 8;
+
+fn remember_used(session: &Session, presented: &RefreshToken) -> String {
+    let mut used = vec![presented.hash()];
+    used.extend(session.used_hashes.iter().take(REMEMBERED - 1).cloned());
+    used.join(" ")
+}
+
 fn reused() -> ApiError {
     ApiError::unauthenticated("this refresh token was already used; the session is revoked")
         .with("code", "refresh_token_reused")
@@ -90,7 +104,11 @@ pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair,
     if let Some(next) = within_window(&session, &presented, now.timestamp()) {
         return answer(ctx, &user_id, &session, &next, now).await;
     }
-    if presented.generation < session.generation {
+    let genuine_old = session
+        .used_hashes
+        .iter()
+        .any(|h| same_secret(h, &presented.hash()));
+    if presented.generation < session.generation && genuine_old {
         revoke_session(ctx, &user_id, &presented.session_id).await?;
         tracing::warn!(
             user_id,
@@ -115,6 +133,7 @@ pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair,
         UpdateAction::set("previous_hash", presented.hash()),
         UpdateAction::set("rotated_epoch", now.timestamp()),
         UpdateAction::set("sealed_next", seal(&next, &presented)),
+        UpdateAction::set("used_hashes", remember_used(&session, &presented)),
     ];
     if let Some(role) = role {
         actions.push(UpdateAction::set("role", role.as_str()));

@@ -107,38 +107,28 @@ pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
     Ok(email)
 }
 
-/// A display name: trimmed, 1 to 100 characters, no control characters, no bidirectional
-/// overrides, embeddings or isolates (they make a name read as another in lists and logs),
-/// and something visible (not only zero-width characters).
+/// A display name: trimmed, 1 to 100 characters, no control characters or line separators,
+/// no bidirectional overrides, embeddings or isolates (they make a name read as another in
+/// lists and logs), and something visible (see `text`).
 pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
     let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(crate::text::is_line_break)
+    {
         return Err(ApiError::validation(field, "use 1 to 100 characters"));
     }
-    if name.chars().any(is_bidi_control) {
+    if name.chars().any(crate::text::is_bidi_control) {
         return Err(ApiError::validation(
             field,
             "names may not contain text-direction controls",
         ));
     }
-    if name.chars().all(|c| is_invisible(c) || c.is_whitespace()) {
+    if crate::text::is_blank(name) {
         return Err(ApiError::validation(
             field,
             "use at least one visible character",
         ));
     }
     Ok(name.to_owned())
-}
-
-/// Unicode's explicit directional embeddings, overrides and isolates (UAX #9).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// Characters that print as nothing: zero-width space and joiners, word joiner, the BOM,
-/// directional marks, invisible operators.
-fn is_invisible(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}')
 }
 
 // ---- users -----------------------------------------------------------------------------------
@@ -218,7 +208,7 @@ pub async fn register(
         ratelimit::hit(
             ctx,
             "register-ip",
-            &ip.to_string(),
+            &ratelimit::address_subject(ip),
             ratelimit::register_per_ip(),
             now,
         )
@@ -329,6 +319,10 @@ pub struct Session {
     /// The previous refresh token's hash, when it was rotated and the next one sealed with
     /// it (the reuse window, see `refresh`).
     pub previous: Option<(String, i64, String)>,
+    /// Hashes of the last few refresh tokens this session rotated away from: presenting one
+    /// is a reuse. Anything else with an old generation is just invalid (a forged token that
+    /// names the session must not be able to end it).
+    pub used_hashes: Vec<String>,
 }
 
 /// Loads a session that is neither revoked nor expired; otherwise 401.
@@ -364,6 +358,13 @@ pub async fn load_live_session(
             (Some(hash), Some(at), Some(sealed)) => Some((hash.to_owned(), at, sealed.to_owned())),
             _ => None,
         },
+        used_hashes: item
+            .str("used_hashes")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|h| !h.is_empty())
+            .map(str::to_owned)
+            .collect(),
     })
 }
 
@@ -560,7 +561,7 @@ pub async fn login(
         ratelimit::hit(
             ctx,
             "login-ip",
-            &ip.to_string(),
+            &ratelimit::address_subject(ip),
             ratelimit::login_per_ip(),
             now,
         )
@@ -568,7 +569,8 @@ pub async fn login(
     }
     // The lockout is per (email, address); per email alone there is a much higher ceiling
     // with growing delays, so guesses from elsewhere never lock the owner out.
-    let address = ip.0.map_or_else(|| "-".to_owned(), |ip| ip.to_string());
+    let address =
+        ip.0.map_or_else(|| "-".to_owned(), ratelimit::address_subject);
     let pair = sha256_hex(&format!("{email}\n{address}"));
     ratelimit::hit(ctx, "login-pair", &pair, ratelimit::login_per_email(), now).await?;
     let email_subject = sha256_hex(&email);

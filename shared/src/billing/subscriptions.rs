@@ -905,24 +905,43 @@ pub async fn change(
     let invoice = invoices::issue(ctx, &tenant, draft).await?;
     let mut invoice_after = invoice.clone();
     if invoice.str("status") == Some("open") {
-        let method = payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref())
-            .await?
-            .ok_or_else(|| {
-                ApiError::validation("payment_method_id", "add a payment method first")
-            })?;
+        // Nothing to charge with, or a declined charge: the invoice is voided and the lock
+        // released, so nothing is left open to pay for a change that did not happen.
+        let undo = |invoice: Item| {
+            let (t, sub, tenant) = (&t, &sub, &tenant);
+            async move {
+                invoices::close(ctx, tenant, &invoice, "void").await?;
+                t.update(
+                    sub.item.key.clone(),
+                    vec![
+                        UpdateAction::remove(CHANGE_LOCK),
+                        UpdateAction::set("rev", claimed + 1),
+                    ],
+                    Some(sub.owned()),
+                )
+                .await?;
+                Ok::<(), ApiError>(())
+            }
+        };
+        let method =
+            match payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref()).await {
+                Ok(Some(method)) => method,
+                Ok(None) => {
+                    undo(invoice.clone()).await?;
+                    return Err(ApiError::validation(
+                        "payment_method_id",
+                        "add a payment method first",
+                    ));
+                }
+                Err(e) => {
+                    undo(invoice.clone()).await?;
+                    return Err(e);
+                }
+            };
         let (after, decline) = invoices::attempt_payment(ctx, &tenant, &invoice, &method).await?;
         invoice_after = after;
         if let Some((code, message)) = decline {
-            invoices::close(ctx, &tenant, &invoice_after, "void").await?;
-            t.update(
-                sub.item.key.clone(),
-                vec![
-                    UpdateAction::remove(CHANGE_LOCK),
-                    UpdateAction::set("rev", claimed + 1),
-                ],
-                Some(sub.owned()),
-            )
-            .await?;
+            undo(invoice_after.clone()).await?;
             return Err(ApiError::new(
                 axum::http::StatusCode::PAYMENT_REQUIRED,
                 "payment-declined",

@@ -128,7 +128,8 @@ pub async fn create(
         .with("tenant_id", tenant.as_str())
         .with("secret_hash", sha256_hex(&secret))
         .with("scopes", scopes.join(" "));
-    ctx.stores
+    let committed = ctx
+        .stores
         .transaction()
         .tenant(
             &t,
@@ -141,8 +142,25 @@ pub async fn create(
             item: lookup,
             condition: Some(Condition::ItemNotExists),
         })
+        .tenant(&t, key_count_op(&t, 1))
         .commit()
-        .await?;
+        .await;
+    match committed {
+        Ok(()) => {}
+        Err(e) if e.failed_condition_index() == Some(2) => {
+            let suspended = crate::tenants::load_tenant(ctx, &tenant)
+                .await?
+                .is_some_and(|v| v.status != "active");
+            return Err(if suspended {
+                ApiError::tenant_suspended()
+            } else {
+                ApiError::conflict(format!(
+                    "a tenant keeps at most {MAX_KEYS} API keys; revoke one first"
+                ))
+            });
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(CreatedApiKey {
         key: view(&listed)?,
         secret: Some(full),
@@ -188,6 +206,7 @@ pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
             key: lookup_key(&prefix),
             condition: None,
         })
+        .tenant(&t, key_count_op(&t, -1))
         .commit()
         .await?;
     ctx.hot.forget_key(&prefix);
@@ -231,8 +250,52 @@ impl KeyGuard {
     }
 }
 
+/// The tenant's key count moves with every key created or revoked, in the same transaction: a
+/// new key needs the tenant active and under [`MAX_KEYS`] (atomically, however many are
+/// created at once).
+fn key_count_op(t: &crate::store::TenantStore, by: i64) -> WriteOp {
+    let mut conditions = vec![Condition::ItemExists];
+    if by > 0 {
+        conditions.push(Condition::eq("status", "active"));
+        conditions.push(Condition::Or(vec![
+            Condition::not_exists("api_keys"),
+            Condition::lt("api_keys", MAX_KEYS as i64),
+        ]));
+    }
+    WriteOp::Update {
+        key: crate::tenants::meta_key(t),
+        actions: vec![UpdateAction::add("api_keys", by)],
+        condition: Some(Condition::And(conditions)),
+    }
+}
+
 /// The mark on a key's lookup item while its tenant is suspended.
 const SUSPENDED: &str = "suspended";
+
+/// Marks any key of a suspended tenant that is not marked yet (created just before the
+/// suspension committed), one conditional write each.
+pub async fn mark_unmarked(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiError> {
+    for op in suspension_ops(ctx, tenant, true).await? {
+        let WriteOp::Update { key, .. } = &op else {
+            continue;
+        };
+        let marked = ctx
+            .stores
+            .platform()
+            .get(key)
+            .await?
+            .is_some_and(|item| item.get(SUSPENDED).is_some());
+        if !marked {
+            match ctx.stores.transaction().platform(op).commit().await {
+                Ok(()) => {}
+                // Revoked meanwhile: nothing to mark.
+                Err(e) if e.is_condition_failure() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(())
+}
 
 /// The writes that mark (or unmark) every key of a suspended (or reactivated) tenant, for the
 /// transaction that changes the tenant's status: from then on every instance refuses them,

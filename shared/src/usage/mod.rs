@@ -171,6 +171,12 @@ pub struct UsageEvent {
 
 fn check_event(event: &UsageEvent) -> Result<(), ApiError> {
     crate::plans::policies::check_metric(&event.metric)?;
+    if event.metric == "max_users" {
+        return Err(ApiError::validation(
+            "metric",
+            "seats follow the tenant's members; they are not recorded",
+        ));
+    }
     if event.quantity <= 0 || event.quantity > 1_000_000_000 {
         return Err(ApiError::validation(
             "quantity",
