@@ -104,7 +104,7 @@ async fn a_request_past_the_timeout_is_a_503_problem() {
             "done"
         }),
     );
-    let router = eshtarek_core::http::finish(slow, &ctx);
+    let router = eshtarek_core::service::finish(slow, &ctx);
     let response = router
         .oneshot(Request::get("/slow").body(Body::empty()).unwrap())
         .await

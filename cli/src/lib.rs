@@ -41,7 +41,7 @@ pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> HttpApp {
             axum::routing::post(advance_clock),
         )
         .with_state(ctx.clone());
-    http::finish(
+    eshtarek_core::service::finish(
         root.merge(web::routes(web_dir))
             .merge(eshtarek_auth::router(ctx.clone()))
             .merge(eshtarek_plans::router(ctx.clone()))

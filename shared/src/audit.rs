@@ -53,7 +53,7 @@ fn event_item(
     tenant: Option<&TenantId>,
     now: DateTime<Utc>,
 ) -> Item {
-    let id = format!("aud_{}", uuid::Uuid::now_v7().simple());
+    let id = crate::ids::new_id("aud");
     let at = time::fmt(now);
     let mut item = Item::new(key)
         .with("event_id", id.as_str())

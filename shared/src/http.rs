@@ -230,8 +230,3 @@ impl<T> ListResponse<T> {
         })
     }
 }
-
-/// The finished application around merged function routers (see [`crate::service`]).
-pub fn finish(router: axum::Router, ctx: &AppContext) -> crate::service::HttpApp {
-    crate::service::HttpApp::new(router, ctx)
-}

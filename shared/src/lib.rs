@@ -11,6 +11,8 @@ pub mod error;
 pub mod hardening;
 pub mod http;
 pub mod idempotency;
+pub mod identity;
+pub mod ids;
 pub mod invitations;
 pub mod jobs;
 #[cfg(feature = "lambda")]

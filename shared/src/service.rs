@@ -26,6 +26,11 @@ use crate::AppContext;
 
 type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
+/// The finished application around merged function routers.
+pub fn finish(router: Router, ctx: &AppContext) -> HttpApp {
+    HttpApp::new(router, ctx)
+}
+
 /// Something done to every request before routing (e.g. on Lambda: the client address from
 /// the API Gateway context).
 pub type Prepare = fn(&mut Request);

@@ -1,5 +1,7 @@
-//! What counts as visible text: the one place names and passwords are checked for characters
-//! that print as nothing or reorder what is around them.
+//! Text people type: what counts as visible (the one place names and passwords are checked for
+//! characters that print as nothing or reorder what is around them), names and emails.
+
+use crate::error::ApiError;
 
 /// Unicode's explicit directional embeddings, overrides and isolates (UAX #9): they make a
 /// name read as another in lists and logs.
@@ -29,6 +31,48 @@ pub fn is_invisible(c: char) -> bool {
 /// Nothing visible at all: only whitespace and invisible characters.
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c.is_whitespace() || is_invisible(c))
+}
+
+/// Normalises and checks an email address (case-insensitive: stored lower-case).
+pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
+    let email = raw.trim().to_lowercase();
+    let bad = || ApiError::validation(field, "enter a valid email address, like name@example.com");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !domain.contains('@');
+    if local.is_empty() || local.len() > 64 || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email)
+}
+
+/// A display name: trimmed, 1 to 100 characters, no control characters or line separators,
+/// no bidirectional overrides, embeddings or isolates (they make a name read as another in
+/// lists and logs), and something visible (see `text`).
+pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
+    let name = raw.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(is_line_break) {
+        return Err(ApiError::validation(field, "use 1 to 100 characters"));
+    }
+    if name.chars().any(is_bidi_control) {
+        return Err(ApiError::validation(
+            field,
+            "names may not contain text-direction controls",
+        ));
+    }
+    if is_blank(name) {
+        return Err(ApiError::validation(
+            field,
+            "use at least one visible character",
+        ));
+    }
+    Ok(name.to_owned())
 }
 
 #[cfg(test)]

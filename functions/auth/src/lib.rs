@@ -7,9 +7,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, patch, post};
 use axum::{Extension, Json, Router};
 use eshtarek_core::accounts::{self, MeResponse};
+use eshtarek_core::auth::refresh::{self, RefreshRequest};
 use eshtarek_core::auth::service::{
-    self as auth, AuthResponse, LoginRequest, RefreshRequest, RegisterRequest, SwitchTenantRequest,
-    TokenPair,
+    self as auth, AuthResponse, LoginRequest, RegisterRequest, SwitchTenantRequest, TokenPair,
 };
 use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
@@ -128,7 +128,7 @@ async fn refresh(
 ) -> ApiResult<impl IntoResponse> {
     Ok((
         Extension(Replay::Never),
-        Json(auth::refresh(&ctx, req).await?),
+        Json(refresh::refresh(&ctx, req).await?),
     ))
 }
 

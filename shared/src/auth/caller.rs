@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 
-use super::service::load_live_session;
+use super::sessions::load_live_session;
 use super::tokens::AccessClaims;
 use super::Role;
 use crate::error::ApiError;

@@ -7,6 +7,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod refresh;
 pub mod service;
+pub mod sessions;
 pub mod tokens;
 pub mod verification;
 

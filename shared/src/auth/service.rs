@@ -9,62 +9,23 @@ use super::ratelimit;
 use super::tokens::{sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
-use crate::store::{
-    Condition, Item, Key, Query, ScopedTransaction, Store, StoreError, StoreExt, TenantId,
-    UpdateAction, WriteOp,
-};
+use crate::store::{Condition, Item, Query, Store, StoreExt, TenantId, UpdateAction};
 use crate::tenants::{self, TenantView};
 use crate::time;
 use crate::AppContext;
 
 // ---- keys ------------------------------------------------------------------------------------
 
-pub fn user_key(user_id: &str) -> Key {
-    Key::new(format!("USER#{user_id}"), "PROFILE")
-}
-
-pub fn email_key(email: &str) -> Key {
-    Key::new(format!("EMAIL#{email}"), "EMAIL")
-}
-
-pub fn user_membership_key(user_id: &str, tenant_id: &TenantId) -> Key {
-    Key::new(format!("USER#{user_id}"), format!("MEMBER#{tenant_id}"))
-}
-
-pub(super) fn session_key(user_id: &str, session_id: &str) -> Key {
-    Key::new(format!("USER#{user_id}"), format!("SESSION#{session_id}"))
-}
-
-pub fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
-}
+pub use super::sessions::{
+    load_live_session, revoke_session, revoke_user_sessions, session_key, Session,
+};
+pub use crate::identity::{
+    email_key, find_user_id_by_email, load_user, new_user_ops, user_item, user_key, UserView,
+};
+pub use crate::ids::new_id;
+pub use crate::tenants::records::user_membership_key;
 
 // ---- views -----------------------------------------------------------------------------------
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct UserView {
-    pub id: String,
-    pub email: String,
-    pub name: String,
-    pub platform_admin: bool,
-    /// Whether the owner of the email proved it (a verification link, or an invitation link):
-    /// only a verified account sees and accepts invitations.
-    pub email_verified: bool,
-    pub created_at: String,
-}
-
-impl UserView {
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
-        Ok(Self {
-            id: item.required_str("user_id")?.to_owned(),
-            email: item.required_str("email")?.to_owned(),
-            name: item.required_str("name")?.to_owned(),
-            platform_admin: item.bool("platform_admin").unwrap_or(false),
-            email_verified: item.bool("email_verified").unwrap_or(false),
-            created_at: item.required_str("created_at")?.to_owned(),
-        })
-    }
-}
 
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenPair {
@@ -88,102 +49,9 @@ pub struct AuthResponse {
 
 // ---- input checks ----------------------------------------------------------------------------
 
-/// Normalises and checks an email address (case-insensitive: stored lower-case).
-pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
-    let bad = || ApiError::validation(field, "enter a valid email address, like name@example.com");
-    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad());
-    }
-    let (local, domain) = email.split_once('@').ok_or_else(bad)?;
-    let domain_ok = domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && !domain.contains('@');
-    if local.is_empty() || local.len() > 64 || !domain_ok {
-        return Err(bad());
-    }
-    Ok(email)
-}
-
-/// A display name: trimmed, 1 to 100 characters, no control characters or line separators,
-/// no bidirectional overrides, embeddings or isolates (they make a name read as another in
-/// lists and logs), and something visible (see `text`).
-pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
-    let name = raw.trim();
-    if name.is_empty() || name.chars().count() > 100 || name.chars().any(crate::text::is_line_break)
-    {
-        return Err(ApiError::validation(field, "use 1 to 100 characters"));
-    }
-    if name.chars().any(crate::text::is_bidi_control) {
-        return Err(ApiError::validation(
-            field,
-            "names may not contain text-direction controls",
-        ));
-    }
-    if crate::text::is_blank(name) {
-        return Err(ApiError::validation(
-            field,
-            "use at least one visible character",
-        ));
-    }
-    Ok(name.to_owned())
-}
+pub use crate::text::{check_name, normalize_email};
 
 // ---- users -----------------------------------------------------------------------------------
-
-pub fn user_item(
-    user_id: &str,
-    email: &str,
-    name: &str,
-    hash: Option<&str>,
-    admin: bool,
-    verified: bool,
-    now: DateTime<Utc>,
-) -> Item {
-    let mut item = Item::new(user_key(user_id))
-        .with("user_id", user_id)
-        .with("email", email)
-        .with("name", name)
-        .with("platform_admin", admin)
-        .with("email_verified", verified)
-        .with("created_at", time::fmt(now));
-    if let Some(hash) = hash {
-        item = item.with("password_hash", hash);
-    }
-    item
-}
-
-/// The two writes that create a user: the email claim (unique: its failure is index 0 of the
-/// transaction) and the profile.
-pub fn new_user_ops(tx: ScopedTransaction, user: &Item, email: &str) -> ScopedTransaction {
-    let user_id = user.str("user_id").unwrap_or_default();
-    tx.platform(WriteOp::Put {
-        item: Item::new(email_key(email)).with("user_id", user_id),
-        condition: Some(Condition::ItemNotExists),
-    })
-    .platform(WriteOp::Put {
-        item: user.clone(),
-        condition: Some(Condition::ItemNotExists),
-    })
-}
-
-pub async fn load_user(ctx: &AppContext, user_id: &str) -> Result<Option<Item>, ApiError> {
-    Ok(ctx.stores.platform().get(&user_key(user_id)).await?)
-}
-
-pub async fn find_user_id_by_email(
-    ctx: &AppContext,
-    email: &str,
-) -> Result<Option<String>, ApiError> {
-    Ok(ctx
-        .stores
-        .platform()
-        .get(&email_key(email))
-        .await?
-        .and_then(|i| i.str("user_id").map(str::to_owned)))
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -309,65 +177,6 @@ pub async fn create_platform_admin(
 
 // ---- sessions --------------------------------------------------------------------------------
 
-/// A live session as the request path needs it.
-#[derive(Debug, Clone)]
-pub struct Session {
-    pub tenant_id: Option<String>,
-    pub generation: u64,
-    pub refresh_hash: String,
-    pub refresh_expires_epoch: i64,
-    /// The previous refresh token's hash, when it was rotated and the next one sealed with
-    /// it (the reuse window, see `refresh`).
-    pub previous: Option<(String, i64, String)>,
-    /// Hashes of the last few refresh tokens this session rotated away from: presenting one
-    /// is a reuse. Anything else with an old generation is just invalid (a forged token that
-    /// names the session must not be able to end it).
-    pub used_hashes: Vec<String>,
-}
-
-/// Loads a session that is neither revoked nor expired; otherwise 401.
-pub async fn load_live_session(
-    ctx: &AppContext,
-    user_id: &str,
-    session_id: &str,
-) -> Result<Session, ApiError> {
-    let ended = || {
-        ApiError::unauthenticated("the session has ended; log in again")
-            .with("code", "session_ended")
-    };
-    let item = ctx
-        .stores
-        .platform()
-        .get(&session_key(user_id, session_id))
-        .await?
-        .ok_or_else(ended)?;
-    let expires = item.i64("refresh_expires_epoch").unwrap_or(0);
-    if item.bool("revoked").unwrap_or(true) || ctx.clock.now().timestamp() >= expires {
-        return Err(ended());
-    }
-    Ok(Session {
-        tenant_id: item.str("tenant_id").map(str::to_owned),
-        generation: item.i64("generation").unwrap_or(0) as u64,
-        refresh_hash: item.str("refresh_hash").unwrap_or_default().to_owned(),
-        refresh_expires_epoch: expires,
-        previous: match (
-            item.str("previous_hash"),
-            item.i64("rotated_epoch"),
-            item.str("sealed_next"),
-        ) {
-            (Some(hash), Some(at), Some(sealed)) => Some((hash.to_owned(), at, sealed.to_owned())),
-            _ => None,
-        },
-        used_hashes: item
-            .str("used_hashes")
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|h| !h.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    })
-}
-
 /// Starts a session (a refresh-token family) and returns its first token pair.
 pub async fn start_session(
     ctx: &AppContext,
@@ -473,59 +282,6 @@ pub(super) fn parse_refresh(text: &str) -> Option<(String, RefreshToken)> {
         return None;
     }
     Some((user_id.to_owned(), RefreshToken::parse(rest)?))
-}
-
-pub(super) async fn revoke_session(
-    ctx: &AppContext,
-    user_id: &str,
-    session_id: &str,
-) -> Result<(), ApiError> {
-    let result = ctx
-        .stores
-        .platform()
-        .update(
-            session_key(user_id, session_id),
-            vec![UpdateAction::set("revoked", true)],
-            Some(Condition::ItemExists),
-        )
-        .await;
-    match result {
-        Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Revokes every session of a user, or only those acting in `tenant`.
-pub async fn revoke_user_sessions(
-    ctx: &AppContext,
-    user_id: &str,
-    tenant: Option<&TenantId>,
-) -> Result<usize, ApiError> {
-    let platform = ctx.stores.platform();
-    let mut cursor = None;
-    let mut revoked = 0;
-    loop {
-        let page = platform
-            .query(
-                &Query::table(format!("USER#{user_id}"))
-                    .begins_with("SESSION#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        for item in &page.items {
-            let in_scope = tenant.is_none_or(|t| item.str("tenant_id") == Some(t.as_str()));
-            if in_scope && item.bool("revoked") == Some(false) {
-                let session_id = item.key.sk.trim_start_matches("SESSION#");
-                revoke_session(ctx, user_id, session_id).await?;
-                revoked += 1;
-            }
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(revoked),
-        }
-    }
 }
 
 // ---- login, refresh, logout ------------------------------------------------------------------
@@ -713,8 +469,6 @@ pub(crate) async fn active_membership(
     }
     Ok((member.role, view))
 }
-
-pub use super::refresh::{refresh, RefreshRequest};
 
 pub async fn logout(ctx: &AppContext, caller: &Caller) -> Result<(), ApiError> {
     revoke_session(ctx, &caller.user_id, &caller.session_id).await

@@ -3,10 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::service::{load_user, user_key, UserView};
 use super::tokens::{random_secret, sha256_hex};
 use super::{ratelimit, Caller};
 use crate::error::ApiError;
+use crate::identity::{load_user, user_key, UserView};
 use crate::mail::{self, Message};
 use crate::store::{Condition, Item, Key, Store, UpdateAction, WriteOp};
 use crate::AppContext;

@@ -23,7 +23,7 @@ pub struct EventView {
 }
 
 pub fn op(t: &TenantStore, kind: &str, data: Value, now: DateTime<Utc>) -> WriteOp {
-    let id = format!("evt_{}", uuid::Uuid::now_v7().simple());
+    let id = crate::ids::new_id("evt");
     let at = time::fmt(now);
     let item = Item::new(t.key("EVENTS", format!("E#{at}#{id}")))
         .with("event_id", id.as_str())

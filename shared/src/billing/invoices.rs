@@ -14,10 +14,10 @@ use serde_json::json;
 use super::events;
 use super::gateway::{ChargeOutcome, MethodRef};
 use super::payment_methods::billing_key;
-use crate::auth::service::new_id;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
+use crate::ids::new_id;
 use crate::money::Currency;
 use crate::store::{
     AttrValue, Condition, Item, Key, Query, Store, StoreError, TenantId, TenantStore, UpdateAction,

@@ -4,9 +4,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::gateway::{card_for_number, card_for_token, MethodRef, MockGateway};
-use crate::auth::service::new_id;
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::ids::new_id;
 use crate::store::{
     Condition, Item, Key, Query, Store, StoreExt, TenantId, TenantStore, UpdateAction, WriteOp,
 };

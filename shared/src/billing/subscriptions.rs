@@ -15,10 +15,10 @@ use super::payment_methods;
 use super::period::period;
 use super::proration::{is_upgrade, prorate};
 use super::state::{Event, Status};
-use crate::auth::service::new_id;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
+use crate::ids::new_id;
 use crate::money::Currency;
 use crate::plans::{self, BillingCycle, VersionTerms};
 use crate::store::{

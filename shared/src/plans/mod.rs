@@ -10,10 +10,10 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Change};
-use crate::auth::service::new_id;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
+use crate::ids::new_id;
 use crate::money::Currency;
 use crate::store::{AttrValue, Condition, Item, Key, Query, Store, UpdateAction, WriteOp};
 use crate::time;
@@ -232,7 +232,7 @@ fn check_plan_name(raw: &str) -> Result<String, ApiError> {
     if raw.trim().chars().count() > 80 {
         return Err(ApiError::validation("name", "use 1 to 80 characters"));
     }
-    crate::auth::service::check_name(raw, "name")
+    crate::text::check_name(raw, "name")
 }
 
 fn check_description(raw: Option<&str>) -> Result<String, ApiError> {

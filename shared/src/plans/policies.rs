@@ -5,10 +5,10 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::audit::{self, Change};
-use crate::auth::service::new_id;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
+use crate::ids::new_id;
 use crate::store::{AttrValue, Condition, Item, Key, Query, Store, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;

@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::service::new_id;
 use crate::auth::tokens::{random_secret, same_secret, sha256_hex};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::ids::new_id;
 use crate::store::{Condition, Item, Key, Query, Store, TenantId, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;
@@ -86,7 +86,7 @@ pub async fn create(
     req: CreateApiKeyRequest,
 ) -> Result<CreatedApiKey, ApiError> {
     let tenant = admin_tenant(caller)?;
-    let name = crate::auth::service::check_name(&req.name, "name")?;
+    let name = crate::text::check_name(&req.name, "name")?;
     let mut scopes = req
         .scopes
         .unwrap_or_else(|| SCOPES.iter().map(|s| s.to_string()).collect());
@@ -148,7 +148,7 @@ pub async fn create(
     match committed {
         Ok(()) => {}
         Err(e) if e.failed_condition_index() == Some(2) => {
-            let suspended = crate::tenants::load_tenant(ctx, &tenant)
+            let suspended = crate::tenants::records::load_tenant(ctx, &tenant)
                 .await?
                 .is_some_and(|v| v.status != "active");
             return Err(if suspended {
@@ -263,7 +263,7 @@ fn key_count_op(t: &crate::store::TenantStore, by: i64) -> WriteOp {
         ]));
     }
     WriteOp::Update {
-        key: crate::tenants::meta_key(t),
+        key: crate::tenants::records::meta_key(t),
         actions: vec![UpdateAction::add("api_keys", by)],
         condition: Some(Condition::And(conditions)),
     }

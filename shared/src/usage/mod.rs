@@ -694,7 +694,7 @@ async fn notify_thresholds(
         if ctx.hot.was_sent(&marker_id) {
             continue;
         }
-        let id = crate::auth::service::new_id("ntf");
+        let id = crate::ids::new_id("ntf");
         let at = time::fmt(now);
         let message = format!(
             "{} reached {threshold}% of the plan's limit ({} of {limit})",

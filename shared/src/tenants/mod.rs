@@ -2,186 +2,26 @@
 //! partitions; the user-side copy of a membership (`USER#<id>` / `MEMBER#<tenant>`) is an index
 //! for "which tenants can I log in to", written in the same transaction.
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+pub mod records;
+
+use serde::Deserialize;
 
 use crate::audit::{self, Change};
-use crate::auth::service::{check_name, new_id, revoke_user_sessions, user_membership_key};
+use crate::auth::sessions::revoke_user_sessions;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
-use crate::store::{
-    Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
-    WriteOp,
-};
-use crate::time;
+use crate::ids::new_id;
+use crate::store::{Condition, Query, Store, TenantId, UpdateAction, WriteOp};
+use crate::text::check_name;
 use crate::AppContext;
 
-const TENANT_INDEX: &str = "IDX#TENANTS";
-
-pub(crate) fn meta_key(t: &TenantStore) -> Key {
-    t.key("META", "TENANT")
-}
-
-fn member_key(t: &TenantStore, user_id: &str) -> Key {
-    t.key("MEMBERS", format!("USER#{user_id}"))
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct TenantView {
-    pub id: String,
-    pub name: String,
-    pub status: String,
-    pub member_count: i64,
-    pub created_at: String,
-}
-
-impl TenantView {
-    fn from_item(item: &Item) -> Result<Self, ApiError> {
-        Ok(Self {
-            id: item.required_str("tenant_id")?.to_owned(),
-            name: item.required_str("name")?.to_owned(),
-            status: item.required_str("status")?.to_owned(),
-            member_count: item.i64("member_count").unwrap_or(0),
-            created_at: item.required_str("created_at")?.to_owned(),
-        })
-    }
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct MembershipView {
-    pub tenant_id: String,
-    pub tenant_name: String,
-    pub role: Role,
-    pub tenant_status: String,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct MemberView {
-    pub user_id: String,
-    pub email: String,
-    pub name: String,
-    pub role: Role,
-    pub joined_at: String,
-}
-
-impl MemberView {
-    fn from_item(item: &Item) -> Result<Self, ApiError> {
-        Ok(Self {
-            user_id: item.required_str("user_id")?.to_owned(),
-            email: item.required_str("email")?.to_owned(),
-            name: item.required_str("name")?.to_owned(),
-            role: item
-                .str("role")
-                .and_then(Role::parse_member_role)
-                .ok_or_else(|| ApiError::internal("membership without a role"))?,
-            joined_at: item.required_str("joined_at")?.to_owned(),
-        })
-    }
-}
-
-pub async fn load_tenant(
-    ctx: &AppContext,
-    tenant_id: &TenantId,
-) -> Result<Option<TenantView>, ApiError> {
-    let t = ctx.stores.tenant(tenant_id);
-    t.get(&meta_key(&t))
-        .await?
-        .map(|i| TenantView::from_item(&i))
-        .transpose()
-}
-
-/// The tenant a platform admin names in an admin path, when it exists (else 404).
-pub async fn admin_named_tenant(
-    ctx: &AppContext,
-    caller: &Caller,
-    tenant_id: &str,
-) -> Result<TenantId, ApiError> {
-    caller.require_platform_admin()?;
-    let tenant = caller.admin_tenant(tenant_id)?;
-    match load_tenant(ctx, &tenant).await? {
-        Some(_) => Ok(tenant),
-        None => Err(ApiError::not_found("no such tenant")),
-    }
-}
-
-pub async fn load_member(
-    ctx: &AppContext,
-    tenant_id: &TenantId,
-    user_id: &str,
-) -> Result<Option<MemberView>, ApiError> {
-    let t = ctx.stores.tenant(tenant_id);
-    t.get(&member_key(&t, user_id))
-        .await?
-        .map(|i| MemberView::from_item(&i))
-        .transpose()
-}
-
-/// The writes that create a tenant, with its first admin when given (self-serve signup).
-pub fn create_ops(
-    ctx: &AppContext,
-    tx: ScopedTransaction,
-    tenant_id: &TenantId,
-    name: &str,
-    first_admin: Option<&Item>,
-    now: DateTime<Utc>,
-) -> ScopedTransaction {
-    let t = ctx.stores.tenant(tenant_id);
-    let created = time::fmt(now);
-    let count = i64::from(first_admin.is_some());
-    let meta = Item::new(meta_key(&t))
-        .with("tenant_id", tenant_id.as_str())
-        .with("name", name)
-        .with("status", "active")
-        .with("member_count", count)
-        .with("admin_count", count)
-        .with("created_at", created.as_str())
-        .with_gsi1(TENANT_INDEX, format!("{created}#{tenant_id}"));
-    let mut tx = tx.tenant(
-        &t,
-        WriteOp::Put {
-            item: meta,
-            condition: Some(Condition::ItemNotExists),
-        },
-    );
-    if let Some(user) = first_admin {
-        tx = member_ops(&t, tx, user, Role::TenantAdmin, now);
-    }
-    tx
-}
-
-/// The two membership items (tenant side and user side).
-fn member_ops(
-    t: &TenantStore,
-    tx: ScopedTransaction,
-    user: &Item,
-    role: Role,
-    now: DateTime<Utc>,
-) -> ScopedTransaction {
-    let user_id = user.str("user_id").unwrap_or_default();
-    let joined = time::fmt(now);
-    let member = Item::new(member_key(t, user_id))
-        .with("user_id", user_id)
-        .with("email", user.str("email").unwrap_or_default())
-        .with("name", user.str("name").unwrap_or_default())
-        .with("role", role.as_str())
-        .with("joined_at", joined.as_str());
-    let index = Item::new(user_membership_key(user_id, t.tenant()))
-        .with("tenant_id", t.tenant().as_str())
-        .with("role", role.as_str())
-        .with("joined_at", joined.as_str());
-    tx.tenant(
-        t,
-        WriteOp::Put {
-            item: member,
-            condition: Some(Condition::ItemNotExists),
-        },
-    )
-    .platform(WriteOp::Put {
-        item: index,
-        condition: None,
-    })
-}
+pub use records::{
+    admin_named_tenant, create_ops, load_member, load_tenant, user_membership_key, MemberView,
+    MembershipView, TenantView,
+};
+pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full};
+use records::{member_key, TENANT_INDEX};
 
 // ---- tenants ---------------------------------------------------------------------------------
 
@@ -380,11 +220,13 @@ pub async fn patch_tenant(
     for op in key_marks {
         tx = tx.platform(op);
     }
-    tx.commit().await.map_err(|e| match e.failed_condition_index() {
-        Some(0) => ApiError::not_found("no such tenant"),
-        Some(_) => ApiError::conflict("the tenant's API keys changed meanwhile; retry"),
-        None => e.into(),
-    })?;
+    tx.commit()
+        .await
+        .map_err(|e| match e.failed_condition_index() {
+            Some(0) => ApiError::not_found("no such tenant"),
+            Some(_) => ApiError::conflict("the tenant's API keys changed meanwhile; retry"),
+            None => e.into(),
+        })?;
     if suspend_to == Some(true) {
         crate::usage::api_keys::mark_unmarked(ctx, &tenant_id).await?;
     }
@@ -447,70 +289,6 @@ pub async fn list_members(
         )
         .await?;
     ListResponse::from_page(page, MemberView::from_item)
-}
-
-pub(crate) fn parse_role(raw: &str) -> Result<Role, ApiError> {
-    Role::parse_member_role(raw)
-        .ok_or_else(|| ApiError::validation("role", "role is `tenant_admin` or `tenant_user`"))
-}
-
-/// What a failed join transaction means: the seat count's condition (at `meta_index`) is the
-/// plan's `max_users`; any other failed condition is an existing membership.
-pub(crate) fn join_error(
-    e: crate::store::StoreError,
-    meta_index: usize,
-    seats: Option<u64>,
-) -> ApiError {
-    match (e.failed_condition_index(), seats) {
-        (Some(i), Some(limit)) if i == meta_index => seats_full(limit),
-        (Some(_), _) => {
-            ApiError::conflict("this user is already a member of the tenant").field("email")
-        }
-        _ => e.into(),
-    }
-}
-
-pub(crate) fn seats_full(limit: u64) -> ApiError {
-    ApiError::limit_exceeded(
-        "max_users",
-        format!("the plan allows {limit} members; remove one or upgrade"),
-    )
-    .with("limit", limit)
-    .with("used", limit)
-}
-
-/// The writes that make `user` a member: both membership items and the seat count, which moves
-/// on condition (under the plan's `max_users`) so concurrent joins can never exceed it. Returns
-/// the seat count's index in the transaction, for [`join_error`].
-pub(crate) fn join_ops(
-    t: &TenantStore,
-    tx: ScopedTransaction,
-    user: &Item,
-    role: Role,
-    seats: Option<u64>,
-    now: DateTime<Utc>,
-) -> (ScopedTransaction, usize) {
-    let meta_condition = match seats {
-        Some(limit) => Condition::And(vec![
-            Condition::ItemExists,
-            Condition::lt("member_count", limit as i64),
-        ]),
-        None => Condition::ItemExists,
-    };
-    let meta_index = tx.len() + 2;
-    let admins = i64::from(role == Role::TenantAdmin);
-    let tx = member_ops(t, tx, user, role, now).tenant(
-        t,
-        WriteOp::Update {
-            key: meta_key(t),
-            actions: vec![
-                UpdateAction::add("member_count", 1),
-                UpdateAction::add("admin_count", admins),
-            ],
-            condition: Some(meta_condition),
-        },
-    );
-    (tx, meta_index)
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
