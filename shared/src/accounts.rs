@@ -7,7 +7,6 @@ use serde::Serialize;
 use crate::auth::service::{load_user, UserView};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::store::{Query, Store, TenantId};
 use crate::tenants::{self, MembershipView};
 use crate::AppContext;
 
@@ -27,41 +26,20 @@ pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiErro
         .await?
         .ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let mut memberships = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = ctx
-            .stores
-            .platform()
-            .query(
-                &Query::table(format!("USER#{}", caller.user_id))
-                    .begins_with("MEMBER#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        for item in &page.items {
-            let Some(tenant_id) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok())
-            else {
-                continue;
-            };
-            // The tenant's own membership item is the truth; the user-side copy is an index.
-            let (Some(member), Some(tenant)) = (
-                tenants::load_member(ctx, &tenant_id, &caller.user_id).await?,
-                tenants::load_tenant(ctx, &tenant_id).await?,
-            ) else {
-                continue;
-            };
-            memberships.push(MembershipView {
-                tenant_id: tenant.id,
-                tenant_name: tenant.name,
-                role: member.role,
-                tenant_status: tenant.status,
-            });
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => break,
-        }
+    for (tenant_id, _) in tenants::records::user_memberships(ctx, &caller.user_id).await? {
+        // The tenant's own membership item is the truth; the user-side copy is an index.
+        let (Some(member), Some(tenant)) = (
+            tenants::load_member(ctx, &tenant_id, &caller.user_id).await?,
+            tenants::load_tenant(ctx, &tenant_id).await?,
+        ) else {
+            continue;
+        };
+        memberships.push(MembershipView {
+            tenant_id: tenant.id,
+            tenant_name: tenant.name,
+            role: member.role,
+            tenant_status: tenant.status,
+        });
     }
     let user = UserView::from_item(&user)?;
     let invitations = if user.email_verified {

@@ -100,27 +100,11 @@ pub async fn hit(
     limit: Limit,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let window_start = now.timestamp() - now.timestamp().rem_euclid(limit.window_secs);
-    let window_end = window_start + limit.window_secs;
-    let key = Key::new(
-        format!("RATE#{scope}#{subject}"),
-        format!("W#{window_start}"),
-    );
-    let outcome = ctx
-        .stores
-        .platform()
-        .update(
-            key,
-            vec![
-                UpdateAction::add("count", 1),
-                UpdateAction::set(crate::store::TTL, window_end + 3600),
-            ],
-            Some(Condition::Or(vec![
-                Condition::not_exists("count"),
-                Condition::lt("count", limit.attempts),
-            ])),
-        )
-        .await;
+    let condition = Condition::Or(vec![
+        Condition::not_exists("count"),
+        Condition::lt("count", limit.attempts),
+    ]);
+    let (outcome, window_end) = count_one(ctx, scope, subject, limit, now, Some(condition)).await;
     match outcome {
         Ok(_) => Ok(()),
         Err(StoreError::ConditionFailed { .. }) => Err(ApiError::rate_limited(
@@ -163,8 +147,23 @@ pub async fn count(
 /// Counts one for `subject` in the current window, without a limit (failures are counted
 /// after the fact; [`count`] decides).
 pub async fn add(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, now: DateTime<Utc>) {
+    if let (Err(e), _) = count_one(ctx, scope, subject, limit, now, None).await {
+        tracing::warn!(error = %e, "could not count a failed attempt");
+    }
+}
+
+/// One more in the current window of `subject` (under `condition`); returns the outcome and
+/// when the window ends.
+async fn count_one(
+    ctx: &AppContext,
+    scope: &str,
+    subject: &str,
+    limit: Limit,
+    now: DateTime<Utc>,
+    condition: Option<Condition>,
+) -> (Result<crate::store::Item, StoreError>, i64) {
     let (key, window_end) = window_key(scope, subject, limit, now);
-    let result = ctx
+    let outcome = ctx
         .stores
         .platform()
         .update(
@@ -173,21 +172,15 @@ pub async fn add(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, now
                 UpdateAction::add("count", 1),
                 UpdateAction::set(crate::store::TTL, window_end + 3600),
             ],
-            None,
+            condition,
         )
         .await;
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not count a failed attempt");
-    }
+    (outcome, window_end)
 }
 
 /// Forgets the attempts of `subject` in the current window (after a successful login).
 pub async fn reset(ctx: &AppContext, scope: &str, subject: &str, limit: Limit, now: DateTime<Utc>) {
-    let window_start = now.timestamp() - now.timestamp().rem_euclid(limit.window_secs);
-    let key = Key::new(
-        format!("RATE#{scope}#{subject}"),
-        format!("W#{window_start}"),
-    );
+    let (key, _) = window_key(scope, subject, limit, now);
     if let Err(e) = ctx.stores.platform().delete(key, None).await {
         tracing::warn!(error = %e, "could not reset a rate-limit window");
     }

@@ -9,7 +9,7 @@ use super::ratelimit;
 use super::tokens::{sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
-use crate::store::{Condition, Item, Query, Store, StoreExt, TenantId, UpdateAction};
+use crate::store::{Condition, Item, StoreExt, TenantId, UpdateAction};
 use crate::tenants::{self, TenantView};
 use crate::time;
 use crate::AppContext;
@@ -418,35 +418,11 @@ async fn choose_login_tenant(
 
 /// The membership joined first (not the lowest tenant id: ids say nothing of consent).
 async fn first_membership(ctx: &AppContext, user_id: &str) -> Result<Option<TenantId>, ApiError> {
-    let mut first: Option<(String, TenantId)> = None;
-    let mut cursor = None;
-    loop {
-        let page = ctx
-            .stores
-            .platform()
-            .query(
-                &Query::table(format!("USER#{user_id}"))
-                    .begins_with("MEMBER#")
-                    .limit(100)
-                    .after(cursor),
-            )
-            .await?;
-        for item in &page.items {
-            let (Some(joined), Some(tenant)) = (
-                item.str("joined_at"),
-                item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()),
-            ) else {
-                continue;
-            };
-            if first.as_ref().is_none_or(|(j, _)| joined < j.as_str()) {
-                first = Some((joined.to_owned(), tenant));
-            }
-        }
-        match page.next_cursor {
-            Some(next) => cursor = Some(next),
-            None => return Ok(first.map(|(_, t)| t)),
-        }
-    }
+    Ok(crate::tenants::records::user_memberships(ctx, user_id)
+        .await?
+        .into_iter()
+        .min_by(|a, b| a.1.cmp(&b.1))
+        .map(|(tenant, _)| tenant))
 }
 
 /// The caller's role in a tenant they belong to, read from the tenant's own membership item;

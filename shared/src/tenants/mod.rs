@@ -297,6 +297,16 @@ pub struct PatchMemberRequest {
     pub role: String,
 }
 
+/// A failed membership transaction: the tenant's admin count (operation 2) says the last
+/// admin would go; anything else changed meanwhile.
+fn membership_changed(e: crate::store::StoreError) -> ApiError {
+    match e.failed_condition_index() {
+        Some(2) => last_admin(),
+        Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
+        None => e.into(),
+    }
+}
+
 fn last_admin() -> ApiError {
     ApiError::conflict("a tenant keeps at least one tenant_admin").field("role")
 }
@@ -360,11 +370,7 @@ pub async fn patch_member(
         .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
         .commit()
         .await
-        .map_err(|e| match e.failed_condition_index() {
-            Some(2) => last_admin(),
-            Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
-            None => e.into(),
-        })?;
+        .map_err(membership_changed)?;
     // Tokens carry the role: the member's sessions in this tenant end, so the new role applies
     // from their next login.
     revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
@@ -436,11 +442,7 @@ pub async fn remove_member(
         .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
         .commit()
         .await
-        .map_err(|e| match e.failed_condition_index() {
-            Some(2) => last_admin(),
-            Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
-            None => e.into(),
-        })?;
+        .map_err(membership_changed)?;
     revoke_user_sessions(ctx, user_id, Some(&tenant_id)).await?;
     Ok(())
 }
@@ -454,19 +456,7 @@ pub async fn drop_memberships_of(
     user_id: &str,
     keep: &TenantId,
 ) -> Result<(), ApiError> {
-    let page = ctx
-        .stores
-        .platform()
-        .query(
-            &Query::table(format!("USER#{user_id}"))
-                .begins_with("MEMBER#")
-                .limit(100),
-        )
-        .await?;
-    for entry in &page.items {
-        let Some(tenant) = entry.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) else {
-            continue;
-        };
+    for (tenant, _) in records::user_memberships(ctx, user_id).await? {
         if &tenant == keep {
             continue;
         }

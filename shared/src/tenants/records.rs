@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
 use crate::store::{
-    Condition, Item, Key, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction, WriteOp,
+    Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
+    WriteOp,
 };
 use crate::time;
 use crate::AppContext;
@@ -246,4 +247,36 @@ pub(crate) fn join_ops(
         },
     );
     (tx, meta_index)
+}
+
+/// The tenants a user's membership index names (`USER#<id>` / `MEMBER#…`, every page), with
+/// when each was joined. An index: the tenant's own membership item is the truth.
+pub async fn user_memberships(
+    ctx: &AppContext,
+    user_id: &str,
+) -> Result<Vec<(TenantId, String)>, ApiError> {
+    let mut found = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = ctx
+            .stores
+            .platform()
+            .query(
+                &Query::table(format!("USER#{user_id}"))
+                    .begins_with("MEMBER#")
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            if let Some(tenant) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) {
+                let joined = item.str("joined_at").unwrap_or_default().to_owned();
+                found.push((tenant, joined));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(found),
+        }
+    }
 }
