@@ -331,7 +331,6 @@ async fn switch_tenant_gives_a_pair_for_another_membership_only() {
     let alpha = owner_a.tenant_id.clone().unwrap();
     let beta = owner_b.tenant_id.clone().unwrap();
     // B's owner joins Alpha as a user: invited, then accepting from their verified account.
-    app.verify_email(&owner_b_email).await;
     app.add_member(&owner_a, &alpha, &owner_b_email, "tenant_user")
         .await;
     let switched = app

@@ -56,6 +56,9 @@ on_both_stores!(
     a_forged_refresh_token_ends_no_session,
     odd_input_gets_problem_documents,
     a_keyed_patch_applies_once,
+    a_verification_link_verifies_only_for_its_account,
+    invitations_need_a_verified_inviter_and_a_measured_pace,
+    more_look_alike_text_is_refused,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -322,8 +325,7 @@ async fn invitations_need_consent_and_say_nothing_about_accounts(store: Arc<dyn 
     // The victim logs in as before and lands in their own tenant.
     let again = app.login(&victim_email, None).await;
     assert_eq!(again.tenant_id.as_deref(), Some(victim_tenant.as_str()));
-    // Verified, they see the invitation and decline it.
-    app.verify_email(&victim_email).await;
+    // Their address is verified: they see the invitation, and decline it.
     let me = app
         .get("/v1/auth/me", Some(&again.access))
         .await
@@ -1333,4 +1335,162 @@ async fn a_keyed_patch_applies_once(store: Arc<dyn Store>) {
         after.body["current_period_end"],
         first.body["current_period_end"]
     );
+}
+
+/// Someone registers another person's address; that person follows the verification link:
+/// without the account's session it verifies nothing, so the registrant stays unverified and
+/// sees no invitations.
+async fn a_verification_link_verifies_only_for_its_account(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let victim = email("victim");
+    let squatter = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": victim, "password": "squatter password", "name": "S"}),
+        )
+        .await
+        .expect(201);
+    let squatter = session_of(&squatter.body);
+    let token = app.mailbox.last_token(&victim, "verify_email").unwrap();
+    // The mailbox owner, not signed in, or signed in to an account of their own.
+    app.post("/v1/auth/verify-email", None, json!({ "token": token }))
+        .await
+        .problem(401);
+    let other = app.signup(&email("other"), "Other").await;
+    let refused = app
+        .post(
+            "/v1/auth/verify-email",
+            Some(&other.access),
+            json!({ "token": token }),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "token");
+    let me = app
+        .get("/v1/auth/me", Some(&squatter.access))
+        .await
+        .expect(200);
+    assert_eq!(me.body["user"]["email_verified"], false);
+}
+
+/// An unverified account invites nobody; one address is invited at most 3 times an hour.
+async fn invitations_need_a_verified_inviter_and_a_measured_pace(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let unverified = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": email("spam"), "password": PASSWORD, "name": "S", "tenant_name": "Spam Co"}),
+        )
+        .await
+        .expect(201);
+    let unverified = session_of(&unverified.body);
+    let spam_tenant = unverified.tenant_id.clone().unwrap();
+    let refused = app
+        .post(
+            &format!("/v1/tenants/{spam_tenant}/members"),
+            Some(&unverified.access),
+            json!({"email": email("target"), "role": "tenant_user"}),
+        )
+        .await
+        .problem(403);
+    assert_eq!(refused.body["code"], "email_unverified");
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    let target = email("target");
+    for _ in 0..3 {
+        app.post(
+            &format!("/v1/tenants/{tenant}/members"),
+            Some(&owner.access),
+            json!({"email": target, "role": "tenant_user"}),
+        )
+        .await
+        .expect(201);
+    }
+    app.post(
+        &format!("/v1/tenants/{tenant}/members"),
+        Some(&owner.access),
+        json!({"email": target, "role": "tenant_user"}),
+    )
+    .await
+    .problem(429);
+    let mails = app
+        .mailbox
+        .messages()
+        .into_iter()
+        .filter(|m| m.to == target)
+        .count();
+    assert_eq!(mails, 3);
+}
+
+/// Look-alike text: invisible format characters in names, invisible or decomposed emails,
+/// blank reasons; seats are not a usage check; a suspended tenant's login says so by type.
+async fn more_look_alike_text_is_refused(store: Arc<dyn Store>) {
+    let m = Metered::on(store, START).await;
+    let app = &m.app;
+    for bad in ["\u{061C}", "\u{FFF9}\u{206A}", "\u{1D173}"] {
+        app.post(
+            "/v1/api-keys",
+            Some(&m.owner.access),
+            json!({ "name": bad }),
+        )
+        .await
+        .problem(422);
+    }
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    app.post(
+        "/v1/auth/register",
+        None,
+        json!({"email": format!("no\u{200B}rm-{tag}@example.com"), "password": PASSWORD, "name": "N"}),
+    )
+    .await
+    .problem(422);
+    // One account per address however its letters are composed.
+    app.post(
+        "/v1/auth/register",
+        None,
+        json!({"email": format!("n\u{00F6}rm-{tag}@example.com"), "password": PASSWORD, "name": "N"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        "/v1/auth/register",
+        None,
+        json!({"email": format!("no\u{0308}rm-{tag}@example.com"), "password": PASSWORD, "name": "N"}),
+    )
+    .await
+    .problem(409);
+    let admin = app.platform_admin().await;
+    let tenant = m.owner.tenant_id.clone().unwrap();
+    app.post(
+        &format!("/v1/admin/tenants/{tenant}/trial"),
+        Some(&admin.access),
+        json!({"reason": "\u{200B}"}),
+    )
+    .await
+    .problem(422);
+    app.post(
+        "/v1/usage/check",
+        Some(&m.key),
+        json!({"metric": "max_users", "quantity": 3}),
+    )
+    .await
+    .problem(422);
+    app.patch(
+        &format!("/v1/tenants/{tenant}"),
+        Some(&admin.access),
+        json!({"status": "suspended"}),
+    )
+    .await
+    .expect(200);
+    let refused = app
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"email": m.owner_email, "password": PASSWORD, "tenant_id": tenant}),
+        )
+        .await
+        .problem(403);
+    assert_eq!(refused.body["type"], "/problems/tenant-suspended");
 }

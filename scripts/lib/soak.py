@@ -90,15 +90,15 @@ class Session:
 MAILBOX = os.environ.get("MAILBOX", "")
 
 
-def invitation_token(email):
-    """The newest invitation mailed to `email` in the local mailbox (written before the invite
-    was answered)."""
+def invitation_token(email, kind="invitation"):
+    """The newest message of `kind` mailed to `email` in the local mailbox (written before the
+    request that sent it was answered)."""
     try:
         names = sorted(os.listdir(MAILBOX), reverse=True)
     except FileNotFoundError:
         return None
     for name in names:
-        if name.endswith("-invitation.json"):
+        if name.endswith(f"-{kind}.json"):
             with open(os.path.join(MAILBOX, name)) as f:
                 message = json.load(f)
             if message["to"] == email:
@@ -123,6 +123,8 @@ def setup(admin):
         status, body = call("POST", "/v1/auth/register", body={"email": email, "password": PASSWORD, "name": f"Owner {n}", "tenant_name": f"Soak {n}"})
         assert status == 201, body
         owner = Session(email, PASSWORD)
+        # Inviting needs a verified address: the owner follows the mailed link, signed in.
+        post("/v1/auth/verify-email", {"token": invitation_token(email, "verify_email")}, owner.access, want=200)
         post("/v1/payment-methods", {"token": "pm_card_visa"}, owner.access)
         sub = post("/v1/subscriptions", {"plan_id": small["id"]}, owner.access)
         key = post("/v1/api-keys", {"name": "soak"}, owner.access)["secret"]

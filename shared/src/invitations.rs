@@ -114,6 +114,23 @@ pub async fn invite(
     let tenant_id = caller.admin_tenant(tenant_id)?;
     let email = normalize_email(&req.email, "email")?;
     let role = parse_role(&req.role)?;
+    // Mail goes out in the inviter's name: only from a verified address, and at a measured
+    // pace (per tenant, and per recipient: a re-invitation resends the mail).
+    if !caller.is_platform_admin() {
+        verified_user(ctx, caller).await?;
+    }
+    let now = ctx.clock.now();
+    let per_tenant = crate::auth::ratelimit::Limit {
+        attempts: 100,
+        window_secs: 3600,
+    };
+    crate::auth::ratelimit::hit(ctx, "invite", tenant_id.as_str(), per_tenant, now).await?;
+    let per_recipient = crate::auth::ratelimit::Limit {
+        attempts: 3,
+        window_secs: 3600,
+    };
+    let recipient = sha256_hex(&format!("{tenant_id}\n{email}"));
+    crate::auth::ratelimit::hit(ctx, "invite-to", &recipient, per_recipient, now).await?;
     let name = req
         .name
         .as_deref()
@@ -138,7 +155,6 @@ pub async fn invite(
             return Err(seats_full(limit));
         }
     }
-    let now = ctx.clock.now();
     let expires = now + chrono::Duration::days(INVITE_DAYS);
     let id = invitation_id(&tenant_id, &email);
     let secret = random_secret();

@@ -25,7 +25,22 @@ pub fn is_invisible(c: char) -> bool {
         | '\u{2800}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
         | '\u{0300}'..='\u{036F}' | '\u{1AB0}'..='\u{1AFF}' | '\u{1DC0}'..='\u{1DFF}'
         | '\u{20D0}'..='\u{20FF}' | '\u{FE20}'..='\u{FE2F}'
-        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}')
+        | '\u{E0000}'..='\u{E007F}' | '\u{E0100}'..='\u{E01EF}'
+        | '\u{061C}' | '\u{206A}'..='\u{206F}' | '\u{FFF9}'..='\u{FFFB}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{1BCA0}'..='\u{1BCA3}' | '\u{13430}'..='\u{1343F}')
+}
+
+/// A reason given for an audited action: 1 to 500 characters, something visible, no control
+/// characters.
+pub fn check_reason(raw: &str, field: &str) -> Result<String, ApiError> {
+    let reason = raw.trim();
+    if reason.chars().count() > 500 || reason.chars().any(is_line_break) || is_blank(reason) {
+        return Err(ApiError::validation(
+            field,
+            "say why, in 1 to 500 characters",
+        ));
+    }
+    Ok(reason.to_owned())
 }
 
 /// Nothing visible at all: only whitespace and invisible characters.
@@ -35,7 +50,16 @@ pub fn is_blank(text: &str) -> bool {
 
 /// Normalises and checks an email address (case-insensitive: stored lower-case).
 pub fn normalize_email(raw: &str, field: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
+    use unicode_normalization::UnicodeNormalization;
+    // One spelling per address: composed (NFC) and lower-case; characters that print as
+    // nothing or reorder text make look-alike addresses and are refused.
+    let email: String = raw.trim().nfc().collect::<String>().to_lowercase();
+    if email.chars().any(|c| is_invisible(c) || is_bidi_control(c)) {
+        return Err(ApiError::validation(
+            field,
+            "enter a valid email address, like name@example.com",
+        ));
+    }
     let bad = || ApiError::validation(field, "enter a valid email address, like name@example.com");
     if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(bad());

@@ -235,7 +235,7 @@ impl TestApp {
         self.call(Method::DELETE, path, token, None).await
     }
 
-    /// Self-service signup of a user with their own tenant.
+    /// Self-service signup of a user with their own tenant, the address then verified.
     pub async fn signup(&self, email: &str, tenant_name: &str) -> Session {
         let reply = self
             .post(
@@ -245,7 +245,20 @@ impl TestApp {
             )
             .await
             .expect(201);
-        session_of(&reply.body)
+        let session = session_of(&reply.body);
+        // A business owner confirms their address, as inviting people needs.
+        let token = self
+            .mailbox
+            .last_token(&email.to_lowercase(), "verify_email")
+            .expect("a verification mail");
+        self.post(
+            "/v1/auth/verify-email",
+            Some(&session.access),
+            json!({ "token": token }),
+        )
+        .await
+        .expect(200);
+        session
     }
 
     pub async fn login(&self, email: &str, tenant_id: Option<&str>) -> Session {
@@ -285,15 +298,21 @@ impl TestApp {
         .body
     }
 
-    /// Follows the newest verification link mailed to `email`.
+    /// Follows the newest verification link mailed to `email`, signed in as its account (with
+    /// the tests' password).
     pub async fn verify_email(&self, email: &str) {
         let token = self
             .mailbox
             .last_token(email, "verify_email")
             .expect("a verification mail");
-        self.post("/v1/auth/verify-email", None, json!({ "token": token }))
-            .await
-            .expect(200);
+        let own = self.login(email, None).await;
+        self.post(
+            "/v1/auth/verify-email",
+            Some(&own.access),
+            json!({ "token": token }),
+        )
+        .await
+        .expect(200);
     }
 
     /// The token of the newest invitation mailed to `email`.

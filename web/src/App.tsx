@@ -43,7 +43,8 @@ function Shell() {
   if (loading) return <Loading what="Starting" />;
   // Pages that mailed links open, signed in or not.
   if (pathname === "/invitation") return <AcceptInvitation />;
-  if (pathname === "/verify-email") return <VerifyEmail />;
+  // Confirming an address needs the account it was sent for: sign in first.
+  if (pathname === "/verify-email") return me ? <VerifyEmail /> : <SignIn />;
   if (!me || !role) return <SignIn />;
   const tenant = me.memberships.find((m) => m.tenant_id === me.current_tenant_id);
   return (

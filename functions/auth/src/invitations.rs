@@ -158,16 +158,18 @@ pub async fn accept_link(
     post,
     path = "/v1/auth/verify-email",
     tag = "invitations",
-    summary = "Confirm an email address with the token from the mailed link.",
+    summary = "Confirm an email address with the token from the mailed link, signed in to the account it was sent for.",
     request_body = VerifyEmailRequest,
-    responses((status = 200, description = "Verified", body = VerifiedResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    security(("bearer" = [])),
+    responses((status = 200, description = "Verified", body = VerifiedResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
 )]
 pub async fn verify_email(
     State(ctx): State<AppContext>,
+    caller: Caller,
     ApiJson(req): ApiJson<VerifyEmailRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(VerifiedResponse {
-        user: verification::verify(&ctx, req).await?,
+        user: verification::verify(&ctx, &caller, req).await?,
     }))
 }
 

@@ -439,9 +439,7 @@ pub(crate) async fn active_membership(
         .await?
         .ok_or_else(|| ApiError::not_found("no such tenant membership"))?;
     if view.status != "active" {
-        return Err(
-            ApiError::forbidden("this tenant is suspended").with("code", "tenant_suspended")
-        );
+        return Err(ApiError::tenant_suspended());
     }
     Ok((member.role, view))
 }

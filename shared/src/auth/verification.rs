@@ -59,8 +59,15 @@ pub struct VerifyEmailRequest {
     pub token: String,
 }
 
-/// Marks the account's email verified. The token must be for the account's current email.
-pub async fn verify(ctx: &AppContext, req: VerifyEmailRequest) -> Result<UserView, ApiError> {
+/// Marks the account's email verified. The token must be for the account's current email, and
+/// the caller signed in to that account: the link proves the mailbox, the session proves the
+/// account, and only both together say they are one person's (a mailbox owner following a
+/// link sent to an account someone else registered verifies nothing for them).
+pub async fn verify(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: VerifyEmailRequest,
+) -> Result<UserView, ApiError> {
     let invalid = || ApiError::validation("token", "this link is invalid, used or expired");
     if req.token.is_empty() || req.token.len() > 128 {
         return Err(invalid());
@@ -72,6 +79,9 @@ pub async fn verify(ctx: &AppContext, req: VerifyEmailRequest) -> Result<UserVie
         return Err(invalid());
     }
     let user_id = item.required_str("user_id")?.to_owned();
+    if user_id != caller.user_id {
+        return Err(invalid());
+    }
     let email = item.required_str("email")?.to_owned();
     ctx.stores
         .transaction()

@@ -1905,13 +1905,8 @@ pub async fn admin_override(
     req: OverrideRequest,
 ) -> Result<SubscriptionView, ApiError> {
     let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
-    let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 {
-        return Err(ApiError::validation(
-            "reason",
-            "say why, in 1 to 500 characters",
-        ));
-    }
+    let reason = crate::text::check_reason(&req.reason, "reason")?;
+    let reason = reason.as_str();
     let changes = usize::from(req.plan_id.is_some())
         + usize::from(req.extend_days.is_some())
         + usize::from(req.status.is_some());

@@ -59,13 +59,8 @@ pub async fn grant(
     req: GrantTrialRequest,
 ) -> Result<TrialGrant, ApiError> {
     let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
-    let reason = req.reason.trim();
-    if reason.is_empty() || reason.chars().count() > 500 || reason.chars().any(char::is_control) {
-        return Err(ApiError::validation(
-            "reason",
-            "say why, in 1 to 500 characters",
-        ));
-    }
+    let reason = crate::text::check_reason(&req.reason, "reason")?;
+    let reason = reason.as_str();
     let t = ctx.stores.tenant(&tenant);
     let change = Change {
         action: "tenant.trial_granted",

@@ -1090,6 +1090,13 @@ pub async fn check(
         return Err(ApiError::forbidden("this key lacks the usage:read scope"));
     }
     crate::plans::policies::check_metric(&req.metric)?;
+    if req.metric == "max_users" {
+        // Seats are the member count (GET /v1/usage shows it), not a counter to check.
+        return Err(ApiError::validation(
+            "metric",
+            "seats follow the tenant's members; see GET /v1/usage",
+        ));
+    }
     if req.quantity <= 0 || req.quantity > 1_000_000_000 {
         return Err(ApiError::validation(
             "quantity",

@@ -76,7 +76,7 @@ export function VerifyEmail() {
   const [done, setDone] = useState(false);
   useEffect(() => {
     void action.run(async () => {
-      await api.post("/v1/auth/verify-email", { token }, { anonymous: true });
+      await api.post("/v1/auth/verify-email", { token });
       setDone(true);
       await reload();
     });
