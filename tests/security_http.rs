@@ -59,6 +59,7 @@ on_both_stores!(
     a_verification_link_verifies_only_for_its_account,
     invitations_need_a_verified_inviter_and_a_measured_pace,
     more_look_alike_text_is_refused,
+    invitations_go_with_the_admin_who_sent_them,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -1493,4 +1494,58 @@ async fn more_look_alike_text_is_refused(store: Arc<dyn Store>) {
         .await
         .problem(403);
     assert_eq!(refused.body["type"], "/problems/tenant-suspended");
+}
+
+/// An admin's open invitations are withdrawn when they are removed or demoted: the links stop
+/// working.
+async fn invitations_go_with_the_admin_who_sent_them(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let owner = app.signup(&email("own"), "Acme").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    let members = format!("/v1/tenants/{tenant}/members");
+    let mut admins = Vec::new();
+    for tag in ["removed", "demoted"] {
+        let admin = app
+            .add_member(&owner, &tenant, &email(tag), "tenant_admin")
+            .await;
+        let invitee = email(&format!("by-{tag}"));
+        app.post(
+            &members,
+            Some(&admin.access),
+            json!({"email": invitee, "role": "tenant_admin"}),
+        )
+        .await
+        .expect(201);
+        admins.push((admin, invitee));
+    }
+    app.delete(
+        &format!("{members}/{}", admins[0].0.user_id),
+        Some(&owner.access),
+    )
+    .await
+    .expect(204);
+    app.patch(
+        &format!("{members}/{}", admins[1].0.user_id),
+        Some(&owner.access),
+        json!({"role": "tenant_user"}),
+    )
+    .await
+    .expect(200);
+    for (_, invitee) in &admins {
+        app.post(
+            "/v1/auth/invitations/accept",
+            None,
+            json!({"token": app.invitation_token(invitee), "password": PASSWORD}),
+        )
+        .await
+        .problem(422);
+    }
+    let open = app
+        .get(
+            &format!("/v1/tenants/{tenant}/invitations"),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(open.body["data"], json!([]));
 }

@@ -8,6 +8,7 @@
 //! written in the same transaction, as memberships are. One invitation per (tenant, email): its
 //! id is derived from both, so inviting again replaces it (a new link, the old one dead).
 
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, Change};
@@ -260,6 +261,48 @@ pub async fn revoke(
         .await?
         .ok_or_else(|| ApiError::not_found("no such invitation"))?;
     end(ctx, caller, &t, &item, "invitation.revoked").await
+}
+
+/// Withdraws the open invitations `user_id` sent in the tenant: for a member who left, was
+/// removed, or is no longer an admin (their invitations spoke with an authority they lost).
+pub async fn withdraw_sent_by(
+    ctx: &AppContext,
+    caller: &Caller,
+    tenant_id: &str,
+    user_id: &str,
+) -> Result<(), ApiError> {
+    let Ok(tenant) = TenantId::parse(tenant_id) else {
+        return Ok(());
+    };
+    let t = ctx.stores.tenant(&tenant);
+    let mut cursor = None;
+    loop {
+        let page = t
+            .query(
+                &Query::table(t.pk("INVITES"))
+                    .begins_with("INV#")
+                    .limit(100)
+                    .after(cursor),
+            )
+            .await?;
+        for item in &page.items {
+            if item.str("invited_by") == Some(user_id) {
+                match end(ctx, caller, &t, item, "invitation.revoked").await {
+                    // Accepted or withdrawn meanwhile: nothing left to withdraw.
+                    Ok(())
+                    | Err(ApiError {
+                        status: StatusCode::NOT_FOUND,
+                        ..
+                    }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Ends an invitation without a membership (withdrawn or declined), audited as `action`.

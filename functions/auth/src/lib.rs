@@ -15,6 +15,7 @@ use eshtarek_core::auth::{Caller, ClientIp};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::idempotency::Replay;
+use eshtarek_core::invitations as invitations_core;
 use eshtarek_core::openapi::Problem;
 use eshtarek_core::tenants::{
     self, CreateTenantRequest, MemberView, PatchMemberRequest, PatchTenantRequest, TenantListQuery,
@@ -311,9 +312,11 @@ async fn patch_member(
     Path((id, user_id)): Path<(String, String)>,
     ApiJson(req): ApiJson<PatchMemberRequest>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(
-        tenants::patch_member(&ctx, &caller, &id, &user_id, req).await?,
-    ))
+    let member = tenants::patch_member(&ctx, &caller, &id, &user_id, req).await?;
+    if member.role != eshtarek_core::auth::Role::TenantAdmin {
+        invitations_core::withdraw_sent_by(&ctx, &caller, &id, &user_id).await?;
+    }
+    Ok(Json(member))
 }
 
 #[utoipa::path(
@@ -331,5 +334,7 @@ async fn remove_member(
     Path((id, user_id)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     tenants::remove_member(&ctx, &caller, &id, &user_id).await?;
+    // What they sent as an admin goes with them.
+    invitations_core::withdraw_sent_by(&ctx, &caller, &id, &user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
