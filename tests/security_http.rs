@@ -60,6 +60,7 @@ on_both_stores!(
     invitations_need_a_verified_inviter_and_a_measured_pace,
     more_look_alike_text_is_refused,
     invitations_go_with_the_admin_who_sent_them,
+    an_unconfirmed_registration_frees_the_address_after_the_window,
 );
 
 const START: &str = "2027-04-01T00:00:00Z";
@@ -1548,4 +1549,48 @@ async fn invitations_go_with_the_admin_who_sent_them(store: Arc<dyn Store>) {
         .await
         .expect(200);
     assert_eq!(open.body["data"], json!([]));
+}
+
+/// Someone registers another person's address and never confirms it: the owner is refused
+/// while the verification window runs, then signs up and gets the account as new — none of the
+/// earlier registrant's sessions, password or memberships.
+async fn an_unconfirmed_registration_frees_the_address_after_the_window(store: Arc<dyn Store>) {
+    let app = TestApp::on(store).await;
+    let victim = email("victim");
+    let squatter = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": victim, "password": "squatter password", "name": "S", "tenant_name": "Evil Corp"}),
+        )
+        .await
+        .expect(201);
+    let squatter = session_of(&squatter.body);
+    let owner =
+        json!({"email": victim, "password": PASSWORD, "name": "Owner", "tenant_name": "Real Co"});
+    app.post("/v1/auth/register", None, owner.clone())
+        .await
+        .problem(409);
+    app.clock
+        .advance(chrono::Duration::hours(48) + chrono::Duration::minutes(1));
+    let taken = app.post("/v1/auth/register", None, owner).await.expect(201);
+    let taken = session_of(&taken.body);
+    app.get("/v1/auth/me", Some(&squatter.access))
+        .await
+        .problem(401);
+    app.post(
+        "/v1/auth/login",
+        None,
+        json!({"email": victim, "password": "squatter password"}),
+    )
+    .await
+    .problem(401);
+    let me = app
+        .get("/v1/auth/me", Some(&taken.access))
+        .await
+        .expect(200);
+    let memberships = me.body["memberships"].as_array().unwrap();
+    assert_eq!(memberships.len(), 1, "{}", me.body);
+    assert_eq!(memberships[0]["tenant_name"], "Real Co");
+    assert_eq!(me.body["user"]["name"], "Owner");
 }

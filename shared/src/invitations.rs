@@ -605,7 +605,7 @@ pub async fn accept_link(
             let user = user.with("name", name.as_str());
             join(ctx, claim, &tenant_id, &invitation, &user).await?;
             revoke_user_sessions(ctx, &user_id, None).await?;
-            tenants::drop_memberships_of(ctx, &user_id, &tenant_id).await?;
+            tenants::drop_memberships_of(ctx, &user_id, Some(&tenant_id)).await?;
             user
         }
         None => {

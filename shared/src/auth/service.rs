@@ -9,7 +9,7 @@ use super::ratelimit;
 use super::tokens::{sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
-use crate::store::{Condition, Item, StoreExt, TenantId, UpdateAction};
+use crate::store::{Condition, Item, StoreExt, TenantId, UpdateAction, WriteOp};
 use crate::tenants::{self, TenantView};
 use crate::time;
 use crate::AppContext;
@@ -91,14 +91,36 @@ pub async fn register(
         .as_deref()
         .map(|n| check_name(n, "tenant_name"))
         .transpose()?;
-    if find_user_id_by_email(ctx, &email).await?.is_some() {
-        return Err(email_taken());
-    }
+    // An address someone registered and never confirmed within the verification window is
+    // free again: whoever signs up with it now takes the account over as new (an unconfirmed
+    // registration must not keep the address's owner out for ever).
+    let stale = match find_user_id_by_email(ctx, &email).await? {
+        None => None,
+        Some(id) => {
+            let existing = load_user(ctx, &id).await?;
+            let unconfirmed_since = existing
+                .as_ref()
+                .filter(|u| !u.bool("email_verified").unwrap_or(false))
+                .and_then(|u| u.str("created_at").and_then(crate::time::parse));
+            match unconfirmed_since {
+                Some(at) if at + super::verification::window() <= now => Some(id),
+                _ => return Err(email_taken()),
+            }
+        }
+    };
     let hash = password::hash(req.password).await?;
-    let user_id = new_id("usr");
+    let user_id = stale.clone().unwrap_or_else(|| new_id("usr"));
     let user = user_item(&user_id, &email, &name, Some(&hash), false, false, now);
     let (token, verify_op) = super::verification::token_op(&user_id, &email, now);
-    let mut tx = new_user_ops(ctx.stores.transaction(), &user, &email).platform(verify_op);
+    let mut tx = match &stale {
+        None => new_user_ops(ctx.stores.transaction(), &user, &email),
+        // The profile replaced whole, on condition it is still unconfirmed.
+        Some(_) => ctx.stores.transaction().platform(WriteOp::Put {
+            item: user.clone(),
+            condition: Some(Condition::eq("email_verified", false)),
+        }),
+    }
+    .platform(verify_op);
     let mut tenant = None;
     if let Some(tenant_name) = tenant_name {
         let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
@@ -111,6 +133,11 @@ pub async fn register(
             Some(0) => email_taken(),
             _ => ApiError::from(e),
         })?;
+    if let Some(id) = &stale {
+        // Nothing of the earlier registrant's stays: sessions, memberships.
+        revoke_user_sessions(ctx, id, None).await?;
+        tenants::drop_memberships_of(ctx, id, tenant.as_ref()).await?;
+    }
     super::verification::send(ctx, &email, &token);
     let (tokens, tenant_view) = match tenant {
         Some(tenant_id) => {

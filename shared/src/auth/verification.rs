@@ -13,6 +13,12 @@ use crate::AppContext;
 
 const VERIFY_HOURS: i64 = 48;
 
+/// How long a new account has to confirm its address; past it, an unconfirmed account's
+/// address may be registered again (see `service::register`).
+pub fn window() -> chrono::Duration {
+    chrono::Duration::hours(VERIFY_HOURS)
+}
+
 fn token_key(token: &str) -> Key {
     Key::new(format!("VERIFY#{}", sha256_hex(token)), "TOKEN")
 }

@@ -448,16 +448,16 @@ pub async fn remove_member(
 }
 
 /// Ends every membership of `user_id` except in `keep`: for an account its email's owner has
-/// just reclaimed from whoever registered the address without owning it — those memberships
+/// just reclaimed (or an unconfirmed one taken over) from whoever registered the address — those memberships
 /// were never the owner's to consent to. The last-admin rule does not hold here: a tenant left
 /// without an admin stays for a platform admin to settle. Audited in each tenant.
 pub async fn drop_memberships_of(
     ctx: &AppContext,
     user_id: &str,
-    keep: &TenantId,
+    keep: Option<&TenantId>,
 ) -> Result<(), ApiError> {
     for (tenant, _) in records::user_memberships(ctx, user_id).await? {
-        if &tenant == keep {
+        if Some(&tenant) == keep {
             continue;
         }
         let Some(current) = load_member(ctx, &tenant, user_id).await? else {
