@@ -398,7 +398,6 @@ pub async fn remove_member(
         .await?
         .ok_or_else(|| ApiError::not_found("no such member"))?;
     let t = ctx.stores.tenant(&tenant_id);
-    let admin = current.role == Role::TenantAdmin;
     let change = Change {
         action: if leaving {
             "member.left"
@@ -411,34 +410,7 @@ pub async fn remove_member(
         after: None,
         reason: None,
     };
-    ctx.stores
-        .transaction()
-        .tenant(
-            &t,
-            WriteOp::Delete {
-                key: member_key(&t, user_id),
-                condition: Some(Condition::eq("role", current.role.as_str())),
-            },
-        )
-        .platform(WriteOp::Delete {
-            key: user_membership_key(user_id, &tenant_id),
-            condition: None,
-        })
-        .tenant(
-            &t,
-            WriteOp::Update {
-                key: meta_key(&t),
-                actions: vec![
-                    UpdateAction::add("member_count", -1),
-                    UpdateAction::add("admin_count", -i64::from(admin)),
-                ],
-                condition: Some(if admin {
-                    Condition::gt("admin_count", 1)
-                } else {
-                    Condition::ItemExists
-                }),
-            },
-        )
+    records::leave_ops(&t, ctx.stores.transaction(), &current, true)
         .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()))
         .commit()
         .await
@@ -464,7 +436,6 @@ pub async fn drop_memberships_of(
             continue;
         };
         let t = ctx.stores.tenant(&tenant);
-        let admin = current.role == Role::TenantAdmin;
         let actor = Caller::synthetic(user_id, Some(&tenant), current.role, "reclaim");
         let change = Change {
             action: "member.removed",
@@ -474,30 +445,7 @@ pub async fn drop_memberships_of(
             after: None,
             reason: Some("the account was reclaimed by the owner of its email address"),
         };
-        ctx.stores
-            .transaction()
-            .tenant(
-                &t,
-                WriteOp::Delete {
-                    key: member_key(&t, user_id),
-                    condition: Some(Condition::ItemExists),
-                },
-            )
-            .platform(WriteOp::Delete {
-                key: user_membership_key(user_id, &tenant),
-                condition: None,
-            })
-            .tenant(
-                &t,
-                WriteOp::Update {
-                    key: meta_key(&t),
-                    actions: vec![
-                        UpdateAction::add("member_count", -1),
-                        UpdateAction::add("admin_count", -i64::from(admin)),
-                    ],
-                    condition: Some(Condition::ItemExists),
-                },
-            )
+        records::leave_ops(&t, ctx.stores.transaction(), &current, false)
             .tenant(&t, audit::tenant_op(&t, &actor, change, ctx.clock.now()))
             .commit()
             .await?;

@@ -249,6 +249,53 @@ pub(crate) fn join_ops(
     (tx, meta_index)
 }
 
+/// The writes that end `member`'s membership: both membership items and the counts. With
+/// `last_admin_rule`, on condition that the role is still the one read and that an admin is
+/// not the last (operation 2); without it (an account
+/// reclaimed from whoever registered it), only that the items exist.
+pub(crate) fn leave_ops(
+    t: &TenantStore,
+    tx: ScopedTransaction,
+    member: &MemberView,
+    last_admin_rule: bool,
+) -> ScopedTransaction {
+    let admin = member.role == Role::TenantAdmin;
+    let (member_condition, meta_condition) = if last_admin_rule {
+        (
+            Condition::eq("role", member.role.as_str()),
+            if admin {
+                Condition::gt("admin_count", 1)
+            } else {
+                Condition::ItemExists
+            },
+        )
+    } else {
+        (Condition::ItemExists, Condition::ItemExists)
+    };
+    tx.tenant(
+        t,
+        WriteOp::Delete {
+            key: member_key(t, &member.user_id),
+            condition: Some(member_condition),
+        },
+    )
+    .platform(WriteOp::Delete {
+        key: user_membership_key(&member.user_id, t.tenant()),
+        condition: None,
+    })
+    .tenant(
+        t,
+        WriteOp::Update {
+            key: meta_key(t),
+            actions: vec![
+                UpdateAction::add("member_count", -1),
+                UpdateAction::add("admin_count", -i64::from(admin)),
+            ],
+            condition: Some(meta_condition),
+        },
+    )
+}
+
 /// The tenants a user's membership index names (`USER#<id>` / `MEMBER#…`, every page), with
 /// when each was joined. An index: the tenant's own membership item is the truth.
 pub async fn user_memberships(
