@@ -21,7 +21,6 @@ use crate::AppContext;
 const AUDIT_INDEX: &str = "IDX#AUDIT";
 
 /// One change to record.
-#[derive(Clone)]
 pub struct Change<'a> {
     pub action: &'a str,
     pub resource_type: &'a str,

@@ -99,6 +99,9 @@ pub async fn create(
         ));
     }
     let t = ctx.stores.tenant(&tenant);
+    // Tenants from before the key count was kept on the tenant have keys it does not count:
+    // the listing refuses them past the cap too (the count, in the transaction, is what holds
+    // under concurrency).
     let existing = t
         .query(
             &Query::table(t.pk("APIKEYS"))
