@@ -1,6 +1,5 @@
 //! Plans, immutable versions, limit policies and the audit log, over HTTP.
 
-use eshtarek_core::store::{Key, StoreExt, UpdateAction};
 use eshtarek_tests::http::{Session, TestApp};
 use serde_json::{json, Value};
 
@@ -421,22 +420,27 @@ async fn deleting_a_plan_in_use_is_refused() {
     let admin = app.platform_admin().await;
     let used = plan(&app, &admin, "Used", "10.00", &[]).await;
     let used_id = used["id"].as_str().unwrap();
-    // Subscriptions count themselves on the plan (the subscriptions function does this when
-    // it subscribes a tenant); here the stored count stands in for one.
-    app.store
-        .update(
-            Key::new(format!("PLAN#{used_id}"), "META"),
-            vec![UpdateAction::add("subscription_count", 1)],
-            None,
-        )
-        .await
-        .unwrap();
+    // A tenant's live subscription (indexed under the plan from the tenant's own side) keeps
+    // the plan from being deleted; once it has ended, the plan can go.
+    let owner = app.signup(&email("deluser"), "Delete Co").await;
+    let sub = app.subscribe_with_card(&owner, used_id).await;
     app.delete(&format!("/v1/plans/{used_id}"), Some(&admin.access))
         .await
         .problem(409);
     app.get(&format!("/v1/plans/{used_id}"), None)
         .await
         .expect(200);
+    let sub_id = sub["subscription"]["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/subscriptions/{sub_id}/cancel"),
+        Some(&owner.access),
+        json!({"at_period_end": false}),
+    )
+    .await
+    .expect(200);
+    app.delete(&format!("/v1/plans/{used_id}"), Some(&admin.access))
+        .await
+        .expect(204);
 
     let unused = plan(&app, &admin, "Unused", "10.00", &[]).await;
     let unused_id = unused["id"].as_str().unwrap();

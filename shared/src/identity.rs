@@ -78,6 +78,29 @@ pub fn new_user_ops(tx: ScopedTransaction, user: &Item, email: &str) -> ScopedTr
     })
 }
 
+/// Takes back an account created a moment ago whose next step (its first tenant, the
+/// membership of an invitation) was refused: the email claim and the profile, on condition
+/// that the claim is still this user's. Best effort: an account left behind is a verified or
+/// unverified account without a tenant, which its owner can still sign in to.
+pub async fn delete_new_user(ctx: &AppContext, user_id: &str, email: &str) {
+    let undone = ctx
+        .stores
+        .transaction()
+        .platform(WriteOp::Delete {
+            key: email_key(email),
+            condition: Some(Condition::eq("user_id", user_id)),
+        })
+        .platform(WriteOp::Delete {
+            key: user_key(user_id),
+            condition: None,
+        })
+        .commit()
+        .await;
+    if let Err(e) = undone {
+        tracing::warn!(error = %e, user_id, "could not take back a new account");
+    }
+}
+
 pub async fn load_user(ctx: &AppContext, user_id: &str) -> Result<Option<Item>, ApiError> {
     Ok(ctx.stores.platform().get(&user_key(user_id)).await?)
 }

@@ -3,9 +3,9 @@
 //! account with that email, or through the link mailed to it (which proves the address). The
 //! answer to an invitation never says whether the email has an account.
 //!
-//! Items: the invitation is the tenant's (`TENANT#<id>#INVITES` / `INV#<id>`, the truth); the
-//! invitee's copy (`INVITEE#<email>` / `INV#<tenant>#<id>`) is an index for "my invitations",
-//! written in the same transaction, as memberships are. One invitation per (tenant, email): its
+//! Items: the invitation is the tenant's (`TENANT#<id>#INVITES` / `INV#<id>`, the truth),
+//! indexed for "my invitations" on GSI1 under `IDX#INVITEE#<email>`, so inviting and closing
+//! write the tenant's items only, with its credentials (as memberships are). One invitation per (tenant, email): its
 //! id is derived from both, so inviting again replaces it (a new link, the old one dead).
 
 use axum::http::StatusCode;
@@ -22,8 +22,8 @@ use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
 use crate::mail::{self, Message};
 use crate::store::{
-    Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
-    WriteOp,
+    Condition, Item, Key, Query, ScopedTransaction, Store, StoreExt, TenantId, TenantStore,
+    UpdateAction, WriteOp,
 };
 use crate::tenants::{
     self, join_error, join_ops, load_tenant, parse_role, seats_full, MembershipView,
@@ -38,8 +38,9 @@ fn invitation_key(t: &TenantStore, id: &str) -> Key {
     t.key("INVITES", format!("INV#{id}"))
 }
 
-fn invitee_key(email: &str, tenant: &TenantId, id: &str) -> Key {
-    Key::new(format!("INVITEE#{email}"), format!("INV#{tenant}#{id}"))
+/// The GSI1 partition of an address's invitations, across tenants.
+fn invitee_index(email: &str) -> String {
+    format!("IDX#INVITEE#{email}")
 }
 
 fn invitation_id(tenant: &TenantId, email: &str) -> String {
@@ -171,15 +172,11 @@ pub async fn invite(
         .with("invited_at", time::fmt(now))
         .with("expires", time::fmt(expires))
         .with("expires_epoch", expires.timestamp())
-        .with_ttl(expires.timestamp());
+        .with_ttl(expires.timestamp())
+        .with_gsi1(invitee_index(&email), format!("{tenant_id}#{id}"));
     if let Some(name) = &name {
         item = item.with("name", name.as_str());
     }
-    let index = Item::new(invitee_key(&email, &tenant_id, &id))
-        .with("tenant_id", tenant_id.as_str())
-        .with("invitation_id", id.as_str())
-        .with("expires_epoch", expires.timestamp())
-        .with_ttl(expires.timestamp());
     let change = Change {
         action: "member.invited",
         resource_type: "invitation",
@@ -197,10 +194,6 @@ pub async fn invite(
                 condition: None,
             },
         )
-        .platform(WriteOp::Put {
-            item: index,
-            condition: None,
-        })
         .tenant(&t, audit::tenant_op(&t, caller, change, now))
         .commit()
         .await?;
@@ -323,7 +316,7 @@ async fn end(
         after: None,
         reason: None,
     };
-    close_ops(ctx.stores.transaction(), t, item, id, email)
+    close_ops(ctx.stores.transaction(), t, item, id)
         .tenant(t, audit::tenant_op(t, caller, change, ctx.clock.now()))
         .commit()
         .await
@@ -344,15 +337,9 @@ async fn load(t: &TenantStore, id: &str) -> Result<Option<Item>, ApiError> {
     Ok(t.get(&invitation_key(t, id)).await?)
 }
 
-/// Deletes both copies of an invitation, on condition that it is still the one read (a
-/// re-invitation in between changes its secret).
-fn close_ops(
-    tx: ScopedTransaction,
-    t: &TenantStore,
-    item: &Item,
-    id: &str,
-    email: &str,
-) -> ScopedTransaction {
+/// Deletes an invitation (its index entry goes with it), on condition that it is still the
+/// one read (a re-invitation in between changes its secret).
+fn close_ops(tx: ScopedTransaction, t: &TenantStore, item: &Item, id: &str) -> ScopedTransaction {
     let secret_hash = item.str("secret_hash").unwrap_or_default();
     tx.tenant(
         t,
@@ -361,10 +348,6 @@ fn close_ops(
             condition: Some(Condition::eq("secret_hash", secret_hash)),
         },
     )
-    .platform(WriteOp::Delete {
-        key: invitee_key(email, t.tenant(), id),
-        condition: None,
-    })
 }
 
 /// The open invitations for `email` (the caller has verified it), checked against the tenant's
@@ -377,18 +360,14 @@ pub async fn pending_for(
     let page = ctx
         .stores
         .platform()
-        .query(
-            &Query::table(format!("INVITEE#{email}"))
-                .begins_with("INV#")
-                .limit(100),
-        )
+        .query(&Query::gsi1(invitee_index(email)).limit(100))
         .await?;
     let mut pending = Vec::new();
     for entry in &page.items {
-        let (Some(tenant_id), Some(id)) = (
-            entry.str("tenant_id").and_then(|t| TenantId::parse(t).ok()),
-            entry.str("invitation_id"),
-        ) else {
+        // The tenant from the entry's partition key; the tenant's own item, read again, decides.
+        let (Some((tenant_id, "INVITES")), Some(id)) =
+            (TenantId::of_pk(&entry.key.pk), entry.str("invitation_id"))
+        else {
             continue;
         };
         let t = ctx.stores.tenant(&tenant_id);
@@ -437,14 +416,7 @@ pub async fn accept(
     let user = verified_user(ctx, caller).await?;
     let email = user.required_str("email")?.to_owned();
     let (tenant_id, invitation) = find_for(ctx, &email, id).await?;
-    join(
-        ctx,
-        ctx.stores.transaction(),
-        &tenant_id,
-        &invitation,
-        &user,
-    )
-    .await?;
+    join(ctx, &tenant_id, &invitation, &user).await?;
     let (role, tenant) = service::active_membership(ctx, &caller.user_id, &tenant_id).await?;
     Ok(MembershipView {
         tenant_id: tenant.id,
@@ -476,11 +448,11 @@ async fn verified_user(ctx: &AppContext, caller: &Caller) -> Result<Item, ApiErr
     Ok(user)
 }
 
-/// The membership, the end of the invitation and the audit entry, in one transaction after
-/// the writes already in `tx` (a new account, a password).
+/// The membership, the end of the invitation and the audit entry: one transaction of the
+/// tenant's, after any account step (a new account, a reclaimed one) has committed on the
+/// platform's side.
 async fn join(
     ctx: &AppContext,
-    tx: ScopedTransaction,
     tenant_id: &TenantId,
     invitation: &Item,
     user: &Item,
@@ -495,8 +467,7 @@ async fn join(
     let user_id = user.required_str("user_id")?.to_owned();
     let seats = crate::usage::seat_limit(ctx, tenant_id).await?;
     let now = ctx.clock.now();
-    let first = tx.len();
-    let tx = close_ops(tx, &t, invitation, &id, &email);
+    let tx = close_ops(ctx.stores.transaction(), &t, invitation, &id);
     let (tx, meta_index) = join_ops(&t, tx, user, role, seats, now);
     let actor = Caller::synthetic(&user_id, Some(tenant_id), role, "invitation");
     let change = Change {
@@ -513,11 +484,8 @@ async fn join(
         .commit()
         .await
         .map_err(|e| match e.failed_condition_index() {
-            Some(i) if i == first => {
+            Some(0) => {
                 ApiError::validation("token", "this invitation was used, withdrawn or replaced")
-            }
-            Some(i) if i < first => {
-                ApiError::conflict("the account changed meanwhile; retry").field("email")
             }
             _ => join_error(e, meta_index, seats),
         })?;
@@ -590,32 +558,46 @@ pub async fn accept_link(
         Some(user) => {
             // The owner takes the account over as if new: their password and name, none of
             // the squatter's sessions or memberships, no remembered tenant.
+            // The account first (the platform's step): the link proves the address, so the
+            // account is the owner's even if the membership is then refused (seats taken,
+            // the invitation used meanwhile), and the squatter's hold on it ends either way.
             let user_id = user.required_str("user_id")?.to_owned();
             let hash = password::hash(password_text).await?;
-            let claim = ctx.stores.transaction().platform(WriteOp::Update {
-                key: service::user_key(&user_id),
-                actions: vec![
-                    UpdateAction::set("password_hash", hash),
-                    UpdateAction::set("email_verified", true),
-                    UpdateAction::set("name", name.as_str()),
-                    UpdateAction::remove("last_tenant_id"),
-                ],
-                condition: Some(Condition::eq("email_verified", false)),
-            });
+            ctx.stores
+                .platform()
+                .update(
+                    service::user_key(&user_id),
+                    vec![
+                        UpdateAction::set("password_hash", hash),
+                        UpdateAction::set("email_verified", true),
+                        UpdateAction::set("name", name.as_str()),
+                        UpdateAction::remove("last_tenant_id"),
+                    ],
+                    Some(Condition::eq("email_verified", false)),
+                )
+                .await
+                .map_err(account_changed)?;
             let user = user.with("name", name.as_str());
-            join(ctx, claim, &tenant_id, &invitation, &user).await?;
+            let joined = join(ctx, &tenant_id, &invitation, &user).await;
             revoke_user_sessions(ctx, &user_id, None).await?;
             tenants::drop_memberships_of(ctx, &user_id, Some(&tenant_id)).await?;
+            joined?;
             user
         }
         None => {
             let hash = password::hash(password_text).await?;
             let user_id = new_id("usr");
             let user = user_item(&user_id, &email, &name, Some(&hash), false, true, now);
-            // The account is created in the same transaction as the membership: a link used
-            // twice at once makes one account, or none.
-            let creation = new_user_ops(ctx.stores.transaction(), &user, &email);
-            join(ctx, creation, &tenant_id, &invitation, &user).await?;
+            // The account first (its email claim makes a link used twice at once create one
+            // account), then the membership; a refused membership takes the new account back.
+            new_user_ops(ctx.stores.transaction(), &user, &email)
+                .commit()
+                .await
+                .map_err(account_changed)?;
+            if let Err(e) = join(ctx, &tenant_id, &invitation, &user).await {
+                crate::identity::delete_new_user(ctx, &user_id, &email).await;
+                return Err(e);
+            }
             user
         }
     };
@@ -630,6 +612,14 @@ pub async fn accept_link(
         tenant: Some(tenant),
         tokens,
     })
+}
+
+fn account_changed(e: crate::store::StoreError) -> ApiError {
+    if e.is_condition_failure() {
+        ApiError::conflict("the account changed meanwhile; retry").field("email")
+    } else {
+        e.into()
+    }
 }
 
 /// Marks an account verified (the demo seed's accounts, whose addresses are the seed's own).

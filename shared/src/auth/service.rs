@@ -23,7 +23,6 @@ pub use crate::identity::{
     email_key, find_user_id_by_email, load_user, new_user_ops, user_item, user_key, UserView,
 };
 pub use crate::ids::new_id;
-pub use crate::tenants::records::user_membership_key;
 
 // ---- views -----------------------------------------------------------------------------------
 
@@ -112,7 +111,10 @@ pub async fn register(
     let user_id = stale.clone().unwrap_or_else(|| new_id("usr"));
     let user = user_item(&user_id, &email, &name, Some(&hash), false, false, now);
     let (token, verify_op) = super::verification::token_op(&user_id, &email, now);
-    let mut tx = match &stale {
+    // Two steps, each with its own principal: the account (the platform's: the email claim
+    // decides who registers an address), then the tenant and its first admin (the tenant's
+    // own items). A refused second step takes a new account back.
+    match &stale {
         None => new_user_ops(ctx.stores.transaction(), &user, &email),
         // The profile replaced whole, on condition it is still unconfirmed.
         Some(_) => ctx.stores.transaction().platform(WriteOp::Put {
@@ -120,19 +122,34 @@ pub async fn register(
             condition: Some(Condition::eq("email_verified", false)),
         }),
     }
-    .platform(verify_op);
+    .platform(verify_op)
+    .commit()
+    .await
+    .map_err(|e| match e.failed_condition_index() {
+        Some(0) => email_taken(),
+        _ => ApiError::from(e),
+    })?;
     let mut tenant = None;
     if let Some(tenant_name) = tenant_name {
         let tenant_id = TenantId::parse(&new_id("ten")).map_err(ApiError::internal)?;
-        tx = tenants::create_ops(ctx, tx, &tenant_id, &tenant_name, Some(&user), now);
+        let created = tenants::create_ops(
+            ctx,
+            ctx.stores.transaction(),
+            &tenant_id,
+            &tenant_name,
+            Some(&user),
+            now,
+        )
+        .commit()
+        .await;
+        if let Err(e) = created {
+            if stale.is_none() {
+                crate::identity::delete_new_user(ctx, &user_id, &email).await;
+            }
+            return Err(e.into());
+        }
         tenant = Some(tenant_id);
     }
-    tx.commit()
-        .await
-        .map_err(|e| match e.failed_condition_index() {
-            Some(0) => email_taken(),
-            _ => ApiError::from(e),
-        })?;
     if let Some(id) = &stale {
         // Nothing of the earlier registrant's stays: sessions, memberships.
         revoke_user_sessions(ctx, id, None).await?;

@@ -91,28 +91,35 @@ fn renewal_index(tenant: &TenantId, sub_id: &str, due: DateTime<Utc>) -> [Update
     ]
 }
 
-/// Platform index of subscriptions by plan version (for migrations): one item per
-/// subscription, moved in the same transaction as the subscription's plan.
-fn plan_subs_key(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> Key {
-    Key::new(
-        format!("PLANSUBS#{plan_id}#{version:06}"),
-        format!("{tenant}#{sub_id}"),
-    )
+use plans::{plan_subs_index, plan_subs_version_prefix};
+
+/// One entry of the plan's index of live subscriptions (`plans::plan_subs_index`): GSI1 keys
+/// on the tenant's `LIVE` pointer, so the entry moves in the tenant's own transaction, under
+/// its credentials, and goes with the pointer when the subscription stops being live.
+fn plan_subs_sort(version: u32, tenant: &TenantId, sub_id: &str) -> String {
+    format!("{}{tenant}#{sub_id}", plan_subs_version_prefix(version))
 }
 
-fn plan_subs_add(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> WriteOp {
-    WriteOp::Put {
-        item: Item::new(plan_subs_key(plan_id, version, tenant, sub_id))
-            .with("tenant_id", tenant.as_str())
-            .with("subscription_id", sub_id),
-        condition: None,
-    }
+/// The tenant's live-subscription pointer, indexed under its plan and version.
+fn live_item(t: &TenantStore, sub_id: &str, plan_id: &str, version: u32) -> Item {
+    Item::new(live_key(t))
+        .with("subscription_id", sub_id)
+        .with_gsi1(
+            plan_subs_index(plan_id),
+            plan_subs_sort(version, t.tenant(), sub_id),
+        )
 }
 
-fn plan_subs_remove(plan_id: &str, version: u32, tenant: &TenantId, sub_id: &str) -> WriteOp {
-    WriteOp::Delete {
-        key: plan_subs_key(plan_id, version, tenant, sub_id),
-        condition: None,
+/// Moves the live pointer's index entry to the plan and version the subscription now has (on
+/// condition that the pointer is this subscription's).
+fn live_moved(t: &TenantStore, sub_id: &str, plan_id: &str, version: u32) -> WriteOp {
+    WriteOp::Update {
+        key: live_key(t),
+        actions: vec![
+            UpdateAction::set(GSI1PK, plan_subs_index(plan_id)),
+            UpdateAction::set(GSI1SK, plan_subs_sort(version, t.tenant(), sub_id)),
+        ],
+        condition: Some(Condition::eq("subscription_id", sub_id)),
     }
 }
 
@@ -422,7 +429,7 @@ pub async fn create(
         .tenant(
             &t,
             WriteOp::Put {
-                item: Item::new(live_key(&t)).with("subscription_id", id.as_str()),
+                item: live_item(&t, &id, &req.plan_id, version),
                 condition: Some(Condition::ItemNotExists),
             },
         )
@@ -433,12 +440,6 @@ pub async fn create(
                 condition: Some(Condition::ItemNotExists),
             },
         )
-        .platform(WriteOp::Update {
-            key: plans::plan_key(&req.plan_id),
-            actions: vec![UpdateAction::add("subscription_count", 1)],
-            condition: Some(Condition::eq("active", true)),
-        })
-        .platform(plan_subs_add(&req.plan_id, version, &tenant, &id))
         .tenant(
             &t,
             events::op(&t, "customer.subscription.created", created, now),
@@ -452,8 +453,7 @@ pub async fn create(
         .await
         .map_err(|e| match e.failed_condition_index() {
             Some(0) => ApiError::conflict("the tenant already has a live subscription"),
-            Some(2) => ApiError::validation("plan_id", "this plan takes no new subscriptions"),
-            Some(5) => ApiError::conflict("the tenant's trial was used meanwhile; retry"),
+            Some(3) => ApiError::conflict("the tenant's trial was used meanwhile; retry"),
             _ => e.into(),
         })?;
     if trial {
@@ -542,7 +542,7 @@ async fn settle_first_invoice(
             .tenant(
                 &t,
                 WriteOp::Put {
-                    item: Item::new(live_key(&t)).with("subscription_id", sub.id.as_str()),
+                    item: live_item(&t, &sub.id, &sub.plan_id, sub.plan_version),
                     condition: Some(Condition::Or(vec![
                         Condition::ItemNotExists,
                         Condition::eq("subscription_id", sub.id.as_str()),
@@ -1018,27 +1018,7 @@ async fn apply_plan(
         .transaction()
         .tenant(t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(if holds_lock { sub.owned() } else { sub.unchanged() }) })
         .tenant(t, events::op(t, "plan.changed", json!({"subscription_id": sub.id, "from_plan_id": sub.plan_id, "plan_id": to.id, "plan_version": to.version, "effective": "now"}), now));
-    tx = tx
-        .platform(plan_subs_remove(
-            &sub.plan_id,
-            sub.plan_version,
-            t.tenant(),
-            &sub.id,
-        ))
-        .platform(plan_subs_add(&to.id, to.version, t.tenant(), &sub.id));
-    if to.id != sub.plan_id {
-        tx = tx
-            .platform(WriteOp::Update {
-                key: plans::plan_key(&to.id),
-                actions: vec![UpdateAction::add("subscription_count", 1)],
-                condition: Some(Condition::ItemExists),
-            })
-            .platform(WriteOp::Update {
-                key: plans::plan_key(&sub.plan_id),
-                actions: vec![UpdateAction::add("subscription_count", -1)],
-                condition: None,
-            });
-    }
+    tx = tx.tenant(t, live_moved(t, &sub.id, &to.id, to.version));
     tx.commit().await.map_err(changed_meanwhile)
 }
 
@@ -1239,17 +1219,6 @@ async fn end(
                 condition: None,
             },
         )
-        .platform(WriteOp::Update {
-            key: plans::plan_key(&sub.plan_id),
-            actions: vec![UpdateAction::add("subscription_count", -1)],
-            condition: None,
-        })
-        .platform(plan_subs_remove(
-            &sub.plan_id,
-            sub.plan_version,
-            t.tenant(),
-            &sub.id,
-        ))
         .tenant(
             t,
             events::op(
@@ -1496,27 +1465,7 @@ pub async fn renew(
         .tenant(&t, WriteOp::Update { key: sub.item.key.clone(), actions, condition: Some(sub.unchanged()) })
         .tenant(&t, events::op(&t, "customer.subscription.updated", json!({"subscription_id": sub.id, "status": next.as_str(), "period_start": time::fmt(start), "period_end": time::fmt(end_at)}), now));
     if plan_id != sub.plan_id || version != sub.plan_version {
-        tx = tx
-            .platform(plan_subs_remove(
-                &sub.plan_id,
-                sub.plan_version,
-                tenant,
-                &sub.id,
-            ))
-            .platform(plan_subs_add(&plan_id, version, tenant, &sub.id));
-    }
-    if plan_id != sub.plan_id {
-        tx = tx
-            .platform(WriteOp::Update {
-                key: plans::plan_key(&plan_id),
-                actions: vec![UpdateAction::add("subscription_count", 1)],
-                condition: None,
-            })
-            .platform(WriteOp::Update {
-                key: plans::plan_key(&sub.plan_id),
-                actions: vec![UpdateAction::add("subscription_count", -1)],
-                condition: None,
-            });
+        tx = tx.tenant(&t, live_moved(&t, &sub.id, &plan_id, version));
     }
     match tx.commit().await {
         Ok(()) => Ok(if paid {
@@ -1772,16 +1721,17 @@ pub async fn migrate(
     loop {
         let page = platform
             .query(
-                &Query::table(format!("PLANSUBS#{plan_id}#{:06}", req.from_version))
+                &Query::gsi1(plan_subs_index(plan_id))
+                    .begins_with(plan_subs_version_prefix(req.from_version))
                     .limit(100)
                     .after(cursor),
             )
             .await?;
         for entry in &page.items {
-            let (Some(tenant), Some(sub_id)) = (
-                entry.str("tenant_id").and_then(|t| TenantId::parse(t).ok()),
-                entry.str("subscription_id"),
-            ) else {
+            // The tenant from the pointer's own partition key, never from an attribute.
+            let (Some((tenant, "SUBS")), Some(sub_id)) =
+                (TenantId::of_pk(&entry.key.pk), entry.str("subscription_id"))
+            else {
                 continue;
             };
             let Some(sub) = load(ctx, &tenant, sub_id).await? else {
@@ -1799,14 +1749,7 @@ pub async fn migrate(
             let mut tx = ctx.stores.transaction();
             let actions = match req.effective {
                 Effective::Now => {
-                    tx = tx
-                        .platform(plan_subs_remove(
-                            plan_id,
-                            req.from_version,
-                            &tenant,
-                            &sub.id,
-                        ))
-                        .platform(plan_subs_add(plan_id, req.to_version, &tenant, &sub.id));
+                    tx = tx.tenant(&t, live_moved(&t, &sub.id, plan_id, req.to_version));
                     vec![
                         UpdateAction::set("plan_version", i64::from(req.to_version)),
                         UpdateAction::set("price", to.price),

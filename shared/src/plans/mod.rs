@@ -313,7 +313,6 @@ pub async fn create(
         .with("description", description)
         .with("active", true)
         .with("current_version", 1)
-        .with("subscription_count", 0)
         .with("created_at", at.as_str())
         .with("updated_at", at.as_str())
         .with_gsi1(PLAN_INDEX, format!("{}#{id}", name.to_lowercase()));
@@ -681,6 +680,18 @@ pub async fn set_active(
     Ok(after)
 }
 
+/// The platform index (GSI1) of a plan's live subscriptions, by version: entries are the
+/// tenants' live-subscription pointers, written by `billing::subscriptions` in each tenant's
+/// own transactions.
+pub fn plan_subs_index(plan_id: &str) -> String {
+    format!("IDX#PLANSUBS#{plan_id}")
+}
+
+/// The sort-key prefix of one version's entries in [`plan_subs_index`].
+pub fn plan_subs_version_prefix(version: u32) -> String {
+    format!("{version:06}#")
+}
+
 /// Deletes a plan no subscription uses (409 otherwise), with its versions and name.
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
     ctx.hot.plans_changed();
@@ -689,7 +700,16 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
         .await?
         .ok_or_else(|| ApiError::not_found("no such plan"))?;
     let before = PlanView::from_items(&meta, &version)?;
-    if meta.i64("subscription_count").unwrap_or(0) > 0 {
+    // Live subscriptions are indexed under their plan from the tenant's side (see
+    // `plan_subs_index`); the index is read, not a count kept on the plan, so
+    // no tenant's write ever touches the plan's item. Its versions stay (immutable, and what
+    // a subscription racing this delete, or an invoice, refers to).
+    let in_use = ctx
+        .stores
+        .platform()
+        .query(&Query::gsi1(plan_subs_index(id)).limit(1))
+        .await?;
+    if !in_use.items.is_empty() {
         return Err(ApiError::conflict(
             "subscriptions use this plan; deactivate it instead",
         ));
@@ -707,10 +727,10 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
         .transaction()
         .platform(WriteOp::Delete {
             key: plan_key(id),
-            condition: Some(Condition::And(vec![
-                Condition::eq("subscription_count", 0),
-                Condition::eq("current_version", i64::from(before.current_version)),
-            ])),
+            condition: Some(Condition::eq(
+                "current_version",
+                i64::from(before.current_version),
+            )),
         })
         .platform(WriteOp::Delete {
             key: name_key(&before.name),

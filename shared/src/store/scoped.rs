@@ -97,8 +97,8 @@ impl Stores {
         }
     }
 
-    /// Tenant handles run on the provider's per-tenant stores; platform handles and
-    /// cross-scope transactions keep the platform store.
+    /// Tenant handles, and transactions of tenant operations, run on the provider's
+    /// per-tenant stores; platform handles keep the platform store.
     pub fn with_tenant_stores(mut self, provider: Arc<dyn TenantStoreProvider>) -> Self {
         self.tenant_stores = Some(provider);
         self
@@ -274,20 +274,45 @@ impl Store for PlatformStore {
     }
 }
 
-/// A transaction that spans scopes (e.g. a new global user and their first tenant), each
-/// operation checked by the handle it goes through. Nothing reaches the store unless every
-/// operation passed its handle's check.
+/// Which principal a transaction's operations belong to.
+#[derive(Clone)]
+enum Scope {
+    Empty,
+    Platform,
+    Tenant(TenantStore),
+    /// Operations of two scopes: refused at commit.
+    Mixed,
+}
+
+/// A transaction built from scoped operations, each checked by the handle it goes through and
+/// committed with **one principal**: a tenant's operations on that tenant's store (on AWS, its
+/// vended credentials, which IAM limits to `TENANT#<id>#…`), platform operations on the
+/// platform store. A transaction mixing the two, or two tenants, is refused before any I/O:
+/// no request may carry one tenant's items under another principal's signature
+/// (`docs/data-model.md`, "Who signs what"). Use cases that change both sides write them as
+/// separate steps in an order that keeps their invariants.
 pub struct ScopedTransaction {
-    inner: Arc<dyn Store>,
+    platform: Arc<dyn Store>,
+    scope: Scope,
     ops: Vec<WriteOp>,
     refused: Option<StoreError>,
 }
 
 impl ScopedTransaction {
+    fn join(&mut self, next: Scope) {
+        self.scope = match (std::mem::replace(&mut self.scope, Scope::Empty), next) {
+            (Scope::Empty, next) => next,
+            (Scope::Platform, Scope::Platform) => Scope::Platform,
+            (Scope::Tenant(a), Scope::Tenant(b)) if a.tenant == b.tenant => Scope::Tenant(a),
+            _ => Scope::Mixed,
+        };
+    }
+
     pub fn platform(mut self, op: WriteOp) -> Self {
         if let Err(e) = PlatformStore::check_pk(&op.key().pk) {
             self.refused.get_or_insert(e);
         }
+        self.join(Scope::Platform);
         self.ops.push(op);
         self
     }
@@ -296,6 +321,7 @@ impl ScopedTransaction {
         if let Err(e) = handle.check_write(&op) {
             self.refused.get_or_insert(e);
         }
+        self.join(Scope::Tenant(handle.clone()));
         self.ops.push(op);
         self
     }
@@ -309,27 +335,38 @@ impl ScopedTransaction {
         self.ops.is_empty()
     }
 
-    pub async fn commit(self) -> Result<(), StoreError> {
-        match self.refused {
-            Some(e) => Err(e),
-            None => self.inner.transact(self.ops).await,
+    /// The store that signs this transaction, unless a check refused an operation.
+    fn principal(&mut self) -> Result<Arc<dyn Store>, StoreError> {
+        if let Some(e) = self.refused.take() {
+            return Err(e);
         }
+        match &self.scope {
+            Scope::Platform | Scope::Empty => Ok(self.platform.clone()),
+            Scope::Tenant(t) => Ok(t.inner.clone()),
+            Scope::Mixed => Err(StoreError::Invalid(
+                "a transaction holds one tenant's items or platform items, never both".into(),
+            )),
+        }
+    }
+
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let store = self.principal()?;
+        store.transact(self.ops).await
     }
 
     /// Commits, answering with operation `index`'s item as it is afterwards
     /// (see [`Store::transact_returning`]).
-    pub async fn commit_returning(self, index: usize) -> Result<Option<Item>, StoreError> {
-        match self.refused {
-            Some(e) => Err(e),
-            None => self.inner.transact_returning(self.ops, index).await,
-        }
+    pub async fn commit_returning(mut self, index: usize) -> Result<Option<Item>, StoreError> {
+        let store = self.principal()?;
+        store.transact_returning(self.ops, index).await
     }
 }
 
 impl Stores {
     pub fn transaction(&self) -> ScopedTransaction {
         ScopedTransaction {
-            inner: self.inner.clone(),
+            platform: self.inner.clone(),
+            scope: Scope::Empty,
             ops: Vec::new(),
             refused: None,
         }

@@ -17,8 +17,8 @@ use crate::text::check_name;
 use crate::AppContext;
 
 pub use records::{
-    admin_named_tenant, create_ops, load_member, load_tenant, user_membership_key, MemberView,
-    MembershipView, TenantView,
+    admin_named_tenant, create_ops, load_member, load_tenant, MemberView, MembershipView,
+    TenantView,
 };
 pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full};
 use records::{member_key, TENANT_INDEX};
@@ -218,7 +218,7 @@ pub async fn patch_tenant(
         )
         .tenant(&t, audit::tenant_op(&t, caller, change, ctx.clock.now()));
     for op in key_marks {
-        tx = tx.platform(op);
+        tx = tx.tenant(&t, op);
     }
     tx.commit()
         .await
@@ -297,11 +297,11 @@ pub struct PatchMemberRequest {
     pub role: String,
 }
 
-/// A failed membership transaction: the tenant's admin count (operation 2) says the last
+/// A failed membership transaction: the tenant's admin count (operation 1) says the last
 /// admin would go; anything else changed meanwhile.
 fn membership_changed(e: crate::store::StoreError) -> ApiError {
     match e.failed_condition_index() {
-        Some(2) => last_admin(),
+        Some(1) => last_admin(),
         Some(_) => ApiError::conflict("the membership changed meanwhile; retry"),
         None => e.into(),
     }
@@ -351,11 +351,6 @@ pub async fn patch_member(
                 condition: Some(Condition::eq("role", current.role.as_str())),
             },
         )
-        .platform(WriteOp::Update {
-            key: user_membership_key(user_id, &tenant_id),
-            actions: vec![UpdateAction::set("role", role.as_str())],
-            condition: None,
-        })
         .tenant(
             &t,
             WriteOp::Update {

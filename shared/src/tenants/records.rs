@@ -1,7 +1,8 @@
 //! A tenant's own records: its keys, views, the loaders, and the writes that create a tenant
-//! and make a member (built as values for the caller's transaction). The user-side copy of a
-//! membership (`USER#<id>` / `MEMBER#<tenant>`) is an index for "which tenants can I log in
-//! to", written in the same transaction. Below the tenant use cases and API keys.
+//! and make a member (built as values for the caller's transaction). "Which tenants can I log
+//! in to" is the platform index `IDX#MEMBERSHIPS#<user>` on GSI1, derived from the tenant's own
+//! membership items: joining and leaving write the tenant's items only, with its credentials.
+//! Below the tenant use cases and API keys.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,8 +16,9 @@ use crate::store::{
 use crate::time;
 use crate::AppContext;
 
-pub fn user_membership_key(user_id: &str, tenant_id: &TenantId) -> Key {
-    Key::new(format!("USER#{user_id}"), format!("MEMBER#{tenant_id}"))
+/// The GSI1 partition that lists a user's memberships across tenants.
+fn memberships_index(user_id: &str) -> String {
+    format!("IDX#MEMBERSHIPS#{user_id}")
 }
 
 pub(crate) const TENANT_INDEX: &str = "IDX#TENANTS";
@@ -152,7 +154,7 @@ pub fn create_ops(
     tx
 }
 
-/// The two membership items (tenant side and user side).
+/// The membership item, indexed for its user (`IDX#MEMBERSHIPS#<user>`).
 pub(crate) fn member_ops(
     t: &TenantStore,
     tx: ScopedTransaction,
@@ -167,11 +169,8 @@ pub(crate) fn member_ops(
         .with("email", user.str("email").unwrap_or_default())
         .with("name", user.str("name").unwrap_or_default())
         .with("role", role.as_str())
-        .with("joined_at", joined.as_str());
-    let index = Item::new(user_membership_key(user_id, t.tenant()))
-        .with("tenant_id", t.tenant().as_str())
-        .with("role", role.as_str())
-        .with("joined_at", joined.as_str());
+        .with("joined_at", joined.as_str())
+        .with_gsi1(memberships_index(user_id), t.tenant().as_str());
     tx.tenant(
         t,
         WriteOp::Put {
@@ -179,10 +178,6 @@ pub(crate) fn member_ops(
             condition: Some(Condition::ItemNotExists),
         },
     )
-    .platform(WriteOp::Put {
-        item: index,
-        condition: None,
-    })
 }
 
 pub(crate) fn parse_role(raw: &str) -> Result<Role, ApiError> {
@@ -215,7 +210,7 @@ pub(crate) fn seats_full(limit: u64) -> ApiError {
     .with("used", limit)
 }
 
-/// The writes that make `user` a member: both membership items and the seat count, which moves
+/// The writes that make `user` a member: the membership item and the seat count, which moves
 /// on condition (under the plan's `max_users`) so concurrent joins can never exceed it. Returns
 /// the seat count's index in the transaction, for [`join_error`].
 pub(crate) fn join_ops(
@@ -233,7 +228,7 @@ pub(crate) fn join_ops(
         ]),
         None => Condition::ItemExists,
     };
-    let meta_index = tx.len() + 2;
+    let meta_index = tx.len() + 1;
     let admins = i64::from(role == Role::TenantAdmin);
     let tx = member_ops(t, tx, user, role, now).tenant(
         t,
@@ -249,9 +244,9 @@ pub(crate) fn join_ops(
     (tx, meta_index)
 }
 
-/// The writes that end `member`'s membership: both membership items and the counts. With
+/// The writes that end `member`'s membership: the membership item and the counts. With
 /// `last_admin_rule`, on condition that the role is still the one read and that an admin is
-/// not the last (operation 2); without it (an account
+/// not the last (operation 1); without it (an account
 /// reclaimed from whoever registered it), only that the items exist.
 pub(crate) fn leave_ops(
     t: &TenantStore,
@@ -279,10 +274,6 @@ pub(crate) fn leave_ops(
             condition: Some(member_condition),
         },
     )
-    .platform(WriteOp::Delete {
-        key: user_membership_key(&member.user_id, t.tenant()),
-        condition: None,
-    })
     .tenant(
         t,
         WriteOp::Update {
@@ -296,8 +287,9 @@ pub(crate) fn leave_ops(
     )
 }
 
-/// The tenants a user's membership index names (`USER#<id>` / `MEMBER#…`, every page), with
-/// when each was joined. An index: the tenant's own membership item is the truth.
+/// The tenants a user's membership index names (`IDX#MEMBERSHIPS#<id>` on GSI1, every page),
+/// with when each was joined. An index, eventually consistent on DynamoDB: the tenant's own
+/// membership item is the truth, and every caller re-reads it.
 pub async fn user_memberships(
     ctx: &AppContext,
     user_id: &str,
@@ -309,14 +301,13 @@ pub async fn user_memberships(
             .stores
             .platform()
             .query(
-                &Query::table(format!("USER#{user_id}"))
-                    .begins_with("MEMBER#")
+                &Query::gsi1(memberships_index(user_id))
                     .limit(100)
                     .after(cursor),
             )
             .await?;
         for item in &page.items {
-            if let Some(tenant) = item.str("tenant_id").and_then(|t| TenantId::parse(t).ok()) {
+            if let Some((tenant, "MEMBERS")) = TenantId::of_pk(&item.key.pk) {
                 let joined = item.str("joined_at").unwrap_or_default().to_owned();
                 found.push((tenant, joined));
             }

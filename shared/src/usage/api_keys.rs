@@ -1,6 +1,9 @@
 //! Tenant API keys for machine-to-machine usage calls. The secret is shown once; only its
-//! SHA-256 is kept, compared in constant time. A key is found by its public prefix; revoking it
-//! deletes the lookup item, so it stops working on the next request.
+//! SHA-256 is kept, compared in constant time, on the key's record in the tenant's partition
+//! (`TENANT#<id>#APIKEYS` / `KEY#<prefix>`): the one authority on whether a key works, read and
+//! checked with the tenant's credentials. A platform pointer `APIKEY#<prefix>` only says which
+//! tenant a prefix belongs to; it is written before the record and deleted after it, so a
+//! pointer without a record (a crash between the steps) leads nowhere.
 
 use serde::{Deserialize, Serialize};
 
@@ -8,7 +11,9 @@ use crate::auth::tokens::{random_secret, same_secret, sha256_hex};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::new_id;
-use crate::store::{Condition, Item, Key, Query, Store, TenantId, UpdateAction, WriteOp};
+use crate::store::{
+    Condition, Item, Key, Query, Store, StoreExt, TenantId, TenantStore, UpdateAction, WriteOp,
+};
 use crate::time;
 use crate::AppContext;
 
@@ -18,8 +23,14 @@ pub const SCOPES: [&str; 2] = ["usage:write", "usage:read"];
 /// tenant's status (a transaction holds 100 writes).
 const MAX_KEYS: usize = 50;
 
-fn lookup_key(prefix: &str) -> Key {
+/// The platform pointer from a key's public prefix to its tenant.
+fn pointer_key(prefix: &str) -> Key {
     Key::new(format!("APIKEY#{prefix}"), "KEY")
+}
+
+/// The key's record in its tenant's partition.
+fn record_key(t: &TenantStore, prefix: &str) -> Key {
+    t.key("APIKEYS", format!("KEY#{prefix}"))
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -120,37 +131,39 @@ pub async fn create(
     let secret = random_secret();
     let full = format!("{KEY_PREFIX}{prefix}_{secret}");
     let at = time::fmt(ctx.clock.now());
-    let listed = Item::new(t.key("APIKEYS", format!("KEY#{prefix}")))
+    let record = Item::new(record_key(&t, &prefix))
         .with("key_id", id.as_str())
         .with("prefix", prefix.as_str())
         .with("name", name.as_str())
         .with("scopes", scopes.join(" "))
-        .with("created_at", at.as_str());
-    let lookup = Item::new(lookup_key(&prefix))
-        .with("key_id", id.as_str())
-        .with("tenant_id", tenant.as_str())
         .with("secret_hash", sha256_hex(&secret))
-        .with("scopes", scopes.join(" "));
+        .with("created_at", at.as_str());
+    // The pointer first (the platform's step, which also makes the prefix unique), then the
+    // record and the count in the tenant's transaction; a refused record takes its pointer back.
+    let pointer = Item::new(pointer_key(&prefix)).with("tenant_id", tenant.as_str());
+    ctx.stores
+        .platform()
+        .put(pointer, Some(Condition::ItemNotExists))
+        .await?;
     let committed = ctx
         .stores
         .transaction()
         .tenant(
             &t,
             WriteOp::Put {
-                item: listed.clone(),
+                item: record.clone(),
                 condition: Some(Condition::ItemNotExists),
             },
         )
-        .platform(WriteOp::Put {
-            item: lookup,
-            condition: Some(Condition::ItemNotExists),
-        })
         .tenant(&t, key_count_op(&t, 1))
         .commit()
         .await;
+    if committed.is_err() {
+        drop_pointer(ctx, &prefix).await;
+    }
     match committed {
         Ok(()) => {}
-        Err(e) if e.failed_condition_index() == Some(2) => {
+        Err(e) if e.failed_condition_index() == Some(1) => {
             let suspended = crate::tenants::records::load_tenant(ctx, &tenant)
                 .await?
                 .is_some_and(|v| v.status != "active");
@@ -165,9 +178,22 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     }
     Ok(CreatedApiKey {
-        key: view(&listed)?,
+        key: view(&record)?,
         secret: Some(full),
     })
+}
+
+/// Deletes a pointer whose record is gone or was never written. Best effort: a pointer left
+/// behind leads to no record, which refuses the key just the same.
+async fn drop_pointer(ctx: &AppContext, prefix: &str) {
+    if let Err(e) = ctx
+        .stores
+        .platform()
+        .delete(pointer_key(prefix), None)
+        .await
+    {
+        tracing::warn!(error = %e, prefix, "could not delete an API key pointer");
+    }
 }
 
 pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<ApiKeyView>, ApiError> {
@@ -205,14 +231,11 @@ pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
                 condition: Some(Condition::ItemExists),
             },
         )
-        .platform(WriteOp::Delete {
-            key: lookup_key(&prefix),
-            condition: None,
-        })
         .tenant(&t, key_count_op(&t, -1))
         .commit()
         .await?;
     ctx.hot.forget_key(&prefix);
+    drop_pointer(ctx, &prefix).await;
     Ok(())
 }
 
@@ -222,7 +245,7 @@ pub struct CachedKey {
     secret_hash: String,
 }
 
-/// What a write transaction must check when its API key came from the cache: the lookup item
+/// What a write transaction must check when its API key came from the cache: the key's record
 /// still holds this secret's hash (revoking deletes it).
 #[derive(Debug, Clone)]
 pub struct KeyGuard {
@@ -231,11 +254,12 @@ pub struct KeyGuard {
 }
 
 impl KeyGuard {
-    /// The key is neither revoked (its lookup item gone) nor its tenant suspended (the
-    /// `suspended` mark that suspension puts on every key of the tenant).
-    pub fn check(&self) -> WriteOp {
+    /// The key is neither revoked (its record gone) nor its tenant suspended (the `suspended`
+    /// mark that suspension puts on every key of the tenant): a check in the tenant's own
+    /// partition, so it rides in the event's transaction under the tenant's credentials.
+    pub fn check(&self, t: &TenantStore) -> WriteOp {
         WriteOp::Check {
-            key: lookup_key(&self.prefix),
+            key: record_key(t, &self.prefix),
             condition: Condition::And(vec![
                 Condition::eq("secret_hash", self.secret_hash.as_str()),
                 Condition::not_exists(SUSPENDED),
@@ -256,7 +280,7 @@ impl KeyGuard {
 /// The tenant's key count moves with every key created or revoked, in the same transaction: a
 /// new key needs the tenant active and under [`MAX_KEYS`] (atomically, however many are
 /// created at once).
-fn key_count_op(t: &crate::store::TenantStore, by: i64) -> WriteOp {
+fn key_count_op(t: &TenantStore, by: i64) -> WriteOp {
     let mut conditions = vec![Condition::ItemExists];
     if by > 0 {
         conditions.push(Condition::eq("status", "active"));
@@ -272,7 +296,7 @@ fn key_count_op(t: &crate::store::TenantStore, by: i64) -> WriteOp {
     }
 }
 
-/// The mark on a key's lookup item while its tenant is suspended.
+/// The mark on a key's record while its tenant is suspended.
 const SUSPENDED: &str = "suspended";
 
 /// Marks any key of a suspended tenant that is not marked yet (created just before the
@@ -282,15 +306,14 @@ pub async fn mark_unmarked(ctx: &AppContext, tenant: &TenantId) -> Result<(), Ap
         let WriteOp::Update { key, .. } = &op else {
             continue;
         };
-        let marked = ctx
-            .stores
-            .platform()
+        let t = ctx.stores.tenant(tenant);
+        let marked = t
             .get(key)
             .await?
             .is_some_and(|item| item.get(SUSPENDED).is_some());
         if !marked {
-            match ctx.stores.transaction().platform(op).commit().await {
-                Ok(()) => {}
+            match t.write(op).await {
+                Ok(_) => {}
                 // Revoked meanwhile: nothing to mark.
                 Err(e) if e.is_condition_failure() => {}
                 Err(e) => return Err(e.into()),
@@ -327,7 +350,7 @@ pub async fn suspension_ops(
                 UpdateAction::remove(SUSPENDED)
             };
             ops.push(WriteOp::Update {
-                key: lookup_key(item.required_str("prefix")?),
+                key: item.key.clone(),
                 actions: vec![action],
                 condition: Some(Condition::ItemExists),
             });
@@ -396,17 +419,21 @@ pub async fn authenticate_for_write(
     )
 }
 
+/// The key behind `prefix`: the pointer names the tenant, the tenant's record decides.
 async fn load(
     ctx: &AppContext,
     prefix: &str,
     secret: &str,
 ) -> Result<std::sync::Arc<CachedKey>, ApiError> {
-    let item = ctx
+    let pointer = ctx
         .stores
         .platform()
-        .get(&lookup_key(prefix))
+        .get(&pointer_key(prefix))
         .await?
         .ok_or_else(invalid)?;
+    let tenant = TenantId::parse(pointer.required_str("tenant_id")?).map_err(|_| invalid())?;
+    let t = ctx.stores.tenant(&tenant);
+    let item = t.get(&record_key(&t, prefix)).await?.ok_or_else(invalid)?;
     let secret_hash = item.str("secret_hash").unwrap_or_default();
     if !same_secret(&sha256_hex(secret), secret_hash) {
         return Err(invalid());
@@ -414,7 +441,6 @@ async fn load(
     if item.get(SUSPENDED).is_some() {
         return Err(ApiError::tenant_suspended());
     }
-    let tenant = TenantId::parse(item.required_str("tenant_id")?).map_err(|_| invalid())?;
     let key = std::sync::Arc::new(CachedKey {
         principal: KeyPrincipal {
             tenant,

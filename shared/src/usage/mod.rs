@@ -504,7 +504,7 @@ async fn record_once(
     );
     if let Some(guard) = &meter.guard {
         debug_assert_eq!(tx.len(), OP_KEY);
-        tx = tx.platform(guard.check());
+        tx = tx.tenant(t, guard.check(t));
     }
     let after = match tx.commit_returning(OP_COUNTER).await {
         Ok(after) => after,
