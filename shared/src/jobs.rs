@@ -196,9 +196,16 @@ where
     Ok(())
 }
 
-/// A subscription in the renewal index: (tenant, subscription id).
+/// A subscription in the renewal index: (tenant, subscription id). The tenant comes from the
+/// item's partition key, the one thing IAM and the scoped handles vouch for; an attribute
+/// saying otherwise is not believed.
 fn indexed_subscription(item: &Item) -> Option<(TenantId, String)> {
-    let tenant = TenantId::parse(item.str("tenant_id")?).ok()?;
+    let (tenant, "SUBS") = TenantId::of_pk(&item.key.pk)? else {
+        return None;
+    };
+    if item.str("tenant_id") != Some(tenant.as_str()) {
+        return None;
+    }
     Some((tenant, item.str("subscription_id")?.to_owned()))
 }
 

@@ -104,8 +104,18 @@ impl TestApp {
 
     pub async fn with_clock(store: Arc<dyn Store>, clock: Arc<TestClock>) -> Self {
         let mailbox = Arc::new(MemoryMailbox::default());
-        let ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral())
+        let mut ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral())
             .with_mailer(mailbox.clone());
+        // On DynamoDB, as deployed: tenant requests on credentials vended per tenant, every
+        // request checked on the wire (`wire`).
+        if store.kind() == "dynamodb" {
+            let table = crate::stores::dynamodb_store().await.table().to_owned();
+            let state = ctx.state_mut();
+            state.stores = state
+                .stores
+                .clone()
+                .with_tenant_stores(crate::wire::vendor(&table).await);
+        }
         Self {
             router: eshtarek::app(ctx.clone()),
             ctx,

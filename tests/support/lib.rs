@@ -5,6 +5,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod http;
 pub mod stores;
+pub mod wire;
 
 /// Generates one `#[tokio::test]` per conformance case, each on a store from `$make`
 /// (an async expression yielding `Arc<dyn Store>`).

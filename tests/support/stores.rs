@@ -41,7 +41,10 @@ pub async fn dynamodb_store() -> Arc<DynamoStore> {
                 "tests only talk to a local DynamoDB endpoint, not {endpoint}"
             );
             let table = format!("eshtarek-test-{}", uuid::Uuid::new_v4().simple());
-            let store = DynamoStore::from_env(table).await;
+            // Every request this process sends is checked on the wire (`wire`).
+            let client =
+                aws_sdk_dynamodb::Client::from_conf(crate::wire::checked_dynamodb_config().await);
+            let store = DynamoStore::new(client, table);
             store.ensure_table().await.expect("create test table");
             Arc::new(store)
         })
