@@ -557,10 +557,10 @@ pub async fn accept_link(
         }
         Some(user) => {
             // The owner takes the account over as if new: their password and name, none of
-            // the squatter's sessions or memberships, no remembered tenant.
-            // The account first (the platform's step): the link proves the address, so the
-            // account is the owner's even if the membership is then refused (seats taken,
-            // the invitation used meanwhile), and the squatter's hold on it ends either way.
+            // the squatter's sessions or memberships, no remembered tenant. The account is the
+            // first step (the platform's): the link proves the address, so it is the owner's
+            // even if the membership is then refused (seats taken, the invitation used
+            // meanwhile), and the squatter's hold on it ends either way.
             let user_id = user.required_str("user_id")?.to_owned();
             let hash = password::hash(password_text).await?;
             ctx.stores

@@ -42,8 +42,9 @@ pub async fn dynamodb_store() -> Arc<DynamoStore> {
             );
             let table = format!("eshtarek-test-{}", uuid::Uuid::new_v4().simple());
             // Every request this process sends is checked on the wire (`wire`).
-            let client =
-                aws_sdk_dynamodb::Client::from_conf(crate::wire::checked_dynamodb_config().await);
+            let client = aws_sdk_dynamodb::Client::from_conf(crate::wire::checked_dynamodb_config(
+                &crate::wire::environment().await,
+            ));
             let store = DynamoStore::new(client, table);
             store.ensure_table().await.expect("create test table");
             Arc::new(store)

@@ -189,10 +189,14 @@ impl Intercept for VendingLog {
     }
 }
 
-/// A DynamoDB client configuration from the environment (moto), checked on the wire.
-pub async fn checked_dynamodb_config() -> aws_sdk_dynamodb::config::Config {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    aws_sdk_dynamodb::config::Builder::from(&config)
+/// The AWS settings of the environment (moto's endpoint, its test credentials).
+pub async fn environment() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// A DynamoDB client configuration from `config`, checked on the wire.
+pub fn checked_dynamodb_config(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::config::Config {
+    aws_sdk_dynamodb::config::Builder::from(config)
         .interceptor(WireCheck)
         .build()
 }
@@ -200,7 +204,7 @@ pub async fn checked_dynamodb_config() -> aws_sdk_dynamodb::config::Config {
 /// Token vending on moto for `table`, as the Lambda composition sets it up, with the wire check
 /// on every tenant client.
 pub async fn vendor(table: &str) -> Arc<TenantCredentialVendor> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let config = environment().await;
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(&config)
             .interceptor(VendingLog)
@@ -208,7 +212,7 @@ pub async fn vendor(table: &str) -> Arc<TenantCredentialVendor> {
     );
     Arc::new(TenantCredentialVendor::new(
         sts,
-        checked_dynamodb_config().await,
+        checked_dynamodb_config(&config),
         "arn:aws:iam::123456789012:role/eshtarek-tenant-data",
         table,
     ))

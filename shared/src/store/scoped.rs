@@ -299,20 +299,14 @@ pub struct ScopedTransaction {
 }
 
 impl ScopedTransaction {
-    fn join(&mut self, next: Scope) {
-        self.scope = match (std::mem::replace(&mut self.scope, Scope::Empty), next) {
-            (Scope::Empty, next) => next,
-            (Scope::Platform, Scope::Platform) => Scope::Platform,
-            (Scope::Tenant(a), Scope::Tenant(b)) if a.tenant == b.tenant => Scope::Tenant(a),
-            _ => Scope::Mixed,
-        };
-    }
-
     pub fn platform(mut self, op: WriteOp) -> Self {
         if let Err(e) = PlatformStore::check_pk(&op.key().pk) {
             self.refused.get_or_insert(e);
         }
-        self.join(Scope::Platform);
+        self.scope = match self.scope {
+            Scope::Empty | Scope::Platform => Scope::Platform,
+            _ => Scope::Mixed,
+        };
         self.ops.push(op);
         self
     }
@@ -321,7 +315,13 @@ impl ScopedTransaction {
         if let Err(e) = handle.check_write(&op) {
             self.refused.get_or_insert(e);
         }
-        self.join(Scope::Tenant(handle.clone()));
+        // The handle is kept once, from the first operation (a usage event adds seven: no
+        // clone per operation on that path); later ones only compare tenants.
+        self.scope = match std::mem::replace(&mut self.scope, Scope::Empty) {
+            Scope::Empty => Scope::Tenant(handle.clone()),
+            Scope::Tenant(t) if t.tenant == handle.tenant => Scope::Tenant(t),
+            _ => Scope::Mixed,
+        };
         self.ops.push(op);
         self
     }
