@@ -167,6 +167,90 @@ async fn platform_handle_refuses_tenant_partitions() {
         .unwrap();
 }
 
+/// Each tenant's store counted apart, over the same backing store (as vended clients are).
+struct PerTenant(
+    Arc<dyn Store>,
+    std::sync::Mutex<Vec<(String, Arc<Counting>)>>,
+);
+
+impl eshtarek_core::store::TenantStoreProvider for PerTenant {
+    fn store_for(&self, tenant: &TenantId) -> Arc<dyn Store> {
+        let mut stores = self.1.lock().unwrap();
+        if let Some((_, s)) = stores.iter().find(|(t, _)| t == tenant.as_str()) {
+            return s.clone();
+        }
+        let store = Arc::new(Counting(self.0.clone(), AtomicUsize::new(0)));
+        stores.push((tenant.as_str().to_owned(), store.clone()));
+        store
+    }
+}
+
+impl PerTenant {
+    fn calls(&self, tenant: &str) -> usize {
+        let stores = self.1.lock().unwrap();
+        stores
+            .iter()
+            .find(|(t, _)| t == tenant)
+            .map_or(0, |(_, s)| s.1.load(Ordering::SeqCst))
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_commits_with_one_principal_and_never_mixes() {
+    let backing = stores::sqlite().await;
+    let platform = Arc::new(Counting(backing.clone(), AtomicUsize::new(0)));
+    let per_tenant = Arc::new(PerTenant(backing, Default::default()));
+    let stores = Stores::new(platform.clone()).with_tenant_stores(per_tenant.clone());
+    let a = stores.tenant(&tenant("acme"));
+    let b = stores.tenant(&tenant("globex"));
+    let put = |key: Key| WriteOp::Put {
+        item: Item::new(key),
+        condition: None,
+    };
+
+    // One tenant's operations: on that tenant's store, not the platform's.
+    stores
+        .transaction()
+        .tenant(&a, put(a.key("X", "1")))
+        .tenant(&a, put(a.key("Y", "1")))
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(per_tenant.calls("acme"), 1);
+    assert_eq!(platform.1.load(Ordering::SeqCst), 0);
+    // Platform operations: on the platform store.
+    stores
+        .transaction()
+        .platform(put(Key::new("USER#u1", "PROFILE")))
+        .commit()
+        .await
+        .unwrap();
+    assert_eq!(platform.1.load(Ordering::SeqCst), 1);
+
+    // A mix, in either order, and two tenants: refused before any I/O, nothing written.
+    let mixed = [
+        stores
+            .transaction()
+            .tenant(&a, put(a.key("X", "2")))
+            .platform(put(Key::new("USER#u2", "PROFILE"))),
+        stores
+            .transaction()
+            .platform(put(Key::new("USER#u2", "PROFILE")))
+            .tenant(&a, put(a.key("X", "2"))),
+        stores
+            .transaction()
+            .tenant(&a, put(a.key("X", "2")))
+            .tenant(&b, put(b.key("X", "2"))),
+    ];
+    for tx in mixed {
+        assert!(matches!(tx.commit().await, Err(StoreError::Invalid(_))));
+    }
+    assert_eq!(per_tenant.calls("acme"), 1);
+    assert_eq!(per_tenant.calls("globex"), 0);
+    assert_eq!(platform.1.load(Ordering::SeqCst), 1);
+    assert!(a.get(&a.key("X", "2")).await.unwrap().is_none());
+}
+
 #[test]
 fn tenant_ids_cannot_carry_the_delimiter() {
     for bad in ["", "a#b", "a b", "ü", &"x".repeat(65)] {
