@@ -10,7 +10,12 @@ Usage: moto_server.py PORT_FILE  -- writes the chosen port to PORT_FILE once lis
 import sys
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
+
+# Serving one request at a time, each on its own connection (HTTP/1.0), a burst of concurrent
+# clients (the HTTP suite's 200 racing usage events) waits in the listen queue; werkzeug's 128
+# overflows it and clients see connect timeouts. The kernel caps this at net.core.somaxconn.
+BaseWSGIServer.request_queue_size = 4096
 
 
 def main() -> None:

@@ -10,29 +10,22 @@ use eshtarek_tests::http::{session_of, TestApp, PASSWORD};
 use serde_json::json;
 use std::net::IpAddr;
 
-/// One `#[tokio::test]` per case and store.
-macro_rules! on_both_stores {
+/// One `#[tokio::test]` per case, on the store `ESHTAREK_TEST_STORE` selects (`scripts/test`
+/// runs this suite on SQLite, then on DynamoDB).
+macro_rules! on_the_selected_store {
     ($($case:ident),* $(,)?) => {
-        mod sqlite {
+        mod case {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(eshtarek_tests::stores::sqlite().await).await;
-                }
-            )*
-        }
-        mod dynamodb {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    super::$case(eshtarek_tests::stores::dynamodb().await).await;
+                    super::$case(eshtarek_tests::stores::selected().await).await;
                 }
             )*
         }
     };
 }
 
-on_both_stores!(
+on_the_selected_store!(
     an_idempotency_replay_is_for_its_principal_only,
     a_replay_never_hands_out_a_secret,
     signing_up_with_someone_elses_email_joins_nothing,

@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 /// A day-aligned start: the `day` period boundary is at midnight UTC.
 const START: &str = "2027-04-01T00:00:00Z";
 
-/// The metered tenant of these tests, on SQLite.
+/// The metered tenant of these tests, on the selected store.
 async fn metered() -> Metered {
-    Metered::on_fresh(eshtarek_tests::stores::sqlite().await, START).await
+    Metered::on_fresh(eshtarek_tests::stores::selected().await, START).await
 }
 
 fn event(metric: &str, quantity: i64, key: &str) -> Value {

@@ -196,12 +196,14 @@ pub async fn list(
             ));
         }
     }
-    // Sort keys are `<prefix><at>#<id>`; `~` sorts after every id character.
+    // Sort keys are `<prefix><at>#<id>`; `~` sorts after every id character. Without `from`
+    // only the upper bound applies (DynamoDB refuses an empty bound).
     let range = |prefix: &str| {
-        SortKeyCondition::Between(
-            format!("{prefix}{}", from.clone().unwrap_or_default()),
-            format!("{prefix}{}", to.clone().unwrap_or_else(|| "~".into())),
-        )
+        let high = format!("{prefix}{}", to.clone().unwrap_or_else(|| "~".into()));
+        match &from {
+            Some(from) => SortKeyCondition::Between(format!("{prefix}{from}"), high),
+            None => SortKeyCondition::Le(high),
+        }
     };
     let limit = params.limit()?;
     let query = if caller.is_platform_admin() {

@@ -696,6 +696,16 @@ pub async fn invalid_requests_are_refused(store: Arc<dyn Store>) {
         store.query(&Query::table(&key.pk).limit(0)).await,
         Err(StoreError::Invalid(_))
     ));
+    // DynamoDB refuses an empty key value in a key condition; SQLite must too.
+    for empty in [
+        SortKeyCondition::Between(String::new(), "~".into()),
+        SortKeyCondition::BeginsWith(String::new()),
+    ] {
+        assert!(matches!(
+            store.query(&Query::gsi1(&key.pk).sk(empty)).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
     assert_eq!(store.get(&key).await.unwrap(), None);
 }
 

@@ -1,5 +1,6 @@
-//! An in-process instance of the composed local server (every function's router, SQLite, a
-//! test clock), driven through HTTP requests and responses.
+//! An in-process instance of the composed local server (every function's router, a test
+//! clock), driven through HTTP requests and responses, on the store `ESHTAREK_TEST_STORE`
+//! selects (`stores::selected`): SQLite, or DynamoDB on moto with token vending as deployed.
 
 use eshtarek_core::service::HttpApp;
 use std::net::IpAddr;
@@ -22,6 +23,9 @@ pub struct TestApp {
     pub router: HttpApp,
     pub ctx: AppContext,
     pub clock: Arc<TestClock>,
+    /// The test's own view of the app's data, for assertions on stored state and for staging
+    /// a crash: the app's store on SQLite; on DynamoDB the same table through a client the
+    /// wire check does not watch (the check judges the app's requests, not the test's).
     pub store: Arc<dyn Store>,
     /// What the app mailed (verification and invitation links).
     pub mailbox: Arc<MemoryMailbox>,
@@ -83,8 +87,7 @@ pub struct Session {
 
 impl TestApp {
     pub async fn new() -> Self {
-        let store = crate::stores::sqlite().await;
-        Self::on(store).await
+        Self::on(crate::stores::selected().await).await
     }
 
     pub async fn on(store: Arc<dyn Store>) -> Self {
@@ -93,7 +96,7 @@ impl TestApp {
 
     /// An app whose clock stands at `at` until advanced: exact times for billing tests.
     pub async fn frozen_at(at: &str) -> Self {
-        Self::frozen_on(crate::stores::sqlite().await, at).await
+        Self::frozen_on(crate::stores::selected().await, at).await
     }
 
     /// The same on `store`.
@@ -103,14 +106,22 @@ impl TestApp {
     }
 
     pub async fn with_clock(store: Arc<dyn Store>, clock: Arc<TestClock>) -> Self {
+        // `RUST_LOG=warn cargo nextest run …` shows what the app logged (a 500's cause).
+        if std::env::var_os("RUST_LOG").is_some() {
+            eshtarek_core::telemetry::init();
+        }
         let mailbox = Arc::new(MemoryMailbox::default());
         let mut ctx = AppContext::new(store.clone(), clock.clone(), KeySet::ephemeral())
             .with_mailer(mailbox.clone());
         // On DynamoDB, as deployed: tenant requests on credentials vended per tenant, every
         // request checked on the wire (`wire`).
         if store.kind() == "dynamodb" {
-            let table = crate::stores::dynamodb_store().await.table().to_owned();
+            let table = crate::stores::table_of(&store).expect("a DynamoDB store from stores.rs");
             let state = ctx.state_mut();
+            // moto serves one request at a time: a burst of 200 racing requests queues behind
+            // it for longer than the deployed 15 s (what the timeout does is tested on its own,
+            // in hardening_http.rs).
+            state.http.request_timeout = std::time::Duration::from_secs(120);
             state.stores = state
                 .stores
                 .clone()
@@ -120,7 +131,7 @@ impl TestApp {
             router: eshtarek::app(ctx.clone()),
             ctx,
             clock,
-            store,
+            store: crate::stores::inspector(&store).await,
             mailbox,
         }
     }

@@ -233,6 +233,25 @@ pub fn validate_query(query: &Query) -> Result<(), StoreError> {
     if query.pk.is_empty() {
         return Err(StoreError::Invalid("empty partition key".into()));
     }
+    // DynamoDB refuses an empty string as a key value in a key condition; refusing it here
+    // makes SQLite refuse it too, so a query that works locally works deployed.
+    let values: &[&String] = match &query.sk {
+        None => &[],
+        Some(
+            SortKeyCondition::Eq(v)
+            | SortKeyCondition::BeginsWith(v)
+            | SortKeyCondition::Lt(v)
+            | SortKeyCondition::Le(v)
+            | SortKeyCondition::Gt(v)
+            | SortKeyCondition::Ge(v),
+        ) => &[v],
+        Some(SortKeyCondition::Between(low, high)) => &[low, high],
+    };
+    if values.iter().any(|v| v.is_empty()) {
+        return Err(StoreError::Invalid(
+            "a sort key condition compares with an empty string".into(),
+        ));
+    }
     if query.limit == 0 || query.limit > Query::MAX_LIMIT {
         return Err(StoreError::Invalid(format!(
             "query limit must be 1..={}",
