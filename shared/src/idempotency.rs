@@ -4,6 +4,16 @@
 //! response again (`Idempotent-Replayed: true`) and changes nothing; the same key with a
 //! different request is a 422; a repeat while the first is still running is a 409.
 //!
+//! "Still running" is a lease, not a promise: the claim holds the key for the request timeout
+//! plus a second ([`lease_secs`]), the longest a live request can run (the timeout ends it).
+//! A claim left behind by an invocation that was killed (a Lambda timeout, a crash) lapses
+//! then, and a retry runs. Each claim carries its own id, and the answer is kept (or the claim
+//! released) only while that claim still holds the key, so an attempt that outlived its lease
+//! never overwrites or deletes the record of the retry that took over. The price, as with any
+//! lease: a handler that committed its writes and was killed before its answer was kept runs
+//! again on the retry; the handlers' own conditions (unique names, revisions, one trial per
+//! tenant) refuse what must not happen twice.
+//!
 //! A record belongs to one principal: the signed-in user *and* session that made the first
 //! request, on one route, in one tenant (the record's partition). Another user or session
 //! sending the same key and body gets a record of its own, so its request runs through every
@@ -33,6 +43,14 @@ use crate::AppContext;
 pub const HEADER: &str = "idempotency-key";
 const REPLAYED: &str = "idempotent-replayed";
 const TTL_SECS: i64 = 24 * 3600;
+
+/// How long an `in_progress` claim holds its key: the request timeout (which ends every live
+/// request), rounded up, plus a second for clock granularity.
+pub fn lease_secs(ctx: &AppContext) -> i64 {
+    let timeout = ctx.http.request_timeout;
+    let whole = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
+    i64::try_from(whole).unwrap_or(i64::MAX / 2) + 1
+}
 const MAX_BODY: usize = crate::hardening::MAX_BODY_BYTES;
 const MAX_STORED_RESPONSE: usize = 256 * 1024;
 
@@ -85,13 +103,16 @@ async fn read(ctx: &AppContext, scope: &Scope, key: &Key) -> Result<Option<Item>
     }
 }
 
-async fn forget(ctx: &AppContext, scope: &Scope, key: Key) {
+/// Releases this claim's key, unless another claim holds it now.
+async fn forget(ctx: &AppContext, scope: &Scope, key: Key, claim: &str) {
+    let ours = Some(Condition::eq("claim_id", claim));
     let result = match scope {
-        Scope::Tenant(t) => ctx.stores.tenant(t).delete(key, None).await,
-        Scope::User(_) => ctx.stores.platform().delete(key, None).await,
+        Scope::Tenant(t) => ctx.stores.tenant(t).delete(key, ours).await,
+        Scope::User(_) => ctx.stores.platform().delete(key, ours).await,
     };
-    if let Err(e) = result {
-        tracing::warn!(error = %e, "could not release an idempotency key");
+    match result {
+        Ok(()) | Err(StoreError::ConditionFailed { .. }) => {}
+        Err(e) => tracing::warn!(error = %e, "could not release an idempotency key"),
     }
 }
 
@@ -151,12 +172,16 @@ where
     let record = record_key(ctx, &scope, &caller, &route, &key);
     let now = ctx.clock.now().timestamp();
 
+    let claim_id = uuid::Uuid::new_v4().simple().to_string();
+    let lease_end = now + lease_secs(ctx);
     let claim = Item::new(record.clone())
         .with("fingerprint", fingerprint.as_str())
         .with("state", "in_progress")
-        .with("expires_epoch", now + TTL_SECS)
-        .with_ttl(now + TTL_SECS);
-    // Absent, or expired (TTL deletion is lazy): this request owns the key.
+        .with("claim_id", claim_id.as_str())
+        .with("expires_epoch", lease_end)
+        .with_ttl(lease_end);
+    // Absent, or expired (a lapsed lease, a kept answer past its 24 h; TTL deletion is lazy):
+    // this request owns the key.
     let free = Condition::Or(vec![
         Condition::ItemNotExists,
         Condition::lt("expires_epoch", now),
@@ -173,7 +198,7 @@ where
     if !response.status().is_success() {
         // Only a success is kept: an error (a 409 "retry", a 402 before an upgrade, a 5xx)
         // may not hold the next time, and a retry with the same key must be able to run.
-        forget(ctx, &scope, record).await;
+        forget(ctx, &scope, record, &claim_id).await;
         return Ok(response);
     }
     let (mut parts, body) = response.into_parts();
@@ -189,19 +214,31 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/json");
+        // Kept for 24 h from now, not from the claim.
+        let now = ctx.clock.now().timestamp();
         let done = Item::new(record.clone())
             .with("fingerprint", fingerprint.as_str())
             .with("state", "done")
+            .with("claim_id", claim_id.as_str())
             .with("status", i64::from(parts.status.as_u16()))
             .with("content_type", content_type)
             .with("body", AttrValue::B(kept))
             .with("expires_epoch", now + TTL_SECS)
             .with_ttl(now + TTL_SECS);
-        if let Err(e) = write(ctx, &scope, done, Condition::eq("state", "in_progress")).await {
-            tracing::warn!(error = %e, "could not keep an idempotent response");
+        let still_ours = Condition::And(vec![
+            Condition::eq("state", "in_progress"),
+            Condition::eq("claim_id", claim_id.as_str()),
+        ]);
+        match write(ctx, &scope, done, still_ours).await {
+            Ok(()) => {}
+            // The lease lapsed and a retry holds the key: its record stands.
+            Err(StoreError::ConditionFailed { .. }) => {
+                tracing::warn!("an idempotent request outlived its lease; its answer is not kept")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not keep an idempotent response"),
         }
     } else {
-        forget(ctx, &scope, record).await;
+        forget(ctx, &scope, record, &claim_id).await;
     }
     Ok(Response::from_parts(parts, Body::from(bytes)))
 }

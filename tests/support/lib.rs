@@ -4,6 +4,7 @@ pub mod broken;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+pub mod stall;
 pub mod stores;
 pub mod wire;
 

@@ -45,6 +45,13 @@ fn remember(store: &Arc<dyn Store>, table: &str) {
         .insert(address(store), table.to_owned());
 }
 
+/// `wrapper` (a test's store around `inner`) uses `inner`'s table.
+pub fn same_table(wrapper: &Arc<dyn Store>, inner: &Arc<dyn Store>) {
+    if let Some(table) = table_of(inner) {
+        remember(wrapper, &table);
+    }
+}
+
 /// The table of a DynamoDB store made here.
 pub fn table_of(store: &Arc<dyn Store>) -> Option<String> {
     TABLES
