@@ -94,10 +94,14 @@ impl AppContext {
     #[cfg(feature = "dynamodb")]
     pub async fn from_lambda_env() -> Result<Self, String> {
         let table = std::env::var("ESHTAREK_TABLE").unwrap_or_else(|_| "eshtarek".into());
-        let store = crate::store::dynamodb::DynamoStore::from_env(&table).await;
+        // One set of AWS settings, so the platform client, STS and every tenant client share
+        // one HTTP client.
+        let aws = crate::store::dynamodb::aws_settings().await;
+        let store =
+            crate::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
         let keys = KeySet::from_env()?.ok_or("ESHTAREK_JWT_KEYS is not set")?;
         let mut ctx = Self::new(Arc::new(store), Arc::new(SystemClock), keys);
-        if let Some(vendor) = crate::store::vending::TenantCredentialVendor::from_env(&table).await
+        if let Some(vendor) = crate::store::vending::TenantCredentialVendor::from_env(&aws, &table)?
         {
             let state = ctx.state_mut();
             state.stores = state.stores.clone().with_tenant_stores(Arc::new(vendor));

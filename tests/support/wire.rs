@@ -215,5 +215,6 @@ pub async fn vendor(table: &str) -> Arc<TenantCredentialVendor> {
         checked_dynamodb_config(&config),
         "arn:aws:iam::123456789012:role/eshtarek-tenant-data",
         table,
+        std::num::NonZeroUsize::new(eshtarek_core::store::vending::DEFAULT_CACHED_TENANTS).unwrap(),
     ))
 }

@@ -41,6 +41,25 @@ pub struct DynamoStore {
     table: String,
 }
 
+/// The standard AWS settings (environment, profile, role), with one HTTP client that every
+/// client built from them shares: the SDK otherwise gives each client its own connection pool.
+pub async fn aws_settings() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client())
+        .load()
+        .await
+}
+
+/// The SDK's default HTTPS client (hyper 1, rustls with aws-lc), as one value to share.
+pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls;
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https()
+}
+
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
@@ -51,8 +70,7 @@ impl DynamoStore {
 
     /// A client from the standard AWS configuration chain (environment, profile, role).
     pub async fn from_env(table: impl Into<String>) -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(Client::new(&config), table)
+        Self::new(Client::new(&aws_settings().await), table)
     }
 
     pub fn table(&self) -> &str {

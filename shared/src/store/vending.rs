@@ -5,16 +5,23 @@
 //! plus a `Null` check so a request without leading keys (a Scan) fails closed. IAM then
 //! enforces in AWS what `TenantStore` enforces in code.
 //!
-//! Credentials are cached per tenant by the SDK's identity cache and renewed shortly before they
-//! expire; clients are cached per tenant here.
+//! Built to serve thousands of tenants from one container: every tenant client shares one HTTP
+//! client (one connection pool, not one per tenant), and the vendor keeps its own per-tenant
+//! credential cache — an LRU of `ESHTAREK_VENDED_TENANTS` tenants (default 2,000), each
+//! tenant's credentials assumed once (concurrent first requests wait for the same AssumeRole)
+//! and renewed two minutes before they expire. The SDK's shared identity cache is not used for
+//! them: it holds 64 providers and evicts arbitrarily, so past 64 active tenants requests paid
+//! for STS calls again.
 
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
 use aws_credential_types::Credentials;
+use aws_sdk_dynamodb::config::IdentityCache;
 use aws_sdk_sts::types::Tag;
+use lru::LruCache;
 use serde_json::json;
 
 use super::dynamodb::DynamoStore;
@@ -23,12 +30,15 @@ use super::{Store, TenantId};
 
 /// How long vended credentials live (STS minimum is 15 minutes).
 const SESSION_SECONDS: i32 = 900;
-/// Clients kept before the cache starts over (each holds only a credentials provider).
-const MAX_CACHED_TENANTS: usize = 10_000;
+/// Credentials are renewed this long before they expire: longer than any request runs.
+const RENEW_BEFORE: Duration = Duration::from_secs(120);
+/// Tenants whose clients and credentials are kept, unless `ESHTAREK_VENDED_TENANTS` says.
+pub const DEFAULT_CACHED_TENANTS: usize = 2_000;
 
-/// The inline session policy for one tenant.
-pub fn tenant_session_policy(table: &str, tenant: &TenantId) -> String {
-    let table_arn = format!("arn:aws:dynamodb:*:*:table/{table}");
+/// The inline session policy for one tenant. `partition` is the AWS partition (`aws`,
+/// `aws-cn`, `aws-us-gov`), taken from the tenant role's ARN.
+pub fn tenant_session_policy(partition: &str, table: &str, tenant: &TenantId) -> String {
+    let table_arn = format!("arn:{partition}:dynamodb:*:*:table/{table}");
     json!({
         "Version": "2012-10-17",
         "Statement": [{
@@ -48,40 +58,75 @@ pub fn tenant_session_policy(table: &str, tenant: &TenantId) -> String {
     .to_string()
 }
 
+/// The partition of an ARN (`arn:<partition>:…`); `aws` when it is not an ARN.
+fn partition_of(arn: &str) -> &str {
+    arn.strip_prefix("arn:")
+        .and_then(|rest| rest.split(':').next())
+        .filter(|p| !p.is_empty())
+        .unwrap_or("aws")
+}
+
+/// The number of tenants to keep from `ESHTAREK_VENDED_TENANTS`.
+pub fn cached_tenants_from_env() -> Result<NonZeroUsize, String> {
+    match std::env::var("ESHTAREK_VENDED_TENANTS") {
+        Err(_) => Ok(NonZeroUsize::new(DEFAULT_CACHED_TENANTS).expect("non-zero")),
+        Ok(text) => text
+            .parse::<NonZeroUsize>()
+            .map_err(|_| format!("ESHTAREK_VENDED_TENANTS is a positive number, not `{text}`")),
+    }
+}
+
 pub struct TenantCredentialVendor {
     sts: aws_sdk_sts::Client,
     dynamodb: aws_sdk_dynamodb::config::Config,
     role_arn: String,
     table: String,
-    clients: Mutex<HashMap<TenantId, Arc<DynamoStore>>>,
+    clients: Mutex<LruCache<TenantId, Arc<DynamoStore>>>,
 }
 
 impl TenantCredentialVendor {
+    /// Tenant clients are built from `dynamodb` with their own credentials; they share its HTTP
+    /// client (one is made here when it has none).
     pub fn new(
         sts: aws_sdk_sts::Client,
         dynamodb: aws_sdk_dynamodb::config::Config,
         role_arn: impl Into<String>,
         table: impl Into<String>,
+        cached_tenants: NonZeroUsize,
     ) -> Self {
+        let dynamodb = match dynamodb.http_client() {
+            Some(_) => dynamodb,
+            None => dynamodb
+                .to_builder()
+                .http_client(super::dynamodb::https_client())
+                .build(),
+        };
         Self {
             sts,
             dynamodb,
             role_arn: role_arn.into(),
             table: table.into(),
-            clients: Mutex::new(HashMap::new()),
+            clients: Mutex::new(LruCache::new(cached_tenants)),
         }
     }
 
-    /// From the standard AWS settings, when `ESHTAREK_TENANT_ROLE_ARN` names the role.
-    pub async fn from_env(table: &str) -> Option<Self> {
-        let role_arn = std::env::var("ESHTAREK_TENANT_ROLE_ARN").ok()?;
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Some(Self::new(
-            aws_sdk_sts::Client::new(&config),
-            aws_sdk_dynamodb::config::Config::from(&config),
+    /// From the AWS settings `aws`, when `ESHTAREK_TENANT_ROLE_ARN` names the role.
+    pub fn from_env(aws: &aws_config::SdkConfig, table: &str) -> Result<Option<Self>, String> {
+        let Ok(role_arn) = std::env::var("ESHTAREK_TENANT_ROLE_ARN") else {
+            return Ok(None);
+        };
+        Ok(Some(Self::new(
+            aws_sdk_sts::Client::new(aws),
+            aws_sdk_dynamodb::config::Config::from(aws),
             role_arn,
             table,
-        ))
+            cached_tenants_from_env()?,
+        )))
+    }
+
+    /// How many tenants' clients are kept now.
+    pub fn cached(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -91,25 +136,26 @@ impl TenantStoreProvider for TenantCredentialVendor {
         if let Some(store) = clients.get(tenant) {
             return store.clone();
         }
-        if clients.len() >= MAX_CACHED_TENANTS {
-            clients.clear();
-        }
         let credentials = TenantCredentials {
             sts: self.sts.clone(),
             role_arn: self.role_arn.clone(),
-            policy: tenant_session_policy(&self.table, tenant),
+            policy: tenant_session_policy(partition_of(&self.role_arn), &self.table, tenant),
             tenant: tenant.clone(),
+            current: tokio::sync::Mutex::new(None),
         };
         let config = self
             .dynamodb
             .to_builder()
             .credentials_provider(credentials)
+            // The credentials cache themselves (above); the SDK's shared cache would evict them.
+            .identity_cache(IdentityCache::no_cache())
             .build();
         let store = Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(config),
             &self.table,
         ));
-        clients.insert(tenant.clone(), store.clone());
+        // The least recently used tenant makes room; its next request assumes the role again.
+        clients.put(tenant.clone(), store.clone());
         store
     }
 }
@@ -120,9 +166,24 @@ struct TenantCredentials {
     role_arn: String,
     policy: String,
     tenant: TenantId,
+    /// The credentials in use; a lock held across the AssumeRole, so concurrent requests of
+    /// one tenant wait for one call.
+    current: tokio::sync::Mutex<Option<Credentials>>,
 }
 
 impl TenantCredentials {
+    async fn cached(&self) -> Result<Credentials, CredentialsError> {
+        let mut current = self.current.lock().await;
+        let fresh = current.as_ref().is_some_and(|c| {
+            c.expiry()
+                .is_some_and(|at| at > SystemTime::now() + RENEW_BEFORE)
+        });
+        if !fresh {
+            *current = Some(self.assume().await?);
+        }
+        Ok(current.clone().expect("set above"))
+    }
+
     async fn assume(&self) -> Result<Credentials, CredentialsError> {
         let tag = Tag::builder()
             .key("tenant_id")
@@ -161,6 +222,29 @@ impl ProvideCredentials for TenantCredentials {
     where
         Self: 'a,
     {
-        future::ProvideCredentials::new(self.assume())
+        future::ProvideCredentials::new(self.cached())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_policy_names_the_partition_of_the_tenant_role() {
+        assert_eq!(partition_of("arn:aws:iam::1:role/x"), "aws");
+        assert_eq!(partition_of("arn:aws-cn:iam::1:role/x"), "aws-cn");
+        assert_eq!(partition_of("arn:aws-us-gov:iam::1:role/x"), "aws-us-gov");
+        assert_eq!(partition_of("not-an-arn"), "aws");
+        let tenant = TenantId::parse("acme").unwrap();
+        let policy: serde_json::Value =
+            serde_json::from_str(&tenant_session_policy("aws-cn", "t", &tenant)).unwrap();
+        assert_eq!(
+            policy["Statement"][0]["Resource"],
+            json!([
+                "arn:aws-cn:dynamodb:*:*:table/t",
+                "arn:aws-cn:dynamodb:*:*:table/t/index/GSI1"
+            ])
+        );
     }
 }
