@@ -460,7 +460,7 @@ async fn forged_and_stale_tokens_are_refused() {
         role: Some(Role::TenantAdmin),
         session_id: claims["sid"].as_str().unwrap(),
     };
-    let (wrong_key, _) = foreign.issue_access(grant, w.app.clock.now());
+    let (wrong_key, _) = foreign.issue_access(grant, w.app.clock.now()).unwrap();
     let fp: Vec<&str> = wrong_key.split('.').collect();
     let same_kid = format!("{}.{}.{}", parts[0], fp[1], fp[2]);
 
@@ -485,15 +485,20 @@ async fn forged_and_stale_tokens_are_refused() {
     }
     // Expired.
     use eshtarek_core::clock::Clock;
-    let stale = w.app.ctx.tokens.issue_access(
-        AccessGrant {
-            user_id: &w.b_admin.user_id,
-            tenant_id: Some(&w.b),
-            role: Some(Role::TenantAdmin),
-            session_id: "ses_x",
-        },
-        w.app.clock.now() - chrono::Duration::hours(1),
-    );
+    let stale = w
+        .app
+        .ctx
+        .tokens
+        .issue_access(
+            AccessGrant {
+                user_id: &w.b_admin.user_id,
+                tenant_id: Some(&w.b),
+                role: Some(Role::TenantAdmin),
+                session_id: "ses_x",
+            },
+            w.app.clock.now() - chrono::Duration::hours(1),
+        )
+        .unwrap();
     w.app.get(&target, Some(&stale.0)).await.problem(401);
     // After logout.
     w.app
@@ -519,15 +524,20 @@ async fn a_token_from_the_future_or_of_a_removed_member_is_refused() {
     use eshtarek_core::clock::Clock;
     let w = world().await;
     // Not yet valid: issued an hour from now (a clock-skewed or forged issuer).
-    let early = w.app.ctx.tokens.issue_access(
-        AccessGrant {
-            user_id: &w.a_admin.user_id,
-            tenant_id: Some(&w.a),
-            role: Some(Role::TenantAdmin),
-            session_id: "ses_future",
-        },
-        w.app.clock.now() + chrono::Duration::hours(1),
-    );
+    let early = w
+        .app
+        .ctx
+        .tokens
+        .issue_access(
+            AccessGrant {
+                user_id: &w.a_admin.user_id,
+                tenant_id: Some(&w.a),
+                role: Some(Role::TenantAdmin),
+                session_id: "ses_future",
+            },
+            w.app.clock.now() + chrono::Duration::hours(1),
+        )
+        .unwrap();
     w.app.get("/v1/auth/me", Some(&early.0)).await.problem(401);
 
     // A member removed by their admin: their still-unexpired token no longer acts in the tenant.

@@ -28,6 +28,18 @@ enum Command {
     /// Scheduled jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Token signing keys: the value of the deployed key secret (see README, Deploying).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a new key set (one Ed25519 key, JSON) to store in the key secret.
+    Generate,
+    /// Read a key set on stdin and print it with a new key appended, which signs from then on;
+    /// the older keys keep verifying until you remove them.
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -125,7 +137,22 @@ async fn main() -> anyhow::Result<()> {
             create_platform_admin(&email, &store).await
         }
         Command::Jobs(JobsCommand::Run { job, now, store }) => run_job(job, now, &store).await,
+        Command::Keys(command) => keys(command),
     }
+}
+
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    use eshtarek_core::auth::keys::{KeySet, KeySetFile};
+    let file = match command {
+        KeysCommand::Generate => KeySet::generate_file(),
+        KeysCommand::Rotate => {
+            let current: KeySetFile = serde_json::from_reader(std::io::stdin().lock())
+                .map_err(|e| anyhow::anyhow!("stdin is not a key set: {e}"))?;
+            KeySet::rotate_file(&current).map_err(anyhow::Error::msg)?
+        }
+    };
+    println!("{}", serde_json::to_string(&file)?);
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -21,6 +21,7 @@ start_moto() {
     rm -f "$port_file"
     export AWS_ENDPOINT_URL_DYNAMODB="$MOTO_ENDPOINT"
     export AWS_ENDPOINT_URL_STS="$MOTO_ENDPOINT"
+    export AWS_ENDPOINT_URL_SECRETS_MANAGER="$MOTO_ENDPOINT"
     export AWS_REGION=us-east-1
     export AWS_ACCESS_KEY_ID=testing
     export AWS_SECRET_ACCESS_KEY=testing

@@ -14,6 +14,15 @@ use crate::store::{Store, Stores};
 #[derive(Clone)]
 pub struct AppContext(Arc<AppState>);
 
+/// Where a deployed function's token keys come from.
+#[cfg(feature = "dynamodb")]
+pub enum DeployedKeys {
+    /// The private key set in this Secrets Manager secret (the auth function).
+    Secret(String),
+    /// The public halves auth published to the table (every other function).
+    Published,
+}
+
 impl std::ops::Deref for AppContext {
     type Target = AppState;
 
@@ -89,23 +98,56 @@ impl AppContext {
     }
 
     /// The Lambda composition: DynamoDB from the standard AWS settings, the table named by
-    /// `ESHTAREK_TABLE` (default `eshtarek`), signing keys from `ESHTAREK_JWT_KEYS`, the wall
-    /// clock.
+    /// `ESHTAREK_TABLE` (default `eshtarek`), token vending when `ESHTAREK_TENANT_ROLE_ARN`
+    /// names the tenant data role, the wall clock, and the token keys: the private set from
+    /// the secret `ESHTAREK_JWT_SECRET_ID` names (auth only), else the published public set.
+    /// No key material is read from the environment.
     #[cfg(feature = "dynamodb")]
     pub async fn from_lambda_env() -> Result<Self, String> {
         let table = std::env::var("ESHTAREK_TABLE").unwrap_or_else(|_| "eshtarek".into());
-        // One set of AWS settings, so the platform client, STS and every tenant client share
-        // one HTTP client.
+        let keys = match std::env::var("ESHTAREK_JWT_SECRET_ID") {
+            Ok(secret) => DeployedKeys::Secret(secret),
+            Err(_) => DeployedKeys::Published,
+        };
+        // One set of AWS settings, so the platform client, STS, Secrets Manager and every
+        // tenant client share one HTTP client.
         let aws = crate::store::dynamodb::aws_settings().await;
-        let store =
-            crate::store::dynamodb::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), &table);
-        let keys = KeySet::from_env()?.ok_or("ESHTAREK_JWT_KEYS is not set")?;
-        let mut ctx = Self::new(Arc::new(store), Arc::new(SystemClock), keys);
+        let mut ctx = Self::deployed(&aws, &table, keys).await?;
         if let Some(vendor) = crate::store::vending::TenantCredentialVendor::from_env(&aws, &table)?
         {
             let state = ctx.state_mut();
             state.stores = state.stores.clone().with_tenant_stores(Arc::new(vendor));
         }
+        Ok(ctx)
+    }
+
+    /// A deployed function's context on `table`, with its keys from `keys` (loaded now, and
+    /// again when a token names a key id it does not hold).
+    #[cfg(feature = "dynamodb")]
+    pub async fn deployed(
+        aws: &aws_config::SdkConfig,
+        table: &str,
+        keys: DeployedKeys,
+    ) -> Result<Self, String> {
+        use crate::auth::key_sources::{PublishedKeys, SecretKeys};
+        use crate::auth::tokens::KeySource;
+        let store: Arc<dyn Store> = Arc::new(crate::store::dynamodb::DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            table,
+        ));
+        let source: Arc<dyn KeySource> = match keys {
+            DeployedKeys::Secret(id) => Arc::new(SecretKeys::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                id,
+                store.clone(),
+            )),
+            DeployedKeys::Published => Arc::new(PublishedKeys::new(store.clone())),
+        };
+        let keys = source.load().await?;
+        let none = KeySet::public(&Default::default()).expect("an empty set is valid");
+        let mut ctx = Self::new(store, Arc::new(SystemClock), none);
+        ctx.state_mut().tokens =
+            Arc::new(Tokens::new(keys, TokenSettings::from_env()).reloading_from(source));
         Ok(ctx)
     }
 }

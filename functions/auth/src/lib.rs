@@ -200,7 +200,7 @@ async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl Int
     responses((status = 200, description = "JWK Set", body = Object))
 )]
 async fn jwks(State(ctx): State<AppContext>) -> impl IntoResponse {
-    Json(ctx.tokens.keys.jwks())
+    Json(ctx.tokens.keys().jwks())
 }
 
 #[utoipa::path(

@@ -90,7 +90,8 @@ impl FromRequestParts<AppContext> for Caller {
         let token = bearer(parts).map_err(reject)?;
         let claims = ctx
             .tokens
-            .verify_access(token, ctx.clock.now())
+            .verify_access_reloading(token, ctx.clock.now())
+            .await
             .map_err(reject)?;
         let session = load_live_session(ctx, &claims.sub, &claims.sid)
             .await

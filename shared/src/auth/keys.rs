@@ -2,8 +2,10 @@
 //! keys stay in the set, verification-only, until their tokens have expired, which is how keys
 //! rotate. `GET /.well-known/jwks.json` publishes the public halves.
 //!
-//! Configuration: `ESHTAREK_JWT_KEYS` holds the key set as JSON (in AWS, from a secret). Local
-//! runs generate one key on first start and keep it in `<data dir>/jwt-keys.json` (mode 0600).
+//! Where the keys come from: locally, `<data dir>/jwt-keys.json` (mode 0600, generated on first
+//! start) or `ESHTAREK_JWT_KEYS`; on AWS only the auth function holds the private set, read
+//! from Secrets Manager at start (`key_sources`), and publishes the public halves for the other
+//! functions, which verify with those alone (a set without signing keys, [`KeySet::public`]).
 
 use std::path::Path;
 
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 /// The stored form of a key set.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct KeySetFile {
     pub keys: Vec<StoredKey>,
 }
@@ -38,14 +40,49 @@ pub struct VerifyingKey {
 }
 
 pub struct KeySet {
-    signing_kid: String,
-    signing: EncodingKey,
+    /// `None` in a verify-only set (every function but auth, on AWS).
+    signing: Option<(String, EncodingKey)>,
     verifying: Vec<VerifyingKey>,
 }
 
 impl KeySet {
     /// Builds a key set; the last key with a private half signs.
     pub fn from_file(file: &KeySetFile) -> Result<Self, String> {
+        let set = Self::read(file)?;
+        if set.signing.is_none() {
+            return Err("the key set has no signing key".into());
+        }
+        Ok(set)
+    }
+
+    /// A verify-only set from public halves (any private half is refused: a published set
+    /// must never carry one).
+    pub fn public(file: &KeySetFile) -> Result<Self, String> {
+        if let Some(key) = file.keys.iter().find(|k| k.private_pkcs8.is_some()) {
+            return Err(format!(
+                "key {}: a public key set holds a private key",
+                key.kid
+            ));
+        }
+        Self::read(file)
+    }
+
+    /// The public halves, as a set to publish.
+    pub fn public_file(&self) -> KeySetFile {
+        KeySetFile {
+            keys: self
+                .verifying
+                .iter()
+                .map(|k| StoredKey {
+                    kid: k.kid.clone(),
+                    private_pkcs8: None,
+                    public_x: k.x.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn read(file: &KeySetFile) -> Result<Self, String> {
         let mut verifying = Vec::new();
         let mut signing = None;
         for key in &file.keys {
@@ -68,12 +105,24 @@ impl KeySet {
                 decoding,
             });
         }
-        let (signing_kid, signing) = signing.ok_or("the key set has no signing key")?;
-        Ok(Self {
-            signing_kid,
-            signing,
-            verifying,
-        })
+        Ok(Self { signing, verifying })
+    }
+
+    /// A new key set of one key: the value of the deployed key secret
+    /// (`eshtarek keys generate`).
+    pub fn generate_file() -> KeySetFile {
+        KeySetFile {
+            keys: vec![Self::generate_key()],
+        }
+    }
+
+    /// `file` with a new key appended, which signs from now on; the older keys keep verifying
+    /// until they are removed (`eshtarek keys rotate`).
+    pub fn rotate_file(file: &KeySetFile) -> Result<KeySetFile, String> {
+        Self::from_file(file)?;
+        let mut rotated = file.clone();
+        rotated.keys.push(Self::generate_key());
+        Ok(rotated)
     }
 
     /// A new key for a new key set (or to append to one, rotating).
@@ -126,8 +175,9 @@ impl KeySet {
         Self::from_file(&file)
     }
 
-    pub fn signing(&self) -> (&str, &EncodingKey) {
-        (&self.signing_kid, &self.signing)
+    /// The key that signs, if this set holds one.
+    pub fn signing(&self) -> Option<(&str, &EncodingKey)> {
+        self.signing.as_ref().map(|(kid, key)| (kid.as_str(), key))
     }
 
     pub fn verifying(&self, kid: &str) -> Option<&VerifyingKey> {

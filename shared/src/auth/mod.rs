@@ -2,6 +2,8 @@
 //! the role rules.
 
 pub mod caller;
+#[cfg(feature = "dynamodb")]
+pub mod key_sources;
 pub mod keys;
 pub mod password;
 pub mod ratelimit;

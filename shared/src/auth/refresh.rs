@@ -164,7 +164,7 @@ pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair,
         }
         Err(e) => return Err(e.into()),
     }
-    Ok(token_pair(
+    token_pair(
         ctx,
         &user_id,
         &presented.session_id,
@@ -173,7 +173,7 @@ pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair,
         &next,
         refresh_expires,
         now,
-    ))
+    )
 }
 
 /// The pair for a token handed out again within the window (a fresh access token, the same
@@ -190,7 +190,7 @@ async fn answer(
         .timestamp_opt(session.refresh_expires_epoch, 0)
         .single()
         .ok_or_else(|| ApiError::internal("bad session expiry"))?;
-    Ok(token_pair(
+    token_pair(
         ctx,
         user_id,
         &next.session_id,
@@ -199,7 +199,7 @@ async fn answer(
         next,
         expires,
         now,
-    ))
+    )
 }
 
 /// The tenant and role a refresh acts with. Membership and tenant status are checked again: a

@@ -264,7 +264,7 @@ pub async fn start_session(
             )
             .await?;
     }
-    Ok(token_pair(
+    token_pair(
         ctx,
         user_id,
         &session_id,
@@ -273,7 +273,7 @@ pub async fn start_session(
         &refresh,
         refresh_expires,
         now,
-    ))
+    )
 }
 
 pub(super) async fn platform_role(
@@ -297,7 +297,7 @@ pub(super) fn token_pair(
     refresh: &RefreshToken,
     refresh_expires: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> TokenPair {
+) -> Result<TokenPair, ApiError> {
     let (access, expires) = ctx.tokens.issue_access(
         AccessGrant {
             user_id,
@@ -306,8 +306,8 @@ pub(super) fn token_pair(
             session_id,
         },
         now,
-    );
-    TokenPair {
+    )?;
+    Ok(TokenPair {
         access_token: access,
         token_type: "Bearer",
         expires_in: (expires - now).num_seconds(),
@@ -316,7 +316,7 @@ pub(super) fn token_pair(
         refresh_expires_at: time::fmt(refresh_expires),
         tenant_id: tenant_id.map(str::to_owned),
         role,
-    }
+    })
 }
 
 /// Splits the refresh token we hand out (`<user id>~rt.<session>.<generation>.<secret>`).

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use std::sync::{Arc, RwLock};
+
 use super::keys::KeySet;
 use super::Role;
 use crate::error::ApiError;
@@ -72,8 +74,24 @@ impl TokenSettings {
     }
 }
 
+/// Where a deployed function reloads its keys from when a token names a key it does not hold
+/// (a key added by rotation): auth from its secret, the others from the published public set.
+#[async_trait::async_trait]
+pub trait KeySource: Send + Sync {
+    async fn load(&self) -> Result<KeySet, String>;
+}
+
+/// Reloads happen at most this often, whatever unknown key ids arrive (made-up ones cost one
+/// read a second per instance). Any reload fetches the whole current set, so once auth has
+/// published a rotated key an instance learns it within this long, whoever triggered it.
+const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub struct Tokens {
-    pub keys: KeySet,
+    keys: RwLock<Arc<KeySet>>,
+    source: Option<Arc<dyn KeySource>>,
+    /// When the source was last reloaded for an unknown key id; held across the reload so
+    /// concurrent requests wait for one.
+    reloaded: tokio::sync::Mutex<Option<std::time::Instant>>,
     pub settings: TokenSettings,
 }
 
@@ -87,14 +105,30 @@ pub struct AccessGrant<'a> {
 
 impl Tokens {
     pub fn new(keys: KeySet, settings: TokenSettings) -> Self {
-        Self { keys, settings }
+        Self {
+            keys: RwLock::new(Arc::new(keys)),
+            source: None,
+            reloaded: tokio::sync::Mutex::new(None),
+            settings,
+        }
+    }
+
+    /// The same, reloading from `source` when a token names an unknown key id.
+    pub fn reloading_from(mut self, source: Arc<dyn KeySource>) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// The keys in use now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn issue_access(
         &self,
         grant: AccessGrant<'_>,
         now: DateTime<Utc>,
-    ) -> (String, DateTime<Utc>) {
+    ) -> Result<(String, DateTime<Utc>), ApiError> {
         let expires = now + self.settings.access_ttl;
         let claims = AccessClaims {
             iss: ISSUER.into(),
@@ -108,11 +142,41 @@ impl Tokens {
             exp: expires.timestamp(),
             typ: ACCESS_TYPE.into(),
         };
-        let (kid, key) = self.keys.signing();
+        let keys = self.keys();
+        let (kid, key) = keys.signing().ok_or_else(|| {
+            ApiError::internal("this function holds no signing key: only auth issues tokens")
+        })?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.to_owned());
         let token = jsonwebtoken::encode(&header, &claims, key).expect("signing with a valid key");
-        (token, expires)
+        Ok((token, expires))
+    }
+
+    /// [`Tokens::verify_access`], after reloading the keys once when the token names a key id
+    /// this function does not hold (a key added by rotation since it started).
+    pub async fn verify_access_reloading(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AccessClaims, ApiError> {
+        let unknown = jsonwebtoken::decode_header(token)
+            .ok()
+            .and_then(|h| h.kid)
+            .filter(|kid| self.keys().verifying(kid).is_none());
+        if let (Some(kid), Some(source)) = (unknown, &self.source) {
+            let mut reloaded = self.reloaded.lock().await;
+            let due = reloaded.is_none_or(|at| at.elapsed() >= RELOAD_EVERY);
+            if due && self.keys().verifying(&kid).is_none() {
+                *reloaded = Some(std::time::Instant::now());
+                match source.load().await {
+                    Ok(keys) => {
+                        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys)
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not reload the token keys"),
+                }
+            }
+        }
+        self.verify_access(token, now)
     }
 
     /// Verifies signature (EdDSA only, by `kid`), issuer, type, and time against `now`.
@@ -123,8 +187,8 @@ impl Tokens {
             return Err(invalid("unexpected algorithm"));
         }
         let kid = header.kid.ok_or_else(|| invalid("no key id"))?;
-        let key = self
-            .keys
+        let keys = self.keys();
+        let key = keys
             .verifying(&kid)
             .ok_or_else(|| invalid("unknown key id"))?;
         let mut validation = Validation::new(Algorithm::EdDSA);
@@ -234,7 +298,7 @@ mod tests {
     fn issued_tokens_verify_until_they_expire() {
         let tokens = tokens();
         let now = Utc::now();
-        let (token, expires) = tokens.issue_access(grant(), now);
+        let (token, expires) = tokens.issue_access(grant(), now).unwrap();
         let claims = tokens.verify_access(&token, now).unwrap();
         assert_eq!(claims.sub, "usr_1");
         assert_eq!(claims.tid.as_deref(), Some("ten_1"));
@@ -254,7 +318,7 @@ mod tests {
 
     #[test]
     fn another_key_set_does_not_verify() {
-        let (token, _) = tokens().issue_access(grant(), Utc::now());
+        let (token, _) = tokens().issue_access(grant(), Utc::now()).unwrap();
         assert!(tokens().verify_access(&token, Utc::now()).is_err());
     }
 
@@ -269,5 +333,51 @@ mod tests {
             &token.hash(),
             &RefreshToken::new("ses_abc", 3).hash()
         ));
+    }
+
+    /// A source that hands out `set` and counts its loads.
+    struct Counting {
+        set: super::super::keys::KeySetFile,
+        loads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl KeySource for Counting {
+        async fn load(&self) -> Result<KeySet, String> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            KeySet::public(&self.set)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_verify_only_set_cannot_sign_and_reloads_for_an_unknown_key_at_most_once_a_second() {
+        let signer = tokens();
+        let (token, _) = signer.issue_access(grant(), Utc::now()).unwrap();
+        let source = Arc::new(Counting {
+            set: signer.keys().public_file(),
+            loads: Default::default(),
+        });
+        let empty = KeySet::public(&Default::default()).unwrap();
+        let verifier = Tokens::new(empty, TokenSettings::default()).reloading_from(source.clone());
+        assert!(verifier.issue_access(grant(), Utc::now()).is_err());
+        assert!(verifier.verify_access(&token, Utc::now()).is_err());
+        // The unknown key id triggers one reload, which finds it.
+        verifier
+            .verify_access_reloading(&token, Utc::now())
+            .await
+            .unwrap();
+        // A made-up key id within the second reloads nothing.
+        let (other, _) = tokens().issue_access(grant(), Utc::now()).unwrap();
+        assert!(verifier
+            .verify_access_reloading(&other, Utc::now())
+            .await
+            .is_err());
+        assert_eq!(source.loads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A known key id never reloads.
+        verifier
+            .verify_access_reloading(&token, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(source.loads.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }
