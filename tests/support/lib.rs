@@ -4,8 +4,10 @@ pub mod broken;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+pub mod runtime_api;
 pub mod stall;
 pub mod stores;
+pub mod template;
 pub mod wire;
 
 /// Generates one `#[tokio::test]` per conformance case, each on a store from `$make`

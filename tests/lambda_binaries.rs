@@ -1,0 +1,421 @@
+//! The function binaries as Lambda runs them: each started with `AWS_LAMBDA_RUNTIME_API`
+//! pointing at a Runtime API (`support/runtime_api.rs`), fed API Gateway HTTP API (v2) events
+//! built from HTTP requests that `template.yaml`'s routes send to it, on DynamoDB (moto) with
+//! token vending and the signing keys in Secrets Manager, as deployed. And the route table
+//! itself: every operation of every function's OpenAPI document, and every API path the
+//! dashboard calls, is routed to the function that serves it.
+
+use std::collections::HashMap;
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use base64::Engine as _;
+use eshtarek_core::auth::keys::KeySet;
+use eshtarek_tests::http::{Reply, PASSWORD};
+use eshtarek_tests::runtime_api::Function;
+use eshtarek_tests::stores;
+use eshtarek_tests::template::{self, concrete, route_for, Route};
+use serde_json::{json, Value};
+use utoipa::OpenApi;
+
+/// Each function's OpenAPI document, by the binary the template builds for it.
+fn documents() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
+    vec![
+        ("auth", eshtarek_auth::AuthApi::openapi()),
+        ("plans", eshtarek_plans::PlansApi::openapi()),
+        (
+            "subscriptions",
+            eshtarek_subscriptions::SubscriptionsApi::openapi(),
+        ),
+        ("billing", eshtarek_billing::BillingApi::openapi()),
+        ("usage", eshtarek_usage::UsageApi::openapi()),
+    ]
+}
+
+#[test]
+fn every_documented_operation_is_routed_to_the_function_that_serves_it() {
+    let routes = template::routes();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (binary, doc) in documents() {
+        for (path, item) in &doc.paths.paths {
+            let methods = serde_json::to_value(item).unwrap();
+            for method in ["get", "put", "post", "delete", "patch"] {
+                if methods.get(method).is_none() {
+                    continue;
+                }
+                checked += 1;
+                let method = method.to_uppercase();
+                match route_for(&routes, &method, &concrete(path)) {
+                    Some(route) if route.binary == binary => {}
+                    Some(route) => wrong.push(format!(
+                        "{method} {path}: routed to {} ({}), served by {binary}",
+                        route.binary,
+                        route.key()
+                    )),
+                    None => wrong.push(format!("{method} {path}: no route (served by {binary})")),
+                }
+            }
+        }
+    }
+    assert!(checked > 60, "only {checked} operations found");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The API paths the dashboard's source names (`/v1/…` literals; `${…}` as one segment).
+fn dashboard_paths() -> Vec<String> {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../web/src");
+    let mut paths = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from(root)];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let name = path.to_string_lossy();
+            if !(name.ends_with(".ts") || name.ends_with(".tsx")) || name.contains(".test.") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (at, _) in text
+                .match_indices("\"/v1/")
+                .chain(text.match_indices("`/v1/"))
+            {
+                paths.push(literal_path(&text[at..]));
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// The path of the string literal `text` starts with (its quote first): up to the closing
+/// quote or a query, each `${…}` of a template literal as one segment `x1`.
+fn literal_path(text: &str) -> String {
+    let quote = text.chars().next().unwrap();
+    let mut path = String::new();
+    let mut chars = text[1..].chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == quote || c == '?' {
+            break;
+        }
+        if quote == '`' && c == '$' && chars.peek() == Some(&'{') {
+            let mut depth = 0;
+            for inner in chars.by_ref() {
+                match inner {
+                    '{' => depth += 1,
+                    '}' if depth == 1 => break,
+                    '}' => depth -= 1,
+                    _ => {}
+                }
+            }
+            path.push_str("x1");
+            continue;
+        }
+        path.push(c);
+    }
+    path.trim_end_matches('/').to_owned()
+}
+
+#[test]
+fn every_api_path_the_dashboard_calls_is_routed_to_a_function_that_serves_it() {
+    let routes = template::routes();
+    let docs = documents();
+    let served_by = |binary: &str, path: &str| {
+        docs.iter()
+            .filter(|(b, _)| *b == binary)
+            .flat_map(|(_, doc)| doc.paths.paths.keys())
+            .any(|template| {
+                let (a, b): (Vec<&str>, Vec<&str>) =
+                    (template.split('/').collect(), path.split('/').collect());
+                a.len() == b.len()
+                    && a.iter()
+                        .zip(&b)
+                        // `x1`: an expression in the dashboard's path (an id, or a choice
+                        // of words such as `activate`/`deactivate`).
+                        .all(|(t, p)| t.starts_with('{') || t == p || *p == "x1")
+            })
+    };
+    let paths = dashboard_paths();
+    assert!(
+        paths.len() > 20,
+        "only {} dashboard paths found",
+        paths.len()
+    );
+    let mut wrong = Vec::new();
+    for path in &paths {
+        // Any method: the path must reach a function that has it.
+        match routes
+            .iter()
+            .filter_map(|r| route_for(std::slice::from_ref(r), &r.method, path))
+            .find(|r| served_by(&r.binary, path))
+        {
+            Some(_) => {}
+            None => wrong.push(path.clone()),
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the dashboard calls unrouted paths: {wrong:?}"
+    );
+}
+
+/// The deployment: the template's routes in front of the function binaries, each under its own
+/// Runtime API, on a fresh table, with vending and the key secret.
+struct Deployed {
+    routes: Vec<Route>,
+    functions: HashMap<String, Function>,
+    sent: usize,
+}
+
+impl Deployed {
+    async fn start() -> Self {
+        let store = stores::fresh_dynamodb().await;
+        let table = stores::table_of(&store).unwrap();
+        let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        let secret = format!("eshtarek-jwt-{}", uuid::Uuid::new_v4().simple());
+        aws_sdk_secretsmanager::Client::new(&aws)
+            .create_secret()
+            .name(&secret)
+            .secret_string(serde_json::to_string(&KeySet::generate_file()).unwrap())
+            .send()
+            .await
+            .expect("moto's Secrets Manager");
+        let common = vec![
+            ("ESHTAREK_TABLE", table),
+            (
+                "ESHTAREK_TENANT_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/eshtarek-tenant-data".to_owned(),
+            ),
+        ];
+        let mut functions = HashMap::new();
+        // Auth first: it publishes the public keys the others verify with.
+        for binary in [
+            "auth",
+            "plans",
+            "subscriptions",
+            "billing",
+            "usage",
+            "renew-billing",
+        ] {
+            let mut env = common.clone();
+            if binary == "auth" {
+                env.push(("ESHTAREK_JWT_SECRET_ID", secret.clone()));
+            }
+            functions.insert(binary.to_owned(), Function::start(binary, &env).await);
+        }
+        Self {
+            routes: template::routes(),
+            functions,
+            sent: 0,
+        }
+    }
+
+    /// A request as API Gateway takes it: routed by the template, turned into a v2 event for
+    /// the function behind the route, its answer turned back into an HTTP response.
+    async fn send(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> Reply {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let Some(route) = route_for(&self.routes, method, path).cloned() else {
+            // API Gateway's own answer when no route matches.
+            return Reply {
+                status: StatusCode::NOT_FOUND,
+                headers: HeaderMap::new(),
+                body: json!({"message": "Not Found"}),
+            };
+        };
+        self.sent += 1;
+        let mut header_map = serde_json::Map::new();
+        header_map.insert("host".into(), "api.example.com".into());
+        if body.is_some() {
+            header_map.insert("content-type".into(), "application/json".into());
+        }
+        for (name, value) in headers {
+            header_map.insert(name.to_lowercase(), (*value).into());
+        }
+        let route_key = route.key();
+        let event = json!({
+            "version": "2.0",
+            "routeKey": route_key,
+            "rawPath": path,
+            "rawQueryString": query,
+            "headers": header_map,
+            "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "api",
+                "domainName": "api.example.com",
+                "domainPrefix": "api",
+                "http": {
+                    "method": method,
+                    "path": path,
+                    "protocol": "HTTP/1.1",
+                    "sourceIp": format!("198.51.100.{}", self.sent % 250 + 1),
+                    "userAgent": "lambda-binaries-test"
+                },
+                "requestId": format!("req-{}", self.sent),
+                "routeKey": route_key,
+                "stage": "$default",
+                "time": "03/Dec/2026:16:00:00 +0000",
+                "timeEpoch": 1_796_313_600_000_i64
+            },
+            "pathParameters": path_parameters(&route.path, path),
+            "isBase64Encoded": false,
+            "body": body.map(|b| b.to_string()),
+        });
+        let function = self
+            .functions
+            .get_mut(&route.binary)
+            .unwrap_or_else(|| panic!("{} is not started", route.binary));
+        let answer = function
+            .invoke(event)
+            .await
+            .unwrap_or_else(|e| panic!("{method} {target} on {}: {e}", route.binary));
+        reply_of(&answer)
+    }
+}
+
+/// `{name}` and `{proxy+}` values of `path` under the route `pattern`.
+fn path_parameters(pattern: &str, path: &str) -> Value {
+    let mut params = serde_json::Map::new();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    for (i, part) in pattern.trim_start_matches('/').split('/').enumerate() {
+        if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let value = match name.strip_suffix('+') {
+                Some(_) => segments[i..].join("/"),
+                None => segments[i].to_owned(),
+            };
+            params.insert(name.trim_end_matches('+').to_owned(), value.into());
+        }
+    }
+    Value::Object(params)
+}
+
+/// A Lambda proxy response (payload format 2.0) as the HTTP response API Gateway sends.
+fn reply_of(answer: &Value) -> Reply {
+    let status =
+        StatusCode::from_u16(answer["statusCode"].as_u64().expect("statusCode") as u16).unwrap();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer["headers"].as_object().into_iter().flatten() {
+        headers.insert(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value.as_str().unwrap_or_default()).unwrap(),
+        );
+    }
+    let text = answer["body"].as_str().unwrap_or_default();
+    let bytes = if answer["isBase64Encoded"].as_bool() == Some(true) {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .unwrap()
+    } else {
+        text.as_bytes().to_vec()
+    };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_works_through_the_function_binaries_as_deployed() {
+    let mut api = Deployed::start().await;
+    // Signup on auth (the key secret read at its start); the token works on every function,
+    // which verify with the public keys auth published.
+    let signup = api
+        .send(
+            "POST",
+            "/v1/auth/register",
+            &[],
+            Some(json!({"email": "lambda@example.com", "password": PASSWORD,
+                        "name": "L", "tenant_name": "Lambda Co"})),
+        )
+        .await
+        .expect(201);
+    let token = format!(
+        "Bearer {}",
+        signup.body["tokens"]["access_token"].as_str().unwrap()
+    );
+    let auth = [("authorization", token.as_str())];
+    let me = api
+        .send("GET", "/v1/auth/me", &auth, None)
+        .await
+        .expect(200);
+    assert_eq!(me.body["user"]["email"], "lambda@example.com");
+    api.send("GET", "/v1/plans", &auth, None).await.expect(200);
+    api.send("GET", "/v1/invoices", &auth, None)
+        .await
+        .expect(200);
+    api.send("GET", "/v1/subscriptions/current", &auth, None)
+        .await
+        .problem(404);
+    // A tenant write on usage (vended credentials), kept for an idempotent replay.
+    let keyed = [
+        ("authorization", token.as_str()),
+        ("idempotency-key", "lambda-key-1"),
+    ];
+    let body = json!({"name": "backend"});
+    let created = api
+        .send("POST", "/v1/api-keys", &keyed, Some(body.clone()))
+        .await
+        .expect(201);
+    let replay = api
+        .send("POST", "/v1/api-keys", &keyed, Some(body))
+        .await
+        .expect(201);
+    assert_eq!(replay.headers["idempotent-replayed"], "true");
+    assert_eq!(replay.body["id"], created.body["id"]);
+    // The API key reaches usage: no subscription yet, so the event is refused (402).
+    let key = format!("Bearer {}", created.body["secret"].as_str().unwrap());
+    api.send(
+        "POST",
+        "/v1/usage/events",
+        &[("authorization", key.as_str())],
+        Some(json!({"metric": "api_calls", "quantity": 1, "idempotency_key": "e1"})),
+    )
+    .await
+    .problem(402);
+    // Bad input and the unauthenticated get problem documents from the function itself.
+    api.send("GET", "/v1/invoices", &[], None)
+        .await
+        .problem(401);
+    api.send(
+        "POST",
+        "/v1/auth/login",
+        &[],
+        Some(json!({"email": "lambda@example.com"})),
+    )
+    .await
+    .problem(422);
+    // A path no route matches never reaches a function.
+    let before = api.sent;
+    api.send("GET", "/v1/nowhere", &auth, None)
+        .await
+        .expect(404);
+    assert_eq!(api.sent, before);
+
+    // The scheduled job's binary, fed EventBridge Scheduler's event.
+    let schedule: Value =
+        serde_json::from_str(include_str!("../events/renew-billing-schedule.json")).unwrap();
+    let report = api
+        .functions
+        .get_mut("renew-billing")
+        .unwrap()
+        .invoke(schedule)
+        .await
+        .expect("the job's report");
+    assert_eq!(report["job"], "renew-billing", "{report}");
+    assert_eq!(report["complete"], true, "{report}");
+}
