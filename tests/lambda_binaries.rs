@@ -419,3 +419,76 @@ async fn a_tenant_works_through_the_function_binaries_as_deployed() {
     assert_eq!(report["job"], "renew-billing", "{report}");
     assert_eq!(report["complete"], true, "{report}");
 }
+
+/// A template value without its CloudFormation tag (`!Sub x` → `x`).
+fn untagged(value: &serde_yaml::Value) -> &serde_yaml::Value {
+    match value {
+        serde_yaml::Value::Tagged(tagged) => &tagged.value,
+        other => other,
+    }
+}
+
+#[test]
+fn the_template_deploys_the_shape_the_functions_rely_on() {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let globals = &doc["Globals"]["Function"];
+    // No key material in any environment: auth gets a secret's name, nobody a resolved value.
+    assert!(!text.contains("ESHTAREK_JWT_KEYS"));
+    assert!(!text.contains("{{resolve:secretsmanager"));
+    // The app's timeout fires before Lambda's.
+    let lambda_timeout = globals["Timeout"].as_u64().unwrap();
+    let app_timeout: u64 = globals["Environment"]["Variables"]["ESHTAREK_REQUEST_TIMEOUT_SECS"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(app_timeout < lambda_timeout);
+    // The tenant data role trusts the functions' role path, which every function role has.
+    let path = untagged(&globals["RolePath"]).as_str().unwrap();
+    let trust = serde_yaml::to_string(
+        &doc["Resources"]["TenantDataRole"]["Properties"]["AssumeRolePolicyDocument"],
+    )
+    .unwrap();
+    assert!(
+        trust.contains(&format!(":role{path}*")),
+        "trust by path {path}: {trust}"
+    );
+    // The HTTP API throttles and logs every request.
+    let api = &doc["Resources"]["HttpApi"]["Properties"];
+    assert!(!api["DefaultRouteSettings"]["ThrottlingRateLimit"].is_null());
+    assert!(!api["AccessLogSettings"]["DestinationArn"].is_null());
+    for (name, resource) in doc["Resources"].as_mapping().unwrap() {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap();
+        let properties = &resource["Properties"];
+        let policies = serde_yaml::to_string(&properties["Policies"]).unwrap();
+        // Only auth reads the signing keys; every other function is denied writing the
+        // public keys it trusts.
+        assert_eq!(
+            policies.contains("secretsmanager:GetSecretValue"),
+            name == "AuthFunction",
+            "{name}"
+        );
+        assert_eq!(
+            policies.contains("OnlyAuthPublishesKeys"),
+            name != "AuthFunction",
+            "{name}"
+        );
+        assert!(policies.contains("NoTenantItemsWithoutVending"), "{name}");
+        // Scheduled jobs never overlap.
+        let scheduled = serde_yaml::to_string(&properties["Events"])
+            .unwrap()
+            .contains("ScheduleV2");
+        if scheduled {
+            assert_eq!(
+                properties["ReservedConcurrentExecutions"].as_u64(),
+                Some(1),
+                "{name}"
+            );
+        }
+    }
+}
