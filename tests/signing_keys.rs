@@ -57,9 +57,11 @@ impl Deployment {
         } else {
             DeployedKeys::Published
         };
-        let ctx = AppContext::deployed(&self.aws, &self.table, keys)
+        let mut ctx = AppContext::deployed(&self.aws, &self.table, keys)
             .await
             .expect("a deployed context");
+        // moto serves one request at a time: no deployed timeout while other tests queue.
+        ctx.state_mut().http.request_timeout = std::time::Duration::from_secs(120);
         let router = if signs {
             eshtarek_auth::router(ctx.clone())
         } else {

@@ -119,13 +119,16 @@ async fn vending(cached_tenants: usize) -> Vending {
     let sts_recorder = Recorder::default();
     let dynamo_recorder = Recorder::default();
     let sent = Arc::new(AtomicUsize::new(0));
+    // No retries: the recorders count attempts, and a retry would count twice.
     let sts = aws_sdk_sts::Client::from_conf(
         aws_sdk_sts::config::Builder::from(&config)
             .interceptor(sts_recorder.clone())
+            .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
             .build(),
     );
     let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
         .interceptor(dynamo_recorder.clone())
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
         .http_client(Counting {
             inner: eshtarek_core::store::dynamodb::https_client(),
             sent: sent.clone(),

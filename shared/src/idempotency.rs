@@ -7,9 +7,10 @@
 //! "Still running" is a lease, not a promise: the claim holds the key for the request timeout
 //! plus a second ([`lease_secs`]), the longest a live request can run (the timeout ends it).
 //! A claim left behind by an invocation that was killed (a Lambda timeout, a crash) lapses
-//! then, and a retry runs. Each claim carries its own id, and the answer is kept (or the claim
-//! released) only while that claim still holds the key, so an attempt that outlived its lease
-//! never overwrites or deletes the record of the retry that took over. The price, as with any
+//! then, and a retry runs. Each claim carries its own id and is released (after an error) only
+//! by its owner, so an attempt that outlived its lease never deletes the retry's claim or the
+//! answer kept for it; the first success is the answer kept (a later one, from an attempt that
+//! outlived its lease or from the retry after it, never replaces it). The price, as with any
 //! lease: a handler that committed its writes and was killed before its answer was kept runs
 //! again on the retry; the handlers' own conditions (unique names, revisions, one trial per
 //! tenant) refuse what must not happen twice.
@@ -47,7 +48,10 @@ const TTL_SECS: i64 = 24 * 3600;
 /// How long an `in_progress` claim holds its key: the request timeout (which ends every live
 /// request), rounded up, plus a second for clock granularity.
 pub fn lease_secs(ctx: &AppContext) -> i64 {
-    let timeout = ctx.http.request_timeout;
+    lease_for(ctx.http.request_timeout)
+}
+
+fn lease_for(timeout: std::time::Duration) -> i64 {
     let whole = timeout.as_secs() + u64::from(timeout.subsec_nanos() > 0);
     i64::try_from(whole).unwrap_or(i64::MAX / 2) + 1
 }
@@ -225,15 +229,13 @@ where
             .with("body", AttrValue::B(kept))
             .with("expires_epoch", now + TTL_SECS)
             .with_ttl(now + TTL_SECS);
-        let still_ours = Condition::And(vec![
-            Condition::eq("state", "in_progress"),
-            Condition::eq("claim_id", claim_id.as_str()),
-        ]);
-        match write(ctx, &scope, done, still_ours).await {
+        // Whoever's claim is on the key (ours, or a retry's after our lease lapsed), the first
+        // success is the one kept: its writes landed, and replays must tell the client so.
+        match write(ctx, &scope, done, Condition::eq("state", "in_progress")).await {
             Ok(()) => {}
-            // The lease lapsed and a retry holds the key: its record stands.
+            // Another attempt with this key succeeded first: its answer stands.
             Err(StoreError::ConditionFailed { .. }) => {
-                tracing::warn!("an idempotent request outlived its lease; its answer is not kept")
+                tracing::warn!("an idempotent request finished after another with its key")
             }
             Err(e) => tracing::warn!(error = %e, "could not keep an idempotent response"),
         }
@@ -284,4 +286,23 @@ async fn replay(ctx: &AppContext, scope: &Scope, record: &Key, fingerprint: &str
         HeaderValue::from_static("true"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lease_for;
+    use std::time::Duration;
+
+    #[test]
+    fn the_lease_outlasts_the_request_timeout() {
+        assert_eq!(lease_for(Duration::from_millis(50)), 2);
+        assert_eq!(lease_for(Duration::from_secs(8)), 9);
+        assert_eq!(lease_for(Duration::from_millis(8_001)), 10);
+        // Claims are stamped in whole seconds and reclaimed when `expires_epoch < now`: a
+        // retry can take over only after more than the lease has passed.
+        for ms in [1, 999, 1_000, 14_500, 15_000] {
+            let timeout = Duration::from_millis(ms);
+            assert!(Duration::from_secs(lease_for(timeout) as u64) > timeout);
+        }
+    }
 }

@@ -43,41 +43,56 @@ fn binaries_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the function binaries (a no-op when they are fresh; `scripts/test` builds them before
-/// the tests run), once per test process.
-pub async fn build_binaries() {
-    static BUILT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    BUILT
-        .get_or_init(|| async {
-            let status = tokio::process::Command::new(env!("CARGO"))
-                .args(["build", "--quiet", "--bins"])
-                .args(
-                    [
-                        "eshtarek-auth",
-                        "eshtarek-plans",
-                        "eshtarek-subscriptions",
-                        "eshtarek-billing",
-                        "eshtarek-usage",
-                        "eshtarek-renew-billing",
-                        "eshtarek-expire-subscriptions",
-                        "eshtarek-limit-warnings",
-                    ]
-                    .iter()
-                    .flat_map(|p| ["-p", p]),
-                )
-                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                .status()
-                .await
-                .expect("cargo");
-            assert!(status.success(), "building the function binaries failed");
-        })
-        .await;
+/// The newest modification time among the sources the function binaries are built from.
+fn newest_source() -> std::time::SystemTime {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    let mut todo = vec![
+        root.join("shared"),
+        root.join("functions"),
+        root.join("Cargo.lock"),
+    ];
+    while let Some(path) = todo.pop() {
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            todo.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else if path
+            .extension()
+            .is_some_and(|e| e == "rs" || e == "toml" || e == "lock")
+        {
+            newest = newest.max(meta.modified().unwrap());
+        }
+    }
+    newest
+}
+
+/// The built binary, refusing a missing or stale one: tests never build (a build inside a test
+/// waits on cargo's lock under `cargo test`); `scripts/test` runs
+/// `cargo build --workspace --bins` first.
+fn binary_path(binary: &str) -> PathBuf {
+    let path = binaries_dir().join(binary);
+    let built = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| {
+            panic!(
+                "{} is not built: run `cargo build --workspace --bins`",
+                path.display()
+            )
+        });
+    assert!(
+        built >= newest_source(),
+        "{} is older than its sources: run `cargo build --workspace --bins`",
+        path.display()
+    );
+    path
 }
 
 impl Function {
     /// Starts `binary` with `env` (and this process's AWS settings) under a new Runtime API.
     pub async fn start(binary: &str, env: &[(&str, String)]) -> Self {
-        build_binaries().await;
+        let path = binary_path(binary);
         let (queue, receiver) = mpsc::channel(16);
         let shared = Arc::new(Shared {
             queue: tokio::sync::Mutex::new(receiver),
@@ -96,7 +111,7 @@ impl Function {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, api).await });
-        let child = tokio::process::Command::new(binaries_dir().join(binary))
+        let child = tokio::process::Command::new(path)
             .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", format!("eshtarek-{binary}"))
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
@@ -107,6 +122,8 @@ impl Function {
             )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
             .env("RUST_LOG", "warn")
+            // moto serves one request at a time; the deployed 8 s would turn a queue into 503s.
+            .env("ESHTAREK_REQUEST_TIMEOUT_SECS", "120")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .kill_on_drop(true)
             .spawn()

@@ -29,20 +29,22 @@ pub async fn selected() -> Arc<dyn Store> {
     }
 }
 
-/// Which DynamoDB table each DynamoDB store of this process uses (by the store's address):
-/// the test app hands it to the credential vendor, whose session policy names the table.
-static TABLES: Mutex<Option<HashMap<usize, String>>> = Mutex::new(None);
+/// Which DynamoDB table each DynamoDB store of this process uses, by the store's address: the
+/// test app hands it to the credential vendor, whose session policy names the table. Each entry
+/// keeps a weak reference, so an address reused after a store is dropped (tests sharing a
+/// process under `cargo test`) never finds the old store's table.
+type Tables = HashMap<usize, (std::sync::Weak<dyn Store>, String)>;
+static TABLES: Mutex<Option<Tables>> = Mutex::new(None);
 
 fn address(store: &Arc<dyn Store>) -> usize {
     Arc::as_ptr(store) as *const () as usize
 }
 
 fn remember(store: &Arc<dyn Store>, table: &str) {
-    TABLES
-        .lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .insert(address(store), table.to_owned());
+    let mut tables = TABLES.lock().unwrap();
+    let tables = tables.get_or_insert_with(HashMap::new);
+    tables.retain(|_, (weak, _)| weak.strong_count() > 0);
+    tables.insert(address(store), (Arc::downgrade(store), table.to_owned()));
 }
 
 /// `wrapper` (a test's store around `inner`) uses `inner`'s table.
@@ -54,11 +56,12 @@ pub fn same_table(wrapper: &Arc<dyn Store>, inner: &Arc<dyn Store>) {
 
 /// The table of a DynamoDB store made here.
 pub fn table_of(store: &Arc<dyn Store>) -> Option<String> {
-    TABLES
-        .lock()
-        .unwrap()
-        .as_ref()
-        .and_then(|tables| tables.get(&address(store)).cloned())
+    let tables = TABLES.lock().unwrap();
+    let (weak, table) = tables.as_ref()?.get(&address(store))?;
+    let same = weak
+        .upgrade()
+        .is_some_and(|known| Arc::ptr_eq(&known, store));
+    same.then(|| table.clone())
 }
 
 /// The test's own eyes on `store`: the store itself on SQLite; on DynamoDB the same table

@@ -5,9 +5,12 @@
 //! a rotation (`eshtarek keys rotate`, a new secret version) auth instances that started before
 //! it re-read the secret, and verifiers re-read the published set.
 //!
-//! A publication carries the secret version's creation time and replaces only an older one, so
-//! an auth instance still holding the previous version never takes back a newer set (and with
-//! it a retired key).
+//! Every instance also reloads every five minutes (`tokens::REFRESH_EVERY`): auth re-reads the
+//! secret and publishes what it holds, verifiers re-read the published set. So a warm auth
+//! instance signs with a rotated key, and a removed key stops verifying everywhere, within five
+//! minutes; a rollback (AWSCURRENT moved back) is published like any other version. Each auth
+//! instance publishes the version it just read, so a publication from a read that raced a
+//! rotation is replaced at that instance's next reload.
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use aws_sdk_secretsmanager::Client as SecretsClient;
 
 use super::keys::{KeySet, KeySetFile};
 use super::tokens::KeySource;
-use crate::store::{Condition, Item, Key, Store, StoreExt};
+use crate::store::{Item, Key, Store, StoreExt};
 
 fn published_key() -> Key {
     Key::new("JWKS", "PUBLISHED")
@@ -68,29 +71,21 @@ impl KeySource for SecretKeys {
             )
         })?;
         let keys = KeySet::from_file(&file)?;
-        let version_at = secret
-            .created_date()
-            .map(|d| d.to_millis().unwrap_or(0))
-            .unwrap_or(0);
-        publish(&*self.store, &keys, version_at).await?;
+        publish(&*self.store, &keys, secret.version_id().unwrap_or_default()).await?;
         Ok(keys)
     }
 }
 
-/// Writes the public halves of `keys`, unless a newer secret version's are there already.
-async fn publish(store: &dyn Store, keys: &KeySet, version_at: i64) -> Result<(), String> {
+/// Writes the public halves of `keys` (from the secret version `version`).
+async fn publish(store: &dyn Store, keys: &KeySet, version: &str) -> Result<(), String> {
     let public = serde_json::to_string(&keys.public_file()).expect("serializable");
     let item = Item::new(published_key())
         .with("keys", public.as_str())
-        .with("version_at", version_at);
-    let not_newer = Condition::Or(vec![
-        Condition::ItemNotExists,
-        Condition::le("version_at", version_at),
-    ]);
-    match store.put(item, Some(not_newer)).await {
-        Ok(()) | Err(crate::store::StoreError::ConditionFailed { .. }) => Ok(()),
-        Err(e) => Err(format!("publishing the public keys: {e}")),
-    }
+        .with("secret_version", version);
+    store
+        .put(item, None)
+        .await
+        .map_err(|e| format!("publishing the public keys: {e}"))
 }
 
 /// Every other function's keys: the published public set.

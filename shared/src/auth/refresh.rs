@@ -96,6 +96,7 @@ fn within_window(session: &Session, presented: &RefreshToken, now: i64) -> Optio
 
 /// Rotates a refresh token (see the module's comment for reuse).
 pub async fn refresh(ctx: &AppContext, req: RefreshRequest) -> Result<TokenPair, ApiError> {
+    ctx.tokens.keep_fresh().await;
     let invalid =
         || ApiError::unauthenticated("invalid refresh token").with("code", "invalid_refresh_token");
     let (user_id, presented) = parse_refresh(&req.refresh_token).ok_or_else(invalid)?;

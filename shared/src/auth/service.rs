@@ -227,6 +227,8 @@ pub async fn start_session(
     user_id: &str,
     tenant: Option<(&TenantId, Role)>,
 ) -> Result<TokenPair, ApiError> {
+    // Sign with the current key set (a rotation reaches a warm instance within minutes).
+    ctx.tokens.keep_fresh().await;
     let now = ctx.clock.now();
     let session_id = new_id("ses");
     let refresh = RefreshToken::new(&session_id, 0);

@@ -81,17 +81,29 @@ pub trait KeySource: Send + Sync {
     async fn load(&self) -> Result<KeySet, String>;
 }
 
-/// Reloads happen at most this often, whatever unknown key ids arrive (made-up ones cost one
-/// read a second per instance). Any reload fetches the whole current set, so once auth has
-/// published a rotated key an instance learns it within this long, whoever triggered it.
+/// Reloads for an unknown key id happen at most this often, whatever ids arrive (made-up ones
+/// cost one read a second per instance). Any reload fetches the whole current set, so once auth
+/// has published a rotated key an instance learns it within this long, whoever triggered it.
 const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Every instance also reloads when its keys are this old, so a warm auth instance starts
+/// signing with a rotated key, and a removed key stops verifying, within this long.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+#[derive(Default)]
+struct Loads {
+    /// The last load of any kind (the keys' age).
+    any: Option<std::time::Instant>,
+    /// The last load for an unknown key id.
+    unknown: Option<std::time::Instant>,
+}
 
 pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     source: Option<Arc<dyn KeySource>>,
-    /// When the source was last reloaded for an unknown key id; held across the reload so
-    /// concurrent requests wait for one.
-    reloaded: tokio::sync::Mutex<Option<std::time::Instant>>,
+    /// When the source was last read; held across a reload so concurrent requests wait for
+    /// one.
+    loads: tokio::sync::Mutex<Loads>,
     pub settings: TokenSettings,
 }
 
@@ -108,15 +120,39 @@ impl Tokens {
         Self {
             keys: RwLock::new(Arc::new(keys)),
             source: None,
-            reloaded: tokio::sync::Mutex::new(None),
+            loads: tokio::sync::Mutex::new(Loads::default()),
             settings,
         }
     }
 
-    /// The same, reloading from `source` when a token names an unknown key id.
+    /// The same, reloading from `source` (the keys given were just loaded from it) every
+    /// [`REFRESH_EVERY`] and when a token names an unknown key id.
     pub fn reloading_from(mut self, source: Arc<dyn KeySource>) -> Self {
         self.source = Some(source);
+        self.loads.get_mut().any = Some(std::time::Instant::now());
         self
+    }
+
+    /// Reloads the keys when they are older than [`REFRESH_EVERY`] (before signing, and on
+    /// every verification). A failed reload keeps the keys in use.
+    pub async fn keep_fresh(&self) {
+        let Some(source) = &self.source else { return };
+        let stale = |loads: &Loads| loads.any.is_none_or(|at| at.elapsed() >= REFRESH_EVERY);
+        if !stale(&*self.loads.lock().await) {
+            return;
+        }
+        let mut loads = self.loads.lock().await;
+        if stale(&loads) {
+            self.load(source, &mut loads).await;
+        }
+    }
+
+    async fn load(&self, source: &Arc<dyn KeySource>, loads: &mut Loads) {
+        loads.any = Some(std::time::Instant::now());
+        match source.load().await {
+            Ok(keys) => *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys),
+            Err(e) => tracing::warn!(error = %e, "could not reload the token keys"),
+        }
     }
 
     /// The keys in use now.
@@ -159,21 +195,17 @@ impl Tokens {
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<AccessClaims, ApiError> {
+        self.keep_fresh().await;
         let unknown = jsonwebtoken::decode_header(token)
             .ok()
             .and_then(|h| h.kid)
             .filter(|kid| self.keys().verifying(kid).is_none());
         if let (Some(kid), Some(source)) = (unknown, &self.source) {
-            let mut reloaded = self.reloaded.lock().await;
-            let due = reloaded.is_none_or(|at| at.elapsed() >= RELOAD_EVERY);
+            let mut loads = self.loads.lock().await;
+            let due = loads.unknown.is_none_or(|at| at.elapsed() >= RELOAD_EVERY);
             if due && self.keys().verifying(&kid).is_none() {
-                *reloaded = Some(std::time::Instant::now());
-                match source.load().await {
-                    Ok(keys) => {
-                        *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys)
-                    }
-                    Err(e) => tracing::warn!(error = %e, "could not reload the token keys"),
-                }
+                loads.unknown = Some(std::time::Instant::now());
+                self.load(source, &mut loads).await;
             }
         }
         self.verify_access(token, now)

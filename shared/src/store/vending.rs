@@ -115,8 +115,18 @@ impl TenantCredentialVendor {
         let Ok(role_arn) = std::env::var("ESHTAREK_TENANT_ROLE_ARN") else {
             return Ok(None);
         };
+        // A hung AssumeRole must not hold a tenant's requests (they wait for one call): give
+        // up after 3 s, well inside the request timeout.
+        let sts = aws_sdk_sts::config::Builder::from(aws)
+            .timeout_config(
+                aws_sdk_sts::config::timeout::TimeoutConfig::builder()
+                    .operation_attempt_timeout(Duration::from_secs(2))
+                    .operation_timeout(Duration::from_secs(3))
+                    .build(),
+            )
+            .build();
         Ok(Some(Self::new(
-            aws_sdk_sts::Client::new(aws),
+            aws_sdk_sts::Client::from_conf(sts),
             aws_sdk_dynamodb::config::Config::from(aws),
             role_arn,
             table,
@@ -179,7 +189,18 @@ impl TenantCredentials {
                 .is_some_and(|at| at > SystemTime::now() + RENEW_BEFORE)
         });
         if !fresh {
-            *current = Some(self.assume().await?);
+            match self.assume().await {
+                Ok(renewed) => *current = Some(renewed),
+                // Renewal starts two minutes early: until the credentials in use expire, a
+                // failed AssumeRole costs nothing but a retry on the next request.
+                Err(e) => match current
+                    .as_ref()
+                    .filter(|c| c.expiry().is_some_and(|at| at > SystemTime::now()))
+                {
+                    Some(_) => tracing::warn!(error = %e, "could not renew tenant credentials"),
+                    None => return Err(e),
+                },
+            }
         }
         Ok(current.clone().expect("set above"))
     }
