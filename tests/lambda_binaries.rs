@@ -327,17 +327,7 @@ fn reply_of(answer: &Value) -> Reply {
     } else {
         text.as_bytes().to_vec()
     };
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-    };
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    Reply::of(status, headers, &bytes)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

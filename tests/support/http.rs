@@ -39,6 +39,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// A reply from its parts; the body as JSON, or as a string when it is not JSON.
+    pub fn of(status: StatusCode, headers: HeaderMap, bytes: &[u8]) -> Self {
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// Asserts the status, showing the body when it differs.
     #[track_caller]
     pub fn expect(self, status: u16) -> Self {
@@ -162,17 +177,7 @@ impl TestApp {
         let bytes = axum::body::to_bytes(response.into_body(), 16 * 1024 * 1024)
             .await
             .expect("body");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        Reply::of(status, headers, &bytes)
     }
 
     pub async fn call(
