@@ -101,6 +101,10 @@ struct Loads {
 pub struct Tokens {
     keys: RwLock<Arc<KeySet>>,
     source: Option<Arc<dyn KeySource>>,
+    /// Until when (ms on [`Tokens::clock_ms`]) the keys count as fresh: checked without the lock
+    /// on every verification, so only a stale instance's next request takes it.
+    fresh_until_ms: std::sync::atomic::AtomicU64,
+    born: std::time::Instant,
     /// When the source was last read; held across a reload so concurrent requests wait for
     /// one.
     loads: tokio::sync::Mutex<Loads>,
@@ -120,6 +124,8 @@ impl Tokens {
         Self {
             keys: RwLock::new(Arc::new(keys)),
             source: None,
+            fresh_until_ms: std::sync::atomic::AtomicU64::new(0),
+            born: std::time::Instant::now(),
             loads: tokio::sync::Mutex::new(Loads::default()),
             settings,
         }
@@ -130,17 +136,32 @@ impl Tokens {
     pub fn reloading_from(mut self, source: Arc<dyn KeySource>) -> Self {
         self.source = Some(source);
         self.loads.get_mut().any = Some(std::time::Instant::now());
+        self.mark_fresh();
         self
+    }
+
+    fn clock_ms(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn mark_fresh(&self) {
+        let until = self.clock_ms() + REFRESH_EVERY.as_millis() as u64;
+        self.fresh_until_ms
+            .store(until, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reloads the keys when they are older than [`REFRESH_EVERY`] (before signing, and on
     /// every verification). A failed reload keeps the keys in use.
     pub async fn keep_fresh(&self) {
         let Some(source) = &self.source else { return };
-        let stale = |loads: &Loads| loads.any.is_none_or(|at| at.elapsed() >= REFRESH_EVERY);
-        if !stale(&*self.loads.lock().await) {
+        if self.clock_ms()
+            < self
+                .fresh_until_ms
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
             return;
         }
+        let stale = |loads: &Loads| loads.any.is_none_or(|at| at.elapsed() >= REFRESH_EVERY);
         let mut loads = self.loads.lock().await;
         if stale(&loads) {
             self.load(source, &mut loads).await;
@@ -149,6 +170,9 @@ impl Tokens {
 
     async fn load(&self, source: &Arc<dyn KeySource>, loads: &mut Loads) {
         loads.any = Some(std::time::Instant::now());
+        // Fresh for another interval even when the load fails: the keys in use stay, and the
+        // source is not asked again on every request.
+        self.mark_fresh();
         match source.load().await {
             Ok(keys) => *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys),
             Err(e) => tracing::warn!(error = %e, "could not reload the token keys"),
