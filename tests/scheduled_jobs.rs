@@ -2,6 +2,8 @@
 
 use chrono::Duration;
 use eshtarek_core::clock::Clock;
+use eshtarek_core::jobs::JobName;
+use eshtarek_core::lambda::scheduled;
 use eshtarek_tests::http::TestApp;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
@@ -29,13 +31,13 @@ async fn renew_billing_handler_renews_once_even_when_delivered_twice() {
     app.clock.advance(Duration::days(15));
     let event = || LambdaEvent::new(payload.clone(), Context::default());
     // At-least-once delivery: the same event twice, and two copies at once.
-    let first = eshtarek_renew_billing::handle(&app.ctx, event())
+    let first = scheduled(&app.ctx, JobName::RenewBilling, event())
         .await
         .unwrap();
     assert_eq!(first.outcomes.get("renewed"), Some(&1), "{first:?}");
     let (a, b) = tokio::join!(
-        eshtarek_renew_billing::handle(&app.ctx, event()),
-        eshtarek_renew_billing::handle(&app.ctx, event())
+        scheduled(&app.ctx, JobName::RenewBilling, event()),
+        scheduled(&app.ctx, JobName::RenewBilling, event())
     );
     assert!(!a.unwrap().outcomes.contains_key("renewed"));
     assert!(!b.unwrap().outcomes.contains_key("renewed"));
@@ -128,14 +130,14 @@ async fn expire_handler_ends_a_trial_without_a_payment_method_once() {
     )
     .await;
     let event = || scheduled_event(include_str!("../events/expire-subscriptions-schedule.json"));
-    let early = eshtarek_expire_subscriptions::handle(&app.ctx, event())
+    let early = scheduled(&app.ctx, JobName::ExpireSubscriptions, event())
         .await
         .unwrap();
     assert!(early.outcomes.is_empty(), "nothing due yet: {early:?}");
     app.clock.advance(Duration::days(15));
     let (a, b) = tokio::join!(
-        eshtarek_expire_subscriptions::handle(&app.ctx, event()),
-        eshtarek_expire_subscriptions::handle(&app.ctx, event())
+        scheduled(&app.ctx, JobName::ExpireSubscriptions, event()),
+        scheduled(&app.ctx, JobName::ExpireSubscriptions, event())
     );
     let (a, b) = (a.unwrap(), b.unwrap());
     let ended = |r: &eshtarek_core::jobs::JobReport| {
@@ -145,7 +147,7 @@ async fn expire_handler_ends_a_trial_without_a_payment_method_once() {
             .unwrap_or(0)
     };
     assert_eq!(ended(&a) + ended(&b), 1, "{a:?} {b:?}");
-    let again = eshtarek_expire_subscriptions::handle(&app.ctx, event())
+    let again = scheduled(&app.ctx, JobName::ExpireSubscriptions, event())
         .await
         .unwrap();
     assert_eq!(ended(&again), 0, "{again:?}");
@@ -328,13 +330,13 @@ async fn limit_warnings_handler_sends_a_missed_warning_exactly_once() {
     assert_eq!(notifications().await, 0);
     let event = || scheduled_event(include_str!("../events/limit-warnings-schedule.json"));
     let (a, b) = tokio::join!(
-        eshtarek_limit_warnings::handle(&app.ctx, event()),
-        eshtarek_limit_warnings::handle(&app.ctx, event())
+        scheduled(&app.ctx, JobName::LimitWarnings, event()),
+        scheduled(&app.ctx, JobName::LimitWarnings, event())
     );
     let sent = |r: &eshtarek_core::jobs::JobReport| r.outcomes.get("sent").copied().unwrap_or(0);
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_eq!(sent(&a) + sent(&b), 1, "{a:?} {b:?}");
-    let again = eshtarek_limit_warnings::handle(&app.ctx, event())
+    let again = scheduled(&app.ctx, JobName::LimitWarnings, event())
         .await
         .unwrap();
     assert_eq!(sent(&again), 0, "{again:?}");

@@ -52,7 +52,8 @@ pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> HttpApp {
     )
 }
 
-/// The OpenAPI document of every mounted function.
+/// The OpenAPI document of every mounted function (each adds its problem answers itself:
+/// `eshtarek_core::openapi::ProblemResponses`).
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut doc = eshtarek_core::openapi::BaseDoc::openapi();
@@ -61,66 +62,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(eshtarek_subscriptions::SubscriptionsApi::openapi());
     doc.merge(eshtarek_billing::BillingApi::openapi());
     doc.merge(eshtarek_usage::UsageApi::openapi());
-    document_shared_problems(&mut doc);
     doc
-}
-
-/// Adds the problem answers the shared HTTP layer gives on every function, so each operation
-/// documents every status it can return: a JSON body can be malformed (400), too large (413),
-/// not JSON (415) or invalid (422); a secured operation answers 401 without a valid token; any
-/// request can time out (503).
-fn document_shared_problems(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-    let problem = |description: &str| -> RefOr<Response> {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build()
-            .into()
-    };
-    for item in doc.paths.paths.values_mut() {
-        let operations = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.patch,
-            &mut item.delete,
-        ];
-        for operation in operations.into_iter().flatten() {
-            let mut shared = vec![("503", "The request timed out")];
-            if operation.request_body.is_some() {
-                shared.extend([
-                    ("400", "Malformed JSON"),
-                    ("413", "Body too large"),
-                    ("415", "Not JSON"),
-                    ("422", "Invalid field"),
-                ]);
-            }
-            let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
-                parameters
-                    .iter()
-                    .any(|p| p.parameter_in == utoipa::openapi::path::ParameterIn::Query)
-            });
-            if has_query {
-                shared.push(("422", "Invalid or unknown query parameter"));
-            }
-            if operation.security.is_some() {
-                shared.push(("401", "Not signed in, or the token or key is invalid"));
-            }
-            for (status, description) in shared {
-                operation
-                    .responses
-                    .responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| problem(description));
-            }
-        }
-    }
 }
 
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {

@@ -69,3 +69,17 @@ fn remaining(deadline_ms: u64) -> Option<std::time::Duration> {
         .ok()?;
     Some(std::time::Duration::from_millis(deadline_ms).saturating_sub(now))
 }
+
+/// The whole `main` of a scheduled job's Lambda: the context from the function's environment,
+/// then `scheduled` for every event (one function per job, each its own crate and binary).
+pub async fn job_main(job: crate::jobs::JobName) -> Result<(), lambda_runtime::Error> {
+    crate::telemetry::init();
+    let ctx = AppContext::from_lambda_env().await?;
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+            let ctx = ctx.clone();
+            async move { scheduled(&ctx, job, event).await }
+        },
+    ))
+    .await
+}

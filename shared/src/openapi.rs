@@ -55,3 +55,99 @@ impl Modify for BearerAuth {
     modifiers(&BearerAuth)
 )]
 pub struct BaseDoc;
+
+/// The problem answers of every operation, derived in one place. An operation lists the statuses
+/// it can answer with a problem as `(status = 404)` (or with its own `description` where the
+/// standard one would mislead); this fills in the standard description and the problem body, and
+/// adds what the shared HTTP layer answers on every function: a JSON body can be malformed (400),
+/// too large (413), not JSON (415) or invalid (422); a query can be invalid (422); a secured
+/// operation answers 401 without a valid token; any request can time out (503).
+pub struct ProblemResponses;
+
+/// The description of a problem status an operation lists without its own.
+fn standard_description(status: &str) -> Option<&'static str> {
+    Some(match status {
+        "400" => "Malformed JSON",
+        "401" => "Not signed in, or the token is invalid, expired or revoked",
+        "403" => "Wrong role",
+        "404" => "No such resource",
+        "409" => "Conflict",
+        "415" => "Not JSON",
+        "422" => "Invalid field",
+        _ => return None,
+    })
+}
+
+fn problem_content() -> utoipa::openapi::Content {
+    utoipa::openapi::ContentBuilder::new()
+        .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
+        use utoipa::openapi::{RefOr, ResponseBuilder};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status.as_str() < "400" {
+                        continue;
+                    }
+                    if response.description.is_empty() {
+                        response.description = standard_description(status)
+                            .unwrap_or_else(|| panic!("status {status} needs its own description"))
+                            .to_owned();
+                    }
+                    response
+                        .content
+                        .entry("application/problem+json".to_owned())
+                        .or_insert_with(problem_content);
+                }
+                let mut shared = vec![("503", "The request timed out")];
+                if operation.request_body.is_some() {
+                    shared.extend([
+                        ("400", "Malformed JSON"),
+                        ("413", "Body too large"),
+                        ("415", "Not JSON"),
+                        ("422", "Invalid field"),
+                    ]);
+                }
+                let has_query = operation.parameters.as_ref().is_some_and(|parameters| {
+                    parameters
+                        .iter()
+                        .any(|p| p.parameter_in == ParameterIn::Query)
+                });
+                if has_query {
+                    shared.push(("422", "Invalid or unknown query parameter"));
+                }
+                if operation.security.is_some() {
+                    shared.push(("401", "Not signed in, or the token or key is invalid"));
+                }
+                for (status, description) in shared {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| {
+                            ResponseBuilder::new()
+                                .description(description)
+                                .content("application/problem+json", problem_content())
+                                .build()
+                                .into()
+                        });
+                }
+            }
+        }
+    }
+}

@@ -15,7 +15,6 @@ use eshtarek_core::idempotency::Replay;
 use eshtarek_core::invitations::{
     self, AcceptLinkRequest, InvitationView, InviteRequest, InviteResponse,
 };
-use eshtarek_core::openapi::Problem;
 use eshtarek_core::tenants::MembershipView;
 use eshtarek_core::AppContext;
 
@@ -50,7 +49,7 @@ pub struct VerifiedResponse {
     request_body = InviteRequest,
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 201, description = "Invited", body = InviteResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 402, description = "The plan's seats are full", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Invited", body = InviteResponse), (status = 400), (status = 401), (status = 402, description = "The plan's seats are full"), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 409, description = "Already a member"), (status = 415), (status = 422))
 )]
 pub async fn invite(
     State(ctx): State<AppContext>,
@@ -69,7 +68,7 @@ pub async fn invite(
     summary = "A tenant's open invitations (tenant admin).",
     params(("id" = String, Path, description = "Tenant id"), ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of invitations", body = ListResponse<InvitationView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of invitations", body = ListResponse<InvitationView>), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 422))
 )]
 pub async fn list_invitations(
     State(ctx): State<AppContext>,
@@ -87,7 +86,7 @@ pub async fn list_invitations(
     summary = "Withdraw an invitation (tenant admin): its link stops working.",
     params(("id" = String, Path, description = "Tenant id"), ("invitation_id" = String, Path, description = "Invitation id", max_length = 64)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Withdrawn"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Withdrawn"), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"))
 )]
 pub async fn revoke_invitation(
     State(ctx): State<AppContext>,
@@ -105,7 +104,7 @@ pub async fn revoke_invitation(
     summary = "Accept an invitation to the caller's verified email; then switch to the tenant to act in it.",
     params(("invitation_id" = String, Path, description = "Invitation id", max_length = 64)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Joined", body = MembershipView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 402, description = "The plan's seats are full", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The email is not verified", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such invitation", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Already a member", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Joined", body = MembershipView), (status = 401), (status = 402, description = "The plan's seats are full"), (status = 403, description = "The email is not verified"), (status = 404, description = "No such invitation"), (status = 409, description = "Already a member"), (status = 422))
 )]
 pub async fn accept(
     State(ctx): State<AppContext>,
@@ -124,7 +123,7 @@ pub async fn accept(
     summary = "Decline an invitation to the caller's verified email.",
     params(("invitation_id" = String, Path, description = "Invitation id", max_length = 64)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Declined"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "The email is not verified", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such invitation", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Declined"), (status = 401), (status = 403, description = "The email is not verified"), (status = 404, description = "No such invitation"))
 )]
 pub async fn decline(
     State(ctx): State<AppContext>,
@@ -141,7 +140,7 @@ pub async fn decline(
     tag = "invitations",
     summary = "Accept through the mailed link: creates the account (or claims an unverified one) and signs in to the tenant.",
     request_body = AcceptLinkRequest,
-    responses((status = 201, description = "Joined and signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 402, description = "The plan's seats are full", body = Problem, content_type = "application/problem+json"), (status = 409, description = "A verified account has this email: sign in and accept there", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Too busy hashing passwords", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Joined and signed in", body = AuthResponse), (status = 400), (status = 402, description = "The plan's seats are full"), (status = 409, description = "A verified account has this email: sign in and accept there"), (status = 415), (status = 422), (status = 503, description = "Too busy hashing passwords"))
 )]
 pub async fn accept_link(
     State(ctx): State<AppContext>,
@@ -161,7 +160,7 @@ pub async fn accept_link(
     summary = "Confirm an email address with the token from the mailed link, signed in to the account it was sent for.",
     request_body = VerifyEmailRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "Verified", body = VerifiedResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Verified", body = VerifiedResponse), (status = 401), (status = 400), (status = 415), (status = 422))
 )]
 pub async fn verify_email(
     State(ctx): State<AppContext>,
@@ -179,7 +178,7 @@ pub async fn verify_email(
     tag = "invitations",
     summary = "Mail a new verification link to the caller's address.",
     security(("bearer" = [])),
-    responses((status = 202, description = "Sent"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Already verified", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"))
+    responses((status = 202, description = "Sent"), (status = 401), (status = 409, description = "Already verified"), (status = 429, description = "Too many attempts"))
 )]
 pub async fn resend_verification(
     State(ctx): State<AppContext>,

@@ -16,7 +16,7 @@ use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::idempotency::Replay;
 use eshtarek_core::invitations as invitations_core;
-use eshtarek_core::openapi::Problem;
+use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::tenants::{
     self, CreateTenantRequest, MemberView, PatchMemberRequest, PatchTenantRequest, TenantListQuery,
     TenantView,
@@ -31,6 +31,7 @@ pub const NAME: &str = "auth";
 /// The auth function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     paths(
         register, login, refresh, logout, logout_all, switch_tenant, me, jwks,
         create_tenant, list_tenants, get_tenant, patch_tenant,
@@ -83,7 +84,7 @@ pub fn router(ctx: AppContext) -> Router {
     tag = "auth",
     summary = "Self-service signup: a user, and with `tenant_name` their tenant as its admin.",
     request_body = RegisterRequest,
-    responses((status = 201, description = "Registered and signed in; a verification link is mailed to the address", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many registrations", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Too busy hashing passwords", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Registered and signed in; a verification link is mailed to the address", body = AuthResponse), (status = 400), (status = 409), (status = 415), (status = 422), (status = 429, description = "Too many registrations"), (status = 503, description = "Too busy hashing passwords"))
 )]
 async fn register(
     State(ctx): State<AppContext>,
@@ -102,7 +103,7 @@ async fn register(
     tag = "auth",
     summary = "Sign in to one tenant membership (the given one, or the only/oldest one).",
     request_body = LoginRequest,
-    responses((status = 200, description = "Signed in", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"), (status = 429, description = "Too many attempts", body = Problem, content_type = "application/problem+json"), (status = 503, description = "Too busy hashing passwords", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Signed in", body = AuthResponse), (status = 400), (status = 401), (status = 403), (status = 415), (status = 422), (status = 429, description = "Too many attempts"), (status = 503, description = "Too busy hashing passwords"))
 )]
 async fn login(
     State(ctx): State<AppContext>,
@@ -121,7 +122,7 @@ async fn login(
     tag = "auth",
     summary = "Rotate a refresh token; an already-used one revokes its session.",
     request_body = RefreshRequest,
-    responses((status = 200, description = "A new token pair", body = TokenPair), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A new token pair", body = TokenPair), (status = 400), (status = 401), (status = 415), (status = 422))
 )]
 async fn refresh(
     State(ctx): State<AppContext>,
@@ -139,7 +140,7 @@ async fn refresh(
     tag = "auth",
     summary = "End this session: its refresh token and access tokens stop working at once.",
     security(("bearer" = [])),
-    responses((status = 204, description = "Signed out"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Signed out"), (status = 401))
 )]
 async fn logout(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     auth::logout(&ctx, &caller).await?;
@@ -152,7 +153,7 @@ async fn logout(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl
     tag = "auth",
     summary = "End every session of the user.",
     security(("bearer" = [])),
-    responses((status = 200, description = "How many sessions ended", body = LogoutAllResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "How many sessions ended", body = LogoutAllResponse), (status = 401))
 )]
 async fn logout_all(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     let revoked_sessions = auth::logout_all(&ctx, &caller).await?;
@@ -166,7 +167,7 @@ async fn logout_all(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<
     summary = "A new token pair for another of the caller's memberships.",
     request_body = SwitchTenantRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "Signed in to the other tenant", body = AuthResponse), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Signed in to the other tenant", body = AuthResponse), (status = 400), (status = 401), (status = 403), (status = 415), (status = 422))
 )]
 async fn switch_tenant(
     State(ctx): State<AppContext>,
@@ -186,7 +187,7 @@ async fn switch_tenant(
     tag = "auth",
     summary = "The caller: user, memberships with roles, current tenant.",
     security(("bearer" = [])),
-    responses((status = 200, description = "The caller", body = MeResponse), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The caller", body = MeResponse), (status = 401))
 )]
 async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(accounts::me(&ctx, &caller).await?))
@@ -210,7 +211,7 @@ async fn jwks(State(ctx): State<AppContext>) -> impl IntoResponse {
     summary = "Create a tenant (platform admin).",
     request_body = CreateTenantRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Created", body = TenantView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Created", body = TenantView), (status = 400), (status = 401), (status = 403), (status = 415), (status = 422))
 )]
 async fn create_tenant(
     State(ctx): State<AppContext>,
@@ -230,7 +231,7 @@ async fn create_tenant(
     summary = "Every tenant, newest first, optionally searched by name or id (platform admin).",
     params(TenantListQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of tenants", body = ListResponse<TenantView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of tenants", body = ListResponse<TenantView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn list_tenants(
     State(ctx): State<AppContext>,
@@ -247,7 +248,7 @@ async fn list_tenants(
     summary = "A tenant (its members, or a platform admin).",
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The tenant", body = TenantView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The tenant", body = TenantView), (status = 401), (status = 404, description = "No such resource (or another tenant's)"))
 )]
 async fn get_tenant(
     State(ctx): State<AppContext>,
@@ -265,7 +266,7 @@ async fn get_tenant(
     request_body = PatchTenantRequest,
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Updated", body = TenantView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Updated", body = TenantView), (status = 400), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 415), (status = 422))
 )]
 async fn patch_tenant(
     State(ctx): State<AppContext>,
@@ -283,7 +284,7 @@ async fn patch_tenant(
     summary = "A tenant's members (its admin, or a platform admin).",
     params(("id" = String, Path, description = "Tenant id"), ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of members", body = ListResponse<MemberView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of members", body = ListResponse<MemberView>), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 422))
 )]
 async fn list_members(
     State(ctx): State<AppContext>,
@@ -304,7 +305,7 @@ async fn list_members(
     request_body = PatchMemberRequest,
     params(("id" = String, Path, description = "Tenant id"), ("user_id" = String, Path, description = "User id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Updated", body = MemberView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Updated", body = MemberView), (status = 400), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 409), (status = 415), (status = 422))
 )]
 async fn patch_member(
     State(ctx): State<AppContext>,
@@ -326,7 +327,7 @@ async fn patch_member(
     summary = "Remove a member (tenant admin), or leave (the member themselves, in the tenant their token acts in); their sessions in the tenant end. A tenant keeps one admin.",
     params(("id" = String, Path, description = "Tenant id"), ("user_id" = String, Path, description = "User id")),
     security(("bearer" = [])),
-    responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource (or another tenant's)", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Removed"), (status = 401), (status = 403), (status = 404, description = "No such resource (or another tenant's)"), (status = 409))
 )]
 async fn remove_member(
     State(ctx): State<AppContext>,

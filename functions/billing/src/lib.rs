@@ -12,7 +12,7 @@ use eshtarek_core::billing::payment_methods::{self, AddPaymentMethodRequest, Pay
 use eshtarek_core::billing::subscriptions::{self as subs, PayRequest};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
-use eshtarek_core::openapi::Problem;
+use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
 
@@ -27,6 +27,7 @@ pub const NAME: &str = "billing";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, get_invoice, pay_invoice, history, list_events),
     tags((name = "billing", description = "Payment methods, invoices and payments"))
 )]
@@ -54,7 +55,7 @@ pub fn router(ctx: AppContext) -> Router {
     summary = "Add a payment method (test token or test card number).",
     request_body = AddPaymentMethodRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Added", body = PaymentMethodView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Added", body = PaymentMethodView), (status = 400), (status = 401), (status = 403), (status = 415), (status = 422))
 )]
 async fn add_method(
     State(ctx): State<AppContext>,
@@ -73,7 +74,7 @@ async fn add_method(
     tag = "billing",
     summary = "The tenant's payment methods.",
     security(("bearer" = [])),
-    responses((status = 200, description = "Payment methods", body = PaymentMethodList), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Payment methods", body = PaymentMethodList), (status = 401), (status = 403))
 )]
 async fn list_methods(
     State(ctx): State<AppContext>,
@@ -92,7 +93,7 @@ async fn list_methods(
     summary = "Remove a payment method.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Removed"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Removed"), (status = 401), (status = 403), (status = 404))
 )]
 async fn remove_method(
     State(ctx): State<AppContext>,
@@ -110,7 +111,7 @@ async fn remove_method(
     summary = "Invoices, newest first.",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn list_invoices(
     State(ctx): State<AppContext>,
@@ -127,7 +128,7 @@ async fn list_invoices(
     summary = "A tenant's invoices, newest first (platform admin).",
     params(("id" = String, Path, description = "Tenant id"), ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<InvoiceView>), (status = 403), (status = 404, description = "No such tenant"))
 )]
 async fn admin_list_invoices(
     State(ctx): State<AppContext>,
@@ -147,7 +148,7 @@ async fn admin_list_invoices(
     summary = "One invoice with its lines.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The invoice", body = InvoiceView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The invoice", body = InvoiceView), (status = 401), (status = 403), (status = 404))
 )]
 async fn get_invoice(
     State(ctx): State<AppContext>,
@@ -165,7 +166,7 @@ async fn get_invoice(
     request_body = PayRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The invoice after the attempt (paid, or still open when declined)", body = InvoiceView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The invoice after the attempt (paid, or still open when declined)", body = InvoiceView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn pay_invoice(
     State(ctx): State<AppContext>,
@@ -183,7 +184,7 @@ async fn pay_invoice(
     summary = "Payment attempts, newest first.",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<PaymentView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<PaymentView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn history(
     State(ctx): State<AppContext>,
@@ -200,7 +201,7 @@ async fn history(
     summary = "Billing events (Stripe-like), newest first.",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<EventView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<EventView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn list_events(
     State(ctx): State<AppContext>,

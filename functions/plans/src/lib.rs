@@ -10,7 +10,7 @@ use eshtarek_core::auth::{Caller, MaybeCaller};
 use eshtarek_core::billing::subscriptions::{self, MigrateRequest, MigrateResult};
 use eshtarek_core::error::{ApiError, ApiResult};
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
-use eshtarek_core::openapi::Problem;
+use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest, PatchPolicyRequest, PolicyView};
 use eshtarek_core::plans::{self, CreatePlanRequest, PatchPlanRequest, PlanVersionView, PlanView};
 use eshtarek_core::AppContext;
@@ -21,6 +21,7 @@ pub const NAME: &str = "plans";
 /// The plans function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     paths(migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
     tags(
         (name = "plans", description = "Plans and immutable plan versions"),
@@ -60,7 +61,7 @@ pub fn router(ctx: AppContext) -> Router {
     summary = "Create a plan with its first version (platform admin).",
     request_body = CreatePlanRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Created", body = PlanView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Created", body = PlanView), (status = 400), (status = 401), (status = 403), (status = 409), (status = 415), (status = 422))
 )]
 async fn create_plan(
     State(ctx): State<AppContext>,
@@ -80,7 +81,7 @@ async fn create_plan(
     summary = "Active plans for anyone (a pricing page needs no sign-in); inactive ones too for platform admins.",
     params(ListParams),
     security((), ("bearer" = [])),
-    responses((status = 200, description = "A page of plans", body = ListResponse<PlanView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of plans", body = ListResponse<PlanView>), (status = 401), (status = 422))
 )]
 async fn list_plans(
     State(ctx): State<AppContext>,
@@ -97,7 +98,7 @@ async fn list_plans(
     summary = "A plan with its current version.",
     params(("id" = String, Path)),
     security((), ("bearer" = [])),
-    responses((status = 200, description = "The plan", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The plan", body = PlanView), (status = 401), (status = 404))
 )]
 async fn get_plan(
     State(ctx): State<AppContext>,
@@ -115,7 +116,7 @@ async fn get_plan(
     request_body = PatchPlanRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Updated", body = PlanView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Updated", body = PlanView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn patch_plan(
     State(ctx): State<AppContext>,
@@ -133,7 +134,7 @@ async fn patch_plan(
     summary = "Delete a plan no subscription uses.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Deleted"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Deleted"), (status = 401), (status = 403), (status = 404), (status = 409))
 )]
 async fn delete_plan(
     State(ctx): State<AppContext>,
@@ -151,7 +152,7 @@ async fn delete_plan(
     summary = "Every version of a plan, oldest first (platform admin).",
     params(("id" = String, Path), ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of versions", body = ListResponse<PlanVersionView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of versions", body = ListResponse<PlanVersionView>), (status = 401), (status = 403), (status = 404), (status = 422))
 )]
 async fn list_versions(
     State(ctx): State<AppContext>,
@@ -169,7 +170,7 @@ async fn list_versions(
     summary = "One immutable plan version.",
     params(("id" = String, Path), ("version" = u32, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The version", body = PlanVersionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The version", body = PlanVersionView), (status = 401), (status = 404))
 )]
 async fn get_version(
     State(ctx): State<AppContext>,
@@ -189,7 +190,7 @@ async fn get_version(
     summary = "Let a plan take new subscriptions again.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Active", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Active", body = PlanView), (status = 401), (status = 403), (status = 404), (status = 409))
 )]
 async fn activate_plan(
     State(ctx): State<AppContext>,
@@ -206,7 +207,7 @@ async fn activate_plan(
     summary = "Stop new subscriptions to a plan; existing ones continue.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Inactive", body = PlanView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Inactive", body = PlanView), (status = 401), (status = 403), (status = 404), (status = 409))
 )]
 async fn deactivate_plan(
     State(ctx): State<AppContext>,
@@ -223,7 +224,7 @@ async fn deactivate_plan(
     summary = "Create a limit policy (platform admin).",
     request_body = CreatePolicyRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Created", body = PolicyView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Created", body = PolicyView), (status = 400), (status = 401), (status = 403), (status = 415), (status = 422))
 )]
 async fn create_policy(
     State(ctx): State<AppContext>,
@@ -243,7 +244,7 @@ async fn create_policy(
     summary = "Limit policies by metric (platform admin).",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of policies", body = ListResponse<PolicyView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of policies", body = ListResponse<PolicyView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn list_policies(
     State(ctx): State<AppContext>,
@@ -260,7 +261,7 @@ async fn list_policies(
     summary = "A limit policy (platform admin).",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The policy", body = PolicyView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The policy", body = PolicyView), (status = 401), (status = 403), (status = 404))
 )]
 async fn get_policy(
     State(ctx): State<AppContext>,
@@ -278,7 +279,7 @@ async fn get_policy(
     request_body = PatchPolicyRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Updated", body = PolicyView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Updated", body = PolicyView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn patch_policy(
     State(ctx): State<AppContext>,
@@ -296,7 +297,7 @@ async fn patch_policy(
     summary = "Audit events, newest first: every event for platform admins, their tenant's for tenant admins.",
     params(AuditFilter),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page of events", body = ListResponse<AuditEvent>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page of events", body = ListResponse<AuditEvent>), (status = 401), (status = 403), (status = 404), (status = 422))
 )]
 async fn audit_log(
     State(ctx): State<AppContext>,
@@ -314,7 +315,7 @@ async fn audit_log(
     request_body = MigrateRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "How many moved", body = MigrateResult), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "How many moved", body = MigrateResult), (status = 401, description = "Not signed in"), (status = 403), (status = 422))
 )]
 async fn migrate_plan(
     State(ctx): State<AppContext>,

@@ -1,15 +1,7 @@
-//! The renew-billing Lambda: `lambda_runtime` around the job, on DynamoDB.
-
-use eshtarek_core::{telemetry, AppContext};
-use lambda_runtime::{service_fn, LambdaEvent};
+//! The renew-billing Lambda for EventBridge schedules: renews due subscriptions, charges them and runs dunning
+//! (`eshtarek_core::jobs`), on DynamoDB.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    telemetry::init();
-    let ctx = AppContext::from_lambda_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let ctx = ctx.clone();
-        async move { eshtarek_renew_billing::handle(&ctx, event).await }
-    }))
-    .await
+    eshtarek_core::lambda::job_main(eshtarek_core::jobs::JobName::RenewBilling).await
 }

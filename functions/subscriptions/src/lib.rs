@@ -14,7 +14,7 @@ use eshtarek_core::billing::subscriptions::{
 use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
-use eshtarek_core::openapi::Problem;
+use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::AppContext;
 use utoipa::OpenApi;
 
@@ -31,6 +31,7 @@ pub const NAME: &str = "subscriptions";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     paths(overview, admin_get, admin_override, grant_trial, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
@@ -66,7 +67,7 @@ pub fn router(ctx: AppContext) -> Router {
     tag = "subscriptions",
     summary = "The platform at a glance: tenants by subscription status, subscriptions per plan, MRR (platform admin).",
     security(("bearer" = [])),
-    responses((status = 200, description = "The overview", body = Overview), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The overview", body = Overview), (status = 403))
 )]
 async fn overview(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(overview::overview(&ctx, &caller).await?))
@@ -79,7 +80,7 @@ async fn overview(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<im
     summary = "Subscribe the tenant: a trial, or the first invoice charged now.",
     request_body = CreateSubscriptionRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Subscribed (or incomplete when the first charge failed)", body = SubscriptionResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Subscribed (or incomplete when the first charge failed)", body = SubscriptionResult), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn create(
     State(ctx): State<AppContext>,
@@ -99,7 +100,7 @@ async fn create(
     summary = "The tenant's subscriptions, newest first.",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<SubscriptionView>), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<SubscriptionView>), (status = 401), (status = 403), (status = 422))
 )]
 async fn list(
     State(ctx): State<AppContext>,
@@ -115,7 +116,7 @@ async fn list(
     tag = "subscriptions",
     summary = "The tenant's live subscription.",
     security(("bearer" = [])),
-    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401), (status = 403), (status = 404))
 )]
 async fn current(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::current(&ctx, &caller).await?))
@@ -128,7 +129,7 @@ async fn current(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<imp
     summary = "One subscription.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The subscription", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The subscription", body = SubscriptionView), (status = 401), (status = 403), (status = 404))
 )]
 async fn get_one(
     State(ctx): State<AppContext>,
@@ -145,7 +146,7 @@ async fn get_one(
     summary = "The exact proration lines a plan change would bill; changes nothing.",
     params(("id" = String, Path), PreviewQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "The preview", body = ChangePreview), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The preview", body = ChangePreview), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422))
 )]
 async fn preview(
     State(ctx): State<AppContext>,
@@ -164,7 +165,7 @@ async fn preview(
     request_body = ChangeRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Changed or scheduled", body = SubscriptionResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 402, description = "Payment declined", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Changed or scheduled", body = SubscriptionResult), (status = 400), (status = 401), (status = 402, description = "Payment declined"), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn change(
     State(ctx): State<AppContext>,
@@ -182,7 +183,7 @@ async fn change(
     summary = "Cancel a scheduled plan change.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "No change scheduled any more", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "No change scheduled any more", body = SubscriptionView), (status = 401), (status = 403), (status = 404), (status = 409))
 )]
 async fn cancel_scheduled(
     State(ctx): State<AppContext>,
@@ -202,7 +203,7 @@ async fn cancel_scheduled(
     request_body = CancelRequest,
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Cancelled or set to cancel", body = SubscriptionView), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Cancelled or set to cancel", body = SubscriptionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
 )]
 async fn cancel(
     State(ctx): State<AppContext>,
@@ -220,7 +221,7 @@ async fn cancel(
     summary = "Undo a pending cancellation.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Resumed", body = SubscriptionView), (status = 401, description = "Not signed in, or the token is invalid, expired or revoked", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Resumed", body = SubscriptionView), (status = 401), (status = 403), (status = 404), (status = 409))
 )]
 async fn resume(
     State(ctx): State<AppContext>,
@@ -237,7 +238,7 @@ async fn resume(
     summary = "A tenant's live subscription (platform admin).",
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No live subscription", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The live subscription", body = SubscriptionView), (status = 401, description = "Not signed in"), (status = 403), (status = 404, description = "No live subscription"))
 )]
 async fn admin_get(
     State(ctx): State<AppContext>,
@@ -255,7 +256,7 @@ async fn admin_get(
     request_body = OverrideRequest,
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "The subscription after the override", body = SubscriptionView), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No live subscription", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Illegal transition", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The subscription after the override", body = SubscriptionView), (status = 401, description = "Not signed in"), (status = 403), (status = 404, description = "No live subscription"), (status = 409, description = "Illegal transition"), (status = 422))
 )]
 async fn admin_override(
     State(ctx): State<AppContext>,
@@ -274,7 +275,7 @@ async fn admin_override(
     request_body = GrantTrialRequest,
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Granted", body = TrialGrant), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Granted", body = TrialGrant), (status = 400), (status = 401, description = "Not signed in"), (status = 403), (status = 404, description = "No such tenant"), (status = 415), (status = 422))
 )]
 async fn grant_trial(
     State(ctx): State<AppContext>,

@@ -9,7 +9,7 @@ use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::idempotency::Replay;
-use eshtarek_core::openapi::Problem;
+use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
 use eshtarek_core::usage::{
     self, AdminUsage, AdminUsageQuery, BatchRequest, BatchResponse, CheckRequest, CheckResult,
@@ -24,6 +24,7 @@ pub const NAME: &str = "usage";
 /// This function's part of the OpenAPI document.
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&ProblemResponses),
     paths(record_event, record_batch, admin_usage, admin_tenant_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key),
     tags((name = "usage", description = "Metering and limits"), (name = "api keys", description = "Machine-to-machine keys"))
 )]
@@ -61,7 +62,7 @@ pub fn router(ctx: AppContext) -> Router {
     summary = "Record usage; under a hard limit an event that would cross it is refused (402) and nothing is counted.",
     request_body = UsageEvent,
     security(("bearer" = [])),
-    responses((status = 200, description = "Counted (or the first result for a repeated idempotency_key)", body = UsageResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 409, description = "Conflict", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Counted (or the first result for a repeated idempotency_key)", body = UsageResult), (status = 400), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 402, description = "A plan limit (or no subscription)"), (status = 403, description = "Wrong role or scope"), (status = 409), (status = 415), (status = 422))
 )]
 async fn record_event(
     State(ctx): State<AppContext>,
@@ -77,7 +78,7 @@ async fn record_event(
     tag = "usage",
     summary = "Every metric of the current plan with used, limit and percent.",
     security(("bearer" = [])),
-    responses((status = 200, description = "Usage", body = UsageSummary), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Usage", body = UsageSummary), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 402, description = "A plan limit (or no subscription)"), (status = 403, description = "Wrong role or scope"))
 )]
 async fn get_usage(State(ctx): State<AppContext>, meter: Meter) -> ApiResult<impl IntoResponse> {
     Ok(Json(usage::summary(&ctx, &meter).await?))
@@ -90,7 +91,7 @@ async fn get_usage(State(ctx): State<AppContext>, meter: Meter) -> ApiResult<imp
     summary = "A tenant's usage of every metric of its plan (platform admin).",
     params(("id" = String, Path, description = "Tenant id")),
     security(("bearer" = [])),
-    responses((status = 200, description = "Usage", body = UsageSummary), (status = 402, description = "The tenant has no subscription", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Usage", body = UsageSummary), (status = 402, description = "The tenant has no subscription"), (status = 403), (status = 404, description = "No such tenant"))
 )]
 async fn admin_tenant_usage(
     State(ctx): State<AppContext>,
@@ -107,7 +108,7 @@ async fn admin_tenant_usage(
     summary = "Create an API key; its secret is shown once.",
     request_body = CreateApiKeyRequest,
     security(("bearer" = [])),
-    responses((status = 201, description = "Created", body = CreatedApiKey), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 201, description = "Created", body = CreatedApiKey), (status = 400), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 415), (status = 422))
 )]
 async fn create_key(
     State(ctx): State<AppContext>,
@@ -130,7 +131,7 @@ async fn create_key(
     tag = "api keys",
     summary = "The tenant's API keys, by prefix.",
     security(("bearer" = [])),
-    responses((status = 200, description = "Keys", body = ApiKeyList), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Keys", body = ApiKeyList), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"))
 )]
 async fn list_keys(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
     Ok(Json(ApiKeyList {
@@ -146,7 +147,7 @@ async fn list_keys(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<i
     summary = "Revoke an API key; it stops working at once.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 204, description = "Revoked"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 204, description = "Revoked"), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 404))
 )]
 async fn revoke_key(
     State(ctx): State<AppContext>,
@@ -164,7 +165,7 @@ async fn revoke_key(
     summary = "Would this usage be allowed now? Records nothing.",
     request_body = CheckRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "The answer", body = CheckResult), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The answer", body = CheckResult), (status = 400), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 402, description = "A plan limit (or no subscription)"), (status = 403, description = "Wrong role or scope"), (status = 415), (status = 422))
 )]
 async fn check(
     State(ctx): State<AppContext>,
@@ -181,7 +182,7 @@ async fn check(
     summary = "Totals per hour, day or month, from rollups written with each event.",
     params(HistoryQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "History", body = History), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "History", body = History), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 422))
 )]
 async fn history(
     State(ctx): State<AppContext>,
@@ -199,7 +200,7 @@ async fn history(
     request_body = GaugeRequest,
     params(("metric" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "The gauge", body = MetricUsage), (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 402, description = "A plan limit (or no subscription)", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "The gauge", body = MetricUsage), (status = 400), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 402, description = "A plan limit (or no subscription)"), (status = 403, description = "Wrong role or scope"), (status = 415), (status = 422))
 )]
 async fn set_gauge(
     State(ctx): State<AppContext>,
@@ -217,7 +218,7 @@ async fn set_gauge(
     summary = "The tenant's notifications (limit warnings), newest first.",
     params(ListParams),
     security(("bearer" = [])),
-    responses((status = 200, description = "A page", body = ListResponse<NotificationView>), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "A page", body = ListResponse<NotificationView>), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 422))
 )]
 async fn list_notifications(
     State(ctx): State<AppContext>,
@@ -234,7 +235,7 @@ async fn list_notifications(
     summary = "Mark a notification read.",
     params(("id" = String, Path)),
     security(("bearer" = [])),
-    responses((status = 200, description = "Read", body = NotificationView), (status = 401, description = "Not signed in, or the token or key is invalid", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 404, description = "No such resource", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Read", body = NotificationView), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 404))
 )]
 async fn read_notification(
     State(ctx): State<AppContext>,
@@ -251,7 +252,7 @@ async fn read_notification(
     summary = "Record up to 100 events, each with its own result.",
     request_body = BatchRequest,
     security(("bearer" = [])),
-    responses((status = 200, description = "One result per event", body = BatchResponse), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role or scope", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "One result per event", body = BatchResponse), (status = 401, description = "Not signed in"), (status = 403, description = "Wrong role or scope"), (status = 422))
 )]
 async fn record_batch(
     State(ctx): State<AppContext>,
@@ -268,7 +269,7 @@ async fn record_batch(
     summary = "Usage of a metric across tenants in a month: total and top tenants (platform admin).",
     params(AdminUsageQuery),
     security(("bearer" = [])),
-    responses((status = 200, description = "Usage across tenants", body = AdminUsage), (status = 401, description = "Not signed in", body = Problem, content_type = "application/problem+json"), (status = 403, description = "Wrong role", body = Problem, content_type = "application/problem+json"), (status = 422, description = "Invalid field", body = Problem, content_type = "application/problem+json"))
+    responses((status = 200, description = "Usage across tenants", body = AdminUsage), (status = 401, description = "Not signed in"), (status = 403), (status = 422))
 )]
 async fn admin_usage(
     State(ctx): State<AppContext>,
