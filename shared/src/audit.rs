@@ -188,7 +188,7 @@ pub async fn list(
     ] {
         if value
             .as_deref()
-            .is_some_and(|v| v.is_empty() || v.len() > 64 || v.contains('#'))
+            .is_some_and(|v| !crate::ids::is_key_safe(v))
         {
             return Err(ApiError::validation(
                 field,

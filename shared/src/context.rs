@@ -51,6 +51,8 @@ pub struct AppState {
     pub free_metrics: Arc<std::collections::HashSet<String>>,
     /// The address people reach the dashboard at, for links in mail (`ESHTAREK_PUBLIC_URL`).
     pub public_url: String,
+    /// Dunning and grace periods (`ESHTAREK_DUNNING_DAYS`, `_DUNNING_FINAL`, `_GRACE_DAYS`).
+    pub billing: crate::billing::settings::BillingSettings,
 }
 
 impl AppContext {
@@ -75,6 +77,7 @@ impl AppContext {
             ),
             public_url: std::env::var("ESHTAREK_PUBLIC_URL")
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
+            billing: crate::billing::settings::BillingSettings::from_env(),
         }))
     }
 

@@ -331,7 +331,7 @@ async fn end(
 }
 
 async fn load(t: &TenantStore, id: &str) -> Result<Option<Item>, ApiError> {
-    if id.is_empty() || id.len() > 64 || id.contains('#') {
+    if !crate::ids::is_key_safe(id) {
         return Ok(None);
     }
     Ok(t.get(&invitation_key(t, id)).await?)

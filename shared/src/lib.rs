@@ -1,6 +1,7 @@
 //! Eshtarek's core: domain types, services (business rules), the storage port and its adapters,
 //! and the HTTP conventions every function shares (problem documents, JSON extraction).
 
+pub mod access;
 pub mod accounts;
 pub mod audit;
 pub mod auth;

@@ -422,7 +422,7 @@ pub async fn load_by_id(
     tenant: &TenantId,
     id: &str,
 ) -> Result<Option<Item>, ApiError> {
-    if id.is_empty() || id.len() > 64 || id.contains('#') {
+    if !crate::ids::is_key_safe(id) {
         return Ok(None);
     }
     let t = ctx.stores.tenant(tenant);
@@ -433,19 +433,12 @@ pub async fn load_by_id(
     Ok(t.get(&invoice_key(&t, number)).await?)
 }
 
-/// The tenant a billing read acts on: the token's (any member may read its invoices) or, for
-/// platform admins, none (they use the admin endpoints).
-pub fn reader_tenant(caller: &Caller) -> Result<TenantId, ApiError> {
-    let tenant = caller.own_tenant()?.clone();
-    caller.admin_tenant(tenant.as_str())
-}
-
 pub async fn list(
     ctx: &AppContext,
     caller: &Caller,
     params: ListParams,
 ) -> Result<ListResponse<InvoiceView>, ApiError> {
-    list_of(ctx, &reader_tenant(caller)?, params).await
+    list_of(ctx, &crate::access::own_admin_tenant(caller)?, params).await
 }
 
 /// A tenant's invoices, for a platform admin looking at that tenant.
@@ -455,7 +448,7 @@ pub async fn admin_list(
     tenant_id: &str,
     params: ListParams,
 ) -> Result<ListResponse<InvoiceView>, ApiError> {
-    let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
+    let tenant = crate::access::admin_named_tenant(ctx, caller, tenant_id).await?;
     list_of(ctx, &tenant, params).await
 }
 
@@ -478,7 +471,7 @@ async fn list_of(
 }
 
 pub async fn get(ctx: &AppContext, caller: &Caller, id: &str) -> Result<InvoiceView, ApiError> {
-    let tenant = reader_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let item = load_by_id(ctx, &tenant, id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such invoice"))?;
@@ -522,7 +515,7 @@ pub async fn history(
     caller: &Caller,
     params: ListParams,
 ) -> Result<ListResponse<PaymentView>, ApiError> {
-    let tenant = reader_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let t = ctx.stores.tenant(&tenant);
     let page = t
         .query(

@@ -8,6 +8,7 @@ pub mod overview;
 pub mod payment_methods;
 pub mod period;
 pub mod proration;
+pub mod settings;
 pub mod state;
 pub mod subscriptions;
 pub mod trials;

@@ -56,12 +56,6 @@ pub struct AddPaymentMethodRequest {
     pub set_default: bool,
 }
 
-/// The tenant a billing request acts on: the token's, for its admin.
-pub fn admin_tenant(caller: &Caller) -> Result<TenantId, ApiError> {
-    let tenant = caller.own_tenant()?.clone();
-    caller.admin_tenant(tenant.as_str())
-}
-
 async fn default_id(t: &TenantStore) -> Result<Option<String>, ApiError> {
     Ok(t.get(&billing_key(t))
         .await?
@@ -86,7 +80,7 @@ pub async fn add(
     caller: &Caller,
     req: AddPaymentMethodRequest,
 ) -> Result<PaymentMethodView, ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let now = ctx.clock.now();
     let (brand, last4, decline, exp_month, exp_year) = match (&req.token, &req.card) {
         (Some(token), None) => {
@@ -177,7 +171,7 @@ pub async fn add(
 }
 
 pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<PaymentMethodView>, ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let t = ctx.stores.tenant(&tenant);
     let default = default_id(&t).await?;
     let page = t
@@ -194,9 +188,9 @@ pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<PaymentMethod
 }
 
 pub async fn remove(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let t = ctx.stores.tenant(&tenant);
-    if id.contains('#') || id.len() > 64 {
+    if !crate::ids::is_key_safe(id) {
         return Err(ApiError::not_found("no such payment method"));
     }
     t.delete(method_key(&t, id), Some(Condition::ItemExists))
@@ -231,7 +225,7 @@ pub async fn resolve(
         None => default_id(&t).await?,
     };
     let Some(id) = id else { return Ok(None) };
-    if id.contains('#') || id.len() > 64 {
+    if !crate::ids::is_key_safe(&id) {
         return Err(ApiError::validation(
             "payment_method_id",
             "no such payment method",

@@ -58,7 +58,7 @@ pub async fn grant(
     tenant_id: &str,
     req: GrantTrialRequest,
 ) -> Result<TrialGrant, ApiError> {
-    let tenant = crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?;
+    let tenant = crate::access::admin_named_tenant(ctx, caller, tenant_id).await?;
     let reason = crate::text::check_reason(&req.reason, "reason")?;
     let reason = reason.as_str();
     let t = ctx.stores.tenant(&tenant);

@@ -354,13 +354,9 @@ fn duplicate_name() -> ApiError {
     ApiError::conflict("a plan with this name exists").field("name")
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && !id.contains('#')
-}
-
 /// The plan's META item and its current version item.
 async fn load_items(ctx: &AppContext, id: &str) -> Result<Option<(Item, Item)>, ApiError> {
-    if !valid_id(id) {
+    if !crate::ids::is_key_safe(id) {
         return Ok(None);
     }
     let platform = ctx.stores.platform();
@@ -460,7 +456,7 @@ pub async fn version(
     id: &str,
     version: u32,
 ) -> Result<PlanVersionView, ApiError> {
-    if !valid_id(id) || version == 0 {
+    if !crate::ids::is_key_safe(id) || version == 0 {
         return Err(ApiError::not_found("no such plan version"));
     }
     get(ctx, Some(caller), id)

@@ -255,7 +255,7 @@ pub async fn create(
 }
 
 pub async fn load(ctx: &AppContext, id: &str) -> Result<Option<PolicyView>, ApiError> {
-    if id.is_empty() || id.len() > 64 || id.contains('#') {
+    if !crate::ids::is_key_safe(id) {
         return Ok(None);
     }
     ctx.stores

@@ -10,6 +10,7 @@ mod error;
 mod expr;
 mod item;
 mod scoped;
+pub mod shard;
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;

@@ -16,10 +16,7 @@ use crate::store::{Condition, Query, Store, TenantId, UpdateAction, WriteOp};
 use crate::text::check_name;
 use crate::AppContext;
 
-pub use records::{
-    admin_named_tenant, create_ops, load_member, load_tenant, MemberView, MembershipView,
-    TenantView,
-};
+pub use records::{create_ops, load_member, load_tenant, MemberView, MembershipView, TenantView};
 pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full};
 use records::{member_key, TENANT_INDEX};
 
@@ -275,7 +272,7 @@ pub async fn list_members(
     params: ListParams,
 ) -> Result<ListResponse<MemberView>, ApiError> {
     let tenant_id = if caller.is_platform_admin() {
-        admin_named_tenant(ctx, caller, tenant_id).await?
+        crate::access::admin_named_tenant(ctx, caller, tenant_id).await?
     } else {
         caller.admin_tenant(tenant_id)?
     };

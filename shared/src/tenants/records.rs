@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Caller, Role};
+use crate::auth::Role;
 use crate::error::ApiError;
 use crate::store::{
     Condition, Item, Key, Query, ScopedTransaction, Store, TenantId, TenantStore, UpdateAction,
@@ -93,20 +93,6 @@ pub async fn load_tenant(
         .await?
         .map(|i| TenantView::from_item(&i))
         .transpose()
-}
-
-/// The tenant a platform admin names in an admin path, when it exists (else 404).
-pub async fn admin_named_tenant(
-    ctx: &AppContext,
-    caller: &Caller,
-    tenant_id: &str,
-) -> Result<TenantId, ApiError> {
-    caller.require_platform_admin()?;
-    let tenant = caller.admin_tenant(tenant_id)?;
-    match load_tenant(ctx, &tenant).await? {
-        Some(_) => Ok(tenant),
-        None => Err(ApiError::not_found("no such tenant")),
-    }
 }
 
 pub async fn load_member(

@@ -86,17 +86,12 @@ fn view(item: &Item) -> Result<ApiKeyView, ApiError> {
     })
 }
 
-fn admin_tenant(caller: &Caller) -> Result<TenantId, ApiError> {
-    let tenant = caller.own_tenant()?.clone();
-    caller.admin_tenant(tenant.as_str())
-}
-
 pub async fn create(
     ctx: &AppContext,
     caller: &Caller,
     req: CreateApiKeyRequest,
 ) -> Result<CreatedApiKey, ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let name = crate::text::check_name(&req.name, "name")?;
     let mut scopes = req
         .scopes
@@ -197,7 +192,7 @@ async fn drop_pointer(ctx: &AppContext, prefix: &str) {
 }
 
 pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<ApiKeyView>, ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let t = ctx.stores.tenant(&tenant);
     let page = t
         .query(&Query::table(t.pk("APIKEYS")).begins_with("KEY#").limit(100))
@@ -207,7 +202,7 @@ pub async fn list(ctx: &AppContext, caller: &Caller) -> Result<Vec<ApiKeyView>, 
 
 /// Revokes a key by id: it stops working at once.
 pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    let tenant = admin_tenant(caller)?;
+    let tenant = crate::access::own_admin_tenant(caller)?;
     let t = ctx.stores.tenant(&tenant);
     let page = t
         .query(

@@ -43,35 +43,36 @@ pub struct Limits {
 }
 
 pub async fn limits_in_force(ctx: &AppContext, tenant: &TenantId) -> Result<Limits, ApiError> {
-    let t = ctx.stores.tenant(tenant);
-    let live = t.get(&t.key("SUBS", "LIVE")).await?.ok_or_else(|| {
+    live_limits(ctx, tenant).await?.ok_or_else(|| {
         ApiError::limit_exceeded("subscription", "the tenant has no active subscription")
             .with("code", "no_subscription")
-    })?;
-    let sub = subscriptions::load(ctx, tenant, live.required_str("subscription_id")?)
-        .await?
-        .ok_or_else(|| ApiError::internal("live pointer without subscription"))?;
+    })
+}
+
+/// The limits of the tenant's live subscription, if it has one.
+async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<Limits>, ApiError> {
+    let Some(sub) = subscriptions::live(ctx, tenant).await? else {
+        return Ok(None);
+    };
     let version = ctx
         .stores
         .platform()
         .get(&plans::version_key(&sub.plan_id, sub.plan_version))
         .await?
         .ok_or_else(|| ApiError::internal("subscription on a missing plan version"))?;
-    Ok(Limits {
+    Ok(Some(Limits {
         limits: plans::terms_of(&version)?.limits,
         sub,
-    })
+    }))
 }
 
 /// The hard `max_users` limit in force, if the tenant has a live subscription with one.
 pub async fn seat_limit(ctx: &AppContext, tenant: &TenantId) -> Result<Option<u64>, ApiError> {
-    match limits_in_force(ctx, tenant).await {
-        Ok(limits) => Ok(spec_for(&limits, "max_users")
+    Ok(live_limits(ctx, tenant).await?.and_then(|limits| {
+        spec_for(&limits, "max_users")
             .filter(|s| s.enforcement == Enforcement::Hard)
-            .and_then(|s| s.limit)),
-        Err(e) if e.status == axum::http::StatusCode::PAYMENT_REQUIRED => Ok(None),
-        Err(e) => Err(e),
-    }
+            .and_then(|s| s.limit)
+    }))
 }
 
 /// `[start, end)` of the counting period that contains `at` (end `None`: never resets).
@@ -409,12 +410,7 @@ async fn record_once(
     // current counting period, at most LATENESS before it began (a late report across the
     // boundary), and never before the subscription existed.
     let (current_start, _) = counting_period(reset, &limits.sub, now);
-    let created = limits
-        .sub
-        .item
-        .str("created_at")
-        .and_then(time::parse)
-        .unwrap_or(limits.sub.anchor);
+    let created = time::parse(&limits.sub.created_at).unwrap_or(limits.sub.anchor);
     if at < (current_start - LATENESS).max(created) {
         return Err(ApiError::validation(
             "timestamp",
@@ -498,7 +494,7 @@ async fn record_once(
     tx = tx.tenant(
         t,
         WriteOp::Check {
-            key: limits.sub.item.key.clone(),
+            key: limits.sub.key.clone(),
             condition: Condition::eq("rev", limits.sub.rev),
         },
     );
@@ -856,7 +852,7 @@ pub async fn admin_summary(
     tenant_id: &str,
 ) -> Result<UsageSummary, ApiError> {
     let meter = Meter {
-        tenant: crate::tenants::admin_named_tenant(ctx, caller, tenant_id).await?,
+        tenant: crate::access::admin_named_tenant(ctx, caller, tenant_id).await?,
         can_write: false,
         can_read: true,
     };
@@ -948,11 +944,7 @@ const USAGE_INDEX_SHARDS: u32 = 16;
 /// event falls in, cut from its time as [`time::fmt`] writes it), sort key the tenant, so
 /// platform admins see usage across tenants without a scan.
 fn admin_index(tenant: &TenantId, metric: &str, at_text: &str) -> [UpdateAction; 2] {
-    let shard = tenant
-        .as_str()
-        .bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % USAGE_INDEX_SHARDS;
+    let shard = crate::store::shard::of(tenant, USAGE_INDEX_SHARDS);
     [
         UpdateAction::set(
             crate::store::GSI1PK,
@@ -1340,7 +1332,7 @@ pub async fn mark_read(
 ) -> Result<NotificationView, ApiError> {
     let tenant = caller.own_tenant()?.clone();
     let t = ctx.stores.tenant(&tenant);
-    if id.is_empty() || id.len() > 64 || id.contains('#') {
+    if !crate::ids::is_key_safe(id) {
         return Err(ApiError::not_found("no such notification"));
     }
     let pointer = t

@@ -1,0 +1,154 @@
+//! Cancelling (at period end, or now with an optional prorated credit), undoing a pending
+//! cancellation, and the end of a subscription that cancellation, expiry, dunning and admin
+//! overrides share.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::super::payment_methods;
+use super::super::proration::prorate;
+use super::super::state::{Event, Status};
+use super::record::{commit, found, live_key, reload, Sub, SubscriptionView};
+use crate::access;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::store::{TenantStore, UpdateAction, WriteOp, GSI1PK, GSI1SK};
+use crate::time;
+use crate::AppContext;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CancelRequest {
+    #[serde(default = "yes")]
+    pub at_period_end: bool,
+    /// With an immediate cancel: credit the unused part of the paid period to the balance.
+    #[serde(default)]
+    pub prorate: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub async fn cancel(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: CancelRequest,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    if req.at_period_end {
+        if !sub.status.is_live() {
+            return Err(ApiError::conflict(format!(
+                "a {} subscription cannot be cancelled",
+                sub.status.as_str()
+            ))
+            .with("code", "illegal_transition"));
+        }
+        let write = sub.write(vec![
+            UpdateAction::set("cancel_at_period_end", true),
+            UpdateAction::set("updated_at", time::fmt(now)),
+        ]);
+        let event = json!({"subscription_id": sub.id, "cancel_at_period_end": true});
+        commit(
+            ctx,
+            &t,
+            write,
+            ("customer.subscription.updated", event),
+            Vec::new(),
+            now,
+        )
+        .await?;
+    } else {
+        let credit = if req.prorate && !sub.trialing && sub.status == Status::Active {
+            prorate(
+                sub.currency,
+                sub.price,
+                Decimal::ZERO,
+                sub.period_start,
+                sub.period_end,
+                now,
+                false,
+            )
+            .credit
+        } else {
+            Decimal::ZERO
+        };
+        end(ctx, &t, &sub, Event::Cancel, now, -credit).await?;
+    }
+    reload(ctx, &tenant, id).await?.view()
+}
+
+pub async fn resume(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    if !sub.status.is_live() || !sub.cancel_at_period_end {
+        return Err(ApiError::conflict(
+            "there is no pending cancellation to undo",
+        ));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    let write = sub.write(vec![UpdateAction::set("cancel_at_period_end", false)]);
+    let event = json!({"subscription_id": sub.id, "cancel_at_period_end": false});
+    commit(
+        ctx,
+        &t,
+        write,
+        ("customer.subscription.updated", event),
+        Vec::new(),
+        now,
+    )
+    .await?;
+    reload(ctx, &tenant, id).await?.view()
+}
+
+/// Ends a subscription (cancelled or expired): frees the live slot, leaves the renewal index,
+/// credits `credit` to the balance.
+pub(super) async fn end(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    event: Event,
+    now: DateTime<Utc>,
+    credit: Decimal,
+) -> Result<Status, ApiError> {
+    let next = sub.status.apply(event)?;
+    let write = sub.write(vec![
+        UpdateAction::set("status", next.as_str()),
+        UpdateAction::set("ended_at", time::fmt(now)),
+        UpdateAction::remove(GSI1PK),
+        UpdateAction::remove(GSI1SK),
+    ]);
+    let mut also = vec![WriteOp::Delete {
+        key: live_key(t),
+        condition: None,
+    }];
+    if credit > Decimal::ZERO {
+        also.push(WriteOp::Update {
+            key: payment_methods::billing_key(t),
+            actions: vec![UpdateAction::add("credit_balance", credit)],
+            condition: None,
+        });
+    }
+    let ended = json!({"subscription_id": sub.id, "status": next.as_str()});
+    commit(
+        ctx,
+        t,
+        write,
+        ("customer.subscription.deleted", ended),
+        also,
+        now,
+    )
+    .await?;
+    Ok(next)
+}

@@ -1,0 +1,414 @@
+//! Plan changes: the preview, a change now (prorated, charged under the change lock) or at
+//! period end (scheduled), undoing a scheduled one, and the move to a plan version that a
+//! change and an admin override share.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::super::invoices::{self, Draft, Line, LineKind};
+use super::super::payment_methods;
+use super::super::period::period;
+use super::super::proration::{is_upgrade, prorate};
+use super::super::state::Status;
+use super::record::{
+    changed_meanwhile, commit, current_version, found, live_moved, reload, renewal_index, Sub,
+    SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS,
+};
+use super::subscribe::SubscriptionResult;
+use crate::access;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::plans::BillingCycle;
+use crate::store::{Item, StoreExt, TenantStore, UpdateAction};
+use crate::time;
+use crate::AppContext;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Effective {
+    Now,
+    PeriodEnd,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChangePreview {
+    pub subscription_id: String,
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub upgrade: bool,
+    /// When the change would apply by default: upgrades now, downgrades at period end.
+    pub default_effective: Effective,
+    /// The lines an immediate change would bill (credit and charge).
+    pub lines: Vec<invoices::LineView>,
+    pub net: String,
+    pub currency: String,
+    pub restarts_period: bool,
+}
+
+/// What a change made now bills, and whether it restarts the period. During a trial nothing
+/// was paid: to another plan with a trial, nothing (the trial keeps its end); to a plan
+/// without one, the trial ends and the new plan's first period, from now, is billed in full.
+fn change_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+    if !sub.trialing {
+        return proration_lines(sub, to, at);
+    }
+    if to.terms.trial_days > 0 {
+        return (Vec::new(), false);
+    }
+    let (start, end) = period(at, to.terms.billing_cycle, 0);
+    let line = Line {
+        kind: LineKind::PlanCharge,
+        description: format!("{} ({})", to.name, to.terms.billing_cycle.as_str()),
+        amount: to.terms.currency.round(to.terms.price),
+        period: Some((start, end)),
+    };
+    (vec![line], true)
+}
+
+fn proration_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+    let restart = sub.cycle != to.terms.billing_cycle;
+    let p = prorate(
+        sub.currency,
+        sub.price,
+        to.terms.price,
+        sub.period_start,
+        sub.period_end,
+        at,
+        restart,
+    );
+    let new_end = if restart {
+        period(at, to.terms.billing_cycle, 0).1
+    } else {
+        sub.period_end
+    };
+    let lines = vec![
+        Line {
+            kind: LineKind::ProrationCredit,
+            description: "Unused time on the previous plan".into(),
+            amount: p.credit,
+            period: Some((at, sub.period_end)),
+        },
+        Line {
+            kind: LineKind::ProrationCharge,
+            description: format!("Remaining time on {}", to.name),
+            amount: p.charge,
+            period: Some((at, new_end)),
+        },
+    ];
+    (lines, restart)
+}
+
+/// The plan a live subscription may change to: another plan or version, in its currency.
+async fn change_target(ctx: &AppContext, sub: &Sub, plan_id: &str) -> Result<Target, ApiError> {
+    if !sub.status.is_live() {
+        return Err(ApiError::conflict(format!(
+            "a {} subscription cannot change plan",
+            sub.status.as_str()
+        )));
+    }
+    let to = current_version(ctx, plan_id).await?;
+    if plan_id == sub.plan_id && to.version == sub.plan_version {
+        return Err(ApiError::validation(
+            "plan_id",
+            "the subscription is on this plan already",
+        ));
+    }
+    if to.terms.currency != sub.currency {
+        return Err(ApiError::validation(
+            "plan_id",
+            "plans in another currency cannot be switched to",
+        ));
+    }
+    Ok(to)
+}
+
+fn upgrade(sub: &Sub, to: &Target) -> bool {
+    is_upgrade(
+        sub.price,
+        sub.cycle == BillingCycle::Yearly,
+        to.terms.price,
+        to.terms.billing_cycle == BillingCycle::Yearly,
+    )
+}
+
+pub async fn preview(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    plan_id: &str,
+) -> Result<ChangePreview, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    let to = change_target(ctx, &sub, plan_id).await?;
+    let now = ctx.clock.now();
+    let (lines, restarts_period) = change_lines(&sub, &to, now);
+    let upgrade = upgrade(&sub, &to);
+    let net: Decimal = lines.iter().map(|l| l.amount).sum();
+    Ok(ChangePreview {
+        subscription_id: sub.id.clone(),
+        plan_id: to.id,
+        plan_version: to.version,
+        upgrade,
+        default_effective: if upgrade {
+            Effective::Now
+        } else {
+            Effective::PeriodEnd
+        },
+        lines: lines
+            .iter()
+            .map(|l| invoices::LineView {
+                kind: l.kind,
+                description: l.description.clone(),
+                amount: sub.currency.format(l.amount),
+                period_start: l.period.map(|p| time::fmt(p.0)),
+                period_end: l.period.map(|p| time::fmt(p.1)),
+            })
+            .collect(),
+        net: sub.currency.format(net),
+        currency: sub.currency.code().to_owned(),
+        restarts_period,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRequest {
+    pub plan_id: String,
+    /// Default: upgrades now, downgrades at period end.
+    #[serde(default)]
+    pub effective: Option<Effective>,
+    #[serde(default)]
+    pub payment_method_id: Option<String>,
+}
+
+pub async fn change(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: ChangeRequest,
+) -> Result<SubscriptionResult, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    let to = change_target(ctx, &sub, &req.plan_id).await?;
+    let effective = req.effective.unwrap_or(if upgrade(&sub, &to) {
+        Effective::Now
+    } else {
+        Effective::PeriodEnd
+    });
+    // Leaving a trial for a plan without one is never deferred: the trial ends and the new
+    // plan is billed now (otherwise a trial would hold the new plan's limits unpaid).
+    let effective = if sub.trialing && to.terms.trial_days == 0 {
+        Effective::Now
+    } else {
+        effective
+    };
+    let t = ctx.stores.tenant(&tenant);
+    let now = ctx.clock.now();
+    if effective == Effective::PeriodEnd {
+        let write = sub.write(vec![
+            UpdateAction::set("scheduled_plan_id", to.id.as_str()),
+            UpdateAction::set("scheduled_plan_version", i64::from(to.version)),
+            UpdateAction::set("updated_at", time::fmt(now)),
+        ]);
+        let event = json!({"subscription_id": sub.id, "plan_id": to.id, "plan_version": to.version, "effective": "period_end"});
+        commit(ctx, &t, write, ("plan.changed", event), Vec::new(), now).await?;
+        return Ok(SubscriptionResult {
+            subscription: reload(ctx, &tenant, id).await?.view()?,
+            invoice: None,
+        });
+    }
+    if sub.trialing && to.terms.trial_days > 0 {
+        // During a trial nothing was paid: switch to another plan with a trial without
+        // proration (the trial keeps its end: a change never extends it).
+        apply_plan(ctx, &t, &sub, &to, Move::default(), now).await?;
+        return Ok(SubscriptionResult {
+            subscription: reload(ctx, &tenant, id).await?.view()?,
+            invoice: None,
+        });
+    }
+    // Claim the change first (revision bump), so a concurrent change gets its 409 before any
+    // invoice is written.
+    let claimed = sub.rev + 1;
+    t.update(
+        sub.key.clone(),
+        vec![
+            UpdateAction::set("rev", claimed),
+            UpdateAction::set(CHANGE_LOCK, now.timestamp() + CHANGE_LOCK_SECS),
+        ],
+        Some(sub.unchanged()),
+    )
+    .await
+    .map_err(|e| {
+        if e.is_condition_failure() {
+            ApiError::conflict("the subscription is being changed by another request; retry")
+        } else {
+            e.into()
+        }
+    })?;
+    let sub = Sub {
+        rev: claimed,
+        ..sub
+    };
+    let (lines, restart) = change_lines(&sub, &to, now);
+    let period_end = lines
+        .last()
+        .and_then(|l| l.period)
+        .map(|p| p.1)
+        .unwrap_or(sub.period_end);
+    let draft = Draft {
+        subscription_id: sub.id.clone(),
+        currency: sub.currency,
+        lines,
+        period: (now, period_end),
+        dedupe: format!("{}#CHANGE#{}", sub.id, claimed),
+    };
+    let invoice = invoices::issue(ctx, &tenant, draft).await?;
+    let mut invoice_after = invoice.clone();
+    if invoice.str("status") == Some("open") {
+        // Nothing to charge with, or a declined charge: the invoice is voided and the lock
+        // released, so nothing is left open to pay for a change that did not happen.
+        let undo = |invoice: Item| {
+            let (t, sub, tenant) = (&t, &sub, &tenant);
+            async move {
+                invoices::close(ctx, tenant, &invoice, "void").await?;
+                t.update(
+                    sub.key.clone(),
+                    vec![
+                        UpdateAction::remove(CHANGE_LOCK),
+                        UpdateAction::set("rev", claimed + 1),
+                    ],
+                    Some(sub.owned()),
+                )
+                .await?;
+                Ok::<(), ApiError>(())
+            }
+        };
+        let method =
+            match payment_methods::resolve(ctx, &tenant, req.payment_method_id.as_deref()).await {
+                Ok(Some(method)) => method,
+                Ok(None) => {
+                    undo(invoice.clone()).await?;
+                    return Err(ApiError::validation(
+                        "payment_method_id",
+                        "add a payment method first",
+                    ));
+                }
+                Err(e) => {
+                    undo(invoice.clone()).await?;
+                    return Err(e);
+                }
+            };
+        let (after, decline) = invoices::attempt_payment(ctx, &tenant, &invoice, &method).await?;
+        invoice_after = after;
+        if let Some((code, message)) = decline {
+            undo(invoice_after.clone()).await?;
+            return Err(ApiError::new(
+                axum::http::StatusCode::PAYMENT_REQUIRED,
+                "payment-declined",
+                "Payment declined",
+            )
+            .detail(format!("{message} The plan was not changed."))
+            .with("code", code)
+            .with("invoice_id", invoice.str("invoice_id").unwrap_or_default()));
+        }
+    }
+    let moved = Move {
+        restart_at: restart.then_some(now),
+        invoice_id: invoice.str("invoice_id"),
+        holds_lock: true,
+    };
+    apply_plan(ctx, &t, &sub, &to, moved, now).await?;
+    Ok(SubscriptionResult {
+        subscription: reload(ctx, &tenant, id).await?.view()?,
+        invoice: Some(invoices::InvoiceView::from_item(&invoice_after)?),
+    })
+}
+
+/// How a subscription moves to another plan version now.
+#[derive(Default)]
+pub(super) struct Move<'a> {
+    /// The billing period restarts here (a monthly/yearly switch).
+    pub restart_at: Option<DateTime<Utc>>,
+    /// The invoice that paid for the change.
+    pub invoice_id: Option<&'a str>,
+    /// This request holds the change lock (and so set the revision itself).
+    pub holds_lock: bool,
+}
+
+/// Moves a subscription to another plan version now.
+pub(super) async fn apply_plan(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    to: &Target,
+    moved: Move<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut actions = vec![
+        UpdateAction::set("plan_id", to.id.as_str()),
+        UpdateAction::set("plan_version", i64::from(to.version)),
+        UpdateAction::set("price", to.terms.price),
+        UpdateAction::remove(CHANGE_LOCK),
+        UpdateAction::set("billing_cycle", to.terms.billing_cycle.as_str()),
+        UpdateAction::remove("scheduled_plan_id"),
+        UpdateAction::remove("scheduled_plan_version"),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ];
+    if let Some(at) = moved.restart_at {
+        if sub.trialing {
+            // Restarting a trial's period ends the trial: the new plan is paid from `at`.
+            actions.push(UpdateAction::set("status", Status::Active.as_str()));
+            actions.push(UpdateAction::remove("trial_end"));
+        }
+        let (start, end) = period(at, to.terms.billing_cycle, 0);
+        actions.push(UpdateAction::set("anchor", time::fmt(at)));
+        actions.push(UpdateAction::set("period_index", 0));
+        actions.push(UpdateAction::set("period_start", time::fmt(start)));
+        actions.push(UpdateAction::set("period_end", time::fmt(end)));
+        actions.extend(renewal_index(t.tenant(), &sub.id, end));
+    }
+    if let Some(invoice_id) = moved.invoice_id {
+        actions.push(UpdateAction::set("latest_invoice_id", invoice_id));
+    }
+    let condition = if moved.holds_lock {
+        sub.owned()
+    } else {
+        sub.unchanged()
+    };
+    let event = json!({"subscription_id": sub.id, "from_plan_id": sub.plan_id, "plan_id": to.id, "plan_version": to.version, "effective": "now"});
+    let pointer = live_moved(t, &sub.id, &to.id, to.version);
+    commit(
+        ctx,
+        t,
+        sub.write_if(actions, condition),
+        ("plan.changed", event),
+        vec![pointer],
+        now,
+    )
+    .await
+}
+
+pub async fn cancel_scheduled_change(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    if sub.scheduled.is_none() {
+        return Err(ApiError::conflict("no plan change is scheduled"));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    sub.update(
+        &t,
+        vec![
+            UpdateAction::remove("scheduled_plan_id"),
+            UpdateAction::remove("scheduled_plan_version"),
+        ],
+    )
+    .await
+    .map_err(changed_meanwhile)?;
+    reload(ctx, &tenant, id).await?.view()
+}

@@ -1,0 +1,30 @@
+//! Subscriptions, one file per use case: `record` (the stored subscription, its keys and the
+//! commit-and-reload step), `subscribe`, `change`, `cancel`, `pay`, `renewal` (renew, dunning,
+//! recover), `expiry` and `admin` (migrate, override). Every status change goes through
+//! `state::Status::apply`; every write of a subscription is conditional on its revision, so
+//! two concurrent changes cannot both win.
+
+mod admin;
+mod cancel;
+mod change;
+mod expiry;
+mod pay;
+mod record;
+mod renewal;
+mod subscribe;
+
+pub use admin::{
+    admin_get, admin_override, migrate, MigrateRequest, MigrateResult, OverrideRequest,
+};
+pub use cancel::{cancel, resume, CancelRequest};
+pub use change::{
+    cancel_scheduled_change, change, preview, ChangePreview, ChangeRequest, Effective,
+};
+pub use expiry::{expire, expiry_due, Expiry};
+pub use pay::{pay_invoice, PayRequest};
+pub use record::{
+    live, load, renewal_partitions, renewal_shard, ScheduledChange, Sub, SubscriptionView,
+    RENEWAL_SHARDS,
+};
+pub use renewal::{renew, Renewal};
+pub use subscribe::{create, current, get, list, CreateSubscriptionRequest, SubscriptionResult};

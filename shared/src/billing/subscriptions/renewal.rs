@@ -1,0 +1,244 @@
+//! Renewal at period end (what the `renew-billing` job calls): the next period invoiced and
+//! charged, scheduled changes and cancellations applied; dunning retries of a failed charge;
+//! and recovery when a past-due invoice gets paid.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use super::super::invoices::{self, Draft, Line, LineKind};
+use super::super::payment_methods;
+use super::super::period::period;
+use super::super::state::{Event, Status};
+use super::cancel::end;
+use super::expiry::{end_expired, expiry_due};
+use super::record::{commit, live_moved, load, load_version, renewal_index, try_commit, Sub};
+use crate::error::ApiError;
+use crate::plans;
+use crate::store::{Store, TenantId, UpdateAction};
+use crate::time;
+use crate::AppContext;
+
+/// What one renewal did, for the job's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renewal {
+    NotDue,
+    Renewed,
+    PaymentFailed,
+    Cancelled,
+    Expired,
+    DunningRetryFailed,
+}
+
+/// Processes one subscription whose period (or dunning retry) is due at `now`. Safe to run
+/// twice or concurrently: invoices are unique per period and every write is conditional on the
+/// revision read here.
+pub async fn renew(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<Renewal, ApiError> {
+    let Some(sub) = load(ctx, tenant, id).await? else {
+        return Ok(Renewal::NotDue);
+    };
+    let t = ctx.stores.tenant(tenant);
+    if let Some(expiry) = expiry_due(ctx, tenant, &sub, now).await? {
+        return Ok(if end_expired(ctx, &t, &sub, expiry, now).await? {
+            Renewal::Expired
+        } else {
+            Renewal::NotDue
+        });
+    }
+    if sub.status == Status::PastDue {
+        return retry_dunning(ctx, tenant, sub, now).await;
+    }
+    if !sub.status.is_live() || sub.period_end > now {
+        return Ok(Renewal::NotDue);
+    }
+    if sub.cancel_at_period_end {
+        end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
+        return Ok(Renewal::Cancelled);
+    }
+    // The next period, on the scheduled plan if a downgrade waits for it.
+    let (plan_id, version, price, cycle) = match &sub.scheduled {
+        Some((plan_id, version)) => {
+            let terms = load_version(ctx, plan_id, *version).await?;
+            (plan_id.clone(), *version, terms.price, terms.billing_cycle)
+        }
+        None => (sub.plan_id.clone(), sub.plan_version, sub.price, sub.cycle),
+    };
+    let (anchor, index) = if sub.trialing || cycle != sub.cycle {
+        (sub.period_end, 0)
+    } else {
+        (sub.anchor, sub.period_index + 1)
+    };
+    let (start, end_at) = period(anchor, cycle, index);
+    let name = ctx
+        .stores
+        .platform()
+        .get(&plans::plan_key(&plan_id))
+        .await?
+        .and_then(|m| m.str("name").map(str::to_owned))
+        .unwrap_or_default();
+    let draft = Draft {
+        subscription_id: sub.id.clone(),
+        currency: sub.currency,
+        lines: vec![Line {
+            kind: LineKind::PlanCharge,
+            description: format!("{name} ({})", cycle.as_str()),
+            amount: sub.currency.round(price),
+            period: Some((start, end_at)),
+        }],
+        period: (start, end_at),
+        dedupe: format!("{}#{}", sub.id, time::fmt(start)),
+    };
+    let invoice = invoices::issue(ctx, tenant, draft).await?;
+    let mut paid = invoice.str("status") == Some("paid");
+    let mut invoice_after = invoice.clone();
+    if !paid {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            let (after, decline) =
+                invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
+            paid = decline.is_none();
+            invoice_after = after;
+        }
+    }
+    let event = match (sub.trialing, paid) {
+        (true, true) => Event::TrialConverted,
+        (true, false) => Event::TrialPaymentFailed,
+        (false, true) => Event::RenewalSucceeded,
+        (false, false) => Event::RenewalFailed,
+    };
+    let next = sub.status.apply(event)?;
+    let mut actions = vec![
+        UpdateAction::set("status", next.as_str()),
+        UpdateAction::set("plan_id", plan_id.as_str()),
+        UpdateAction::set("plan_version", i64::from(version)),
+        UpdateAction::set("price", price),
+        UpdateAction::set("billing_cycle", cycle.as_str()),
+        UpdateAction::set("anchor", time::fmt(anchor)),
+        UpdateAction::set("period_index", i64::from(index)),
+        UpdateAction::set("period_start", time::fmt(start)),
+        UpdateAction::set("period_end", time::fmt(end_at)),
+        UpdateAction::remove("scheduled_plan_id"),
+        UpdateAction::remove("scheduled_plan_version"),
+        UpdateAction::set(
+            "latest_invoice_id",
+            invoice_after.str("invoice_id").unwrap_or_default(),
+        ),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ];
+    let due = if paid {
+        actions.push(UpdateAction::set("dunning_attempts", 0));
+        end_at
+    } else {
+        let retry = start + Duration::days(ctx.billing.dunning_days[0]);
+        actions.push(UpdateAction::set("dunning_attempts", 1));
+        actions.push(UpdateAction::set("next_attempt_at", time::fmt(retry)));
+        retry
+    };
+    actions.extend(renewal_index(tenant, &sub.id, due));
+    let mut also = Vec::new();
+    if plan_id != sub.plan_id || version != sub.plan_version {
+        also.push(live_moved(&t, &sub.id, &plan_id, version));
+    }
+    let renewed = json!({"subscription_id": sub.id, "status": next.as_str(), "period_start": time::fmt(start), "period_end": time::fmt(end_at)});
+    let write = sub.write(actions);
+    match try_commit(
+        ctx,
+        &t,
+        write,
+        ("customer.subscription.updated", renewed),
+        also,
+        now,
+    )
+    .await
+    {
+        Ok(()) => Ok(if paid {
+            Renewal::Renewed
+        } else {
+            Renewal::PaymentFailed
+        }),
+        // Another run renewed it first; the invoice was shared through its period key.
+        Err(e) if e.is_condition_failure() => Ok(Renewal::NotDue),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A past-due subscription at its next retry: charge the open invoice again; after the last
+/// retry, give up (cancel; the invoice becomes uncollectible).
+async fn retry_dunning(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: Sub,
+    now: DateTime<Utc>,
+) -> Result<Renewal, ApiError> {
+    if sub.next_attempt_at.is_none_or(|at| at > now) {
+        return Ok(Renewal::NotDue);
+    }
+    let t = ctx.stores.tenant(tenant);
+    let invoice_id = sub.latest_invoice_id.clone().unwrap_or_default();
+    let invoice = invoices::load_by_id(ctx, tenant, &invoice_id).await?;
+    let attempts = sub.dunning_attempts.unwrap_or(1);
+    let days = &ctx.billing.dunning_days;
+    if let Some(invoice) = invoice.filter(|i| i.str("status") == Some("open")) {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            let (_, decline) = invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
+            if decline.is_none() {
+                recover(ctx, tenant, &sub).await?;
+                return Ok(Renewal::Renewed);
+            }
+        }
+        if attempts as usize >= days.len() {
+            invoices::close(ctx, tenant, &invoice, "uncollectible").await?;
+            let last = ctx.billing.dunning_final;
+            end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
+            return Ok(if last == Event::Expire {
+                Renewal::Expired
+            } else {
+                Renewal::Cancelled
+            });
+        }
+        let retry = sub.period_start + Duration::days(days[attempts as usize]);
+        let mut actions = vec![
+            UpdateAction::set("dunning_attempts", attempts + 1),
+            UpdateAction::set("next_attempt_at", time::fmt(retry)),
+        ];
+        actions.extend(renewal_index(tenant, &sub.id, retry));
+        return match sub.update(&t, actions).await {
+            Ok(()) => Ok(Renewal::DunningRetryFailed),
+            Err(e) if e.is_condition_failure() => Ok(Renewal::NotDue),
+            Err(e) => Err(e.into()),
+        };
+    }
+    // The invoice was settled elsewhere (paid by hand): the subscription recovers.
+    recover(ctx, tenant, &sub).await?;
+    Ok(Renewal::Renewed)
+}
+
+/// A past-due subscription whose invoice got paid: active again, next renewal at period end.
+pub(super) async fn recover(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: &Sub,
+) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let next = sub.status.apply(Event::Recovered)?;
+    let mut actions = vec![
+        UpdateAction::set("status", next.as_str()),
+        UpdateAction::set("dunning_attempts", 0),
+        UpdateAction::remove("next_attempt_at"),
+    ];
+    actions.extend(renewal_index(tenant, &sub.id, sub.period_end));
+    let recovered = json!({"subscription_id": sub.id, "status": next.as_str()});
+    commit(
+        ctx,
+        &t,
+        sub.write(actions),
+        ("customer.subscription.updated", recovered),
+        Vec::new(),
+        ctx.clock.now(),
+    )
+    .await
+}
