@@ -152,7 +152,7 @@ pub async fn invite(
         }
     }
     // Early word when the seats are already full; the join itself enforces it on condition.
-    if let Some(limit) = crate::usage::seat_limit(ctx, &tenant_id).await? {
+    if let Some(limit) = crate::entitlements::seat_limit(ctx, &tenant_id).await? {
         if tenant.member_count >= limit as i64 {
             return Err(seats_full(limit));
         }
@@ -465,7 +465,7 @@ async fn join(
         .and_then(Role::parse_member_role)
         .ok_or_else(|| ApiError::internal("invitation without a role"))?;
     let user_id = user.required_str("user_id")?.to_owned();
-    let seats = crate::usage::seat_limit(ctx, tenant_id).await?;
+    let seats = crate::entitlements::seat_limit(ctx, tenant_id).await?;
     let now = ctx.clock.now();
     let tx = close_ops(ctx.stores.transaction(), &t, invitation, &id);
     let (tx, meta_index) = join_ops(&t, tx, user, role, seats, now);

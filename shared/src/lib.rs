@@ -8,6 +8,7 @@ pub mod auth;
 pub mod billing;
 pub mod clock;
 pub mod context;
+pub mod entitlements;
 pub mod error;
 pub mod hardening;
 pub mod http;

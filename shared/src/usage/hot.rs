@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::api_keys::CachedKey;
-use super::Limits;
+use crate::entitlements::Limits;
 
 /// Entries kept per cache; past this a cache starts over (cheaper than eviction bookkeeping,
 /// and a miss only costs a read).

@@ -1,0 +1,88 @@
+//! The entitlements in force for a tenant: its live subscription's plan version and that
+//! version's limits, the seat limit members are checked against, and the cheapest plan that
+//! would allow more (the hint of a 402). Asked by usage metering and by tenants' member
+//! changes.
+
+use rust_decimal::Decimal;
+use serde_json::json;
+
+use crate::billing::subscriptions::{self, Sub};
+use crate::error::ApiError;
+use crate::plans::policies::{Enforcement, LimitSpec};
+use crate::plans::{self};
+use crate::store::{Store, TenantId};
+use crate::AppContext;
+
+/// The plan limits in force for a tenant now: its live subscription's plan version.
+pub struct Limits {
+    pub sub: Sub,
+    pub limits: Vec<LimitSpec>,
+}
+
+pub async fn limits_in_force(ctx: &AppContext, tenant: &TenantId) -> Result<Limits, ApiError> {
+    live_limits(ctx, tenant).await?.ok_or_else(|| {
+        ApiError::limit_exceeded("subscription", "the tenant has no active subscription")
+            .with("code", "no_subscription")
+    })
+}
+
+/// The limits of the tenant's live subscription, if it has one.
+pub async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<Limits>, ApiError> {
+    let Some(sub) = subscriptions::live(ctx, tenant).await? else {
+        return Ok(None);
+    };
+    let version = ctx
+        .stores
+        .platform()
+        .get(&plans::version_key(&sub.plan_id, sub.plan_version))
+        .await?
+        .ok_or_else(|| ApiError::internal("subscription on a missing plan version"))?;
+    Ok(Some(Limits {
+        limits: plans::terms_of(&version)?.limits,
+        sub,
+    }))
+}
+
+/// The hard `max_users` limit in force, if the tenant has a live subscription with one.
+pub async fn seat_limit(ctx: &AppContext, tenant: &TenantId) -> Result<Option<u64>, ApiError> {
+    Ok(live_limits(ctx, tenant).await?.and_then(|limits| {
+        spec_for(&limits, "max_users")
+            .filter(|s| s.enforcement == Enforcement::Hard)
+            .and_then(|s| s.limit)
+    }))
+}
+
+/// The limit the plan sets on `metric`, if any.
+pub fn spec_for<'a>(limits: &'a Limits, metric: &str) -> Option<&'a LimitSpec> {
+    limits.limits.iter().find(|l| l.metric == metric)
+}
+
+/// The cheapest active plan whose limit for `metric` allows `needed`, for the 402's hint.
+pub async fn cheapest_plan_allowing(
+    ctx: &AppContext,
+    metric: &str,
+    needed: u64,
+) -> Option<serde_json::Value> {
+    let page = plans::list(
+        ctx,
+        None,
+        crate::http::ListParams {
+            limit: Some("100".into()),
+            cursor: None,
+        },
+    )
+    .await
+    .ok()?;
+    page.data
+        .into_iter()
+        .filter(|p| {
+            p.limits
+                .iter()
+                .any(|l| l.metric == metric && l.limit.is_none_or(|max| max >= needed))
+        })
+        .min_by(|a, b| {
+            let price = |p: &plans::PlanView| p.price.parse::<Decimal>().unwrap_or(Decimal::MAX);
+            price(a).cmp(&price(b))
+        })
+        .map(|p| json!({"id": p.id, "name": p.name, "price": p.price, "currency": p.currency}))
+}
