@@ -6,7 +6,7 @@ use chrono::Duration;
 use eshtarek_core::billing::subscriptions::Renewal;
 use eshtarek_core::clock::Clock;
 use eshtarek_core::jobs::{renew_billing, RunLimits};
-use eshtarek_tests::http::{Session, TestApp};
+use eshtarek_tests::http::{Reply, Session, TestApp};
 use serde_json::{json, Value};
 
 /// April 2027 has 30 days: half a period is exactly 15 days.
@@ -61,6 +61,16 @@ impl Shop {
         Some(self.access.lock().unwrap().clone())
     }
 
+    /// A GET as the owner.
+    async fn get(&self, path: &str) -> Reply {
+        self.app.get(path, self.tok().as_deref()).await
+    }
+
+    /// A POST as the owner.
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.app.post(path, self.tok().as_deref(), body).await
+    }
+
     /// Moves the clock (no job runs) and signs in again.
     async fn wait(&self, by: Duration) {
         self.app.clock.advance(by);
@@ -90,6 +100,14 @@ impl Shop {
             .await
             .expect(201)
             .body
+    }
+
+    /// Subscribes to `plan` and returns the subscription's id.
+    async fn subscribed(&self, plan: &str) -> String {
+        self.subscribe(plan).await["subscription"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     async fn advance(&self, by: Duration) -> Vec<Renewal> {
@@ -123,11 +141,7 @@ impl Shop {
     }
 
     async fn current(&self) -> Value {
-        self.app
-            .get("/v1/subscriptions/current", self.tok().as_deref())
-            .await
-            .expect(200)
-            .body
+        self.get("/v1/subscriptions/current").await.expect(200).body
     }
 
     async fn invoices(&self) -> Vec<Value> {
@@ -200,15 +214,8 @@ async fn a_declined_first_charge_leaves_the_subscription_incomplete_until_paid()
     assert_eq!(created["subscription"]["status"], "incomplete");
     assert_eq!(created["invoice"]["status"], "open");
     assert_eq!(created["invoice"]["attempt_count"], 1);
-    s.app
-        .get("/v1/subscriptions/current", s.tok().as_deref())
-        .await
-        .problem(404);
-    let history = s
-        .app
-        .get("/v1/billing/history", s.tok().as_deref())
-        .await
-        .expect(200);
+    s.get("/v1/subscriptions/current").await.problem(404);
+    let history = s.get("/v1/billing/history").await.expect(200);
     assert_eq!(history.body["data"][0]["outcome"], "failed");
     assert_eq!(history.body["data"][0]["failure_code"], "card_declined");
 
@@ -216,10 +223,8 @@ async fn a_declined_first_charge_leaves_the_subscription_incomplete_until_paid()
     let visa = s.card("pm_card_visa", false).await;
     let invoice_id = created["invoice"]["id"].as_str().unwrap();
     let paid = s
-        .app
         .post(
             &format!("/v1/invoices/{invoice_id}/pay"),
-            s.tok().as_deref(),
             json!({"payment_method_id": visa["id"]}),
         )
         .await
@@ -228,12 +233,7 @@ async fn a_declined_first_charge_leaves_the_subscription_incomplete_until_paid()
     assert_eq!(paid.body["amount_paid"], "30.00");
     assert_eq!(s.current().await["status"], "active");
     // A paid invoice is not paid twice.
-    s.app
-        .post(
-            &format!("/v1/invoices/{invoice_id}/pay"),
-            s.tok().as_deref(),
-            json!({}),
-        )
+    s.post(&format!("/v1/invoices/{invoice_id}/pay"), json!({}))
         .await
         .problem(409);
 }
@@ -249,14 +249,10 @@ async fn an_upgrade_mid_period_bills_exact_proration_lines() {
     s.wait(Duration::days(15)).await;
 
     let preview = s
-        .app
-        .get(
-            &format!(
-                "/v1/subscriptions/{id}/change-preview?plan_id={}",
-                s.premium
-            ),
-            s.tok().as_deref(),
-        )
+        .get(&format!(
+            "/v1/subscriptions/{id}/change-preview?plan_id={}",
+            s.premium
+        ))
         .await
         .expect(200);
     assert_eq!(preview.body["upgrade"], true);
@@ -272,10 +268,8 @@ async fn an_upgrade_mid_period_bills_exact_proration_lines() {
     assert_eq!(s.invoices().await.len(), 1, "a preview changes nothing");
 
     let changed = s
-        .app
         .post(
             &format!("/v1/subscriptions/{id}/change"),
-            s.tok().as_deref(),
             json!({"plan_id": s.premium}),
         )
         .await
@@ -304,16 +298,11 @@ async fn an_upgrade_mid_period_bills_exact_proration_lines() {
 async fn a_downgrade_waits_for_the_period_end() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.premium).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.premium).await;
     s.wait(Duration::days(10)).await;
     let scheduled = s
-        .app
         .post(
             &format!("/v1/subscriptions/{id}/change"),
-            s.tok().as_deref(),
             json!({"plan_id": s.basic}),
         )
         .await
@@ -341,16 +330,11 @@ async fn a_downgrade_waits_for_the_period_end() {
 async fn an_immediate_downgrade_credits_the_balance_for_the_next_invoice() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.premium).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.premium).await;
     s.wait(Duration::days(15)).await;
     let changed = s
-        .app
         .post(
             &format!("/v1/subscriptions/{id}/change"),
-            s.tok().as_deref(),
             json!({"plan_id": s.basic, "effective": "now"}),
         )
         .await
@@ -395,11 +379,7 @@ async fn a_failed_renewal_goes_past_due_and_a_new_card_recovers_it() {
     assert_eq!(sub["status"], "past_due");
     let open = &s.invoices().await[0];
     assert_eq!(open["status"], "open");
-    let events = s
-        .app
-        .get("/v1/events?limit=100", s.tok().as_deref())
-        .await
-        .expect(200);
+    let events = s.get("/v1/events?limit=100").await.expect(200);
     let kinds: Vec<&str> = events.body["data"]
         .as_array()
         .unwrap()
@@ -416,12 +396,7 @@ async fn a_failed_renewal_goes_past_due_and_a_new_card_recovers_it() {
     // A new default card, then the customer pays: active again.
     s.card("pm_card_visa", true).await;
     let invoice_id = open["id"].as_str().unwrap();
-    s.app
-        .post(
-            &format!("/v1/invoices/{invoice_id}/pay"),
-            s.tok().as_deref(),
-            json!({}),
-        )
+    s.post(&format!("/v1/invoices/{invoice_id}/pay"), json!({}))
         .await
         .expect(200);
     assert_eq!(s.current().await["status"], "active");
@@ -431,10 +406,7 @@ async fn a_failed_renewal_goes_past_due_and_a_new_card_recovers_it() {
 async fn dunning_gives_up_after_the_last_retry() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.basic).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.basic).await;
     s.card("pm_card_chargeDeclined", true).await;
     assert_eq!(
         s.advance(Duration::days(30)).await,
@@ -449,64 +421,36 @@ async fn dunning_gives_up_after_the_last_retry() {
         [Renewal::DunningRetryFailed]
     );
     assert_eq!(s.advance(Duration::days(2)).await, [Renewal::Cancelled]);
-    let sub = s
-        .app
-        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
-        .await
-        .expect(200);
+    let sub = s.get(&format!("/v1/subscriptions/{id}")).await.expect(200);
     assert_eq!(sub.body["status"], "cancelled");
     assert_eq!(s.invoices().await[0]["status"], "uncollectible");
-    s.app
-        .get("/v1/subscriptions/current", s.tok().as_deref())
-        .await
-        .problem(404);
+    s.get("/v1/subscriptions/current").await.problem(404);
 }
 
 #[tokio::test]
 async fn cancel_at_period_end_and_resume() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.basic).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.basic).await;
     let cancel = format!("/v1/subscriptions/{id}/cancel");
     let pending = s
-        .app
-        .post(&cancel, s.tok().as_deref(), json!({"at_period_end": true}))
+        .post(&cancel, json!({"at_period_end": true}))
         .await
         .expect(200);
     assert_eq!(pending.body["cancel_at_period_end"], true);
     assert_eq!(pending.body["status"], "active");
     let resumed = s
-        .app
-        .post(
-            &format!("/v1/subscriptions/{id}/resume"),
-            s.tok().as_deref(),
-            json!({}),
-        )
+        .post(&format!("/v1/subscriptions/{id}/resume"), json!({}))
         .await
         .expect(200);
     assert_eq!(resumed.body["cancel_at_period_end"], false);
-    s.app
-        .post(
-            &format!("/v1/subscriptions/{id}/resume"),
-            s.tok().as_deref(),
-            json!({}),
-        )
+    s.post(&format!("/v1/subscriptions/{id}/resume"), json!({}))
         .await
         .problem(409);
 
-    s.app
-        .post(&cancel, s.tok().as_deref(), json!({}))
-        .await
-        .expect(200);
+    s.post(&cancel, json!({})).await.expect(200);
     assert_eq!(s.advance(Duration::days(30)).await, [Renewal::Cancelled]);
-    let ended = s
-        .app
-        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
-        .await
-        .expect(200);
+    let ended = s.get(&format!("/v1/subscriptions/{id}")).await.expect(200);
     assert_eq!(ended.body["status"], "cancelled");
     assert_eq!(
         s.invoices().await.len(),
@@ -515,8 +459,7 @@ async fn cancel_at_period_end_and_resume() {
     );
     // An ended subscription takes no more changes: 409, never a silent change.
     let illegal = s
-        .app
-        .post(&cancel, s.tok().as_deref(), json!({"at_period_end": false}))
+        .post(&cancel, json!({"at_period_end": false}))
         .await
         .problem(409);
     assert_eq!(illegal.body["code"], "illegal_transition");
@@ -529,12 +472,7 @@ async fn one_live_subscription_per_tenant_and_only_its_admin_subscribes() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
     s.subscribe(&s.basic).await;
-    s.app
-        .post(
-            "/v1/subscriptions",
-            s.tok().as_deref(),
-            json!({"plan_id": s.premium}),
-        )
+    s.post("/v1/subscriptions", json!({"plan_id": s.premium}))
         .await
         .problem(409);
     let user = s
@@ -621,10 +559,7 @@ async fn two_concurrent_plan_changes_let_exactly_one_win() {
 async fn race_plan_changes() -> Vec<u16> {
     let s = std::sync::Arc::new(shop().await);
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.basic).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.basic).await;
     s.wait(Duration::days(5)).await;
     let start = std::sync::Arc::new(tokio::sync::Barrier::new(8));
     let attempts = (0..8).map(|_| {
@@ -633,15 +568,13 @@ async fn race_plan_changes() -> Vec<u16> {
         let start = start.clone();
         tokio::spawn(async move {
             start.wait().await;
-            s.app
-                .post(
-                    &format!("/v1/subscriptions/{id}/change"),
-                    s.tok().as_deref(),
-                    json!({"plan_id": s.premium}),
-                )
-                .await
-                .status
-                .as_u16()
+            s.post(
+                &format!("/v1/subscriptions/{id}/change"),
+                json!({"plan_id": s.premium}),
+            )
+            .await
+            .status
+            .as_u16()
         })
     });
     let mut statuses: Vec<u16> = futures::future::join_all(attempts)
@@ -664,11 +597,7 @@ async fn race_plan_changes() -> Vec<u16> {
     );
     // One change, one proration invoice, one charge: a loser never pays.
     assert_eq!(s.invoices().await.len(), 2);
-    let history = s
-        .app
-        .get("/v1/billing/history", s.tok().as_deref())
-        .await
-        .expect(200);
+    let history = s.get("/v1/billing/history").await.expect(200);
     assert_eq!(history.body["data"].as_array().unwrap().len(), 2);
     statuses
 }
@@ -676,10 +605,7 @@ async fn race_plan_changes() -> Vec<u16> {
 #[tokio::test]
 async fn payment_methods_keep_no_card_number() {
     let s = shop().await;
-    let added = s
-        .app
-        .post("/v1/payment-methods", s.tok().as_deref(), json!({"card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}}))
-        .await
+    let added = s.post("/v1/payment-methods", json!({"card": {"number": "4242 4242 4242 4242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}})).await
         .expect(201);
     assert_eq!(added.body["brand"], "visa");
     assert_eq!(added.body["last4"], "4242");
@@ -700,11 +626,7 @@ async fn payment_methods_keep_no_card_number() {
         (json!({"token": "pm_card_unknown"}), "token"),
         (json!({}), "token"),
     ] {
-        let reply = s
-            .app
-            .post("/v1/payment-methods", s.tok().as_deref(), body)
-            .await
-            .problem(422);
+        let reply = s.post("/v1/payment-methods", body).await.problem(422);
         assert_eq!(reply.body["field"], field);
     }
     // Nothing stored anywhere holds the number.
@@ -725,11 +647,7 @@ async fn payment_methods_keep_no_card_number() {
         .await
         .expect(204);
     assert_eq!(
-        s.app
-            .get("/v1/payment-methods", s.tok().as_deref())
-            .await
-            .expect(200)
-            .body["data"],
+        s.get("/v1/payment-methods").await.expect(200).body["data"],
         json!([])
     );
 }
@@ -910,11 +828,7 @@ async fn racing_requests_with_one_key_subscribe_once() {
     );
     assert!(statuses.contains(&201));
     assert_eq!(s.invoices().await.len(), 1, "{statuses:?}");
-    let subs = s
-        .app
-        .get("/v1/subscriptions", s.tok().as_deref())
-        .await
-        .expect(200);
+    let subs = s.get("/v1/subscriptions").await.expect(200);
     assert_eq!(subs.body["data"].as_array().unwrap().len(), 1);
 }
 
@@ -924,10 +838,7 @@ async fn racing_requests_with_one_key_subscribe_once() {
 async fn plan_edits_leave_subscriptions_alone_until_migrated() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.basic).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.basic).await;
     let admin = Some(s.admin.access.as_str());
     let edited = s
         .app
@@ -955,14 +866,12 @@ async fn plan_edits_leave_subscriptions_alone_until_migrated() {
 
     // Tenants cannot migrate; bad versions are named.
     let migrate = format!("/v1/plans/{}/migrate", s.basic);
-    s.app
-        .post(
-            &migrate,
-            s.tok().as_deref(),
-            json!({"from_version": 1, "to_version": 2, "effective": "now"}),
-        )
-        .await
-        .problem(403);
+    s.post(
+        &migrate,
+        json!({"from_version": 1, "to_version": 2, "effective": "now"}),
+    )
+    .await
+    .problem(403);
     // The clock moved a month: the admin signs in again.
     let admin_token = s.app.platform_admin().await.access;
     let bad = s
@@ -991,11 +900,7 @@ async fn plan_edits_leave_subscriptions_alone_until_migrated() {
         .await
         .expect(200);
     assert_eq!(moved.body["migrated"], 1);
-    let sub = s
-        .app
-        .get(&format!("/v1/subscriptions/{id}"), s.tok().as_deref())
-        .await
-        .expect(200);
+    let sub = s.get(&format!("/v1/subscriptions/{id}")).await.expect(200);
     assert_eq!(
         (
             sub.body["plan_version"].as_i64(),
@@ -1192,16 +1097,11 @@ async fn concurrent_invoices_take_sequential_numbers() {
 async fn immediate_cancel_credits_only_when_asked_and_admins_subscribe_any_tenant() {
     let s = shop().await;
     s.card("pm_card_visa", true).await;
-    let id = s.subscribe(&s.basic).await["subscription"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = s.subscribed(&s.basic).await;
     s.wait(Duration::days(15)).await;
     let cancelled = s
-        .app
         .post(
             &format!("/v1/subscriptions/{id}/cancel"),
-            s.tok().as_deref(),
             json!({"at_period_end": false, "prorate": true}),
         )
         .await
@@ -1242,21 +1142,14 @@ async fn immediate_cancel_credits_only_when_asked_and_admins_subscribe_any_tenan
         .as_str()
         .unwrap()
         .to_owned();
-    s.app
-        .post(
-            &format!("/v1/subscriptions/{id}/cancel"),
-            s.tok().as_deref(),
-            json!({"at_period_end": false}),
-        )
-        .await
-        .expect(200);
+    s.post(
+        &format!("/v1/subscriptions/{id}/cancel"),
+        json!({"at_period_end": false}),
+    )
+    .await
+    .expect(200);
     let again = s
-        .app
-        .post(
-            "/v1/subscriptions",
-            s.tok().as_deref(),
-            json!({"plan_id": s.basic}),
-        )
+        .post("/v1/subscriptions", json!({"plan_id": s.basic}))
         .await
         .expect(201);
     assert_eq!(again.body["invoice"]["total"], "30.00");

@@ -357,18 +357,7 @@ async fn metered_with_key(app: &TestApp) -> (Owner, String) {
         Some("pm_card_visa"),
     )
     .await;
-    let key = app
-        .post(
-            "/v1/api-keys",
-            Some(&owner.access),
-            json!({"name": "backend"}),
-        )
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
     (owner, key)
 }
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use eshtarek_tests::fixtures::{email, Metered};
+use eshtarek_tests::fixtures::{email, metric_in, usage_event as event, Metered};
 use eshtarek_tests::http::PASSWORD;
 use serde_json::{json, Value};
 
@@ -16,24 +16,12 @@ async fn metered() -> Metered {
     Metered::on_fresh(eshtarek_tests::stores::selected().await, START).await
 }
 
-fn event(metric: &str, quantity: i64, key: &str) -> Value {
-    json!({"metric": metric, "quantity": quantity, "idempotency_key": key})
-}
-
 #[tokio::test]
 async fn concurrent_events_never_pass_a_hard_limit() {
     let m = Arc::new(metered().await);
     let tasks = (0..200).map(|i| {
         let m = m.clone();
-        tokio::spawn(async move {
-            m.app
-                .post(
-                    "/v1/usage/events",
-                    Some(&m.key),
-                    event("api_calls", 1, &format!("e{i}")),
-                )
-                .await
-        })
+        tokio::spawn(async move { m.record("api_calls", 1, &format!("e{i}")).await })
     });
     let replies: Vec<_> = futures::future::join_all(tasks)
         .await
@@ -52,25 +40,11 @@ async fn concurrent_events_never_pass_a_hard_limit() {
         "the cheapest plan that allows it"
     );
     let usage = m.app.get("/v1/usage", Some(&m.key)).await.expect(200);
-    let calls = usage.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["metric"] == "api_calls")
-        .unwrap()
-        .clone();
+    let calls = metric_in(&usage.body, "api_calls");
     assert_eq!(calls["used"], 100);
     assert_eq!(calls["percent"], 100);
     // A refused event counted nothing.
-    let one_more = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "late"),
-        )
-        .await
-        .problem(402);
+    let one_more = m.record("api_calls", 1, "late").await.problem(402);
     assert_eq!(one_more.body["used"], 100);
 }
 
@@ -79,15 +53,7 @@ async fn the_same_idempotency_key_counts_once_even_when_racing() {
     let m = Arc::new(metered().await);
     let tasks = (0..20).map(|_| {
         let m = m.clone();
-        tokio::spawn(async move {
-            m.app
-                .post(
-                    "/v1/usage/events",
-                    Some(&m.key),
-                    event("api_calls", 7, "same"),
-                )
-                .await
-        })
+        tokio::spawn(async move { m.record("api_calls", 7, "same").await })
     });
     let replies: Vec<_> = futures::future::join_all(tasks)
         .await
@@ -109,36 +75,12 @@ async fn the_same_idempotency_key_counts_once_even_when_racing() {
         done.iter().all(|b| b["used"] == 7),
         "every answer is the first result"
     );
-    let replay = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 7, "same"),
-        )
-        .await
-        .expect(200);
+    let replay = m.record("api_calls", 7, "same").await.expect(200);
     assert_eq!(replay.body["used"], 7);
-    let next = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "other"),
-        )
-        .await
-        .expect(200);
+    let next = m.record("api_calls", 1, "other").await.expect(200);
     assert_eq!(next.body["used"], 8, "the replays counted nothing");
     // The same key for a different event is refused.
-    let mismatch = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 2, "same"),
-        )
-        .await
-        .problem(422);
+    let mismatch = m.record("api_calls", 2, "same").await.problem(422);
     assert_eq!(mismatch.body["field"], "idempotency_key");
 }
 
@@ -146,22 +88,10 @@ async fn the_same_idempotency_key_counts_once_even_when_racing() {
 async fn soft_limits_count_and_flag_overage_and_periods_roll_over() {
     let m = metered().await;
     for i in 0..6 {
-        let reply = m
-            .app
-            .post(
-                "/v1/usage/events",
-                Some(&m.key),
-                event("exports", 1, &format!("x{i}")),
-            )
-            .await
-            .expect(200);
+        let reply = m.record("exports", 1, &format!("x{i}")).await.expect(200);
         assert_eq!(reply.body["overage"], i >= 5, "{}", reply.body);
     }
-    let last = m
-        .app
-        .post("/v1/usage/events", Some(&m.key), event("exports", 1, "x6"))
-        .await
-        .expect(200);
+    let last = m.record("exports", 1, "x6").await.expect(200);
     assert_eq!(last.body["used"], 7);
     assert_eq!(last.body["remaining"], 0);
     assert_eq!(last.body["period_end"], "2027-04-02T00:00:00.000Z");
@@ -180,28 +110,9 @@ async fn soft_limits_count_and_flag_overage_and_periods_roll_over() {
 #[tokio::test]
 async fn an_upgrade_raises_the_limit_at_once_without_resetting_usage() {
     let m = metered().await;
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 100, "all"),
-        )
-        .await
-        .expect(200);
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "over"),
-        )
-        .await
-        .problem(402);
-    let sub = m
-        .app
-        .get("/v1/subscriptions/current", Some(&m.owner.access))
-        .await
-        .expect(200)
-        .body;
+    m.record("api_calls", 100, "all").await.expect(200);
+    m.record("api_calls", 1, "over").await.problem(402);
+    let sub = m.subscription().await;
     let id = sub["id"].as_str().unwrap();
     // Same price, so choose "now" explicitly.
     m.app
@@ -212,15 +123,7 @@ async fn an_upgrade_raises_the_limit_at_once_without_resetting_usage() {
         )
         .await
         .expect(200);
-    let after = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "over-again"),
-        )
-        .await
-        .expect(200);
+    let after = m.record("api_calls", 1, "over-again").await.expect(200);
     assert_eq!(after.body["used"], 101, "usage is not reset by the change");
     assert_eq!(after.body["limit"], 1000);
     assert_ne!(m.small, m.large);
@@ -229,33 +132,18 @@ async fn an_upgrade_raises_the_limit_at_once_without_resetting_usage() {
 #[tokio::test]
 async fn threshold_warnings_are_sent_once() {
     let m = Arc::new(metered().await);
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 79, "a"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 79, "a").await.expect(200);
     let tasks = (0..10).map(|i| {
         let m = m.clone();
         tokio::spawn(async move {
-            m.app
-                .post(
-                    "/v1/usage/events",
-                    Some(&m.key),
-                    event("api_calls", 2, &format!("t{i}")),
-                )
+            m.record("api_calls", 2, &format!("t{i}"))
                 .await
                 .status
                 .as_u16()
         })
     });
     futures::future::join_all(tasks).await;
-    m.app
-        .post("/v1/usage/events", Some(&m.key), event("api_calls", 1, "z"))
-        .await
-        .expect(200);
+    m.record("api_calls", 1, "z").await.expect(200);
     let events = m
         .app
         .get("/v1/events?limit=100", Some(&m.owner.access))
@@ -331,26 +219,12 @@ async fn api_keys_are_scoped_and_revocation_is_immediate() {
         .await
         .problem(401);
     // Revoked: refused at once.
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "before"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 1, "before").await.expect(200);
     m.app
         .delete(&format!("/v1/api-keys/{}", key["id"].as_str().unwrap()), t)
         .await
         .expect(204);
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "after"),
-        )
-        .await
-        .problem(401);
+    m.record("api_calls", 1, "after").await.problem(401);
     // Another tenant's admin cannot revoke or see it.
     let other = m.app.signup(&email("other"), "Other").await;
     assert_eq!(
@@ -362,15 +236,7 @@ async fn api_keys_are_scoped_and_revocation_is_immediate() {
         json!([])
     );
     // A tenant without a subscription is refused with a 402.
-    let other_key = m
-        .app
-        .post("/v1/api-keys", Some(&other.access), json!({"name": "k"}))
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let other_key = m.app.api_key(&other.access, json!({"name": "k"})).await;
     let none = m
         .app
         .post(
@@ -452,13 +318,7 @@ async fn concurrent_invitations_never_exceed_max_users() {
         .get("/v1/usage", Some(&m.owner.access))
         .await
         .expect(200);
-    let seats = usage.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["metric"] == "max_users")
-        .unwrap()
-        .clone();
+    let seats = metric_in(&usage.body, "max_users");
     assert_eq!(seats["used"], 3);
     // Removing a member frees a seat.
     let members = m
@@ -503,14 +363,7 @@ async fn check_history_gauges_and_notifications() {
         .await
         .expect(200);
     assert_eq!(check.body["allowed"], true);
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 60, "a"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 60, "a").await.expect(200);
     let check = m
         .app
         .post(
@@ -527,14 +380,7 @@ async fn check_history_gauges_and_notifications() {
     );
     // History from the rollups, by hour and by day.
     m.app.clock.advance(Duration::hours(2));
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 25, "b"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 25, "b").await.expect(200);
     let by_hour = m
         .app
         .get("/v1/usage/history?metric=api_calls&from=2027-04-01T00:00:00Z&to=2027-04-01T23:59:59Z&granularity=hour", Some(&m.key))
@@ -588,64 +434,20 @@ async fn check_history_gauges_and_notifications() {
         .problem(404);
     // Gauges: only reset-never metrics, refused above a hard limit; seats are not settable.
     for not_a_gauge in ["max_users", "api_calls", "unmetered"] {
-        m.app
-            .put_json(
-                &format!("/v1/usage/gauges/{not_a_gauge}"),
-                Some(&m.key),
-                json!({"value": 1}),
-            )
-            .await
-            .problem(422);
+        m.gauge(not_a_gauge, 1).await.problem(422);
     }
-    let set = m
-        .app
-        .put_json(
-            "/v1/usage/gauges/storage_mb",
-            Some(&m.key),
-            json!({"value": 40}),
-        )
-        .await
-        .expect(200);
+    let set = m.gauge("storage_mb", 40).await.expect(200);
     assert_eq!(
         (set.body["used"].as_i64(), set.body["percent"].as_i64()),
         (Some(40), Some(80))
     );
-    let over = m
-        .app
-        .put_json(
-            "/v1/usage/gauges/storage_mb",
-            Some(&m.key),
-            json!({"value": 51}),
-        )
-        .await
-        .problem(402);
+    let over = m.gauge("storage_mb", 51).await.problem(402);
     assert_eq!(over.body["metric"], "storage_mb");
-    m.app
-        .put_json(
-            "/v1/usage/gauges/storage_mb",
-            Some(&m.key),
-            json!({"value": -1}),
-        )
-        .await
-        .problem(422);
-    let down = m
-        .app
-        .put_json(
-            "/v1/usage/gauges/storage_mb",
-            Some(&m.key),
-            json!({"value": 10}),
-        )
-        .await
-        .expect(200);
+    m.gauge("storage_mb", -1).await.problem(422);
+    let down = m.gauge("storage_mb", 10).await.expect(200);
     assert_eq!(down.body["used"], 10);
     let summary = m.app.get("/v1/usage", Some(&m.key)).await.expect(200);
-    let storage = summary.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|d| d["metric"] == "storage_mb")
-        .unwrap()
-        .clone();
+    let storage = metric_in(&summary.body, "storage_mb");
     assert_eq!(storage["used"], 10);
     // Crossing 80% of storage warned once too.
     let notes = m.app.get("/v1/notifications", t).await.expect(200);
@@ -696,14 +498,7 @@ async fn a_batch_gives_each_event_its_own_result() {
 #[tokio::test]
 async fn platform_admins_see_usage_across_tenants() {
     let m = metered().await;
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 30, "one"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 30, "one").await.expect(200);
     // A second tenant on the same plan uses more.
     let other = m.app.signup(&email("b"), "Beta").await;
     m.app
@@ -714,15 +509,7 @@ async fn platform_admins_see_usage_across_tenants() {
         )
         .await
         .expect(201);
-    let key = m
-        .app
-        .post("/v1/api-keys", Some(&other.access), json!({"name": "k"}))
-        .await
-        .expect(201)
-        .body["secret"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = m.app.api_key(&other.access, json!({"name": "k"})).await;
     m.app
         .post(
             "/v1/usage/events",
@@ -773,14 +560,7 @@ async fn platform_admins_see_usage_across_tenants() {
 async fn another_instances_revocation_and_upgrade_apply_at_once() {
     let m = metered().await;
     let other = m.app.sibling();
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 100, "fill"),
-        )
-        .await
-        .expect(200);
+    m.record("api_calls", 100, "fill").await.expect(200);
     let sub = other
         .get("/v1/subscriptions/current", Some(&m.owner.access))
         .await
@@ -794,15 +574,7 @@ async fn another_instances_revocation_and_upgrade_apply_at_once() {
         )
         .await
         .expect(200);
-    let raised = m
-        .app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "more"),
-        )
-        .await
-        .expect(200);
+    let raised = m.record("api_calls", 1, "more").await.expect(200);
     assert_eq!(raised.body["limit"], 1000);
     assert_eq!(raised.body["used"], 101);
 
@@ -816,20 +588,8 @@ async fn another_instances_revocation_and_upgrade_apply_at_once() {
         .delete(&format!("/v1/api-keys/{id}"), Some(&m.owner.access))
         .await
         .expect(204);
-    m.app
-        .post(
-            "/v1/usage/events",
-            Some(&m.key),
-            event("api_calls", 1, "after"),
-        )
-        .await
-        .problem(401);
-    let usage = m
-        .app
-        .get("/v1/usage", Some(&m.owner.access))
-        .await
-        .expect(200)
-        .body;
+    m.record("api_calls", 1, "after").await.problem(401);
+    let usage = m.usage().await;
     let api_calls = usage["data"]
         .as_array()
         .unwrap()

@@ -5,11 +5,30 @@ use std::sync::Arc;
 use eshtarek_core::store::Store;
 use serde_json::json;
 
-use crate::http::{Session, TestApp};
+use serde_json::Value;
+
+use crate::http::{Reply, Session, TestApp};
 
 /// A unique address.
 pub fn email(tag: &str) -> String {
     format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// A usage event as a client sends it.
+pub fn usage_event(metric: &str, quantity: i64, idempotency_key: &str) -> Value {
+    json!({"metric": metric, "quantity": quantity, "idempotency_key": idempotency_key})
+}
+
+/// One metric's line of a usage summary (`GET /v1/usage`).
+#[track_caller]
+pub fn metric_in(summary: &Value, metric: &str) -> Value {
+    summary["data"]
+        .as_array()
+        .expect("a usage summary")
+        .iter()
+        .find(|d| d["metric"] == metric)
+        .unwrap_or_else(|| panic!("{metric} is not in {summary}"))
+        .clone()
 }
 
 pub struct Metered {
@@ -22,6 +41,46 @@ pub struct Metered {
 }
 
 impl Metered {
+    /// Records `quantity` of `metric` with the tenant's API key, under `idempotency_key`.
+    pub async fn record(&self, metric: &str, quantity: i64, idempotency_key: &str) -> Reply {
+        self.app
+            .post(
+                "/v1/usage/events",
+                Some(&self.key),
+                usage_event(metric, quantity, idempotency_key),
+            )
+            .await
+    }
+
+    /// Sets gauge `metric` to `value` with the tenant's API key.
+    pub async fn gauge(&self, metric: &str, value: i64) -> Reply {
+        self.app
+            .put_json(
+                &format!("/v1/usage/gauges/{metric}"),
+                Some(&self.key),
+                json!({ "value": value }),
+            )
+            .await
+    }
+
+    /// The tenant's usage summary as its owner sees it.
+    pub async fn usage(&self) -> Value {
+        self.app
+            .get("/v1/usage", Some(&self.owner.access))
+            .await
+            .expect(200)
+            .body
+    }
+
+    /// The tenant's live subscription as its owner sees it.
+    pub async fn subscription(&self) -> Value {
+        self.app
+            .get("/v1/subscriptions/current", Some(&self.owner.access))
+            .await
+            .expect(200)
+            .body
+    }
+
     /// Two free plans: `Small` allows 100 api_calls a month (hard) and 3 users, `Large` 1000 and
     /// 10; plus a soft `exports` metric. The tenant subscribes to Small and gets an API key. On
     /// `store`, with the clock frozen at `start`.
@@ -99,18 +158,7 @@ impl Metered {
         )
         .await
         .expect(201);
-        let key = app
-            .post(
-                "/v1/api-keys",
-                Some(&owner.access),
-                json!({"name": "backend"}),
-            )
-            .await
-            .expect(201)
-            .body["secret"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
         Metered {
             app,
             owner,

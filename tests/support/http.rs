@@ -305,6 +305,17 @@ impl TestApp {
         self.login(&email, None).await
     }
 
+    /// Creates an API key as `token` (a tenant admin's) and returns its secret.
+    pub async fn api_key(&self, token: &str, body: Value) -> String {
+        self.post("/v1/api-keys", Some(token), body)
+            .await
+            .expect(201)
+            .body["secret"]
+            .as_str()
+            .expect("the key's secret")
+            .to_owned()
+    }
+
     /// Gives the tenant a working test card and subscribes it to `plan_id`; returns the answer.
     pub async fn subscribe_with_card(&self, owner: &Session, plan_id: &str) -> Value {
         self.post(
