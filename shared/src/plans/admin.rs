@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use serde::Deserialize;
+
 use super::catalog::{
     load_items, name_key, plan_json, plan_key, plan_subs_index, terms_of, version_item,
     version_key, BillingCycle, PlanView, VersionTerms, PLAN_INDEX,
@@ -17,7 +19,6 @@ use crate::money::Currency;
 use crate::store::{Condition, Item, Query, Store, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;
-use serde::Deserialize;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -189,12 +190,7 @@ pub async fn patch(
     id: &str,
     req: PatchPlanRequest,
 ) -> Result<PlanView, ApiError> {
-    ctx.hot.plans_changed();
-    caller.require_platform_admin()?;
-    let (meta, current_item) = load_items(ctx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    let before = PlanView::from_items(&meta, &current_item)?;
+    let (meta, current_item, before) = load_to_change(ctx, caller, id).await?;
     let current = terms_of(&current_item)?;
     let current_version = before.current_version;
 
@@ -331,12 +327,7 @@ pub async fn set_active(
     id: &str,
     active: bool,
 ) -> Result<PlanView, ApiError> {
-    ctx.hot.plans_changed();
-    caller.require_platform_admin()?;
-    let (meta, version) = load_items(ctx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    let before = PlanView::from_items(&meta, &version)?;
+    let (meta, version, before) = load_to_change(ctx, caller, id).await?;
     if before.active == active {
         return Ok(before);
     }
@@ -385,12 +376,7 @@ pub async fn set_active(
 
 /// Deletes a plan no subscription uses (409 otherwise), with its versions and name.
 pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), ApiError> {
-    ctx.hot.plans_changed();
-    caller.require_platform_admin()?;
-    let (meta, version) = load_items(ctx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such plan"))?;
-    let before = PlanView::from_items(&meta, &version)?;
+    let (_, _, before) = load_to_change(ctx, caller, id).await?;
     // Live subscriptions are indexed under their plan from the tenant's side (see
     // `plan_subs_index`); the index is read, not a count kept on the plan, so
     // no tenant's write ever touches the plan's item. Its versions stay (immutable, and what
@@ -445,4 +431,21 @@ pub async fn delete(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
         }
     }
     Ok(())
+}
+
+/// The plan a platform admin is about to change: its META and current version items and its
+/// view before the change. Cached plan facts are dropped first, so no instance keeps serving
+/// what is about to change.
+async fn load_to_change(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<(Item, Item, PlanView), ApiError> {
+    ctx.hot.plans_changed();
+    caller.require_platform_admin()?;
+    let (meta, version) = load_items(ctx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such plan"))?;
+    let before = PlanView::from_items(&meta, &version)?;
+    Ok((meta, version, before))
 }

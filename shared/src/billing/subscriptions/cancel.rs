@@ -50,20 +50,7 @@ pub async fn cancel(
             ))
             .with("code", "illegal_transition"));
         }
-        let write = sub.write(vec![
-            UpdateAction::set("cancel_at_period_end", true),
-            UpdateAction::set("updated_at", time::fmt(now)),
-        ]);
-        let event = json!({"subscription_id": sub.id, "cancel_at_period_end": true});
-        commit(
-            ctx,
-            &t,
-            write,
-            ("customer.subscription.updated", event),
-            Vec::new(),
-            now,
-        )
-        .await?;
+        set_cancel_at_period_end(ctx, &t, &sub, true, now).await?;
     } else {
         let credit = if req.prorate && !sub.trialing && sub.status == Status::Active {
             prorate(
@@ -97,19 +84,25 @@ pub async fn resume(
         ));
     }
     let t = ctx.stores.tenant(&tenant);
-    let now = ctx.clock.now();
-    let write = sub.write(vec![UpdateAction::set("cancel_at_period_end", false)]);
-    let event = json!({"subscription_id": sub.id, "cancel_at_period_end": false});
-    commit(
-        ctx,
-        &t,
-        write,
-        ("customer.subscription.updated", event),
-        Vec::new(),
-        now,
-    )
-    .await?;
+    set_cancel_at_period_end(ctx, &t, &sub, false, ctx.clock.now()).await?;
     reload(ctx, &tenant, id).await?.view()
+}
+
+/// Schedules (or withdraws) the cancellation at the period's end.
+async fn set_cancel_at_period_end(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    cancel: bool,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let write = sub.write(vec![
+        UpdateAction::set("cancel_at_period_end", cancel),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ]);
+    let event = json!({"subscription_id": sub.id, "cancel_at_period_end": cancel});
+    let updated = ("customer.subscription.updated", event);
+    commit(ctx, t, write, updated, Vec::new(), now).await
 }
 
 /// Ends a subscription (cancelled or expired): frees the live slot, leaves the renewal index,
