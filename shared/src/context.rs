@@ -53,6 +53,8 @@ pub struct AppState {
     pub public_url: String,
     /// Dunning and grace periods (`ESHTAREK_DUNNING_DAYS`, `_DUNNING_FINAL`, `_GRACE_DAYS`).
     pub billing: crate::billing::settings::BillingSettings,
+    /// Sign-in and sign-up attempt limits (`ESHTAREK_LOGIN_…`, `ESHTAREK_REGISTER_…`).
+    pub auth_limits: crate::auth::ratelimit::AuthLimits,
 }
 
 impl AppContext {
@@ -78,6 +80,7 @@ impl AppContext {
             public_url: std::env::var("ESHTAREK_PUBLIC_URL")
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             billing: crate::billing::settings::BillingSettings::from_env(),
+            auth_limits: crate::auth::ratelimit::AuthLimits::from_env(),
         }))
     }
 

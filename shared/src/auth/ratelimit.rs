@@ -13,23 +13,42 @@ pub struct Limit {
     pub window_secs: i64,
 }
 
-/// Login attempts per (email, client address) (`ESHTAREK_LOGIN_LIMIT_PER_EMAIL`, default 10
-/// per 15 minutes): the lockout falls on the guesser's address, not on the account, so a
-/// stranger cannot lock the owner out.
-pub fn login_per_email() -> Limit {
-    Limit {
-        attempts: env_or("ESHTAREK_LOGIN_LIMIT_PER_EMAIL", 10),
-        window_secs: 900,
-    }
+/// The attempt limits of sign-in and sign-up, read once from the environment when the
+/// context is built (each unset or invalid one keeps its default).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthLimits {
+    /// Login attempts per (email, client address) (`ESHTAREK_LOGIN_LIMIT_PER_EMAIL`, default
+    /// 10 per 15 minutes): the lockout falls on the guesser's address, not on the account, so
+    /// a stranger cannot lock the owner out.
+    pub login_per_email: Limit,
+    /// Failed logins per email from all addresses together
+    /// (`ESHTAREK_LOGIN_CEILING_PER_EMAIL`, default 1,000 per 15 minutes), against guessing
+    /// spread over many addresses. Past [`SLOW_AFTER`] failures each attempt is answered more
+    /// slowly; only the ceiling refuses.
+    pub login_ceiling_per_email: Limit,
+    /// Login attempts per client address (`ESHTAREK_LOGIN_LIMIT_PER_IP`, default 100 per 15
+    /// minutes).
+    pub login_per_ip: Limit,
+    /// Registrations per client address (`ESHTAREK_REGISTER_LIMIT_PER_IP`, default 20 an
+    /// hour).
+    pub register_per_ip: Limit,
+    /// Registrations platform-wide (`ESHTAREK_REGISTER_LIMIT_GLOBAL`, default 1,000 an hour).
+    pub register_global: Limit,
 }
 
-/// Failed logins per email from all addresses together (`ESHTAREK_LOGIN_CEILING_PER_EMAIL`,
-/// default 1,000 per 15 minutes), against guessing spread over many addresses. Past
-/// [`SLOW_AFTER`] failures each attempt is answered more slowly; only the ceiling refuses.
-pub fn login_ceiling_per_email() -> Limit {
-    Limit {
-        attempts: env_or("ESHTAREK_LOGIN_CEILING_PER_EMAIL", 1_000),
-        window_secs: 900,
+impl AuthLimits {
+    pub fn from_env() -> Self {
+        let limit = |name: &str, default: i64, window_secs: i64| Limit {
+            attempts: env_or(name, default),
+            window_secs,
+        };
+        Self {
+            login_per_email: limit("ESHTAREK_LOGIN_LIMIT_PER_EMAIL", 10, 900),
+            login_ceiling_per_email: limit("ESHTAREK_LOGIN_CEILING_PER_EMAIL", 1_000, 900),
+            login_per_ip: limit("ESHTAREK_LOGIN_LIMIT_PER_IP", 100, 900),
+            register_per_ip: limit("ESHTAREK_REGISTER_LIMIT_PER_IP", 20, 3600),
+            register_global: limit("ESHTAREK_REGISTER_LIMIT_GLOBAL", 1_000, 3600),
+        }
     }
 }
 
@@ -41,30 +60,6 @@ pub const SLOW_AFTER: i64 = 10;
 pub fn login_delay(failures: i64) -> std::time::Duration {
     let over = (failures - SLOW_AFTER).max(0) as u64;
     std::time::Duration::from_millis((over * 50).min(3_000))
-}
-
-/// Registrations per client address (`ESHTAREK_REGISTER_LIMIT_PER_IP`, default 20 an hour).
-pub fn register_per_ip() -> Limit {
-    Limit {
-        attempts: env_or("ESHTAREK_REGISTER_LIMIT_PER_IP", 20),
-        window_secs: 3600,
-    }
-}
-
-/// Registrations platform-wide (`ESHTAREK_REGISTER_LIMIT_GLOBAL`, default 1,000 an hour).
-pub fn register_global() -> Limit {
-    Limit {
-        attempts: env_or("ESHTAREK_REGISTER_LIMIT_GLOBAL", 1_000),
-        window_secs: 3600,
-    }
-}
-
-/// Login attempts per client address (`ESHTAREK_LOGIN_LIMIT_PER_IP`, default 100 per 15 min).
-pub fn login_per_ip() -> Limit {
-    Limit {
-        attempts: env_or("ESHTAREK_LOGIN_LIMIT_PER_IP", 100),
-        window_secs: 900,
-    }
 }
 
 /// The client address as a rate-limit subject: an IPv4 address whole, an IPv6 address by its

@@ -76,12 +76,12 @@ pub async fn register(
             ctx,
             "register-ip",
             &ratelimit::address_subject(ip),
-            ratelimit::register_per_ip(),
+            ctx.auth_limits.register_per_ip,
             now,
         )
         .await?;
     }
-    ratelimit::hit(ctx, "register", "all", ratelimit::register_global(), now).await?;
+    ratelimit::hit(ctx, "register", "all", ctx.auth_limits.register_global, now).await?;
     let email = normalize_email(&req.email, "email")?;
     let name = check_name(&req.name, "name")?;
     password::check_policy(&req.password, &email, "password")?;
@@ -364,7 +364,7 @@ pub async fn login(
             ctx,
             "login-ip",
             &ratelimit::address_subject(ip),
-            ratelimit::login_per_ip(),
+            ctx.auth_limits.login_per_ip,
             now,
         )
         .await?;
@@ -374,9 +374,16 @@ pub async fn login(
     let address =
         ip.0.map_or_else(|| "-".to_owned(), ratelimit::address_subject);
     let pair = sha256_hex(&format!("{email}\n{address}"));
-    ratelimit::hit(ctx, "login-pair", &pair, ratelimit::login_per_email(), now).await?;
+    ratelimit::hit(
+        ctx,
+        "login-pair",
+        &pair,
+        ctx.auth_limits.login_per_email,
+        now,
+    )
+    .await?;
     let email_subject = sha256_hex(&email);
-    let ceiling = ratelimit::login_ceiling_per_email();
+    let ceiling = ctx.auth_limits.login_ceiling_per_email;
     let failures = ratelimit::count(ctx, "login-fail", &email_subject, ceiling, now).await?;
     if failures >= ceiling.attempts {
         let window_end =
@@ -404,7 +411,14 @@ pub async fn login(
     }
     let user = user.ok_or_else(bad_credentials)?;
     let user_view = UserView::from_item(&user)?;
-    ratelimit::reset(ctx, "login-pair", &pair, ratelimit::login_per_email(), now).await;
+    ratelimit::reset(
+        ctx,
+        "login-pair",
+        &pair,
+        ctx.auth_limits.login_per_email,
+        now,
+    )
+    .await;
     let last = user.str("last_tenant_id").map(str::to_owned);
     let tenant = choose_login_tenant(ctx, &user_view, req.tenant_id.as_deref(), last).await?;
     let (tokens, tenant_view) = match tenant {
