@@ -7,6 +7,7 @@ pub mod invoices;
 pub mod overview;
 pub mod payment_methods;
 pub mod period;
+pub mod pricing;
 pub mod proration;
 pub mod settings;
 pub mod state;
