@@ -4,9 +4,9 @@
 
 use serde::Serialize;
 
-use crate::auth::service::{load_user, UserView};
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+use crate::identity::{load_user, UserView};
 use crate::tenants::{self, MembershipView};
 use crate::AppContext;
 

@@ -6,12 +6,13 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use eshtarek_core::auth::service::{AuthResponse, UserView};
+use eshtarek_core::auth::service::AuthResponse;
 use eshtarek_core::auth::verification::{self, VerifyEmailRequest};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::idempotency::Replay;
+use eshtarek_core::identity::UserView;
 use eshtarek_core::invitations::{
     self, AcceptLinkRequest, InvitationView, InviteRequest, InviteResponse,
 };

@@ -20,10 +20,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::service::{
-    active_membership, load_live_session, parse_refresh, platform_role, revoke_session,
-    session_key, token_pair, Session, TokenPair,
-};
+use super::service::{active_membership, parse_refresh, platform_role, token_pair, TokenPair};
+use super::sessions::{load_live_session, revoke_session, session_key, Session};
 use super::tokens::{same_secret, RefreshToken};
 use super::Role;
 use crate::error::ApiError;

@@ -6,23 +6,19 @@ use serde::{Deserialize, Serialize};
 
 use super::password;
 use super::ratelimit;
+use super::sessions::{revoke_session, revoke_user_sessions, session_key};
 use super::tokens::{sha256_hex, AccessGrant, RefreshToken};
 use super::{Caller, ClientIp, Role};
 use crate::error::ApiError;
+use crate::identity::{
+    find_user_id_by_email, load_user, new_user_ops, user_item, user_key, UserView,
+};
+use crate::ids::new_id;
 use crate::store::{Condition, Item, StoreExt, TenantId, UpdateAction, WriteOp};
 use crate::tenants::{self, TenantView};
+use crate::text::{check_name, normalize_email};
 use crate::time;
 use crate::AppContext;
-
-// ---- keys ------------------------------------------------------------------------------------
-
-pub use super::sessions::{
-    load_live_session, revoke_session, revoke_user_sessions, session_key, Session,
-};
-pub use crate::identity::{
-    email_key, find_user_id_by_email, load_user, new_user_ops, user_item, user_key, UserView,
-};
-pub use crate::ids::new_id;
 
 // ---- views -----------------------------------------------------------------------------------
 
@@ -45,10 +41,6 @@ pub struct AuthResponse {
     pub tenant: Option<TenantView>,
     pub tokens: TokenPair,
 }
-
-// ---- input checks ----------------------------------------------------------------------------
-
-pub use crate::text::{check_name, normalize_email};
 
 // ---- users -----------------------------------------------------------------------------------
 

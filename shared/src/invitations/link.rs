@@ -4,15 +4,18 @@
 use serde::Deserialize;
 
 use super::record::{join, load};
-use crate::auth::service::{
-    self, check_name, find_user_id_by_email, load_user, new_id, new_user_ops, revoke_user_sessions,
-    start_session, user_item, AuthResponse, UserView,
-};
+use crate::auth::service::{self, start_session, AuthResponse};
+use crate::auth::sessions::revoke_user_sessions;
 use crate::auth::tokens::{same_secret, sha256_hex};
 use crate::auth::{password, verification};
 use crate::error::ApiError;
+use crate::identity::{
+    find_user_id_by_email, load_user, new_user_ops, user_item, user_key, UserView,
+};
+use crate::ids::new_id;
 use crate::store::{Condition, StoreExt, TenantId, UpdateAction};
 use crate::tenants::{self};
+use crate::text::check_name;
 use crate::AppContext;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -89,7 +92,7 @@ pub async fn accept_link(
             ctx.stores
                 .platform()
                 .update(
-                    service::user_key(&user_id),
+                    user_key(&user_id),
                     vec![
                         UpdateAction::set("password_hash", hash),
                         UpdateAction::set("email_verified", true),

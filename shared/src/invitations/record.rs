@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use crate::audit::{self, Change};
-use crate::auth::service::load_user;
 use crate::auth::tokens::sha256_hex;
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
+use crate::identity::load_user;
 use crate::store::{
     Condition, Item, Key, ScopedTransaction, Store, TenantId, TenantStore, WriteOp,
 };

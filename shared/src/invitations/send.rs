@@ -9,14 +9,15 @@ use super::record::{
     INVITE_DAYS,
 };
 use crate::audit::{self, Change};
-use crate::auth::service::{check_name, find_user_id_by_email, normalize_email};
 use crate::auth::tokens::{random_secret, sha256_hex};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
+use crate::identity::find_user_id_by_email;
 use crate::mail::{self, Message};
 use crate::store::{Item, Query, Store, TenantId, WriteOp};
 use crate::tenants::{self, load_tenant, parse_role, seats_full};
+use crate::text::{check_name, normalize_email};
 use crate::time;
 use crate::AppContext;
 
