@@ -158,6 +158,8 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             trial_days: Some(trial),
             duration_cycles: None,
             limit_policy_ids: keys.iter().map(|k| ids[k].clone()).collect(),
+            seats: None,
+            usage_charges: Vec::new(),
         }
     };
     plans::create(

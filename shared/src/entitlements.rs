@@ -6,6 +6,7 @@
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use crate::billing::pricing::UsageCharge;
 use crate::billing::subscriptions::{self, Sub};
 use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, LimitSpec};
@@ -17,6 +18,23 @@ use crate::AppContext;
 pub struct Limits {
     pub sub: Sub,
     pub limits: Vec<LimitSpec>,
+    /// The version's usage charges: a charged metric is metered even without a limit.
+    pub usage_charges: Vec<UsageCharge>,
+}
+
+impl Limits {
+    /// Whether the plan meters `metric`: it limits or charges it.
+    pub fn meters(&self, metric: &str) -> bool {
+        spec_for(self, metric).is_some() || self.usage_charges.iter().any(|c| c.metric == metric)
+    }
+
+    /// Metrics the plan charges for but does not limit (counted per billing period).
+    pub fn charged_only(&self) -> impl Iterator<Item = &str> {
+        self.usage_charges
+            .iter()
+            .map(|c| c.metric.as_str())
+            .filter(|m| spec_for(self, m).is_none())
+    }
 }
 
 pub async fn limits_in_force(ctx: &AppContext, tenant: &TenantId) -> Result<Limits, ApiError> {
@@ -37,8 +55,10 @@ pub async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<L
         .get(&plans::version_key(&sub.plan_id, sub.plan_version))
         .await?
         .ok_or_else(|| ApiError::internal("subscription on a missing plan version"))?;
+    let terms = plans::terms_of(&version)?;
     Ok(Some(Limits {
-        limits: plans::terms_of(&version)?.limits,
+        limits: terms.limits,
+        usage_charges: terms.usage_charges,
         sub,
     }))
 }

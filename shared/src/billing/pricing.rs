@@ -8,43 +8,65 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
+use crate::money::Currency;
 
 /// One tier: units up to `up_to` (inclusive, counted from the first billable unit; `None` on
 /// the last, open tier) cost `unit_price` each, plus `flat_price` once when the tier is reached.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Tier {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_000u64)]
     pub up_to: Option<u64>,
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,10})?$", example = "0.008")]
     pub unit_price: Decimal,
-    #[serde(default)]
+    #[serde(default, with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,10})?$", example = "0")]
     pub flat_price: Decimal,
 }
 
 /// How billable units are priced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "model", rename_all = "snake_case", deny_unknown_fields)]
 pub enum UsagePrice {
     /// Every unit at one price.
-    PerUnit { unit_price: Decimal },
+    PerUnit {
+        #[serde(with = "rust_decimal::serde::str")]
+        #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,10})?$", example = "0.002")]
+        unit_price: Decimal,
+    },
     /// Every started package of `package_size` units at `package_price` ($5 per 1,000
     /// started: 1,001 units are two packages).
     Package {
+        #[schema(minimum = 1, maximum = 1_000_000_000_000u64)]
         package_size: u64,
+        #[serde(with = "rust_decimal::serde::str")]
+        #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,10})?$", example = "5.00")]
         package_price: Decimal,
     },
     /// Each unit at the price of the tier it falls in (the first 10k at one price, the next
     /// 90k at another, …).
-    Graduated { tiers: Vec<Tier> },
+    Graduated {
+        #[schema(min_items = 1, max_items = 20)]
+        tiers: Vec<Tier>,
+    },
     /// Every unit at the price of the tier the whole quantity reaches.
-    Volume { tiers: Vec<Tier> },
+    Volume {
+        #[schema(min_items = 1, max_items = 20)]
+        tiers: Vec<Tier>,
+    },
 }
 
 /// A plan version's charge for one metric: `included` units free each period, the rest priced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UsageCharge {
+    /// The metered metric, like `api_calls`.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "api_calls")]
     pub metric: String,
+    /// Units free each billing period before any is billed.
     #[serde(default)]
+    #[schema(maximum = 1_000_000_000_000_000u64)]
     pub included: u64,
     pub price: UsagePrice,
 }
@@ -63,8 +85,79 @@ impl UsageCharge {
     /// Checks the charge as a plan author wrote it; `field` is where it sits in the request
     /// (`usage_charges[0]`), so a 422 names the exact field.
     pub fn check(&self, field: &str) -> Result<(), ApiError> {
+        crate::plans::policies::check_metric(&self.metric)
+            .map_err(|e| ApiError::validation(format!("{field}.metric"), e.detail))?;
+        if self.included > MAX_UNITS {
+            return Err(ApiError::validation(
+                format!("{field}.included"),
+                "at most 10^15 units",
+            ));
+        }
         self.price.check(&format!("{field}.price"))
     }
+}
+
+/// A per-seat price: each member past the `included` seats costs `unit_price` per billing
+/// cycle (a team plan's "$49/month + $12 per user"). The seat count is the tenant's member
+/// count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeatPrice {
+    /// Per seat and cycle, in the plan's currency (its minor unit at most).
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,3})?$", example = "12.00")]
+    pub unit_price: Decimal,
+    /// Seats the base price already pays for.
+    #[serde(default)]
+    #[schema(maximum = 100000)]
+    pub included: u32,
+}
+
+impl SeatPrice {
+    /// Seats past the included ones.
+    pub fn billable(&self, seats: u64) -> u64 {
+        seats.saturating_sub(u64::from(self.included))
+    }
+
+    /// The exact price of `seats` seats for one whole cycle.
+    pub fn amount(&self, seats: u64) -> Decimal {
+        self.unit_price * Decimal::from(self.billable(seats))
+    }
+
+    /// Checks the seat price as a plan author wrote it, in the plan's currency.
+    pub fn check(&self, currency: Currency) -> Result<Self, ApiError> {
+        check_price(&self.unit_price, "seats.unit_price".into())?;
+        if self.included > 100_000 {
+            return Err(ApiError::validation("seats.included", "0 to 100000 seats"));
+        }
+        let unit_price = currency.parse_amount(&self.unit_price.to_string(), "seats.unit_price")?;
+        Ok(Self {
+            unit_price,
+            included: self.included,
+        })
+    }
+}
+
+/// Bounds that keep every amount exact in a `Decimal` (28 digits): at most 10^6 per unit,
+/// package or tier, 10 decimal places, 20 tiers, tier bounds within 10^15 units.
+const MAX_PRICE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+const MAX_SCALE: u32 = 10;
+const MAX_TIERS: usize = 20;
+const MAX_UNITS: u64 = 1_000_000_000_000_000;
+
+/// A price as plan authors may write it: zero or more, at most [`MAX_PRICE`], at most
+/// [`MAX_SCALE`] decimal places.
+fn check_price(value: &Decimal, field: String) -> Result<(), ApiError> {
+    if value.is_sign_negative() && !value.is_zero() {
+        return Err(ApiError::validation(field, "a price is zero or more"));
+    }
+    if *value > MAX_PRICE {
+        return Err(ApiError::validation(field, "at most 1000000 per unit"));
+    }
+    if value.normalize().scale() > MAX_SCALE {
+        return Err(ApiError::validation(field, "at most 10 decimal places"));
+    }
+    Ok(())
 }
 
 impl UsagePrice {
@@ -82,35 +175,26 @@ impl UsagePrice {
     }
 
     fn check(&self, field: &str) -> Result<(), ApiError> {
-        let price = |value: &Decimal, name: &str| {
-            if value.is_sign_negative() && !value.is_zero() {
-                Err(ApiError::validation(
-                    format!("{field}.{name}"),
-                    "a price is zero or more",
-                ))
-            } else {
-                Ok(())
-            }
-        };
+        let price = |value: &Decimal, name: &str| check_price(value, format!("{field}.{name}"));
         match self {
             UsagePrice::PerUnit { unit_price } => price(unit_price, "unit_price"),
             UsagePrice::Package {
                 package_size,
                 package_price,
             } => {
-                if *package_size == 0 {
+                if *package_size == 0 || *package_size > 1_000_000_000_000 {
                     return Err(ApiError::validation(
                         format!("{field}.package_size"),
-                        "a package holds at least one unit",
+                        "a package holds 1 to 10^12 units",
                     ));
                 }
                 price(package_price, "package_price")
             }
             UsagePrice::Graduated { tiers } | UsagePrice::Volume { tiers } => {
-                if tiers.is_empty() {
+                if tiers.is_empty() || tiers.len() > MAX_TIERS {
                     return Err(ApiError::validation(
                         format!("{field}.tiers"),
-                        "give at least one tier",
+                        "give 1 to 20 tiers",
                     ));
                 }
                 let mut floor = 0u64;
@@ -134,10 +218,10 @@ impl UsagePrice {
                             ))
                         }
                         (Some(up_to), false) => {
-                            if up_to <= floor {
+                            if up_to <= floor || up_to > MAX_UNITS {
                                 return Err(ApiError::validation(
                                     format!("{field}.{at}.up_to"),
-                                    "tiers ascend: each up_to above the one before (and above 0)",
+                                    "tiers ascend: each up_to above the one before (and above 0), at most 10^15",
                                 ));
                             }
                             floor = up_to;

@@ -10,9 +10,10 @@ use super::catalog::{
     load_items, name_key, plan_json, plan_key, plan_subs_index, terms_of, version_item,
     version_key, BillingCycle, PlanView, VersionTerms, PLAN_INDEX,
 };
-use super::policies::{self, double_option, LimitSpec};
+use super::policies::{self, double_option, LimitSpec, ResetPeriod};
 use crate::audit::{self, Change};
 use crate::auth::Caller;
+use crate::billing::pricing::{SeatPrice, UsageCharge};
 use crate::error::ApiError;
 use crate::ids::new_id;
 use crate::money::Currency;
@@ -38,7 +39,17 @@ pub struct CreatePlanRequest {
     #[serde(default)]
     pub duration_cycles: Option<u32>,
     #[serde(default)]
+    #[schema(max_items = 20)]
     pub limit_policy_ids: Vec<String>,
+    /// A per-seat price on top of `price`: each member past `included` costs `unit_price` per
+    /// cycle.
+    #[serde(default)]
+    pub seats: Option<SeatPrice>,
+    /// What usage past an allowance costs, one charge per metric, billed in arrears on the
+    /// renewal invoice. A charged metric that also has a limit must reset per billing period.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub usage_charges: Vec<UsageCharge>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -54,6 +65,13 @@ pub struct PatchPlanRequest {
     #[schema(value_type = Option<u32>)]
     pub duration_cycles: Option<Option<u32>>,
     pub limit_policy_ids: Option<Vec<String>>,
+    /// A per-seat price; `null` removes it.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<SeatPrice>)]
+    pub seats: Option<Option<SeatPrice>>,
+    /// Replaces the usage charges (`[]` removes them all).
+    #[schema(max_items = 20)]
+    pub usage_charges: Option<Vec<UsageCharge>>,
 }
 
 fn check_plan_name(raw: &str) -> Result<String, ApiError> {
@@ -86,6 +104,42 @@ fn check_duration(cycles: Option<u32>) -> Result<Option<u32>, ApiError> {
         )),
         other => Ok(other),
     }
+}
+
+/// Checks a version's price components against its currency and limits: the seat price in
+/// the currency's minor unit; at most one charge per metric, none on `max_users` (members are
+/// priced by `seats`), and a charged metric with a limit counting per billing period (usage is
+/// billed per period from that counter).
+fn check_components(mut terms: VersionTerms) -> Result<VersionTerms, ApiError> {
+    terms.seats = terms
+        .seats
+        .map(|seats| seats.check(terms.currency))
+        .transpose()?;
+    if terms.usage_charges.len() > 20 {
+        return Err(ApiError::validation(
+            "usage_charges",
+            "at most 20 usage charges per plan",
+        ));
+    }
+    let mut metrics = HashSet::new();
+    for (i, charge) in terms.usage_charges.iter().enumerate() {
+        let field = format!("usage_charges[{i}]");
+        charge.check(&field)?;
+        let bad = |why: &str| ApiError::validation(format!("{field}.metric"), why.to_owned());
+        if charge.metric == "max_users" {
+            return Err(bad("members are priced by `seats`, not a usage charge"));
+        }
+        if !metrics.insert(charge.metric.as_str()) {
+            return Err(bad("one usage charge per metric"));
+        }
+        let limit = terms.limits.iter().find(|l| l.metric == charge.metric);
+        if limit.is_some_and(|l| l.reset_period != ResetPeriod::BillingPeriod) {
+            return Err(bad(
+                "this metric's limit policy does not reset per billing period; a charged metric is counted per billing period",
+            ));
+        }
+    }
+    Ok(terms)
 }
 
 /// Snapshots the named policies' limits; one limit per metric.
@@ -131,7 +185,10 @@ pub async fn create(
         trial_days: check_trial(req.trial_days.unwrap_or(0))?,
         duration_cycles: check_duration(req.duration_cycles)?,
         limits: snapshot_limits(ctx, &req.limit_policy_ids).await?,
+        seats: req.seats,
+        usage_charges: req.usage_charges,
     };
+    let terms = check_components(terms)?;
     let now = ctx.clock.now();
     let at = time::fmt(now);
     let id = new_id("plan");
@@ -217,7 +274,15 @@ pub async fn patch(
             Some(ids) => snapshot_limits(ctx, ids).await?,
             None => current.limits.clone(),
         },
+        seats: match req.seats {
+            Some(seats) => seats,
+            None => current.seats.clone(),
+        },
+        usage_charges: req
+            .usage_charges
+            .unwrap_or_else(|| current.usage_charges.clone()),
     };
+    let terms = check_components(terms)?;
     let name = req.name.as_deref().map(check_plan_name).transpose()?;
     let description = req
         .description

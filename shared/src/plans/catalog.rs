@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policies::LimitSpec;
 use crate::auth::Caller;
+use crate::billing::pricing::{SeatPrice, UsageCharge};
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
 use crate::money::Currency;
@@ -66,6 +67,17 @@ pub struct VersionTerms {
     /// Number of billing cycles; `None` is open-ended.
     pub duration_cycles: Option<u32>,
     pub limits: Vec<LimitSpec>,
+    /// A per-seat price on top of `price`, if the plan charges per member.
+    pub seats: Option<SeatPrice>,
+    /// Per metric, what usage past an allowance costs, billed in arrears at renewal.
+    pub usage_charges: Vec<UsageCharge>,
+}
+
+impl VersionTerms {
+    /// The usage charge on `metric`, if the version prices it.
+    pub fn usage_charge(&self, metric: &str) -> Option<&UsageCharge> {
+        self.usage_charges.iter().find(|c| c.metric == metric)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -80,6 +92,10 @@ pub struct PlanVersionView {
     pub trial_days: u32,
     pub duration_cycles: Option<u32>,
     pub limits: Vec<LimitSpec>,
+    /// A per-seat price on top of `price` (per cycle, in `currency`), or `null`.
+    pub seats: Option<SeatPrice>,
+    /// Usage charges per metric, billed in arrears on the renewal invoice.
+    pub usage_charges: Vec<UsageCharge>,
     pub created_at: String,
 }
 
@@ -95,6 +111,8 @@ impl PlanVersionView {
             trial_days: terms.trial_days,
             duration_cycles: terms.duration_cycles,
             limits: terms.limits,
+            seats: terms.seats,
+            usage_charges: terms.usage_charges,
             created_at: item.required_str("created_at")?.to_owned(),
         })
     }
@@ -111,6 +129,15 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
             .collect::<Result<_, _>>()?,
         _ => Vec::new(),
     };
+    fn from_attr<T: serde::de::DeserializeOwned>(value: &AttrValue) -> Result<T, ApiError> {
+        serde_json::from_value(value.to_json()).map_err(ApiError::internal)
+    }
+    let seats = item.get("seats").map(from_attr).transpose()?;
+    let usage_charges = item
+        .get("usage_charges")
+        .map(from_attr)
+        .transpose()?
+        .unwrap_or_default();
     Ok(VersionTerms {
         price: item
             .decimal("price")
@@ -121,6 +148,8 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         trial_days: item.i64("trial_days").unwrap_or(0) as u32,
         duration_cycles: item.i64("duration_cycles").map(|n| n as u32),
         limits,
+        seats,
+        usage_charges,
     })
 }
 
@@ -140,6 +169,16 @@ pub(super) fn version_item(plan_id: &str, version: u32, terms: &VersionTerms, at
     if let Some(cycles) = terms.duration_cycles {
         item = item.with("duration_cycles", i64::from(cycles));
     }
+    let to_attr = |value: serde_json::Value| AttrValue::from_json(&value).expect("plain JSON");
+    if let Some(seats) = &terms.seats {
+        item = item.with("seats", to_attr(serde_json::json!(seats)));
+    }
+    if !terms.usage_charges.is_empty() {
+        item = item.with(
+            "usage_charges",
+            to_attr(serde_json::json!(terms.usage_charges)),
+        );
+    }
     item
 }
 
@@ -158,6 +197,10 @@ pub struct PlanView {
     pub trial_days: u32,
     pub duration_cycles: Option<u32>,
     pub limits: Vec<LimitSpec>,
+    /// A per-seat price on top of `price` (per cycle, in `currency`), or `null`.
+    pub seats: Option<SeatPrice>,
+    /// Usage charges per metric, billed in arrears on the renewal invoice.
+    pub usage_charges: Vec<UsageCharge>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -177,6 +220,8 @@ impl PlanView {
             trial_days: v.trial_days,
             duration_cycles: v.duration_cycles,
             limits: v.limits,
+            seats: v.seats,
+            usage_charges: v.usage_charges,
             created_at: meta.required_str("created_at")?.to_owned(),
             updated_at: meta.required_str("updated_at")?.to_owned(),
         })

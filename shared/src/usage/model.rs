@@ -84,6 +84,6 @@ pub(super) fn check_event(event: &UsageEvent) -> Result<(), ApiError> {
 pub(super) fn unknown_metric() -> ApiError {
     ApiError::validation(
         "metric",
-        "the plan has no limit on this metric, and it is not one the platform records freely",
+        "the plan neither limits nor charges this metric, and it is not one the platform records freely",
     )
 }

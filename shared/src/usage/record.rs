@@ -138,7 +138,7 @@ async fn record_once(
     cached: bool,
 ) -> Result<UsageResult, Attempt> {
     let spec = spec_for(limits, &event.metric);
-    if spec.is_none() && !ctx.free_metrics.contains(&event.metric) {
+    if !limits.meters(&event.metric) && !ctx.free_metrics.contains(&event.metric) {
         // The plan may have gained the metric since the limits were cached: look again.
         if cached {
             return Err(Attempt::StaleSubscription);

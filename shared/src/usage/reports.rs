@@ -12,7 +12,7 @@ use super::meter::Meter;
 use super::model::unknown_metric;
 use crate::entitlements::{limits_in_force, spec_for};
 use crate::error::ApiError;
-use crate::plans::policies::{Enforcement, ResetPeriod};
+use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
 use crate::store::Store;
 use crate::time;
 use crate::AppContext;
@@ -60,7 +60,16 @@ pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, Ap
     let t = ctx.stores.tenant(&meter.tenant);
     let now = ctx.clock.now();
     let mut data = Vec::new();
-    for spec in &limits.limits {
+    // Charged metrics without a limit count per billing period and are never refused.
+    let charged_only = limits.charged_only().map(|metric| LimitSpec {
+        metric: metric.to_owned(),
+        limit: None,
+        reset_period: ResetPeriod::BillingPeriod,
+        enforcement: Enforcement::Soft,
+        warning_thresholds: Vec::new(),
+    });
+    let specs: Vec<LimitSpec> = limits.limits.iter().cloned().chain(charged_only).collect();
+    for spec in &specs {
         let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
         let used = if spec.metric == "max_users" {
             let meta = t.get(&t.key("META", "TENANT")).await?;
@@ -231,7 +240,7 @@ pub async fn check(
     }
     let limits = limits_in_force(ctx, &meter.tenant).await?;
     let spec = spec_for(&limits, &req.metric);
-    if spec.is_none() && !ctx.free_metrics.contains(&req.metric) {
+    if !limits.meters(&req.metric) && !ctx.free_metrics.contains(&req.metric) {
         return Err(unknown_metric());
     }
     let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
