@@ -1066,6 +1066,7 @@ async fn concurrent_invoices_take_sequential_numbers() {
                     description: "x".into(),
                     amount: rust_decimal::Decimal::new(100 + i, 2),
                     period: None,
+                    detail: None,
                 }],
                 period: (now, now + Duration::days(1)),
                 dedupe: format!("race-{i}"),

@@ -2,8 +2,10 @@
 //! (a base price, a per-seat price, usage charges with tiers), their checks, and what the
 //! invoices bill from them.
 
+use eshtarek_core::clock::Clock;
 use eshtarek_tests::fixtures::email;
 use eshtarek_tests::http::{Session, TestApp};
+use eshtarek_tests::stall::Stalls;
 use serde_json::{json, Value};
 
 /// A unique plan name (the DynamoDB suite shares one table).
@@ -256,4 +258,272 @@ async fn a_charged_metric_is_metered_without_a_limit() {
     assert_eq!(calls["used"], 1234);
     assert_eq!(calls["limit"], Value::Null);
     assert_eq!(calls["reset_period"], "billing_period");
+}
+
+/// A tenant on a plan, with a card and an API key, on a frozen clock.
+struct Shop {
+    app: TestApp,
+    owner_email: String,
+    owner: std::sync::Mutex<Session>,
+    key: String,
+}
+
+impl Shop {
+    /// Opens at 2026-01-01 with `plan` (a create-plan body, named uniquely here); the tenant
+    /// gets `members` members besides its owner before it subscribes with a card.
+    async fn open(plan: Value, members: usize) -> (Shop, Value) {
+        Self::open_on(eshtarek_tests::stores::selected().await, plan, members).await
+    }
+
+    /// The same on `store`.
+    async fn open_on(
+        store: std::sync::Arc<dyn eshtarek_core::store::Store>,
+        plan: Value,
+        members: usize,
+    ) -> (Shop, Value) {
+        let app = TestApp::frozen_on(store, "2026-01-01T00:00:00Z").await;
+        let admin = app.platform_admin().await;
+        let mut plan = plan;
+        plan["name"] = json!(named(plan["name"].as_str().unwrap()));
+        let plan = create_plan(&app, &admin, plan).await;
+        let owner_email = email("owner");
+        let owner = app.signup(&owner_email, "Shop").await;
+        let tenant = owner.tenant_id.clone().unwrap();
+        for _ in 0..members {
+            app.add_member(&owner, &tenant, &email("member"), "tenant_user")
+                .await;
+        }
+        let subscribed = app
+            .subscribe_with_card(&owner, plan["id"].as_str().unwrap())
+            .await;
+        let key = app.api_key(&owner.access, json!({"name": "meter"})).await;
+        let shop = Shop {
+            app,
+            owner_email,
+            owner: std::sync::Mutex::new(owner),
+            key,
+        };
+        (shop, subscribed)
+    }
+
+    fn token(&self) -> String {
+        self.owner.lock().unwrap().access.clone()
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.app
+            .get(path, Some(&self.token()))
+            .await
+            .expect(200)
+            .body
+    }
+
+    async fn record(&self, metric: &str, quantity: i64, key: &str) {
+        self.app
+            .post(
+                "/v1/usage/events",
+                Some(&self.key),
+                eshtarek_tests::fixtures::usage_event(metric, quantity, key),
+            )
+            .await
+            .expect(200);
+    }
+
+    /// Moves the clock, runs the renewal job, signs the owner in again.
+    async fn advance_days(&self, days: i64) {
+        self.app.clock.advance(chrono::Duration::days(days));
+        eshtarek_core::jobs::renew_billing(
+            &self.app.ctx,
+            self.app.clock.now(),
+            eshtarek_core::jobs::RunLimits::default(),
+        )
+        .await
+        .unwrap();
+        *self.owner.lock().unwrap() = self.app.login(&self.owner_email, None).await;
+    }
+
+    /// The tenant's invoices, newest first.
+    async fn invoices(&self) -> Vec<Value> {
+        self.get("/v1/invoices").await["data"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+}
+
+fn line<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
+    invoice["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} line in {invoice}"))
+}
+
+#[tokio::test]
+async fn usage_is_billed_in_arrears_and_the_upcoming_invoice_shows_it_first() {
+    let (shop, subscribed) = Shop::open(
+        json!({"name": "Metered", "price": "10.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [graduated_calls()]}),
+        0,
+    )
+    .await;
+    assert_eq!(subscribed["invoice"]["total"], "10.00");
+    shop.record("api_calls", 100_000, "a").await;
+    shop.record("api_calls", 23_456, "b").await;
+
+    // Before the period ends: next period's base price, this period's usage so far.
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(upcoming["issue_at"], "2026-02-01T00:00:00.000Z");
+    assert_eq!(upcoming["period_start"], "2026-02-01T00:00:00.000Z");
+    assert_eq!(line(&upcoming, "plan_charge")["amount"], "10.00");
+    let usage = line(&upcoming, "usage_charge");
+    // docs/billing.md: 10,000 × 0.01 + 90,000 × 0.008 + 23,456 × 0.005 = 937.28.
+    assert_eq!(usage["amount"], "937.28");
+    assert_eq!(usage["period_start"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(usage["period_end"], "2026-02-01T00:00:00.000Z");
+    assert_eq!(usage["detail"]["metric"], "api_calls");
+    assert_eq!(usage["detail"]["quantity"], 123_456);
+    assert_eq!(usage["detail"]["billable"], 123_456);
+    assert_eq!(usage["detail"]["price"]["model"], "graduated");
+    assert_eq!(upcoming["total"], "947.28");
+    assert_eq!(upcoming["amount_due"], "947.28");
+
+    // The renewal bills exactly that, and the new period counts from zero.
+    shop.advance_days(31).await;
+    let renewal = shop.invoices().await[0].clone();
+    assert_eq!(renewal["status"], "paid");
+    assert_eq!(renewal["lines"], upcoming["lines"]);
+    assert_eq!(renewal["total"], "947.28");
+    let usage_now = shop.get("/v1/usage").await;
+    let calls = eshtarek_tests::fixtures::metric_in(&usage_now, "api_calls");
+    assert_eq!(calls["used"], 0);
+    assert_eq!(calls["period_start"], "2026-02-01T00:00:00.000Z");
+    let next = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(line(&next, "usage_charge")["amount"], "0.00");
+    assert_eq!(next["total"], "10.00");
+    // A second run of the job bills nothing twice.
+    shop.advance_days(0).await;
+    assert_eq!(shop.invoices().await.len(), 2);
+}
+
+#[tokio::test]
+async fn seats_bill_the_member_count_with_the_base_price() {
+    // Teams: $49/month + $12 per user; the owner and two members are three seats.
+    let (shop, subscribed) = Shop::open(
+        json!({"name": "Teams", "price": "49.00", "currency": "USD", "billing_cycle": "monthly",
+               "seats": {"unit_price": "12.00"}}),
+        2,
+    )
+    .await;
+    let invoice = &subscribed["invoice"];
+    assert_eq!(line(invoice, "plan_charge")["amount"], "49.00");
+    let seats = line(invoice, "seat_charge");
+    assert_eq!(seats["amount"], "36.00");
+    assert_eq!(seats["detail"]["quantity"], 3);
+    assert_eq!(seats["detail"]["unit_price"], "12.00");
+    assert_eq!(invoice["total"], "85.00");
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(upcoming["total"], "85.00");
+    shop.advance_days(31).await;
+    assert_eq!(shop.invoices().await[0]["total"], "85.00");
+}
+
+#[tokio::test]
+async fn a_cancelled_subscription_bills_its_last_periods_usage() {
+    let (shop, _) = Shop::open(
+        json!({"name": "Per call", "price": "0.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "included": 1000, "price": {"model": "per_unit", "unit_price": "0.002"}}]}),
+        0,
+    )
+    .await;
+    shop.record("api_calls", 1_500, "a").await;
+    let sub = shop.get("/v1/subscriptions/current").await;
+    shop.app
+        .post(
+            &format!("/v1/subscriptions/{}/cancel", sub["id"].as_str().unwrap()),
+            Some(&shop.token()),
+            json!({"at_period_end": true}),
+        )
+        .await
+        .expect(200);
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(upcoming["is_final"], true);
+    // 1,500 calls, 1,000 included, 500 × 0.002 = 1.00 (docs/billing.md).
+    assert_eq!(upcoming["total"], "1.00");
+    shop.advance_days(31).await;
+    let last = shop.invoices().await[0].clone();
+    assert_eq!(last["total"], "1.00");
+    assert_eq!(last["status"], "paid");
+    assert_eq!(line(&last, "usage_charge")["detail"]["billable"], 500);
+    let sub = shop
+        .get(&format!(
+            "/v1/subscriptions/{}",
+            sub["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(sub["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn an_event_arriving_while_the_renewal_bills_counts_in_the_next_period() {
+    let stall = Stalls::new(eshtarek_tests::stores::selected().await);
+    let (shop, _) = Shop::open_on(
+        stall.store(),
+        json!({"name": "Racing", "price": "0.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "1"}}]}),
+        0,
+    )
+    .await;
+    shop.record("api_calls", 5, "before").await;
+    shop.app.clock.advance(chrono::Duration::days(31));
+    let shop = std::sync::Arc::new(shop);
+    // The renewal has read the counters and waits to write its invoice when an event comes.
+    stall.arm();
+    let renewal = tokio::spawn({
+        let shop = shop.clone();
+        async move {
+            let now = shop.app.clock.now();
+            eshtarek_core::jobs::renew_billing(&shop.app.ctx, now, Default::default())
+                .await
+                .unwrap()
+        }
+    });
+    stall.reached().await;
+    // A late report of a call made just before the period ended.
+    let late = tokio::spawn({
+        let shop = shop.clone();
+        async move {
+            let mut event = eshtarek_tests::fixtures::usage_event("api_calls", 1, "late");
+            event["timestamp"] = json!("2026-01-31T23:59:00Z");
+            shop.app
+                .post("/v1/usage/events", Some(&shop.key), event)
+                .await
+                .expect(200)
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    stall.release();
+    renewal.await.unwrap();
+    late.await.unwrap();
+    // Billed once for the closed period (5), counted in the new one (1): never in a period
+    // after its usage was read for an invoice (where nothing would bill it).
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let invoices = shop.invoices().await;
+    let billed: Vec<u64> = invoices
+        .iter()
+        .filter_map(|i| {
+            i["lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["kind"] == "usage_charge")
+        })
+        .map(|l| l["detail"]["quantity"].as_u64().unwrap())
+        .collect();
+    assert_eq!(billed, [5]);
+    let usage = shop.get("/v1/usage").await;
+    let calls = eshtarek_tests::fixtures::metric_in(&usage, "api_calls");
+    assert_eq!(calls["used"], 1);
+    assert_eq!(calls["period_start"], "2026-02-01T00:00:00.000Z");
 }

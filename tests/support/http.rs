@@ -137,10 +137,14 @@ impl TestApp {
             // it for longer than the deployed 15 s (what the timeout does is tested on its own,
             // in hardening_http.rs).
             state.http.request_timeout = std::time::Duration::from_secs(120);
-            state.stores = state
-                .stores
-                .clone()
-                .with_tenant_stores(crate::wire::vendor(&table).await);
+            let vended: Arc<dyn eshtarek_core::store::TenantStoreProvider> =
+                crate::wire::vendor(&table).await;
+            // A stalling store's door stands in front of the vended stores too.
+            let vended = match crate::stall::Stalls::of(&store) {
+                Some(stalls) => stalls.provider(vended),
+                None => vended,
+            };
+            state.stores = state.stores.clone().with_tenant_stores(vended);
         }
         Self {
             router: eshtarek::app(ctx.clone()),

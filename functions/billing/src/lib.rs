@@ -9,7 +9,7 @@ use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::events::{self, EventView};
 use eshtarek_core::billing::invoices::{self, InvoiceView, PaymentView};
 use eshtarek_core::billing::payment_methods::{self, AddPaymentMethodRequest, PaymentMethodView};
-use eshtarek_core::billing::subscriptions::{self as subs, PayRequest};
+use eshtarek_core::billing::subscriptions::{self as subs, PayRequest, UpcomingInvoiceView};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::ProblemResponses;
@@ -28,7 +28,7 @@ pub const NAME: &str = "billing";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, get_invoice, pay_invoice, history, list_events),
+    paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, upcoming_invoice, admin_upcoming_invoice, get_invoice, pay_invoice, history, list_events),
     tags((name = "billing", description = "Payment methods, invoices and payments"))
 )]
 pub struct BillingApi;
@@ -40,8 +40,13 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/payment-methods", post(add_method).get(list_methods))
         .route("/v1/payment-methods/{id}", delete(remove_method))
         .route("/v1/invoices", get(list_invoices))
+        .route("/v1/invoices/upcoming", get(upcoming_invoice))
         .route("/v1/invoices/{id}", get(get_invoice))
         .route("/v1/admin/tenants/{id}/invoices", get(admin_list_invoices))
+        .route(
+            "/v1/admin/tenants/{id}/invoices/upcoming",
+            get(admin_upcoming_invoice),
+        )
         .route("/v1/invoices/{id}/pay", post(pay_invoice))
         .route("/v1/billing/history", get(history))
         .route("/v1/events", get(list_events))
@@ -139,6 +144,38 @@ async fn admin_list_invoices(
     Ok(Json(
         invoices::admin_list(&ctx, &caller, &id, params).await?,
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/invoices/upcoming",
+    tag = "billing",
+    summary = "The next invoice as it would be if the period ended now: base and seats for the next period, usage so far with its charges, credit applied.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The upcoming invoice", body = UpcomingInvoiceView), (status = 401), (status = 403), (status = 404))
+)]
+async fn upcoming_invoice(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::upcoming(&ctx, &caller).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/invoices/upcoming",
+    tag = "billing",
+    summary = "A tenant's upcoming invoice (platform admins).",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The upcoming invoice", body = UpcomingInvoiceView), (status = 401), (status = 403), (status = 404))
+)]
+async fn admin_upcoming_invoice(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::admin_upcoming(&ctx, &caller, &id).await?))
 }
 
 #[utoipa::path(

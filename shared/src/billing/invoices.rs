@@ -30,9 +30,34 @@ use crate::AppContext;
 #[serde(rename_all = "snake_case")]
 pub enum LineKind {
     PlanCharge,
+    /// Seats past the included ones, for the period ahead.
+    SeatCharge,
+    /// A metric's usage past its allowance, for the period that closed (in arrears).
+    UsageCharge,
     ProrationCredit,
     ProrationCharge,
     CreditBalanceApplied,
+}
+
+/// How a seat or usage line's amount came about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LineDetail {
+    /// The metric billed; `max_users` for seats.
+    #[schema(example = "api_calls")]
+    pub metric: String,
+    /// Seats, or units used in the period.
+    pub quantity: u64,
+    /// Seats or units the plan includes.
+    pub included: u64,
+    /// `quantity` past `included`: what is priced.
+    pub billable: u64,
+    /// A seat's price per cycle (seat lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "12.00")]
+    pub unit_price: Option<String>,
+    /// The usage price with its tiers (usage lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<crate::billing::pricing::UsagePrice>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,6 +68,9 @@ pub struct LineView {
     pub amount: String,
     pub period_start: Option<String>,
     pub period_end: Option<String>,
+    /// Quantities and prices of a seat or usage line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<LineDetail>,
 }
 
 /// A line before it is written: the amount is already rounded to the minor unit.
@@ -52,6 +80,20 @@ pub struct Line {
     pub description: String,
     pub amount: Decimal,
     pub period: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    pub detail: Option<LineDetail>,
+}
+
+impl Line {
+    pub fn view(&self, currency: Currency) -> LineView {
+        LineView {
+            kind: self.kind,
+            description: self.description.clone(),
+            amount: currency.format(self.amount),
+            period_start: self.period.map(|p| time::fmt(p.0)),
+            period_end: self.period.map(|p| time::fmt(p.1)),
+            detail: self.detail.clone(),
+        }
+    }
 }
 
 /// What a new invoice bills.
@@ -135,14 +177,51 @@ impl InvoiceView {
 }
 
 fn line_attr(line: &Line, currency: Currency) -> AttrValue {
-    let view = LineView {
-        kind: line.kind,
-        description: line.description.clone(),
-        amount: currency.format(line.amount),
-        period_start: line.period.map(|p| time::fmt(p.0)),
-        period_end: line.period.map(|p| time::fmt(p.1)),
+    AttrValue::from_json(&serde_json::to_value(line.view(currency)).expect("serializable"))
+        .expect("plain JSON")
+}
+
+/// An invoice's sums: its lines with the credit balance applied as a last line, and the
+/// balance after it.
+pub struct Totals {
+    pub lines: Vec<Line>,
+    /// The lines before credit.
+    pub subtotal: Decimal,
+    /// Credit balance used (a positive amount).
+    pub applied: Decimal,
+    /// The exact sum of every line, credit included.
+    pub total: Decimal,
+    pub amount_due: Decimal,
+    pub new_balance: Decimal,
+}
+
+/// Applies a credit `balance` to `lines` (rounded already): up to the subtotal, as a line; a
+/// negative total (a net credit) goes to the balance.
+pub fn totals(mut lines: Vec<Line>, balance: Decimal) -> Totals {
+    let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
+    let applied = if subtotal > Decimal::ZERO {
+        balance.min(subtotal).max(Decimal::ZERO)
+    } else {
+        Decimal::ZERO
     };
-    AttrValue::from_json(&serde_json::to_value(view).expect("serializable")).expect("plain JSON")
+    if applied > Decimal::ZERO {
+        lines.push(Line {
+            kind: LineKind::CreditBalanceApplied,
+            description: "Credit balance applied".into(),
+            amount: -applied,
+            period: None,
+            detail: None,
+        });
+    }
+    let total: Decimal = lines.iter().map(|l| l.amount).sum();
+    Totals {
+        lines,
+        subtotal,
+        applied,
+        total,
+        amount_due: total.max(Decimal::ZERO),
+        new_balance: balance - applied + (-total).max(Decimal::ZERO),
+    }
 }
 
 /// Writes a new invoice (open, or paid when nothing is due). Applies the credit balance first;
@@ -174,24 +253,14 @@ pub async fn issue(ctx: &AppContext, tenant: &TenantId, draft: Draft) -> Result<
             .as_ref()
             .and_then(|b| b.decimal("credit_balance"))
             .unwrap_or_default();
-        let mut lines = draft.lines.clone();
-        let subtotal: Decimal = lines.iter().map(|l| l.amount).sum();
-        let applied = if subtotal > Decimal::ZERO {
-            balance.min(subtotal)
-        } else {
-            Decimal::ZERO
-        };
-        if applied > Decimal::ZERO {
-            lines.push(Line {
-                kind: LineKind::CreditBalanceApplied,
-                description: "Credit balance applied".into(),
-                amount: -applied,
-                period: None,
-            });
-        }
-        let total: Decimal = lines.iter().map(|l| l.amount).sum();
-        let amount_due = total.max(Decimal::ZERO);
-        let new_balance = balance - applied + (-total).max(Decimal::ZERO);
+        let Totals {
+            lines,
+            subtotal,
+            applied,
+            total,
+            amount_due,
+            new_balance,
+        } = totals(draft.lines.clone(), balance);
         let number = last + 1;
         let id = new_id("in");
         let at = time::fmt(now);

@@ -1,6 +1,7 @@
 //! Subscriptions and billing: periods, the state machine, proration, payment methods, the mock
 //! payment gateway, invoices, and the renewal service the scheduled job calls.
 
+pub mod charges;
 pub mod events;
 pub mod gateway;
 pub mod invoices;

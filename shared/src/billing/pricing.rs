@@ -1,6 +1,6 @@
-//! Usage prices (issue 20's first rule): what a quantity of a metric costs under a plan's usage
-//! charge — per unit, per package, graduated tiers or volume tiers — after an included
-//! allowance. Pure rules, the only place each lives. Amounts are exact `Decimal`s, never
+//! Price components of a plan version as pure rules: what a quantity of a metric costs under
+//! a usage charge — per unit, per package, graduated tiers or volume tiers — after an included
+//! allowance, and what seats cost past the included ones. Pure rules, the only place each lives. Amounts are exact `Decimal`s, never
 //! rounded here: an invoice line rounds its amount once, to the currency's minor unit, half to
 //! even (`money::Currency::round`), so a line's amount is the rounded exact price.
 

@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Datelike, Duration, TimeZone, Utc};
 
+pub(super) use super::keys::{counter_key, counter_of};
 use crate::billing::subscriptions::Sub;
 use crate::plans::policies::ResetPeriod;
-use crate::store::{Item, Key, TenantId, TenantStore, UpdateAction};
+use crate::store::{TenantId, UpdateAction};
 use crate::time;
 
 /// `[start, end)` of the counting period that contains `at` (end `None`: never resets).
@@ -33,24 +34,6 @@ pub fn counting_period(
         }
         ResetPeriod::BillingPeriod => (sub.period_start, Some(sub.period_end)),
     }
-}
-
-/// A metric's counter for the period starting at `start`. The counter item holds only `used`
-/// and its place in the platform index: the tenant, metric and period are read back from the
-/// key ([`counter_of`]), so an event writes three attributes, not seven.
-pub(super) fn counter_key(t: &TenantStore, metric: &str, start: DateTime<Utc>) -> Key {
-    let mut sk = String::with_capacity(26);
-    sk.push_str("P#");
-    time::push(&mut sk, start);
-    Key::new(t.pk_of(&["USAGE#", metric]), sk)
-}
-
-/// The tenant, metric and period start a counter's key names.
-pub(super) fn counter_of(counter: &Item) -> Option<(TenantId, &str, &str)> {
-    let (tenant, partition) = TenantId::of_pk(&counter.key.pk)?;
-    let metric = partition.strip_prefix("USAGE#")?;
-    let start = counter.key.sk.strip_prefix("P#")?;
-    Some((tenant, metric, start))
 }
 
 /// Hour, day and month buckets of the history rollups, cut from the event's time as

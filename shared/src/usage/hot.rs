@@ -3,6 +3,7 @@
 //! None of them is trusted on its own: every fact taken from a cache is re-checked inside the
 //! write transaction that depends on it, so a stale entry costs a retry, never a wrong count.
 //! - API keys: a revoked key fails the transaction's check on its lookup item.
+//! - Plan versions: immutable once written.
 //! - Limits: plan versions are immutable, and the subscription's `rev` (bumped by every
 //!   change: plan, period, status, live pointer) is checked in the transaction.
 //! - Sent warning markers: a marker, once written, is never removed, so "already sent" stays
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::api_keys::CachedKey;
 use crate::entitlements::Limits;
+use crate::plans::VersionTerms;
 
 /// Entries kept per cache; past this a cache starts over (cheaper than eviction bookkeeping,
 /// and a miss only costs a read).
@@ -57,6 +59,8 @@ type Hints = HashMap<(String, u64), (Instant, Option<serde_json::Value>)>;
 
 pub struct HotCache {
     keys: Bounded<String, Arc<CachedKey>>,
+    /// Plan versions never change once written: a cached one is always right.
+    versions: Bounded<(String, u32), Arc<VersionTerms>>,
     limits: Bounded<String, Arc<Limits>>,
     sent: Mutex<HashSet<String>>,
     hint: Mutex<Hints>,
@@ -66,6 +70,7 @@ impl Default for HotCache {
     fn default() -> Self {
         Self {
             keys: Bounded::new(),
+            versions: Bounded::new(),
             limits: Bounded::new(),
             sent: Mutex::new(HashSet::new()),
             hint: Mutex::new(HashMap::new()),
@@ -84,6 +89,14 @@ impl HotCache {
 
     pub(crate) fn forget_key(&self, prefix: &str) {
         self.keys.remove(&prefix.to_owned());
+    }
+
+    pub(crate) fn version(&self, plan_id: &str, version: u32) -> Option<Arc<VersionTerms>> {
+        self.versions.get(&(plan_id.to_owned(), version))
+    }
+
+    pub(crate) fn remember_version(&self, plan_id: &str, version: u32, terms: Arc<VersionTerms>) {
+        self.versions.insert((plan_id.to_owned(), version), terms);
     }
 
     pub(crate) fn limits(&self, tenant: &str) -> Option<Arc<Limits>> {

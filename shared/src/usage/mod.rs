@@ -1,7 +1,7 @@
 //! Usage metering with real-time enforcement, one file per concern: `model` (the event and
-//! its answer), `meter` (who is metering: key or token), `counters` (keys of counters,
-//! rollups and the platform index), `record` (the metering transaction, replays, batches),
-//! `alerts` (threshold warnings, the sweep, notifications), `reports` (summaries, checks,
+//! its answer), `meter` (who is metering: key or token), `keys` (where a counter lives),
+//! `counters` (counting periods, rollups and the platform index), `record` (the metering
+//! transaction, replays, batches), `alerts` (threshold warnings, the sweep, notifications), `reports` (summaries, checks,
 //! history), `gauges`, `api_keys` and `hot` (the hot path's caches). The limits in force come
 //! from `entitlements`.
 
@@ -10,6 +10,7 @@ pub mod api_keys;
 mod counters;
 mod gauges;
 pub mod hot;
+pub mod keys;
 mod meter;
 mod model;
 mod record;

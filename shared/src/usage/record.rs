@@ -37,8 +37,10 @@ async fn cached_limits(
     Ok(limits)
 }
 
-/// How late an event from before its period's start may still be reported (it then counts in
-/// the period it happened in, under that period's limit).
+/// How late an event from before its period's start may still be reported: it counts in the
+/// period it happened in, under that period's limit, while that period is the counter's; a
+/// billing period that closed for its invoice takes no more events, so a late report from it
+/// counts in the period after.
 pub const LATENESS: Duration = Duration::minutes(5);
 
 /// Positions of the operations in the recording transaction (to read a cancellation).
@@ -80,9 +82,11 @@ pub async fn record(
             crate::auth::tokens::sha256_hex(&event.idempotency_key)
         ),
     );
-    // A stale cached subscription costs one retry, an unrenewed period one more; beyond that
-    // the subscription keeps changing under us.
-    for attempt in 0..4 {
+    // A stale cached subscription costs one retry, an unrenewed period one more, a renewal
+    // that another request or the job is finishing a few short waits; beyond that the
+    // subscription keeps changing under us.
+    let mut waits = 0u32;
+    for attempt in 0..10 {
         let limits = match cached_limits(ctx, tenant).await {
             Ok(limits) => limits,
             Err(e) => {
@@ -100,8 +104,17 @@ pub async fn record(
                 // The period ended and the renewal job has not run for it yet: renew now
                 // (safe beside the job: renewals are conditional and idempotent), then count
                 // the event in whatever follows (the next period, or no subscription).
-                crate::billing::subscriptions::renew(ctx, tenant, &limits.sub.id, now).await?;
+                let renewal =
+                    crate::billing::subscriptions::renew(ctx, tenant, &limits.sub.id, now).await?;
                 ctx.hot.forget_limits(tenant.as_str());
+                if renewal == crate::billing::subscriptions::Renewal::NotDue {
+                    // Somebody else is renewing it: give them a moment (20 ms, doubling).
+                    waits += 1;
+                    if waits > 6 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(10 << waits)).await;
+                }
             }
             Err(Attempt::Failed(e)) => return Err(e),
             Ok(result) => return Ok(result),
@@ -146,6 +159,13 @@ async fn record_once(
         return Err(unknown_metric().into());
     }
     let reset = spec.map_or(ResetPeriod::BillingPeriod, |s| s.reset_period);
+    if reset == ResetPeriod::BillingPeriod && limits.sub.usage_closed() {
+        // The renewal is billing this period's usage: the event counts in the next one.
+        if cached {
+            return Err(Attempt::StaleSubscription);
+        }
+        return Err(Attempt::PeriodEnded);
+    }
     let (start, end) = counting_period(reset, &limits.sub, at);
     if end.is_some_and(|end| at < start || at >= end)
         || (reset == ResetPeriod::BillingPeriod && at < start)
@@ -157,7 +177,13 @@ async fn record_once(
         if reset == ResetPeriod::BillingPeriod && end.is_some_and(|end| at >= end) {
             return Err(Attempt::PeriodEnded);
         }
-        return Err(ApiError::validation("timestamp", "outside the current billing period").into());
+        // A late report from just before a billing period began: that period is billed (or
+        // being billed) already, so the event counts in this one (bounded below).
+        if !(reset == ResetPeriod::BillingPeriod && at < start && at >= start - LATENESS) {
+            return Err(
+                ApiError::validation("timestamp", "outside the current billing period").into(),
+            );
+        }
     }
     // Backdating never reaches a past period's empty counter: an event counts in the metric's
     // current counting period, at most LATENESS before it began (a late report across the

@@ -63,6 +63,7 @@ fn change_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) 
         description: format!("{} ({})", to.name, to.terms.billing_cycle.as_str()),
         amount: to.terms.currency.round(to.terms.price),
         period: Some((start, end)),
+        detail: None,
     };
     (vec![line], true)
 }
@@ -89,12 +90,14 @@ fn proration_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, boo
             description: "Unused time on the previous plan".into(),
             amount: p.credit,
             period: Some((at, sub.period_end)),
+            detail: None,
         },
         Line {
             kind: LineKind::ProrationCharge,
             description: format!("Remaining time on {}", to.name),
             amount: p.charge,
             period: Some((at, new_end)),
+            detail: None,
         },
     ];
     (lines, restart)
@@ -156,16 +159,7 @@ pub async fn preview(
         } else {
             Effective::PeriodEnd
         },
-        lines: lines
-            .iter()
-            .map(|l| invoices::LineView {
-                kind: l.kind,
-                description: l.description.clone(),
-                amount: sub.currency.format(l.amount),
-                period_start: l.period.map(|p| time::fmt(p.0)),
-                period_end: l.period.map(|p| time::fmt(p.1)),
-            })
-            .collect(),
+        lines: lines.iter().map(|l| l.view(sub.currency)).collect(),
         net: sub.currency.format(net),
         currency: sub.currency.code().to_owned(),
         restarts_period,

@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 use super::super::payment_methods;
 use super::super::state::{Event, Status};
 use super::cancel::end;
+use super::metered::{bill_final_usage, closed_for_billing};
 use super::record::{load, Sub};
 use crate::error::ApiError;
 use crate::store::{TenantId, TenantStore};
@@ -99,6 +100,18 @@ pub(super) async fn end_expired(
     now: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
     let ended_at = expiry.ended_at(sub, now);
+    // A plan that ran its cycles still bills its last period's usage.
+    let closed;
+    let sub = if expiry == Expiry::DurationEnded {
+        let Some(sub) = closed_for_billing(ctx, t.tenant(), sub.clone()).await? else {
+            return Ok(false);
+        };
+        bill_final_usage(ctx, t.tenant(), &sub).await?;
+        closed = sub;
+        &closed
+    } else {
+        sub
+    };
     match end(ctx, t, sub, Event::Expire, ended_at, Decimal::ZERO).await {
         Ok(_) => Ok(true),
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),

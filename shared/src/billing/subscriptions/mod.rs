@@ -8,10 +8,12 @@ mod admin;
 mod cancel;
 mod change;
 mod expiry;
+mod metered;
 mod pay;
 mod record;
 mod renewal;
 mod subscribe;
+mod upcoming;
 
 pub use admin::{
     admin_get, admin_override, migrate, MigrateRequest, MigrateResult, OverrideRequest,
@@ -28,3 +30,4 @@ pub use record::{
 };
 pub use renewal::{renew, Renewal};
 pub use subscribe::{create, current, get, list, CreateSubscriptionRequest, SubscriptionResult};
+pub use upcoming::{admin_upcoming, upcoming, UpcomingInvoiceView};

@@ -151,9 +151,20 @@ pub struct Sub {
     pub created_at: String,
     pub ended_at: Option<String>,
     pub rev: i64,
+    /// The period whose usage is closed for billing (its end, as written): set by the
+    /// renewal before it reads the counters, so no event counts in a period once billed.
+    pub usage_closed_at: Option<String>,
 }
 
+/// See [`Sub::usage_closed_at`].
+pub(super) const USAGE_CLOSED: &str = "usage_closed_at";
+
 impl Sub {
+    /// Whether this period's usage is closed for billing: no event may count in it any more.
+    pub fn usage_closed(&self) -> bool {
+        self.usage_closed_at.as_deref() == Some(time::fmt(self.period_end).as_str())
+    }
+
     pub(super) fn parse(item: Item) -> Result<Self, ApiError> {
         let t = |name: &str| -> Result<DateTime<Utc>, ApiError> {
             time::parse(item.required_str(name)?)
@@ -196,6 +207,7 @@ impl Sub {
             created_at: item.required_str("created_at")?.to_owned(),
             ended_at: owned("ended_at"),
             rev: item.i64("rev").unwrap_or(0),
+            usage_closed_at: owned(USAGE_CLOSED),
             key: item.key,
         })
     }
@@ -379,13 +391,19 @@ pub(super) async fn load_version(
     plan_id: &str,
     version: u32,
 ) -> Result<VersionTerms, ApiError> {
+    if let Some(terms) = ctx.hot.version(plan_id, version) {
+        return Ok((*terms).clone());
+    }
     let item = ctx
         .stores
         .platform()
         .get(&plans::version_key(plan_id, version))
         .await?
         .ok_or_else(|| ApiError::not_found("no such plan version"))?;
-    plans::terms_of(&item)
+    let terms = plans::terms_of(&item)?;
+    ctx.hot
+        .remember_version(plan_id, version, std::sync::Arc::new(terms.clone()));
+    Ok(terms)
 }
 
 /// A plan version a subscription moves to.

@@ -6,16 +6,15 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use super::super::invoices::{self, Draft, Line, LineKind};
+use super::super::invoices::{self, Draft};
 use super::super::payment_methods;
-use super::super::period::period;
 use super::super::state::{Event, Status};
 use super::cancel::end;
 use super::expiry::{end_expired, expiry_due};
-use super::record::{commit, live_moved, load, load_version, renewal_index, try_commit, Sub};
+use super::metered::{bill_final_usage, closed_for_billing, next_invoice, NextInvoice};
+use super::record::{commit, live_moved, load, renewal_index, try_commit, Sub, USAGE_CLOSED};
 use crate::error::ApiError;
-use crate::plans;
-use crate::store::{Store, TenantId, UpdateAction};
+use crate::store::{TenantId, UpdateAction};
 use crate::time;
 use crate::AppContext;
 
@@ -56,40 +55,31 @@ pub async fn renew(
     if !sub.status.is_live() || sub.period_end > now {
         return Ok(Renewal::NotDue);
     }
+    // A period that bills usage is closed first, so nothing counts in it after it is read.
+    let Some(sub) = closed_for_billing(ctx, tenant, sub).await? else {
+        return Ok(Renewal::NotDue);
+    };
     if sub.cancel_at_period_end {
+        bill_final_usage(ctx, tenant, &sub).await?;
         end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
         return Ok(Renewal::Cancelled);
     }
     // The next period, on the scheduled plan if a downgrade waits for it.
-    let (plan_id, version, price, cycle) = match &sub.scheduled {
-        Some((plan_id, version)) => {
-            let terms = load_version(ctx, plan_id, *version).await?;
-            (plan_id.clone(), *version, terms.price, terms.billing_cycle)
-        }
-        None => (sub.plan_id.clone(), sub.plan_version, sub.price, sub.cycle),
-    };
-    let (anchor, index) = if sub.trialing || cycle != sub.cycle {
-        (sub.period_end, 0)
-    } else {
-        (sub.anchor, sub.period_index + 1)
-    };
-    let (start, end_at) = period(anchor, cycle, index);
-    let name = ctx
-        .stores
-        .platform()
-        .get(&plans::plan_key(&plan_id))
-        .await?
-        .and_then(|m| m.str("name").map(str::to_owned))
-        .unwrap_or_default();
+    let NextInvoice {
+        plan_id,
+        version,
+        price,
+        cycle,
+        anchor,
+        index,
+        start,
+        end: end_at,
+        lines,
+    } = next_invoice(ctx, &t, &sub).await?;
     let draft = Draft {
         subscription_id: sub.id.clone(),
         currency: sub.currency,
-        lines: vec![Line {
-            kind: LineKind::PlanCharge,
-            description: format!("{name} ({})", cycle.as_str()),
-            amount: sub.currency.round(price),
-            period: Some((start, end_at)),
-        }],
+        lines,
         period: (start, end_at),
         dedupe: format!("{}#{}", sub.id, time::fmt(start)),
     };
@@ -99,7 +89,15 @@ pub async fn renew(
     if !paid {
         if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
             let (after, decline) =
-                invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
+                match invoices::attempt_payment(ctx, tenant, &invoice, &method).await {
+                    Ok(attempt) => attempt,
+                    // Another run of this renewal is paying the same invoice (the gateway's
+                    // idempotency key makes it one charge); that run finishes the renewal.
+                    Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
+                        return Ok(Renewal::NotDue)
+                    }
+                    Err(e) => return Err(e),
+                };
             paid = decline.is_none();
             invoice_after = after;
         }
@@ -123,6 +121,7 @@ pub async fn renew(
         UpdateAction::set("period_end", time::fmt(end_at)),
         UpdateAction::remove("scheduled_plan_id"),
         UpdateAction::remove("scheduled_plan_version"),
+        UpdateAction::remove(USAGE_CLOSED),
         UpdateAction::set(
             "latest_invoice_id",
             invoice_after.str("invoice_id").unwrap_or_default(),

@@ -6,12 +6,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::super::charges::{plan_line, seat_line};
 use super::super::events;
 use super::super::gateway::MethodRef;
-use super::super::invoices::{self, Draft, InvoiceView, Line, LineKind};
+use super::super::invoices::{self, Draft, InvoiceView};
 use super::super::payment_methods;
 use super::super::period::period;
 use super::super::state::{Event, Status};
+use super::metered::member_count;
 use super::record::{
     changed_meanwhile, current_version, found, live_item, live_key, live_sub, reload,
     renewal_index, sub_key, Sub, SubscriptionView,
@@ -149,18 +151,24 @@ pub async fn create(
             invoice: None,
         });
     }
-    // First period: invoice and charge now.
-    let line = Line {
-        kind: LineKind::PlanCharge,
-        description: format!("{} ({})", plan.name, terms.billing_cycle.as_str()),
-        amount: terms.currency.round(terms.price),
-        period: Some((period_start, period_end)),
-    };
+    // First period: invoice and charge now, the seats at today's member count.
+    let period = (period_start, period_end);
+    let mut lines = vec![plan_line(
+        &plan.name,
+        terms.billing_cycle,
+        terms.price,
+        terms.currency,
+        period,
+    )];
+    if let Some(seats) = &terms.seats {
+        let count = member_count(&t).await?;
+        lines.push(seat_line(seats, count, terms.currency, period));
+    }
     let draft = Draft {
         subscription_id: id.clone(),
         currency: terms.currency,
-        lines: vec![line],
-        period: (period_start, period_end),
+        lines,
+        period,
         dedupe: format!("{id}#P0"),
     };
     let invoice = invoices::issue(ctx, &tenant, draft).await?;

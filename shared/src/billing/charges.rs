@@ -1,0 +1,151 @@
+//! The lines a plan version's price components bill, as pure rules: the base price and the
+//! seats for the period ahead (in advance), each metric's usage for the period that closed (in
+//! arrears). Each line's amount is rounded once, to the currency's minor unit, half to even;
+//! an invoice's total is the exact sum of its lines (`invoices`).
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::invoices::{Line, LineDetail, LineKind};
+use super::pricing::{SeatPrice, UsageCharge};
+use crate::money::Currency;
+use crate::plans::BillingCycle;
+
+type Period = (DateTime<Utc>, DateTime<Utc>);
+
+/// The base price for one period.
+pub fn plan_line(
+    name: &str,
+    cycle: BillingCycle,
+    price: Decimal,
+    currency: Currency,
+    period: Period,
+) -> Line {
+    Line {
+        kind: LineKind::PlanCharge,
+        description: format!("{name} ({})", cycle.as_str()),
+        amount: currency.round(price),
+        period: Some(period),
+        detail: None,
+    }
+}
+
+/// `seats` members for one period at the seat price: the line is there (at zero) even when
+/// every seat is included, so the invoice shows the count it billed.
+pub fn seat_line(seats: &SeatPrice, count: u64, currency: Currency, period: Period) -> Line {
+    let billable = seats.billable(count);
+    Line {
+        kind: LineKind::SeatCharge,
+        description: format!(
+            "Seats: {count} ({} included, {billable} × {})",
+            seats.included,
+            currency.format(seats.unit_price)
+        ),
+        amount: currency.round(seats.amount(count)),
+        period: Some(period),
+        detail: Some(LineDetail {
+            metric: "max_users".into(),
+            quantity: count,
+            included: u64::from(seats.included),
+            billable,
+            unit_price: Some(currency.format(seats.unit_price)),
+            price: None,
+        }),
+    }
+}
+
+/// `used` units of a charged metric over `period`.
+pub fn usage_line(charge: &UsageCharge, used: u64, currency: Currency, period: Period) -> Line {
+    let billable = charge.billable(used);
+    Line {
+        kind: LineKind::UsageCharge,
+        description: format!(
+            "Usage: {} {used} ({} included, {billable} billable)",
+            charge.metric, charge.included
+        ),
+        amount: currency.round(charge.amount(used)),
+        period: Some(period),
+        detail: Some(LineDetail {
+            metric: charge.metric.clone(),
+            quantity: used,
+            included: charge.included,
+            billable,
+            unit_price: None,
+            price: Some(charge.price.clone()),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::pricing::{Tier, UsagePrice};
+
+    fn d(text: &str) -> Decimal {
+        text.parse().unwrap()
+    }
+
+    fn period() -> Period {
+        let start = crate::time::parse("2026-12-01T00:00:00Z").unwrap();
+        (start, start + chrono::Duration::days(31))
+    }
+
+    #[test]
+    fn the_teams_plan_bills_base_and_seats() {
+        let usd = Currency::parse("USD", "currency").unwrap();
+        let seats = SeatPrice {
+            unit_price: d("12.00"),
+            included: 0,
+        };
+        let base = plan_line("Teams", BillingCycle::Monthly, d("49"), usd, period());
+        let line = seat_line(&seats, 5, usd, period());
+        assert_eq!(base.amount + line.amount, d("109.00"));
+        let detail = line.detail.unwrap();
+        assert_eq!((detail.quantity, detail.billable), (5, 5));
+        assert_eq!(detail.unit_price.as_deref(), Some("12.00"));
+    }
+
+    #[test]
+    fn a_usage_line_is_rounded_once_half_to_even() {
+        let usd = Currency::parse("USD", "currency").unwrap();
+        // 1,500 calls, 1,000 included, 0.00125 each: 0.625 exact, 0.62 rounded half to even.
+        let charge = UsageCharge {
+            metric: "api_calls".into(),
+            included: 1000,
+            price: UsagePrice::PerUnit {
+                unit_price: d("0.00125"),
+            },
+        };
+        let line = usage_line(&charge, 1500, usd, period());
+        assert_eq!(line.amount, d("0.62"));
+        assert_eq!(line.detail.as_ref().unwrap().billable, 500);
+        // The graduated example of docs/billing.md: 123,456 calls cost 937.28.
+        let graduated = UsageCharge {
+            metric: "api_calls".into(),
+            included: 0,
+            price: UsagePrice::Graduated {
+                tiers: vec![
+                    Tier {
+                        up_to: Some(10_000),
+                        unit_price: d("0.01"),
+                        flat_price: Decimal::ZERO,
+                    },
+                    Tier {
+                        up_to: Some(100_000),
+                        unit_price: d("0.008"),
+                        flat_price: Decimal::ZERO,
+                    },
+                    Tier {
+                        up_to: None,
+                        unit_price: d("0.005"),
+                        flat_price: Decimal::ZERO,
+                    },
+                ],
+            },
+        };
+        assert_eq!(
+            usage_line(&graduated, 123_456, usd, period()).amount,
+            d("937.28")
+        );
+    }
+}

@@ -1,0 +1,177 @@
+//! What a subscription's next invoice bills, read from the store: the base price and seats
+//! for the period ahead (on the scheduled version if a change waits for it), and the closing
+//! period's usage at the closing version's prices (`billing::charges` has the rules). The
+//! renewal bills it; the upcoming invoice shows it before then. Also closing a period's usage
+//! for billing, so no event counts in a period after its usage was read for an invoice.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use super::super::charges::{plan_line, seat_line, usage_line};
+use super::super::invoices::{self, Draft, Line};
+use super::super::payment_methods;
+use super::super::period::period;
+use super::record::{load_version, reload, Sub, USAGE_CLOSED};
+use crate::error::ApiError;
+use crate::plans::{self, BillingCycle, VersionTerms};
+use crate::store::{Store, StoreError, TenantId, TenantStore, UpdateAction};
+use crate::time;
+use crate::usage::keys;
+use crate::AppContext;
+
+/// The renewal at the end of a subscription's period: the period it starts, on which plan
+/// version, and the lines it bills.
+pub(super) struct NextInvoice {
+    pub plan_id: String,
+    pub version: u32,
+    pub price: Decimal,
+    pub cycle: BillingCycle,
+    pub anchor: DateTime<Utc>,
+    pub index: u32,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub lines: Vec<Line>,
+}
+
+/// The tenant's member count: what seats bill.
+pub(super) async fn member_count(t: &TenantStore) -> Result<u64, ApiError> {
+    let meta = t.get(&t.key("META", "TENANT")).await?;
+    Ok(meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64)
+}
+
+/// The usage lines of `sub`'s current period under `terms` (its own version): none in a
+/// trial, which is free.
+pub(super) async fn usage_lines(
+    t: &TenantStore,
+    sub: &Sub,
+    terms: &VersionTerms,
+) -> Result<Vec<Line>, ApiError> {
+    let mut lines = Vec::new();
+    if sub.trialing {
+        return Ok(lines);
+    }
+    for charge in &terms.usage_charges {
+        let used = keys::used(t, &charge.metric, sub.period_start).await?;
+        lines.push(usage_line(
+            charge,
+            used,
+            sub.currency,
+            (sub.period_start, sub.period_end),
+        ));
+    }
+    Ok(lines)
+}
+
+/// `sub` with its period closed for usage, when the period bills usage and is not closed yet:
+/// a write that bumps its revision, so a recording that read the subscription before fails
+/// its check, reads it again and finds the period closed (and renews it first). `None`:
+/// somebody else changed the subscription first.
+pub(super) async fn closed_for_billing(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: Sub,
+) -> Result<Option<Sub>, ApiError> {
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if sub.trialing || terms.usage_charges.is_empty() || sub.usage_closed() {
+        return Ok(Some(sub));
+    }
+    let t = ctx.stores.tenant(tenant);
+    let closed = vec![UpdateAction::set(
+        USAGE_CLOSED,
+        time::fmt(sub.period_end).as_str(),
+    )];
+    match sub.update(&t, closed).await {
+        Ok(()) => Ok(Some(reload(ctx, tenant, &sub.id).await?)),
+        Err(StoreError::ConditionFailed { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The closing period's usage of a subscription that ends at its period's end, on an invoice
+/// of its own (charged like a renewal's; nothing when no usage line has an amount).
+/// `sub` is closed for billing ([`closed_for_billing`]).
+pub(super) async fn bill_final_usage(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: &Sub,
+) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    let lines = usage_lines(&t, sub, &terms).await?;
+    if lines.iter().all(|l| l.amount.is_zero()) {
+        return Ok(());
+    }
+    let draft = Draft {
+        subscription_id: sub.id.clone(),
+        currency: sub.currency,
+        lines,
+        period: (sub.period_start, sub.period_end),
+        dedupe: format!("{}#{}", sub.id, time::fmt(sub.period_end)),
+    };
+    let invoice = invoices::issue(ctx, tenant, draft).await?;
+    if invoice.str("status") == Some("open") {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            // A decline leaves the invoice open, payable by hand (`POST /v1/invoices/{id}/pay`);
+            // a conflict is another run paying it.
+            match invoices::attempt_payment(ctx, tenant, &invoice, &method).await {
+                Err(e) if e.status != axum::http::StatusCode::CONFLICT => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the renewal at the end of `sub`'s period bills, with usage as counted so far.
+pub(super) async fn next_invoice(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+) -> Result<NextInvoice, ApiError> {
+    let closing = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    let (plan_id, version, terms) = match &sub.scheduled {
+        Some((plan_id, version)) => (
+            plan_id.clone(),
+            *version,
+            load_version(ctx, plan_id, *version).await?,
+        ),
+        None => (sub.plan_id.clone(), sub.plan_version, closing.clone()),
+    };
+    // A subscription keeps the price it bought; a scheduled version brings its own.
+    let price = if sub.scheduled.is_some() {
+        terms.price
+    } else {
+        sub.price
+    };
+    let cycle = terms.billing_cycle;
+    let (anchor, index) = if sub.trialing || cycle != sub.cycle {
+        (sub.period_end, 0)
+    } else {
+        (sub.anchor, sub.period_index + 1)
+    };
+    let (start, end) = period(anchor, cycle, index);
+    let name = ctx
+        .stores
+        .platform()
+        .get(&plans::plan_key(&plan_id))
+        .await?
+        .and_then(|m| m.str("name").map(str::to_owned))
+        .unwrap_or_default();
+    let mut lines = vec![plan_line(&name, cycle, price, sub.currency, (start, end))];
+    if let Some(seats) = &terms.seats {
+        let count = member_count(t).await?;
+        lines.push(seat_line(seats, count, sub.currency, (start, end)));
+    }
+    lines.extend(usage_lines(t, sub, &closing).await?);
+    Ok(NextInvoice {
+        plan_id,
+        version,
+        price,
+        cycle,
+        anchor,
+        index,
+        start,
+        end,
+        lines,
+    })
+}
