@@ -1,5 +1,6 @@
-//! Demo data for a first start on an empty store: a platform admin, limit policies, the Free,
-//! Pro and Business plans, and two demo tenants with an admin and a user each. Passwords are
+//! Demo data for a first start on an empty store: a platform admin, limit policies, a catalog
+//! (Free; Trial, Pro, Plus and Teams with seats; Business; a pay-as-you-go plan on graduated
+//! tiers), and two demo tenants with an admin and a user each. Passwords are
 //! random, printed once and kept in `<data dir>/demo-credentials.txt` (mode 0600).
 
 use std::path::Path;
@@ -7,6 +8,7 @@ use std::path::Path;
 use eshtarek_core::auth::service::{self, RegisterRequest};
 use eshtarek_core::auth::tokens::random_secret;
 use eshtarek_core::auth::{Caller, Role};
+use eshtarek_core::billing::pricing::{SeatPrice, Tier, UsageCharge, UsagePrice};
 use eshtarek_core::invitations::{self, AcceptLinkRequest, InviteRequest};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
 use eshtarek_core::plans::{self, CreatePlanRequest};
@@ -83,6 +85,9 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
                 description: Some(description.into()),
             }
         };
+    let per_period = |metric: &str, limit: u64, description: &str| {
+        policy(metric, Some(limit), "billing_period", "hard", description)
+    };
     let mut ids = std::collections::HashMap::new();
     for (key, request) in [
         (
@@ -108,20 +113,6 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             policy("max_users", Some(10), "none", "hard", "Pro: 10 seats"),
         ),
         (
-            "pro_calls",
-            policy(
-                "api_calls",
-                Some(100_000),
-                "month",
-                "hard",
-                "Pro: 100,000 API calls a month",
-            ),
-        ),
-        (
-            "pro_storage",
-            policy("storage_mb", Some(10_000), "none", "hard", "Pro: 10 GB"),
-        ),
-        (
             "biz_users",
             policy("max_users", Some(50), "none", "hard", "Business: 50 seats"),
         ),
@@ -145,11 +136,48 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
                 "Business: unlimited storage",
             ),
         ),
+        // The trial-and-tiers catalog of issue 20: requests and tokens per billing period.
+        (
+            "trial_requests",
+            per_period("requests", 120, "Trial: 120 requests"),
+        ),
+        (
+            "trial_tokens",
+            per_period("tokens", 50_000, "Trial: 50,000 tokens"),
+        ),
+        (
+            "pro_requests",
+            per_period("requests", 1_000, "Pro: 1,000 requests"),
+        ),
+        (
+            "pro_tokens",
+            per_period("tokens", 1_000_000, "Pro: 1M tokens"),
+        ),
+        (
+            "plus_requests",
+            per_period("requests", 2_500, "Plus: 2,500 requests"),
+        ),
+        (
+            "plus_tokens",
+            per_period("tokens", 2_500_000, "Plus: 2.5M tokens"),
+        ),
+        (
+            "teams_requests",
+            per_period("requests", 5_000, "Teams: 5,000 requests"),
+        ),
+        (
+            "teams_tokens",
+            per_period("tokens", 5_000_000, "Teams: 5M tokens"),
+        ),
+        (
+            "teams_users",
+            policy("max_users", Some(25), "none", "hard", "Teams: 25 seats"),
+        ),
     ] {
         ids.insert(key, policies::create(ctx, &caller, request).await?.id);
     }
-    let plan = |name: &str, description: &str, price: &str, trial: u32, keys: [&str; 3]| {
-        CreatePlanRequest {
+    let plan =
+        |name: &str, description: &str, price: &str, trial: u32, keys: &[&str]| CreatePlanRequest {
             name: name.into(),
             description: Some(description.into()),
             price: price.into(),
@@ -160,50 +188,95 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             limit_policy_ids: keys.iter().map(|k| ids[k].clone()).collect(),
             seats: None,
             usage_charges: Vec::new(),
-        }
-    };
-    plans::create(
-        ctx,
-        &caller,
+        };
+    let mut created = std::collections::HashMap::new();
+    for request in [
         plan(
             "Free",
             "For trying things out",
             "0.00",
             0,
-            ["free_users", "free_calls", "free_storage"],
+            &["free_users", "free_calls", "free_storage"],
         ),
-    )
-    .await?;
-    let pro = plans::create(
-        ctx,
-        &caller,
+        plan(
+            "Trial",
+            "Seven days to try it: 120 requests and 50,000 tokens, then pick a plan",
+            "0.00",
+            7,
+            &["trial_requests", "trial_tokens"],
+        ),
         plan(
             "Pro",
-            "For growing teams",
-            "29.00",
-            14,
-            ["pro_users", "pro_calls", "pro_storage"],
+            "For individuals: 1,000 requests and 1M tokens a month",
+            "10.00",
+            0,
+            &["pro_users", "pro_requests", "pro_tokens"],
         ),
-    )
-    .await?;
-    let business = plans::create(
-        ctx,
-        &caller,
+        plan(
+            "Plus",
+            "For power users: 2,500 requests and 2.5M tokens a month",
+            "19.00",
+            0,
+            &["pro_users", "plus_requests", "plus_tokens"],
+        ),
+        CreatePlanRequest {
+            seats: Some(SeatPrice {
+                unit_price: "12.00".parse().expect("a decimal"),
+                included: 0,
+            }),
+            ..plan(
+                "Teams",
+                "For teams: $12 per user, 5,000 requests and 5M tokens a month",
+                "49.00",
+                14,
+                &["teams_users", "teams_requests", "teams_tokens"],
+            )
+        },
         plan(
             "Business",
             "For companies at scale",
             "99.00",
             0,
-            ["biz_users", "biz_calls", "biz_storage"],
+            &["biz_users", "biz_calls", "biz_storage"],
         ),
-    )
-    .await?;
+        CreatePlanRequest {
+            usage_charges: vec![graduated_requests()],
+            ..plan(
+                "Pay as you go",
+                "No monthly fee: requests billed in arrears on graduated tiers",
+                "0.00",
+                0,
+                &[],
+            )
+        },
+    ] {
+        let name = request.name.clone();
+        created.insert(name, plans::create(ctx, &caller, request).await?.id);
+    }
+    let (teams, business) = (&created["Teams"], &created["Business"]);
 
     // Each demo tenant gets a card, a subscription and some usage, so the dashboards have
-    // something to show: Acme trials Pro; Globex pays for Business and is past 80% of its calls.
-    for (tenant_name, domain, plan_id, calls, storage_mb) in [
-        ("Acme Corp", "acme.example", &pro.id, 1_250, 2_400),
-        ("Globex", "globex.example", &business.id, 850_000, 64_000),
+    // something to show: Acme trials Teams (two seats); Globex pays for Business and is past 80%
+    // of its calls.
+    for (tenant_name, domain, plan_id, usage) in [
+        (
+            "Acme Corp",
+            "acme.example",
+            teams,
+            Usage {
+                counted: &[("requests", 1_250), ("tokens", 2_400_000)],
+                storage_mb: None,
+            },
+        ),
+        (
+            "Globex",
+            "globex.example",
+            business,
+            Usage {
+                counted: &[("api_calls", 850_000)],
+                storage_mb: Some(64_000),
+            },
+        ),
     ] {
         let owner_email = format!("owner@{domain}");
         let owner_password = password();
@@ -251,9 +324,36 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         )
         .await?;
         creds.push(("tenant_user".into(), user_email, user_password));
-        subscribe_with_usage(ctx, &owner, &tenant_id, plan_id, calls, storage_mb).await?;
+        subscribe_with_usage(ctx, &owner, &tenant_id, plan_id, usage).await?;
     }
     Ok(Credentials(creds))
+}
+
+/// The graduated tiers of issue 20 on requests: the first 10,000 at $0.01, the next 90,000 at
+/// $0.008, the rest at $0.005.
+fn graduated_requests() -> UsageCharge {
+    let tier = |up_to: Option<u64>, price: &str| Tier {
+        up_to,
+        unit_price: price.parse().expect("a decimal"),
+        flat_price: Default::default(),
+    };
+    UsageCharge {
+        metric: "requests".into(),
+        included: 0,
+        price: UsagePrice::Graduated {
+            tiers: vec![
+                tier(Some(10_000), "0.01"),
+                tier(Some(100_000), "0.008"),
+                tier(None, "0.005"),
+            ],
+        },
+    }
+}
+
+/// A demo tenant's usage: counted metrics and a storage gauge.
+struct Usage {
+    counted: &'static [(&'static str, i64)],
+    storage_mb: Option<i64>,
 }
 
 async fn subscribe_with_usage(
@@ -261,8 +361,7 @@ async fn subscribe_with_usage(
     owner: &Caller,
     tenant: &eshtarek_core::store::TenantId,
     plan_id: &str,
-    calls: i64,
-    storage_mb: i64,
+    usage_seeded: Usage,
 ) -> Result<(), ApiError> {
     use eshtarek_core::billing::{payment_methods, subscriptions};
     use eshtarek_core::usage::{self, GaugeRequest, Meter, UsageEvent};
@@ -292,26 +391,30 @@ async fn subscribe_with_usage(
         can_read: true,
     };
     // A few events rather than one, so the history has more than one bar to draw.
-    for (i, share) in [10, 25, 15, 30, 20].into_iter().enumerate() {
-        usage::record(
+    for (metric, total) in usage_seeded.counted {
+        for (i, share) in [10, 25, 15, 30, 20].into_iter().enumerate() {
+            usage::record(
+                ctx,
+                &meter.clone().into(),
+                UsageEvent {
+                    metric: (*metric).into(),
+                    quantity: total * share / 100,
+                    idempotency_key: format!("seed-{metric}-{i}"),
+                    timestamp: None,
+                },
+            )
+            .await?;
+        }
+    }
+    if let Some(storage_mb) = usage_seeded.storage_mb {
+        usage::set_gauge(
             ctx,
-            &meter.clone().into(),
-            UsageEvent {
-                metric: "api_calls".into(),
-                quantity: calls * share / 100,
-                idempotency_key: format!("seed-{i}"),
-                timestamp: None,
-            },
+            &meter,
+            "storage_mb",
+            GaugeRequest { value: storage_mb },
         )
         .await?;
     }
-    usage::set_gauge(
-        ctx,
-        &meter,
-        "storage_mb",
-        GaugeRequest { value: storage_mb },
-    )
-    .await?;
     Ok(())
 }
 

@@ -254,7 +254,18 @@ async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["Business", "Free", "Pro"]);
+    assert_eq!(
+        names,
+        [
+            "Business",
+            "Free",
+            "Pay as you go",
+            "Plus",
+            "Pro",
+            "Teams",
+            "Trial"
+        ]
+    );
     let tenants: serde_json::Value = client
         .get(format!("{}/v1/tenants", server.base))
         .bearer_auth(admin["tokens"]["access_token"].as_str().unwrap())
@@ -283,7 +294,7 @@ async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
         .json()
         .await
         .unwrap();
-    assert_eq!(plans["data"].as_array().unwrap().len(), 3);
+    assert_eq!(plans["data"].as_array().unwrap().len(), 7);
     drop(again);
 
     // --no-seed on a new store starts empty.
