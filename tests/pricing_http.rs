@@ -281,7 +281,17 @@ impl Shop {
         plan: Value,
         members: usize,
     ) -> (Shop, Value) {
-        let app = TestApp::frozen_on(store, "2026-01-01T00:00:00Z").await;
+        Self::open_at(store, "2026-01-01T00:00:00Z", plan, members).await
+    }
+
+    /// The same on `store`, opening at `start`.
+    async fn open_at(
+        store: std::sync::Arc<dyn eshtarek_core::store::Store>,
+        start: &str,
+        plan: Value,
+        members: usize,
+    ) -> (Shop, Value) {
+        let app = TestApp::frozen_on(store, start).await;
         let admin = app.platform_admin().await;
         let mut plan = plan;
         plan["name"] = json!(named(plan["name"].as_str().unwrap()));
@@ -342,9 +352,9 @@ impl Shop {
         *self.owner.lock().unwrap() = self.app.login(&self.owner_email, None).await;
     }
 
-    /// The tenant's invoices, newest first.
+    /// The tenant's invoices, newest first (up to 100).
     async fn invoices(&self) -> Vec<Value> {
-        self.get("/v1/invoices").await["data"]
+        self.get("/v1/invoices?limit=100").await["data"]
             .as_array()
             .unwrap()
             .clone()
@@ -526,4 +536,141 @@ async fn an_event_arriving_while_the_renewal_bills_counts_in_the_next_period() {
     let calls = eshtarek_tests::fixtures::metric_in(&usage, "api_calls");
     assert_eq!(calls["used"], 1);
     assert_eq!(calls["period_start"], "2026-02-01T00:00:00.000Z");
+}
+
+/// Teams: $49/month + $12 per user, no trial, from 2027-04-01 (April has 30 days).
+async fn teams_shop() -> Shop {
+    let (shop, subscribed) = Shop::open_at(
+        eshtarek_tests::stores::selected().await,
+        "2027-04-01T00:00:00Z",
+        json!({"name": "Teams", "price": "49.00", "currency": "USD", "billing_cycle": "monthly",
+               "seats": {"unit_price": "12.00"}}),
+        0,
+    )
+    .await;
+    // The owner is the first seat.
+    assert_eq!(subscribed["invoice"]["total"], "61.00");
+    shop
+}
+
+/// The seat lines of the invoices that bill seats alone (those added mid-period).
+async fn seat_charges(shop: &Shop) -> Vec<Value> {
+    shop.invoices()
+        .await
+        .iter()
+        .map(|i| i["lines"].as_array().unwrap().clone())
+        .filter(|lines| lines.iter().all(|l| l["kind"] == "seat_charge"))
+        .flatten()
+        .collect()
+}
+
+#[tokio::test]
+async fn seats_added_mid_period_are_charged_at_once_prorated() {
+    let shop = teams_shop().await;
+    let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
+    // docs/billing.md: three users added 10 days into April, 20 of 30 days left: each seat
+    // 12.00 × 20/30 = 8.00, at once.
+    shop.app.clock.advance(chrono::Duration::days(10));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let owner = shop.owner.lock().unwrap().clone();
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        members.push(
+            shop.app
+                .add_member(&owner, &tenant, &email("member"), "tenant_user")
+                .await,
+        );
+    }
+    let charges = seat_charges(&shop).await;
+    assert_eq!(charges.len(), 3, "{charges:?}");
+    for line in &charges {
+        assert_eq!(line["amount"], "8.00");
+        assert_eq!(line["detail"]["billable"], 1);
+        assert_eq!(line["period_start"], "2027-04-11T00:00:00.000Z");
+        assert_eq!(line["period_end"], "2027-05-01T00:00:00.000Z");
+    }
+    assert!(shop.invoices().await.iter().all(|i| i["status"] == "paid"));
+    // Removing a member refunds nothing, and re-adding within the period bills nothing again:
+    // the period's seats are paid.
+    let user_id = members[0].user_id.clone();
+    shop.app
+        .delete(
+            &format!("/v1/tenants/{tenant}/members/{user_id}"),
+            Some(&owner.access),
+        )
+        .await
+        .expect(204);
+    shop.app
+        .add_member(&owner, &tenant, &email("again"), "tenant_user")
+        .await;
+    assert_eq!(seat_charges(&shop).await.len(), 3);
+    // The renewal bills the member count of its day in full: 49 + 4 × 12.
+    shop.advance_days(20).await;
+    let renewal = shop.invoices().await[0].clone();
+    assert_eq!(line(&renewal, "seat_charge")["detail"]["quantity"], 4);
+    assert_eq!(renewal["total"], "97.00");
+}
+
+#[tokio::test]
+async fn twenty_racing_seat_additions_are_billed_exactly() {
+    let shop = teams_shop().await;
+    let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
+    shop.app.clock.advance(chrono::Duration::days(10));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let owner = shop.owner.lock().unwrap().clone();
+    let mut tokens = Vec::new();
+    for _ in 0..20 {
+        let address = email("racer");
+        shop.app
+            .post(
+                &format!("/v1/tenants/{tenant}/members"),
+                Some(&owner.access),
+                json!({"email": address, "role": "tenant_user"}),
+            )
+            .await
+            .expect(201);
+        tokens.push(shop.app.invitation_token(&address));
+    }
+    let shop = std::sync::Arc::new(shop);
+    let accepts: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let shop = shop.clone();
+            tokio::spawn(async move {
+                shop.app
+                    .post(
+                        "/v1/auth/invitations/accept",
+                        None,
+                        json!({"token": token, "password": eshtarek_tests::http::PASSWORD}),
+                    )
+                    .await
+                    .expect(201)
+            })
+        })
+        .collect();
+    for accept in accepts {
+        accept.await.unwrap();
+    }
+    let charges = seat_charges(&shop).await;
+    let seats: u64 = charges
+        .iter()
+        .map(|l| l["detail"]["billable"].as_u64().unwrap())
+        .sum();
+    let total: rust_decimal::Decimal = charges
+        .iter()
+        .map(|l| {
+            l["amount"]
+                .as_str()
+                .unwrap()
+                .parse::<rust_decimal::Decimal>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(seats, 20, "{charges:?}");
+    // Each line is its seats × 12.00 × 20/30, rounded once: 8.00 a seat whatever the grouping.
+    assert_eq!(total, rust_decimal::Decimal::from(160));
+    let members = shop
+        .get(&format!("/v1/tenants/{tenant}/members?limit=100"))
+        .await;
+    assert_eq!(members["data"].as_array().unwrap().len(), 21);
 }

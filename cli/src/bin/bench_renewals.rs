@@ -6,7 +6,11 @@
 //! all: each renewal issues an invoice, charges the card and moves the subscription on, as in
 //! production. Prints renewals/s and checks every subscription renewed exactly once.
 //!
-//! `cargo run --profile local --bin bench-renewals -- --count 100000` (or `scripts/bench-renewals`).
+//! With `--priced` the plan has a seat price and two usage charges and the tenant has usage, so
+//! each renewal also closes its period for usage and bills seat and usage lines.
+//!
+//! `cargo run --profile local --bin bench-renewals -- --count 100000 [--priced]` (or
+//! `scripts/bench-renewals`, `PRICED=1 scripts/bench-renewals`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,6 +36,11 @@ struct Args {
     /// Renewals in flight at once.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
+    /// Price components on the plan: a seat price and two usage charges (graduated tiers and
+    /// per unit), with usage in each period, so each renewal also closes the period, reads the
+    /// counters and the member count, and bills seats and usage lines.
+    #[arg(long)]
+    priced: bool,
 }
 
 #[tokio::main]
@@ -61,14 +70,19 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
     let admin = admin["tokens"]["access_token"].as_str().unwrap().to_owned();
-    let plan = call(
-        &router,
-        "POST",
-        "/v1/plans",
-        Some(&admin),
-        json!({"name": "Monthly", "price": "29.00", "currency": "USD", "billing_cycle": "monthly"}),
-    )
-    .await;
+    let mut plan_body =
+        json!({"name": "Monthly", "price": "29.00", "currency": "USD", "billing_cycle": "monthly"});
+    if args.priced {
+        plan_body["seats"] = json!({"unit_price": "12.00"});
+        plan_body["usage_charges"] = json!([
+            {"metric": "api_calls", "included": 1000, "price": {"model": "graduated", "tiers": [
+                {"up_to": 10000, "unit_price": "0.01"},
+                {"up_to": 100000, "unit_price": "0.008"},
+                {"up_to": null, "unit_price": "0.005"}]}},
+            {"metric": "tokens", "price": {"model": "per_unit", "unit_price": "0.000002"}}
+        ]);
+    }
+    let plan = call(&router, "POST", "/v1/plans", Some(&admin), plan_body).await;
     let owner = call(&router, "POST", "/v1/auth/register", None, json!({"email": "owner@example.com", "password": "bench owner password", "name": "Owner", "tenant_name": "Template"})).await;
     let token = owner["tokens"]["access_token"].as_str().unwrap().to_owned();
     let template = owner["tokens"]["tenant_id"]
@@ -93,6 +107,28 @@ async fn main() -> anyhow::Result<()> {
     )
     .await;
 
+    if args.priced {
+        let key = call(
+            &router,
+            "POST",
+            "/v1/api-keys",
+            Some(&token),
+            json!({"name": "bench"}),
+        )
+        .await;
+        let secret = key["secret"].as_str().context("an API key")?.to_owned();
+        for (metric, quantity) in [("api_calls", 123_456), ("tokens", 2_500_000)] {
+            call(
+                &router,
+                "POST",
+                "/v1/usage/events",
+                Some(&secret),
+                json!({"metric": metric, "quantity": quantity, "idempotency_key": metric}),
+            )
+            .await;
+        }
+    }
+
     let seeding = Instant::now();
     copy_tenant(&dir.join("eshtarek.db"), &template, args.count - 1)?;
     eprintln!(
@@ -113,7 +149,8 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = timer.elapsed().as_secs_f64();
     let renewed = report.outcomes.get("renewed").copied().unwrap_or(0);
     println!(
-        "renew-billing: {renewed} renewals in {elapsed:.1} s = {:.0} renewals/s (concurrency {}); outcomes {:?}",
+        "renew-billing{}: {renewed} renewals in {elapsed:.1} s = {:.0} renewals/s (concurrency {}); outcomes {:?}",
+        if args.priced { " (seats and usage charges)" } else { "" },
         renewed as f64 / elapsed,
         args.concurrency,
         report.outcomes

@@ -157,6 +157,11 @@ pub(super) async fn join(
             }
             _ => join_error(e, meta_index, seats),
         })?;
+    // The member is in; a seat past those paid for is billed now. A failure here is not the
+    // join's: the decision is retried with the next join and settled by the renewal.
+    if let Err(e) = crate::billing::subscriptions::seats_added(ctx, tenant_id).await {
+        tracing::warn!(tenant = %tenant_id, error = %e.detail, "could not bill an added seat yet");
+    }
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub(super) struct NextInvoice {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub lines: Vec<Line>,
+    /// The seats billed for the period ahead, on a plan with a seat price.
+    pub seats: Option<u64>,
 }
 
 /// The tenant's member count: what seats bill.
@@ -158,9 +160,11 @@ pub(super) async fn next_invoice(
         .and_then(|m| m.str("name").map(str::to_owned))
         .unwrap_or_default();
     let mut lines = vec![plan_line(&name, cycle, price, sub.currency, (start, end))];
+    let mut seat_count = None;
     if let Some(seats) = &terms.seats {
         let count = member_count(t).await?;
         lines.push(seat_line(seats, count, sub.currency, (start, end)));
+        seat_count = Some(count);
     }
     lines.extend(usage_lines(t, sub, &closing).await?);
     Ok(NextInvoice {
@@ -173,5 +177,6 @@ pub(super) async fn next_invoice(
         start,
         end,
         lines,
+        seats: seat_count,
     })
 }

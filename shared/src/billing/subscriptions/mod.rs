@@ -12,6 +12,7 @@ mod metered;
 mod pay;
 mod record;
 mod renewal;
+mod seats;
 mod subscribe;
 mod upcoming;
 
@@ -29,5 +30,6 @@ pub use record::{
     RENEWAL_SHARDS,
 };
 pub use renewal::{renew, Renewal};
+pub use seats::seats_added;
 pub use subscribe::{create, current, get, list, CreateSubscriptionRequest, SubscriptionResult};
 pub use upcoming::{admin_upcoming, upcoming, UpcomingInvoiceView};

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::super::events;
@@ -154,6 +154,33 @@ pub struct Sub {
     /// The period whose usage is closed for billing (its end, as written): set by the
     /// renewal before it reads the counters, so no event counts in a period once billed.
     pub usage_closed_at: Option<String>,
+    /// The most seats paid for in this period (plans with a seat price; `seats`).
+    pub seats_billed: Option<u64>,
+    /// A seat charge decided and not yet invoiced (`seats`).
+    pub(super) seats_pending: Option<PendingSeats>,
+}
+
+/// The most seats paid for in the current period (`seats`).
+pub(super) const SEATS_BILLED: &str = "seats_billed";
+/// A seat charge decided and not yet invoiced (`seats`).
+pub(super) const SEATS_PENDING: &str = "seats_pending";
+
+/// A seat charge decided and not yet invoiced: seats `from` → `to` at `at`, for the rest of
+/// the period `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PendingSeats {
+    pub from: u64,
+    pub to: u64,
+    pub at: String,
+    pub start: String,
+    pub end: String,
+}
+
+impl PendingSeats {
+    /// As stored: a JSON string, which both stores compare in a condition.
+    pub(super) fn text(&self) -> String {
+        serde_json::to_string(self).expect("serializable")
+    }
 }
 
 /// See [`Sub::usage_closed_at`].
@@ -208,6 +235,10 @@ impl Sub {
             ended_at: owned("ended_at"),
             rev: item.i64("rev").unwrap_or(0),
             usage_closed_at: owned(USAGE_CLOSED),
+            seats_billed: item.i64(SEATS_BILLED).map(|n| n.max(0) as u64),
+            seats_pending: item
+                .str(SEATS_PENDING)
+                .and_then(|text| serde_json::from_str(text).ok()),
             key: item.key,
         })
     }

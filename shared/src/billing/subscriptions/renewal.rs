@@ -12,7 +12,10 @@ use super::super::state::{Event, Status};
 use super::cancel::end;
 use super::expiry::{end_expired, expiry_due};
 use super::metered::{bill_final_usage, closed_for_billing, next_invoice, NextInvoice};
-use super::record::{commit, live_moved, load, renewal_index, try_commit, Sub, USAGE_CLOSED};
+use super::record::{
+    commit, live_moved, load, reload, renewal_index, try_commit, Sub, SEATS_BILLED, USAGE_CLOSED,
+};
+use super::seats::bill_pending;
 use crate::error::ApiError;
 use crate::store::{TenantId, UpdateAction};
 use crate::time;
@@ -55,6 +58,14 @@ pub async fn renew(
     if !sub.status.is_live() || sub.period_end > now {
         return Ok(Renewal::NotDue);
     }
+    // A seat charge decided and not billed (a crash in between) is billed first.
+    let sub = match &sub.seats_pending {
+        Some(pending) => {
+            bill_pending(ctx, tenant, &sub, pending).await?;
+            reload(ctx, tenant, id).await?
+        }
+        None => sub,
+    };
     // A period that bills usage is closed first, so nothing counts in it after it is read.
     let Some(sub) = closed_for_billing(ctx, tenant, sub).await? else {
         return Ok(Renewal::NotDue);
@@ -75,6 +86,7 @@ pub async fn renew(
         start,
         end: end_at,
         lines,
+        seats,
     } = next_invoice(ctx, &t, &sub).await?;
     let draft = Draft {
         subscription_id: sub.id.clone(),
@@ -122,6 +134,10 @@ pub async fn renew(
         UpdateAction::remove("scheduled_plan_id"),
         UpdateAction::remove("scheduled_plan_version"),
         UpdateAction::remove(USAGE_CLOSED),
+        match seats {
+            Some(count) => UpdateAction::set(SEATS_BILLED, count as i64),
+            None => UpdateAction::remove(SEATS_BILLED),
+        },
         UpdateAction::set(
             "latest_invoice_id",
             invoice_after.str("invoice_id").unwrap_or_default(),

@@ -16,7 +16,7 @@ use super::super::state::{Event, Status};
 use super::metered::member_count;
 use super::record::{
     changed_meanwhile, current_version, found, live_item, live_key, live_sub, reload,
-    renewal_index, sub_key, Sub, SubscriptionView,
+    renewal_index, sub_key, Sub, SubscriptionView, SEATS_BILLED,
 };
 use crate::access;
 use crate::auth::Caller;
@@ -111,6 +111,14 @@ pub async fn create(
     if let Some(cycles) = terms.duration_cycles {
         item = item.with("duration_cycles", i64::from(cycles));
     }
+    // Seats are paid from the first invoice on (the trial's are free until it converts).
+    let seats = match (&terms.seats, trial) {
+        (Some(_), false) => Some(member_count(&t).await?),
+        _ => None,
+    };
+    if let Some(count) = seats {
+        item = item.with(SEATS_BILLED, count as i64);
+    }
     let created = json!({"subscription_id": id, "plan_id": req.plan_id, "plan_name": plan.name, "status": status.as_str()});
     let tx = ctx
         .stores
@@ -160,9 +168,8 @@ pub async fn create(
         terms.currency,
         period,
     )];
-    if let Some(seats) = &terms.seats {
-        let count = member_count(&t).await?;
-        lines.push(seat_line(seats, count, terms.currency, period));
+    if let (Some(price), Some(count)) = (&terms.seats, seats) {
+        lines.push(seat_line(price, count, terms.currency, period));
     }
     let draft = Draft {
         subscription_id: id.clone(),
@@ -174,6 +181,10 @@ pub async fn create(
     let invoice = invoices::issue(ctx, &tenant, draft).await?;
     let sub = reload(ctx, &tenant, &id).await?;
     let invoice = settle_first_invoice(ctx, &tenant, sub, invoice, method.as_ref()).await?;
+    if seats.is_some() {
+        // Members who joined while this invoice was written are billed like later joins.
+        super::seats::seats_added(ctx, &tenant).await?;
+    }
     Ok(SubscriptionResult {
         subscription: reload(ctx, &tenant, &id).await?.view()?,
         invoice: Some(InvoiceView::from_item(&invoice)?),

@@ -1,0 +1,181 @@
+//! Seats added mid-period: on a plan with a per-seat price, each member past the seats already
+//! paid for this period is charged at once for the rest of the period, prorated by the second
+//! as plan changes are. Removing a member refunds nothing; the renewal bills the member count
+//! of its day. A subscription keeps `seats_billed`, the most seats paid for this period:
+//! racing joins each try to move it from what they read to the member count they see, on
+//! condition, so a seat is decided once; the decision (`seats_pending`) is written with that
+//! move and billed after it under a key unique to it, so a crash between the two bills it on the
+//! next attempt and never twice.
+
+use chrono::{DateTime, Utc};
+
+use super::super::invoices::{self, Draft, Line, LineDetail, LineKind};
+use super::super::payment_methods;
+use super::super::proration::prorate;
+use super::super::state::Status;
+use super::metered::member_count;
+use super::record::{live, load_version, PendingSeats, Sub, SEATS_BILLED, SEATS_PENDING};
+use crate::error::ApiError;
+use crate::store::{Condition, StoreError, StoreExt, TenantId, UpdateAction};
+use crate::time;
+use crate::AppContext;
+
+/// Bills the seats the tenant's members went past since they were last paid for (after a
+/// member joined). Nothing on a plan without a seat price, in a trial (free), or on a
+/// subscription that is not active.
+pub async fn seats_added(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    // Each round either decides a seat change, bills one, or finds nothing to do; a lost race
+    // goes round again with what the winner wrote.
+    for _ in 0..20 {
+        let Some(sub) = live(ctx, tenant).await? else {
+            return Ok(());
+        };
+        if let Some(pending) = &sub.seats_pending {
+            bill_pending(ctx, tenant, &sub, pending).await?;
+            continue;
+        }
+        if sub.status != Status::Active || sub.trialing {
+            return Ok(());
+        }
+        let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+        if terms.seats.is_none() {
+            return Ok(());
+        }
+        let count = member_count(&t).await?;
+        let billed_condition = match sub.seats_billed {
+            Some(billed) => Condition::eq(SEATS_BILLED, billed as i64),
+            None => Condition::not_exists(SEATS_BILLED),
+        };
+        let actions = match sub.seats_billed {
+            Some(billed) if count <= billed => return Ok(()),
+            Some(billed) => {
+                let pending = PendingSeats {
+                    from: billed,
+                    to: count,
+                    at: time::fmt(ctx.clock.now()),
+                    start: time::fmt(sub.period_start),
+                    end: time::fmt(sub.period_end),
+                };
+                vec![
+                    UpdateAction::set(SEATS_BILLED, count as i64),
+                    UpdateAction::set(SEATS_PENDING, pending.text()),
+                ]
+            }
+            // Paid before seats were tracked (a plan change onto seats): today's count is
+            // the baseline, and the renewal bills it in full.
+            None => vec![UpdateAction::set(SEATS_BILLED, count as i64)],
+        };
+        // Not a revision bump: usage recording checks `rev`, and seats are not its business;
+        // the condition on the seat fields is what serialises racing joins.
+        let decided = t
+            .update(
+                sub.key.clone(),
+                actions,
+                Some(Condition::And(vec![
+                    billed_condition,
+                    Condition::not_exists(SEATS_PENDING),
+                    Condition::eq("period_start", time::fmt(sub.period_start).as_str()),
+                ])),
+            )
+            .await;
+        match decided {
+            Ok(_) => {}
+            Err(StoreError::ConditionFailed { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        if sub.seats_billed.is_none() {
+            return Ok(());
+        }
+    }
+    Err(ApiError::conflict(
+        "seat billing is busy for this tenant; it continues on the next change",
+    ))
+}
+
+/// Invoices (once, under a key unique to the decision) and charges a decided seat change,
+/// then clears it.
+pub(super) async fn bill_pending(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: &Sub,
+    pending: &PendingSeats,
+) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let parse = |text: &str| {
+        time::parse(text).ok_or_else(|| ApiError::internal("bad time in seats_pending"))
+    };
+    let (at, start, end): (DateTime<Utc>, _, _) = (
+        parse(&pending.at)?,
+        parse(&pending.start)?,
+        parse(&pending.end)?,
+    );
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if let Some(seats) = &terms.seats {
+        let added = seats.billable(pending.to) - seats.billable(pending.from);
+        let full = seats.unit_price * rust_decimal::Decimal::from(added);
+        let amount = prorate(
+            sub.currency,
+            rust_decimal::Decimal::ZERO,
+            full,
+            start,
+            end,
+            at,
+            false,
+        )
+        .charge;
+        if added > 0 {
+            let line = Line {
+                kind: LineKind::SeatCharge,
+                description: format!(
+                    "Seats added: {} → {} ({added} × {} for the rest of the period)",
+                    pending.from,
+                    pending.to,
+                    sub.currency.format(seats.unit_price)
+                ),
+                amount,
+                period: Some((at, end)),
+                detail: Some(LineDetail {
+                    metric: "max_users".into(),
+                    quantity: pending.to,
+                    included: u64::from(seats.included),
+                    billable: added,
+                    unit_price: Some(sub.currency.format(seats.unit_price)),
+                    price: None,
+                }),
+            };
+            let draft = Draft {
+                subscription_id: sub.id.clone(),
+                currency: sub.currency,
+                lines: vec![line],
+                period: (at, end),
+                dedupe: format!(
+                    "{}#seats#{}#{}-{}",
+                    sub.id, pending.start, pending.from, pending.to
+                ),
+            };
+            let invoice = invoices::issue(ctx, tenant, draft).await?;
+            if invoice.str("status") == Some("open") {
+                if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+                    // A decline leaves it open, payable by hand; a conflict is another
+                    // attempt paying it.
+                    match invoices::attempt_payment(ctx, tenant, &invoice, &method).await {
+                        Err(e) if e.status != axum::http::StatusCode::CONFLICT => return Err(e),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let cleared = t
+        .update(
+            sub.key.clone(),
+            vec![UpdateAction::remove(SEATS_PENDING)],
+            Some(Condition::eq(SEATS_PENDING, pending.text().as_str())),
+        )
+        .await;
+    match cleared {
+        Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
