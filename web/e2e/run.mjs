@@ -145,6 +145,8 @@ try {
     await admin.getByRole("heading", { name: /Globex/ }).waitFor();
     await admin.getByText("Business v1").waitFor();
     await admin.locator('.meter[data-metric="api_calls"]').waitFor();
+    // What Globex's next invoice would be now: Business in advance.
+    await admin.getByTestId("upcoming-invoice").locator('tr[data-kind="plan_charge"]').getByText("$99.00").waitFor();
     await shot(admin, "platform-tenant-detail");
   });
   await step("a manual adjustment needs a reason, then is applied and audited", async () => {
@@ -296,6 +298,8 @@ try {
     await owner.getByRole("button", { name: "Confirm change" }).click();
     await owner.getByText(/You are now on Business\. Invoice #2: /).waitFor();
     await go(owner, "/billing");
+    await owner.getByTestId("upcoming-invoice").getByText("Next invoice").waitFor();
+    await owner.getByTestId("upcoming-invoice").locator('tr[data-kind="plan_charge"]').getByText("$99.00").waitFor();
     const invoice = owner.locator('tr[data-invoice="2"]');
     await invoice.getByText("Paid").waitFor();
     assert.equal((await invoice.locator("td.num").textContent()).trim(), net.trim(), "the invoice bills what the preview showed");

@@ -80,6 +80,8 @@ export interface Plan {
   duration_cycles: number | null;
   limits: Limit[];
   limit_policy_ids?: string[];
+  seats: SeatPrice | null;
+  usage_charges: UsageCharge[];
   created_at: string;
   updated_at: string;
 }
@@ -120,12 +122,59 @@ export interface Subscription {
   ended_at: string | null;
 }
 
+export interface LineDetail {
+  metric: string;
+  quantity: number;
+  included: number;
+  billable: number;
+  unit_price?: string;
+  price?: UsagePrice;
+}
+
 export interface InvoiceLine {
   kind: string;
   description: string;
   amount: string;
   period_start?: string | null;
   period_end?: string | null;
+  detail?: LineDetail;
+}
+
+export interface Tier {
+  up_to: number | null;
+  unit_price: string;
+  flat_price?: string;
+}
+
+export type UsagePrice =
+  | { model: "per_unit"; unit_price: string }
+  | { model: "package"; package_size: number; package_price: string }
+  | { model: "graduated"; tiers: Tier[] }
+  | { model: "volume"; tiers: Tier[] };
+
+export interface UsageCharge {
+  metric: string;
+  included: number;
+  price: UsagePrice;
+}
+
+export interface SeatPrice {
+  unit_price: string;
+  included: number;
+}
+
+export interface UpcomingInvoice {
+  subscription_id: string;
+  currency: string;
+  issue_at: string;
+  period_start: string;
+  period_end: string;
+  is_final: boolean;
+  lines: InvoiceLine[];
+  subtotal: string;
+  credit_applied: string;
+  total: string;
+  amount_due: string;
 }
 
 export interface Invoice {

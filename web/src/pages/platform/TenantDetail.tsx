@@ -6,6 +6,7 @@ import { idempotencyKey } from "../../api/client";
 import { ApiProblem } from "../../api/problem";
 import type { Invoice, Member, Page, Plan, Subscription, Tenant, UsageSummary } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Meter, PagerFor, Stat, StatusBadge, Success } from "../../components/ui";
+import { UpcomingInvoice } from "../../components/UpcomingInvoice";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { formatDate, formatMoney } from "../../format";
 
@@ -206,6 +207,9 @@ export function TenantDetail() {
             ))}
           </ul>
         )}
+      </Card>
+      <Card title="Upcoming invoice">
+        <UpcomingInvoice path={`/v1/admin/tenants/${id}/invoices/upcoming`} />
       </Card>
       <Card title="Invoices">
         {invoices.error ? <ErrorNotice error={invoices.error} /> : <InvoiceTable invoices={invoices.data?.data ?? []} />}

@@ -5,6 +5,7 @@ import { idempotencyKey } from "../../api/client";
 import type { Invoice, Page, Payment, PaymentMethod } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, PagerFor, StatusBadge, Success, WhenLoaded } from "../../components/ui";
 import { InvoiceTable } from "../../components/InvoiceTable";
+import { UpcomingInvoice } from "../../components/UpcomingInvoice";
 import { formatDateTime, formatMoney } from "../../format";
 
 /** Test cards the mock gateway knows (Stripe's numbers). */
@@ -143,6 +144,9 @@ export function Billing() {
           </button>
         </form>
         <ErrorNotice error={cardError ? null : add.error} />
+      </Card>
+      <Card title="Upcoming invoice">
+        <UpcomingInvoice path="/v1/invoices/upcoming" />
       </Card>
       <Card title="Invoices">
         <WhenLoaded state={invoices}>
