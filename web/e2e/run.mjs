@@ -163,20 +163,35 @@ try {
     await admin.getByText("Give the plan a name.").waitFor(); // validated before sending
     await admin.getByLabel("Name").fill("Team");
     await admin.getByLabel("Description").fill("For small teams");
-    await admin.getByLabel("Price").fill("49.00");
+    await admin.getByLabel("Price", { exact: true }).fill("49.00");
     await admin.getByLabel("Free: 1,000 API calls a month").check();
     await admin.getByLabel("Pro: 10 seats").check();
+    // A usage charge on graduated tiers, with the live example of docs/billing.md.
+    await admin.getByRole("button", { name: "Add usage charge" }).click();
+    await admin.getByLabel("Charge 1: metric").fill("exports");
+    await admin.getByLabel("Charge 1: pricing").selectOption("graduated");
+    await admin.getByRole("button", { name: "Add tier" }).click();
+    await admin.getByLabel("Charge 1, tier 1: up to").fill("10000");
+    await admin.getByLabel("Charge 1, tier 1: unit price").fill("0.01");
+    await admin.getByLabel("Charge 1, tier 2: up to").fill("100000");
+    await admin.getByLabel("Charge 1, tier 2: unit price").fill("0.008");
+    await admin.getByLabel("Charge 1, tier 3: unit price").fill("0.005");
+    await admin.getByTestId("charge-0-example").getByText("123,456 exports would cost $937.28.").waitFor();
     await admin.getByRole("button", { name: "Create plan" }).click();
     await admin.getByRole("heading", { name: /^Team/ }).waitFor();
     teamPlanId = admin.url().split("/plans/")[1];
     assert.equal(await admin.getByTestId("current-version").textContent(), "v1");
-    await admin.getByLabel("Price").fill("59.00");
+    await admin.getByLabel("Price", { exact: true }).fill("59.00");
     await admin.getByRole("button", { name: "Save changes" }).click();
     await admin.getByText("Saved as version 2.").waitFor();
     // The page reloads the plan after saying so: wait for it rather than read at once.
     await admin.getByTestId("current-version").filter({ hasText: "v2" }).waitFor();
     await admin.locator('tr[data-version="1"]').getByText("$49.00/mo").waitFor();
     await admin.locator('tr[data-version="2"]').getByText("$59.00/mo").waitFor();
+    await admin.locator('tr[data-version="2"]').getByText("exports graduated").waitFor();
+    assert.equal(await admin.getByLabel("Price", { exact: true }).inputValue(), "59.00", "the form shows what was saved");
+    // Version 2 kept the usage charge (only the price changed).
+    await admin.getByLabel("Charge 1: metric").and(admin.locator('[value="exports"]')).waitFor();
     await shot(admin, "platform-plan-detail");
     await go(admin, "/plans");
     await admin.locator('tr[data-plan="Team"]').waitFor();

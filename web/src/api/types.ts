@@ -95,6 +95,8 @@ export interface PlanVersion {
   trial_days: number;
   duration_cycles: number | null;
   limits: Limit[];
+  seats: SeatPrice | null;
+  usage_charges: UsageCharge[];
   created_at: string;
 }
 

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useGet } from "../hooks";
 import type { Page, Plan, Policy } from "../api/types";
 import { Field, fieldError } from "./ui";
+import { chargeBody, chargeDraft, PriceComponents, seatBody, seatDraft, type ChargeDraft, type SeatDraft } from "./PriceComponents";
 import { formatNumber, metricLabel } from "../format";
 
 export interface PlanFormValues {
@@ -13,6 +14,8 @@ export interface PlanFormValues {
   trial_days: string;
   duration_cycles: string;
   limit_policy_ids: string[] | null;
+  seats: SeatDraft | null;
+  usage_charges: ChargeDraft[];
 }
 
 export function planValues(plan?: Plan): PlanFormValues {
@@ -25,6 +28,8 @@ export function planValues(plan?: Plan): PlanFormValues {
     trial_days: String(plan?.trial_days ?? 0),
     duration_cycles: plan?.duration_cycles ? String(plan.duration_cycles) : "",
     limit_policy_ids: plan ? null : [],
+    seats: seatDraft(plan?.seats),
+    usage_charges: (plan?.usage_charges ?? []).map(chargeDraft),
   };
 }
 
@@ -48,6 +53,8 @@ export function planBody(v: PlanFormValues, only?: Plan) {
     billing_cycle: v.billing_cycle,
     trial_days: Number(v.trial_days),
     duration_cycles: v.duration_cycles ? Number(v.duration_cycles) : null,
+    seats: seatBody(v.seats),
+    usage_charges: v.usage_charges.map(chargeBody),
   };
   if (v.limit_policy_ids) body.limit_policy_ids = v.limit_policy_ids;
   if (!only) return body;
@@ -114,6 +121,14 @@ export function PlanForm({
           )}
         </Field>
       </div>
+      <PriceComponents
+        seats={v.seats}
+        charges={v.usage_charges}
+        currency={v.currency.trim().toUpperCase() || "USD"}
+        onSeats={(seats) => setV({ ...v, seats })}
+        onCharges={(usage_charges) => setV({ ...v, usage_charges })}
+        err={(k) => fieldError(error, k)}
+      />
       <fieldset>
         <legend>Limit policies</legend>
         {v.limit_policy_ids === null ? (

@@ -6,6 +6,7 @@ import { idempotencyKey } from "../../api/client";
 import type { Page, Plan, PlanVersion } from "../../api/types";
 import { Card, ErrorNotice, Field, fieldError, Loading, StatusBadge, Success } from "../../components/ui";
 import { PlanForm, planBody } from "../../components/PlanForm";
+import { componentsSummary } from "../../components/PriceComponents";
 import { formatDate, formatMoney, formatNumber, metricLabel } from "../../format";
 
 /** A plan: edit (a new immutable version), its versions, (de)activate, migrate subscribers. */
@@ -72,7 +73,8 @@ export function PlanDetail() {
       <Card title="Edit">
         <p className="hint">Price, cycle, trial, duration or limits make a new version; subscribers stay on theirs until migrated.</p>
         <PlanForm
-          key={formKey}
+          // After a save the plan reloads: the form starts again from what was saved.
+          key={`${formKey}-${p.current_version}-${p.updated_at}`}
           initial={p}
           submitLabel="Save changes"
           busy={edit.busy}
@@ -98,6 +100,7 @@ export function PlanDetail() {
                 <tr>
                   <th scope="col">Version</th>
                   <th scope="col">Price</th>
+                  <th scope="col">Seats and usage</th>
                   <th scope="col">Trial</th>
                   <th scope="col">Limits</th>
                   <th scope="col">Created</th>
@@ -110,6 +113,7 @@ export function PlanDetail() {
                     <td>
                       {formatMoney(v.price, v.currency)}/{v.billing_cycle === "yearly" ? "yr" : "mo"}
                     </td>
+                    <td>{componentsSummary(v)}</td>
                     <td>{v.trial_days} days</td>
                     <td>{v.limits.map((l) => `${metricLabel(l.metric)} ${formatNumber(l.limit)}`).join(", ") || "none"}</td>
                     <td>{formatDate(v.created_at)}</td>

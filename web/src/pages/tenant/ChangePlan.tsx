@@ -6,6 +6,7 @@ import { ApiProblem } from "../../api/problem";
 import type { ChangePreview, Page, Plan, Subscription, SubscriptionResult } from "../../api/types";
 import { Card, ErrorNotice, Loading, StatusBadge, Success } from "../../components/ui";
 import { formatDate, formatMoney, metricLabel } from "../../format";
+import { componentsSummary } from "../../components/PriceComponents";
 
 /** Plan comparison, a proration preview before any change, subscribe, cancel and resume. */
 export function ChangePlan() {
@@ -139,6 +140,7 @@ export function ChangePlan() {
                     <td>
                       {formatMoney(plan.price, plan.currency)}/{plan.billing_cycle === "yearly" ? "yr" : "mo"}
                       {plan.trial_days > 0 && <div className="hint">{plan.trial_days}-day trial</div>}
+                      {(plan.seats || plan.usage_charges.length > 0) && <div className="hint">+ {componentsSummary(plan)}</div>}
                     </td>
                     {metrics.map((m) => {
                       const l = plan.limits.find((x) => x.metric === m);
