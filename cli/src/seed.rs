@@ -1,6 +1,6 @@
 //! Demo data for a first start on an empty store: a platform admin, limit policies, a catalog
 //! (Free; Trial, Pro, Plus and Teams with seats; Business; a pay-as-you-go plan on graduated
-//! tiers), and two demo tenants with an admin and a user each. Passwords are
+//! tiers), a WELCOME20 coupon, and two demo tenants with an admin and a user each. Passwords are
 //! random, printed once and kept in `<data dir>/demo-credentials.txt` (mode 0600).
 
 use std::path::Path;
@@ -254,6 +254,24 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         created.insert(name, plans::create(ctx, &caller, request).await?.id);
     }
     let (teams, business) = (&created["Teams"], &created["Business"]);
+    // A coupon to try at checkout: 20% off the first three invoices, for 100 tenants.
+    eshtarek_core::billing::coupons::create(
+        ctx,
+        &caller,
+        eshtarek_core::billing::coupons::CreateCouponRequest {
+            code: "WELCOME20".into(),
+            name: Some("Welcome: 20% off three months".into()),
+            percent_off: Some("20".into()),
+            amount_off: None,
+            currency: None,
+            duration: eshtarek_core::billing::coupons::CouponDuration::Repeating,
+            duration_cycles: Some(3),
+            max_redemptions: Some(100),
+            expires_at: None,
+            plan_ids: Vec::new(),
+        },
+    )
+    .await?;
 
     // Each demo tenant gets a card, a subscription and some usage, so the dashboards have
     // something to show: Acme trials Teams (two seats); Globex pays for Business and is past 80%
@@ -382,6 +400,7 @@ async fn subscribe_with_usage(
             plan_id: plan_id.to_owned(),
             payment_method_id: None,
             tenant_id: None,
+            coupon: None,
         },
     )
     .await?;

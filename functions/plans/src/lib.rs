@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use eshtarek_core::audit::{self, AuditEvent, AuditFilter};
 use eshtarek_core::auth::{Caller, MaybeCaller};
+use eshtarek_core::billing::coupons::{self, CouponView, CreateCouponRequest, PatchCouponRequest};
 use eshtarek_core::billing::subscriptions::{self, MigrateRequest, MigrateResult};
 use eshtarek_core::error::{ApiError, ApiResult};
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
@@ -22,11 +23,12 @@ pub const NAME: &str = "plans";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
+    paths(create_coupon, list_coupons, get_coupon, patch_coupon, migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
     tags(
         (name = "plans", description = "Plans and immutable plan versions"),
         (name = "limit policies", description = "Limits attached to plans"),
-        (name = "audit", description = "Append-only audit log")
+        (name = "audit", description = "Append-only audit log"),
+        (name = "coupons", description = "Coupons tenants redeem (platform admin)")
     )
 )]
 pub struct PlansApi;
@@ -51,6 +53,8 @@ pub fn router(ctx: AppContext) -> Router {
             get(get_policy).patch(patch_policy),
         )
         .route("/v1/audit-log", get(audit_log))
+        .route("/v1/coupons", post(create_coupon).get(list_coupons))
+        .route("/v1/coupons/{code}", get(get_coupon).patch(patch_coupon))
         .with_state(ctx)
 }
 
@@ -324,4 +328,77 @@ async fn migrate_plan(
     ApiJson(req): ApiJson<MigrateRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subscriptions::migrate(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/coupons",
+    tag = "coupons",
+    summary = "Create a coupon (platform admin): percent or an amount off, once, for N invoices or forever.",
+    request_body = CreateCouponRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = CouponView), (status = 400), (status = 401), (status = 403), (status = 409), (status = 415), (status = 422))
+)]
+async fn create_coupon(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateCouponRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(coupons::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/coupons",
+    tag = "coupons",
+    summary = "Coupons by code, with their redemptions (platform admin).",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<CouponView>), (status = 401), (status = 403), (status = 422))
+)]
+async fn list_coupons(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(coupons::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/coupons/{code}",
+    tag = "coupons",
+    summary = "One coupon (platform admin).",
+    params(("code" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The coupon", body = CouponView), (status = 401), (status = 403), (status = 404))
+)]
+async fn get_coupon(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(code): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(coupons::get(&ctx, &caller, &code).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/coupons/{code}",
+    tag = "coupons",
+    summary = "Switch a coupon off (or on) for new redemptions (platform admin).",
+    request_body = PatchCouponRequest,
+    params(("code" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The coupon", body = CouponView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn patch_coupon(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(code): Path<String>,
+    ApiJson(req): ApiJson<PatchCouponRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(coupons::patch(&ctx, &caller, &code, req).await?))
 }

@@ -8,8 +8,8 @@ use axum::{Json, Router};
 use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::overview::{self, Overview};
 use eshtarek_core::billing::subscriptions::{
-    self as subs, CancelRequest, ChangePreview, ChangeRequest, CreateSubscriptionRequest,
-    OverrideRequest, SubscriptionResult, SubscriptionView,
+    self as subs, ApplyCouponRequest, CancelRequest, ChangePreview, ChangeRequest,
+    CreateSubscriptionRequest, OverrideRequest, SubscriptionResult, SubscriptionView,
 };
 use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
@@ -32,7 +32,7 @@ pub const NAME: &str = "subscriptions";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(overview, admin_get, admin_override, grant_trial, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume),
+    paths(overview, admin_get, admin_override, grant_trial, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -52,6 +52,7 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .route("/v1/subscriptions/{id}/cancel", post(cancel))
         .route("/v1/subscriptions/{id}/resume", post(resume))
+        .route("/v1/subscriptions/{id}/coupon", post(apply_coupon))
         .route("/v1/admin/overview", get(overview))
         .route(
             "/v1/admin/tenants/{id}/subscription",
@@ -229,6 +230,25 @@ async fn resume(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::resume(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/coupon",
+    tag = "subscriptions",
+    summary = "Apply a coupon to the live subscription's coming invoices (tenant admin; one coupon at a time).",
+    request_body = ApplyCouponRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Applied", body = SubscriptionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn apply_coupon(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ApplyCouponRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::apply_coupon(&ctx, &caller, &id, req).await?))
 }
 
 #[utoipa::path(

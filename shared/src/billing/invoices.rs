@@ -36,6 +36,8 @@ pub enum LineKind {
     UsageCharge,
     ProrationCredit,
     ProrationCharge,
+    /// A coupon's discount (negative).
+    Discount,
     CreditBalanceApplied,
 }
 

@@ -2,6 +2,8 @@
 //! payment gateway, invoices, and the renewal service the scheduled job calls.
 
 pub mod charges;
+pub mod coupons;
+pub mod discount;
 pub mod events;
 pub mod gateway;
 pub mod invoices;

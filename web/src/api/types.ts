@@ -120,6 +120,7 @@ export interface Subscription {
   cancel_at_period_end: boolean;
   scheduled_change: { plan_id: string; plan_version: number; effective_at: string } | null;
   latest_invoice_id: string | null;
+  discount?: { coupon: string; percent_off: string | null; amount_off: string | null; invoices_left: number | null } | null;
   created_at: string;
   ended_at: string | null;
 }

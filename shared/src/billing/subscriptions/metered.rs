@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use super::super::charges::{plan_line, seat_line, usage_line};
+use super::super::discount::Discount;
 use super::super::invoices::{self, Draft, Line};
 use super::super::payment_methods;
 use super::super::period::period;
@@ -33,6 +34,8 @@ pub(super) struct NextInvoice {
     pub lines: Vec<Line>,
     /// The seats billed for the period ahead, on a plan with a seat price.
     pub seats: Option<u64>,
+    /// The subscription's coupon after this invoice (`None`: used up, or there was none).
+    pub discount_after: Option<Discount>,
 }
 
 /// The tenant's member count: what seats bill.
@@ -167,6 +170,11 @@ pub(super) async fn next_invoice(
         seat_count = Some(count);
     }
     lines.extend(usage_lines(t, sub, &closing).await?);
+    let mut discount_after = None;
+    if let Some(discount) = &sub.discount {
+        lines.extend(discount.line(&lines, sub.currency));
+        discount_after = discount.used_once();
+    }
     Ok(NextInvoice {
         plan_id,
         version,
@@ -178,5 +186,6 @@ pub(super) async fn next_invoice(
         end,
         lines,
         seats: seat_count,
+        discount_after,
     })
 }

@@ -7,6 +7,7 @@
 mod admin;
 mod cancel;
 mod change;
+mod coupon;
 mod expiry;
 mod metered;
 mod pay;
@@ -23,11 +24,12 @@ pub use cancel::{cancel, resume, CancelRequest};
 pub use change::{
     cancel_scheduled_change, change, preview, ChangePreview, ChangeRequest, Effective,
 };
+pub use coupon::{apply_coupon, ApplyCouponRequest};
 pub use expiry::{expire, expiry_due, Expiry};
 pub use pay::{pay_invoice, PayRequest};
 pub use record::{
-    live, load, renewal_partitions, renewal_shard, ScheduledChange, Sub, SubscriptionView,
-    RENEWAL_SHARDS,
+    live, load, renewal_partitions, renewal_shard, DiscountView, ScheduledChange, Sub,
+    SubscriptionView, RENEWAL_SHARDS,
 };
 pub use renewal::{renew, Renewal};
 pub use seats::seats_added;

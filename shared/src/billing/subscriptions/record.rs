@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::super::discount::{Discount, Off};
 use super::super::events;
 use super::super::state::Status;
 use crate::error::ApiError;
@@ -117,8 +118,22 @@ pub struct SubscriptionView {
     pub cancel_at_period_end: bool,
     pub scheduled_change: Option<ScheduledChange>,
     pub latest_invoice_id: Option<String>,
+    /// A coupon applied to the coming invoices.
+    pub discount: Option<DiscountView>,
     pub created_at: String,
     pub ended_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DiscountView {
+    #[schema(example = "SAVE20")]
+    pub coupon: String,
+    /// Percent off, like "20"; or `amount_off`.
+    pub percent_off: Option<String>,
+    /// An amount off in the subscription's currency.
+    pub amount_off: Option<String>,
+    /// Invoices it still applies to; `null`: every one.
+    pub invoices_left: Option<u32>,
 }
 
 /// A subscription as stored, parsed.
@@ -158,6 +173,8 @@ pub struct Sub {
     pub seats_billed: Option<u64>,
     /// A seat charge decided and not yet invoiced (`seats`).
     pub(super) seats_pending: Option<PendingSeats>,
+    /// A coupon applied to the coming invoices ([`DISCOUNT`]).
+    pub discount: Option<Discount>,
 }
 
 /// The most seats paid for in the current period (`seats`).
@@ -182,6 +199,9 @@ impl PendingSeats {
         serde_json::to_string(self).expect("serializable")
     }
 }
+
+/// The coupon applied to a subscription, as a JSON string ([`Discount`]).
+pub(super) const DISCOUNT: &str = "discount";
 
 /// See [`Sub::usage_closed_at`].
 pub(super) const USAGE_CLOSED: &str = "usage_closed_at";
@@ -239,6 +259,11 @@ impl Sub {
             seats_pending: item
                 .str(SEATS_PENDING)
                 .and_then(|text| serde_json::from_str(text).ok()),
+            discount: item
+                .str(DISCOUNT)
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(ApiError::internal)?,
             key: item.key,
         })
     }
@@ -266,6 +291,18 @@ impl Sub {
                     effective_at: time::fmt(self.period_end),
                 }),
             latest_invoice_id: self.latest_invoice_id.clone(),
+            discount: self.discount.as_ref().map(|d| DiscountView {
+                coupon: d.code.clone(),
+                percent_off: match &d.off {
+                    Off::Percent(p) => Some(p.normalize().to_string()),
+                    Off::Amount(_) => None,
+                },
+                amount_off: match &d.off {
+                    Off::Amount(a) => Some(self.currency.format(*a)),
+                    Off::Percent(_) => None,
+                },
+                invoices_left: d.cycles_left,
+            }),
             created_at: self.created_at.clone(),
             ended_at: self.ended_at.clone(),
         })

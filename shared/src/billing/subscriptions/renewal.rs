@@ -13,7 +13,8 @@ use super::cancel::end;
 use super::expiry::{end_expired, expiry_due};
 use super::metered::{bill_final_usage, closed_for_billing, next_invoice, NextInvoice};
 use super::record::{
-    commit, live_moved, load, reload, renewal_index, try_commit, Sub, SEATS_BILLED, USAGE_CLOSED,
+    commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, SEATS_BILLED,
+    USAGE_CLOSED,
 };
 use super::seats::bill_pending;
 use crate::error::ApiError;
@@ -87,6 +88,7 @@ pub async fn renew(
         end: end_at,
         lines,
         seats,
+        discount_after,
     } = next_invoice(ctx, &t, &sub).await?;
     let draft = Draft {
         subscription_id: sub.id.clone(),
@@ -137,6 +139,10 @@ pub async fn renew(
         match seats {
             Some(count) => UpdateAction::set(SEATS_BILLED, count as i64),
             None => UpdateAction::remove(SEATS_BILLED),
+        },
+        match &discount_after {
+            Some(discount) => UpdateAction::set(DISCOUNT, discount.text()),
+            None => UpdateAction::remove(DISCOUNT),
         },
         UpdateAction::set(
             "latest_invoice_id",

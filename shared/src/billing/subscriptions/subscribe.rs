@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::super::charges::{plan_line, seat_line};
+use super::super::coupons;
 use super::super::events;
 use super::super::gateway::MethodRef;
 use super::super::invoices::{self, Draft, InvoiceView};
@@ -16,7 +17,7 @@ use super::super::state::{Event, Status};
 use super::metered::member_count;
 use super::record::{
     changed_meanwhile, current_version, found, live_item, live_key, live_sub, reload,
-    renewal_index, sub_key, Sub, SubscriptionView, SEATS_BILLED,
+    renewal_index, sub_key, Sub, SubscriptionView, DISCOUNT, SEATS_BILLED,
 };
 use crate::access;
 use crate::auth::Caller;
@@ -36,6 +37,10 @@ pub struct CreateSubscriptionRequest {
     /// Platform admins only: the tenant to subscribe.
     #[serde(default)]
     pub tenant_id: Option<String>,
+    /// A coupon code to apply from the first invoice on.
+    #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$", example = "SAVE20")]
+    pub coupon: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -111,6 +116,24 @@ pub async fn create(
     if let Some(cycles) = terms.duration_cycles {
         item = item.with("duration_cycles", i64::from(cycles));
     }
+    // A coupon is redeemed before the subscription exists, and given back if it is not made.
+    let discount = match &req.coupon {
+        Some(code) => Some(
+            coupons::redeem(ctx, &tenant, code, &req.plan_id, terms.currency, now)
+                .await
+                .map_err(|e| e.field("coupon"))?,
+        ),
+        None => None,
+    };
+    // The first invoice (now, or at the trial's end) uses one of its invoices.
+    let stored_discount = match (&discount, trial) {
+        (Some(d), true) => Some(d.clone()),
+        (Some(d), false) => d.used_once(),
+        (None, _) => None,
+    };
+    if let Some(d) = &stored_discount {
+        item = item.with(DISCOUNT, d.text());
+    }
     // Seats are paid from the first invoice on (the trial's are free until it converts).
     let seats = match (&terms.seats, trial) {
         (Some(_), false) => Some(member_count(&t).await?),
@@ -146,13 +169,17 @@ pub async fn create(
     } else {
         tx
     };
-    tx.commit()
-        .await
-        .map_err(|e| match e.failed_condition_index() {
-            Some(0) => ApiError::conflict("the tenant already has a live subscription"),
-            Some(3) => ApiError::conflict("the tenant's trial was used meanwhile; retry"),
-            _ => e.into(),
-        })?;
+    let committed = tx.commit().await;
+    if committed.is_err() {
+        if let Some(d) = &discount {
+            coupons::release(ctx, &tenant, &d.code).await?;
+        }
+    }
+    committed.map_err(|e| match e.failed_condition_index() {
+        Some(0) => ApiError::conflict("the tenant already has a live subscription"),
+        Some(3) => ApiError::conflict("the tenant's trial was used meanwhile; retry"),
+        _ => e.into(),
+    })?;
     if trial {
         return Ok(SubscriptionResult {
             subscription: reload(ctx, &tenant, &id).await?.view()?,
@@ -170,6 +197,9 @@ pub async fn create(
     )];
     if let (Some(price), Some(count)) = (&terms.seats, seats) {
         lines.push(seat_line(price, count, terms.currency, period));
+    }
+    if let Some(d) = &discount {
+        lines.extend(d.line(&lines, terms.currency));
     }
     let draft = Draft {
         subscription_id: id.clone(),

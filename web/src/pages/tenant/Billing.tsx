@@ -2,7 +2,7 @@ import { useState, type FormEvent } from "react";
 import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
-import type { Invoice, Page, Payment, PaymentMethod } from "../../api/types";
+import type { Invoice, Page, Payment, PaymentMethod, Subscription } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, PagerFor, StatusBadge, Success, WhenLoaded } from "../../components/ui";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { UpcomingInvoice } from "../../components/UpcomingInvoice";
@@ -25,6 +25,10 @@ export function Billing() {
   const history = useGet<Page<Payment>>(historyPager.path);
   const [card, setCard] = useState({ number: TEST_CARDS[0][0], exp_month: "12", exp_year: "2030", set_default: true });
   const [done, setDone] = useState<string | null>(null);
+  const current = useGet<Subscription>("/v1/subscriptions/current");
+  const [code, setCode] = useState("");
+  const [upcomingKey, setUpcomingKey] = useState(0);
+  const redeem = useAction();
   const add = useAction();
   const act = useAction();
 
@@ -56,6 +60,20 @@ export function Billing() {
       reloadAll();
     });
   const cardError = fieldError(add.error, "card.number") ?? fieldError(add.error, "card");
+  const applyCoupon = (e: FormEvent) => {
+    e.preventDefault();
+    const sub = current.data;
+    if (!sub) return;
+    void redeem.run(async () => {
+      setDone(null);
+      await api.post(`/v1/subscriptions/${sub.id}/coupon`, { code: code.trim() }, { idempotencyKey: idempotencyKey() });
+      setDone(`Coupon ${code.trim().toUpperCase()} applied.`);
+      setCode("");
+      current.reload();
+      setUpcomingKey((k) => k + 1);
+    });
+  };
+  const discount = current.data?.discount;
 
   return (
     <div className="page">
@@ -146,7 +164,28 @@ export function Billing() {
         <ErrorNotice error={cardError ? null : add.error} />
       </Card>
       <Card title="Upcoming invoice">
-        <UpcomingInvoice path="/v1/invoices/upcoming" />
+        <UpcomingInvoice key={upcomingKey} path="/v1/invoices/upcoming" />
+        {current.data &&
+          (discount ? (
+            <p data-testid="discount">
+              Coupon {discount.coupon}:{" "}
+              {discount.percent_off ? `${discount.percent_off}% off` : `${formatMoney(discount.amount_off, current.data.currency)} off`}
+              {discount.invoices_left === null
+                ? " every invoice"
+                : ` the next ${discount.invoices_left === 1 ? "invoice" : `${discount.invoices_left} invoices`}`}
+              .
+            </p>
+          ) : (
+            <form onSubmit={applyCoupon} noValidate className="inline-form" aria-label="Apply a coupon">
+              <Field label="Coupon code" error={fieldError(redeem.error, "code")}>
+                {(p) => <input {...p} value={code} autoComplete="off" onChange={(e) => setCode(e.target.value)} />}
+              </Field>
+              <button type="submit" disabled={redeem.busy || !code.trim()}>
+                Apply
+              </button>
+            </form>
+          ))}
+        <ErrorNotice error={fieldError(redeem.error, "code") ? null : redeem.error} />
       </Card>
       <Card title="Invoices">
         <WhenLoaded state={invoices}>
