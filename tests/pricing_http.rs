@@ -674,3 +674,149 @@ async fn twenty_racing_seat_additions_are_billed_exactly() {
         .await;
     assert_eq!(members["data"].as_array().unwrap().len(), 21);
 }
+
+#[tokio::test]
+async fn an_immediate_cancel_bills_the_usage_to_date() {
+    let (shop, _) = Shop::open(
+        json!({"name": "Per call", "price": "0.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "0.50"}}]}),
+        0,
+    )
+    .await;
+    shop.record("api_calls", 65, "a").await;
+    let sub = shop.get("/v1/subscriptions/current").await;
+    shop.app.clock.advance(chrono::Duration::days(3));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.app
+        .post(
+            &format!("/v1/subscriptions/{}/cancel", sub["id"].as_str().unwrap()),
+            Some(&shop.token()),
+            json!({"at_period_end": false, "prorate": true}),
+        )
+        .await
+        .expect(200);
+    // 65 calls at 0.50, billed before the subscription ended (not lost with it).
+    let last = shop.invoices().await[0].clone();
+    assert_eq!(line(&last, "usage_charge")["amount"], "32.50");
+    assert_eq!(
+        line(&last, "usage_charge")["period_end"],
+        "2026-01-04T00:00:00.000Z"
+    );
+    assert_eq!(last["total"], "32.50");
+    assert_eq!(last["status"], "paid");
+}
+
+#[tokio::test]
+async fn a_plan_change_bills_usage_so_far_at_the_old_prices_and_the_rest_at_the_new() {
+    let (shop, subscribed) = Shop::open(
+        json!({"name": "Cheap calls", "price": "1.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "0.01"}}]}),
+        0,
+    )
+    .await;
+    let admin = shop.app.platform_admin().await;
+    let dear = create_plan(
+        &shop.app,
+        &admin,
+        json!({"name": named("Dear calls"), "price": "2.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "1"}}]}),
+    )
+    .await;
+    shop.record("api_calls", 300, "before").await;
+    shop.app.clock.advance(chrono::Duration::days(10));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let sub_id = subscribed["subscription"]["id"].as_str().unwrap();
+    shop.app
+        .post(
+            &format!("/v1/subscriptions/{sub_id}/change"),
+            Some(&shop.token()),
+            json!({"plan_id": dear["id"], "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    // The 300 calls before the change: 3.00 at the old price, on their own invoice.
+    let settled = shop.invoices().await[0].clone();
+    let usage = line(&settled, "usage_charge");
+    assert_eq!(usage["amount"], "3.00");
+    assert_eq!(usage["detail"]["quantity"], 300);
+    assert_eq!(usage["period_end"], "2026-01-11T00:00:00.000Z");
+    shop.record("api_calls", 7, "after").await;
+    // Upcoming and renewal: the 7 calls after it at the new price, the 300 not again.
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(line(&upcoming, "usage_charge")["detail"]["quantity"], 7);
+    assert_eq!(line(&upcoming, "usage_charge")["amount"], "7.00");
+    shop.advance_days(21).await;
+    let renewal = shop.invoices().await[0].clone();
+    assert_eq!(line(&renewal, "usage_charge")["amount"], "7.00");
+    assert_eq!(renewal["total"], "9.00");
+}
+
+#[tokio::test]
+async fn the_upcoming_invoice_of_a_plans_last_cycle_is_its_final_usage() {
+    let (shop, _) = Shop::open(
+        json!({"name": "One month", "price": "5.00", "currency": "USD", "billing_cycle": "monthly", "duration_cycles": 1,
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "0.10"}}]}),
+        0,
+    )
+    .await;
+    shop.record("api_calls", 40, "a").await;
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    assert_eq!(upcoming["is_final"], true);
+    assert_eq!(upcoming["total"], "4.00");
+    shop.advance_days(31).await;
+    let last = shop.invoices().await[0].clone();
+    assert_eq!(last["lines"], upcoming["lines"]);
+    assert_eq!(last["total"], "4.00");
+}
+
+#[tokio::test]
+async fn a_plan_change_prorates_seats_with_the_base_price() {
+    // Solo at $10 with its owner and two members, then Teams ($49 + $12 a seat) 10 days into
+    // April, 20 of 30 days left: credit 10 × 20/30 = 6.67, charge (49 + 3 × 12) × 20/30 = 56.67.
+    let (shop, subscribed) = Shop::open_at(
+        eshtarek_tests::stores::selected().await,
+        "2027-04-01T00:00:00Z",
+        json!({"name": "Solo", "price": "10.00", "currency": "USD", "billing_cycle": "monthly"}),
+        2,
+    )
+    .await;
+    let admin = shop.app.platform_admin().await;
+    let teams = create_plan(
+        &shop.app,
+        &admin,
+        json!({"name": named("Teams"), "price": "49.00", "currency": "USD", "billing_cycle": "monthly",
+               "seats": {"unit_price": "12.00"}}),
+    )
+    .await;
+    shop.app.clock.advance(chrono::Duration::days(10));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let sub_id = subscribed["subscription"]["id"].as_str().unwrap();
+    let preview = shop
+        .get(&format!(
+            "/v1/subscriptions/{sub_id}/change-preview?plan_id={}",
+            teams["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(preview["net"], "50.00", "{preview}");
+    let changed = shop
+        .app
+        .post(
+            &format!("/v1/subscriptions/{sub_id}/change"),
+            Some(&shop.token()),
+            json!({"plan_id": teams["id"], "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(changed.body["invoice"]["total"], "50.00");
+    // The seats are paid for the period: another member now is charged as an added seat.
+    let owner = shop.owner.lock().unwrap().clone();
+    let tenant = owner.tenant_id.clone().unwrap();
+    shop.app
+        .add_member(&owner, &tenant, &email("late"), "tenant_user")
+        .await;
+    let added = shop.invoices().await[0].clone();
+    assert_eq!(line(&added, "seat_charge")["detail"]["billable"], 1);
+    assert_eq!(added["total"], "8.00");
+    shop.advance_days(20).await;
+    assert_eq!(shop.invoices().await[0]["total"], "97.00");
+}

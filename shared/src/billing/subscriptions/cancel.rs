@@ -10,6 +10,7 @@ use serde_json::json;
 use super::super::payment_methods;
 use super::super::proration::prorate;
 use super::super::state::{Event, Status};
+use super::metered::{bill_final_usage, closed_for_billing};
 use super::record::{commit, found, live_key, reload, Sub, SubscriptionView};
 use crate::access;
 use crate::auth::Caller;
@@ -66,6 +67,12 @@ pub async fn cancel(
         } else {
             Decimal::ZERO
         };
+        // Usage to date is billed before the subscription ends: closed first, so nothing
+        // counts after it is read.
+        let sub = closed_for_billing(ctx, &tenant, sub)
+            .await?
+            .ok_or_else(|| ApiError::conflict("the subscription changed meanwhile; retry"))?;
+        bill_final_usage(ctx, &tenant, &sub, now).await?;
         end(ctx, &t, &sub, Event::Cancel, now, -credit).await?;
     }
     reload(ctx, &tenant, id).await?.view()

@@ -12,9 +12,10 @@ use super::super::payment_methods;
 use super::super::period::period;
 use super::super::proration::{is_upgrade, prorate};
 use super::super::state::Status;
+use super::metered::{bill_pending_usage, member_count, settle_usage_ops};
 use super::record::{
-    changed_meanwhile, commit, current_version, found, live_moved, reload, renewal_index, Sub,
-    SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS,
+    changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
+    renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
 };
 use super::subscribe::SubscriptionResult;
 use crate::access;
@@ -50,9 +51,48 @@ pub struct ChangePreview {
 /// What a change made now bills, and whether it restarts the period. During a trial nothing
 /// was paid: to another plan with a trial, nothing (the trial keeps its end); to a plan
 /// without one, the trial ends and the new plan's first period, from now, is billed in full.
-fn change_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+/// What seats cost per cycle before and after a change: the seats paid for under the current
+/// version (the member count if it never tracked them), and the member count under the new one.
+async fn seat_amounts(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    to: &Target,
+) -> Result<SeatAmounts, ApiError> {
+    let current = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if current.seats.is_none() && to.terms.seats.is_none() {
+        return Ok(SeatAmounts::default());
+    }
+    let count = member_count(t).await?;
+    Ok(SeatAmounts {
+        old: current
+            .seats
+            .map(|s| s.amount(sub.seats_billed.unwrap_or(count)))
+            .unwrap_or_default(),
+        new: to
+            .terms
+            .seats
+            .as_ref()
+            .map(|s| s.amount(count))
+            .unwrap_or_default(),
+    })
+}
+
+/// Seats' price per cycle on the current and the new version.
+#[derive(Default, Clone, Copy)]
+struct SeatAmounts {
+    old: Decimal,
+    new: Decimal,
+}
+
+fn change_lines(
+    sub: &Sub,
+    to: &Target,
+    at: DateTime<Utc>,
+    seats: SeatAmounts,
+) -> (Vec<Line>, bool) {
     if !sub.trialing {
-        return proration_lines(sub, to, at);
+        return proration_lines(sub, to, at, seats);
     }
     if to.terms.trial_days > 0 {
         return (Vec::new(), false);
@@ -61,19 +101,26 @@ fn change_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) 
     let line = Line {
         kind: LineKind::PlanCharge,
         description: format!("{} ({})", to.name, to.terms.billing_cycle.as_str()),
-        amount: to.terms.currency.round(to.terms.price),
+        amount: to.terms.currency.round(to.terms.price + seats.new),
         period: Some((start, end)),
         detail: None,
     };
     (vec![line], true)
 }
 
-fn proration_lines(sub: &Sub, to: &Target, at: DateTime<Utc>) -> (Vec<Line>, bool) {
+/// The unused part of the current price (base and seats) credited, the rest of the period on
+/// the new one (base and seats at today's member count) charged.
+fn proration_lines(
+    sub: &Sub,
+    to: &Target,
+    at: DateTime<Utc>,
+    seats: SeatAmounts,
+) -> (Vec<Line>, bool) {
     let restart = sub.cycle != to.terms.billing_cycle;
     let p = prorate(
         sub.currency,
-        sub.price,
-        to.terms.price,
+        sub.price + seats.old,
+        to.terms.price + seats.new,
         sub.period_start,
         sub.period_end,
         at,
@@ -146,7 +193,8 @@ pub async fn preview(
     let sub = found(ctx, &tenant, id).await?;
     let to = change_target(ctx, &sub, plan_id).await?;
     let now = ctx.clock.now();
-    let (lines, restarts_period) = change_lines(&sub, &to, now);
+    let seats = seat_amounts(ctx, &ctx.stores.tenant(&tenant), &sub, &to).await?;
+    let (lines, restarts_period) = change_lines(&sub, &to, now, seats);
     let upgrade = upgrade(&sub, &to);
     let net: Decimal = lines.iter().map(|l| l.amount).sum();
     Ok(ChangePreview {
@@ -245,7 +293,8 @@ pub async fn change(
         rev: claimed,
         ..sub
     };
-    let (lines, restart) = change_lines(&sub, &to, now);
+    let seats = seat_amounts(ctx, &t, &sub, &to).await?;
+    let (lines, restart) = change_lines(&sub, &to, now, seats);
     let period_end = lines
         .last()
         .and_then(|l| l.period)
@@ -366,6 +415,14 @@ pub(super) async fn apply_plan(
     if let Some(invoice_id) = moved.invoice_id {
         actions.push(UpdateAction::set("latest_invoice_id", invoice_id));
     }
+    // Seats paid for from here: today's member count on a plan with a seat price.
+    actions.push(match &to.terms.seats {
+        Some(_) => UpdateAction::set(SEATS_BILLED, member_count(t).await? as i64),
+        None => UpdateAction::remove(SEATS_BILLED),
+    });
+    // Usage to date is billed at the version it was used under (after this move commits),
+    // not at the new one's prices.
+    actions.extend(settle_usage_ops(ctx, t, sub, moved.restart_at.is_some(), now).await?);
     let condition = if moved.holds_lock {
         sub.owned()
     } else {
@@ -381,7 +438,15 @@ pub(super) async fn apply_plan(
         vec![pointer],
         now,
     )
-    .await
+    .await?;
+    let moved = reload(ctx, t.tenant(), &sub.id).await?;
+    if let Some(pending) = &moved.usage_pending {
+        // The move stands; a usage bill that fails here is billed by the renewal.
+        if let Err(e) = bill_pending_usage(ctx, t.tenant(), &moved, pending).await {
+            tracing::warn!(subscription = %sub.id, error = %e.detail, "usage to date not billed yet");
+        }
+    }
+    Ok(())
 }
 
 pub async fn cancel_scheduled_change(

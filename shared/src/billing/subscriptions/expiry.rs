@@ -106,7 +106,7 @@ pub(super) async fn end_expired(
         let Some(sub) = closed_for_billing(ctx, t.tenant(), sub.clone()).await? else {
             return Ok(false);
         };
-        bill_final_usage(ctx, t.tenant(), &sub).await?;
+        bill_final_usage(ctx, t.tenant(), &sub, sub.period_end).await?;
         closed = sub;
         &closed
     } else {

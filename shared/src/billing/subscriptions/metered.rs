@@ -4,6 +4,8 @@
 //! renewal bills it; the upcoming invoice shows it before then. Also closing a period's usage
 //! for billing, so no event counts in a period after its usage was read for an invoice.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
@@ -12,10 +14,12 @@ use super::super::discount::Discount;
 use super::super::invoices::{self, Draft, Line};
 use super::super::payment_methods;
 use super::super::period::period;
-use super::record::{load_version, reload, Sub, USAGE_CLOSED};
+use super::record::{
+    load_version, reload, PendingUsage, Sub, USAGE_BILLED, USAGE_CLOSED, USAGE_PENDING,
+};
 use crate::error::ApiError;
 use crate::plans::{self, BillingCycle, VersionTerms};
-use crate::store::{Store, StoreError, TenantId, TenantStore, UpdateAction};
+use crate::store::{Condition, Store, StoreError, StoreExt, TenantId, TenantStore, UpdateAction};
 use crate::time;
 use crate::usage::keys;
 use crate::AppContext;
@@ -57,14 +61,134 @@ pub(super) async fn usage_lines(
     }
     for charge in &terms.usage_charges {
         let used = keys::used(t, &charge.metric, sub.period_start).await?;
+        // What a plan change billed already (at the version it was used under) is not
+        // billed again.
+        let billed = sub.usage_billed.get(&charge.metric).copied().unwrap_or(0);
         lines.push(usage_line(
             charge,
-            used,
+            used.saturating_sub(billed),
             sub.currency,
             (sub.period_start, sub.period_end),
         ));
     }
     Ok(lines)
+}
+
+/// Each charged metric's count so far this period, for a settlement of usage to date.
+pub(super) async fn usage_to_date(
+    t: &TenantStore,
+    sub: &Sub,
+    terms: &VersionTerms,
+) -> Result<BTreeMap<String, u64>, ApiError> {
+    let mut counts = BTreeMap::new();
+    for charge in &terms.usage_charges {
+        let used = keys::used(t, &charge.metric, sub.period_start).await?;
+        counts.insert(charge.metric.clone(), used);
+    }
+    Ok(counts)
+}
+
+/// The writes that settle `sub`'s usage to date when it leaves its version now: what is
+/// billed from here on (`USAGE_BILLED`, empty when the period restarts) and the settlement to
+/// invoice (`USAGE_PENDING`), to be written with the move itself. Nothing in a trial or on a
+/// version without usage charges.
+pub(super) async fn settle_usage_ops(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    restarts: bool,
+    now: DateTime<Utc>,
+) -> Result<Vec<UpdateAction>, ApiError> {
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if sub.trialing || terms.usage_charges.is_empty() || sub.usage_pending.is_some() {
+        return Ok(Vec::new());
+    }
+    let to = usage_to_date(t, sub, &terms).await?;
+    let pending = PendingUsage {
+        plan_id: sub.plan_id.clone(),
+        version: sub.plan_version,
+        from: sub.usage_billed.clone(),
+        to: to.clone(),
+        start: time::fmt(sub.period_start),
+        at: time::fmt(now),
+    };
+    let billed = if restarts {
+        UpdateAction::remove(USAGE_BILLED)
+    } else {
+        UpdateAction::set(
+            USAGE_BILLED,
+            serde_json::to_string(&to).expect("serializable"),
+        )
+    };
+    Ok(vec![
+        billed,
+        UpdateAction::set(USAGE_PENDING, pending.text()),
+    ])
+}
+
+/// Invoices (once, under a key unique to it) and charges a settlement of usage to date at the
+/// version it was used under, then clears it.
+pub(super) async fn bill_pending_usage(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: &Sub,
+    pending: &PendingUsage,
+) -> Result<(), ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let terms = load_version(ctx, &pending.plan_id, pending.version).await?;
+    let parse = |text: &str| {
+        time::parse(text).ok_or_else(|| ApiError::internal("bad time in usage_pending"))
+    };
+    let (start, at) = (parse(&pending.start)?, parse(&pending.at)?);
+    let lines: Vec<Line> = terms
+        .usage_charges
+        .iter()
+        .map(|charge| {
+            let to = pending.to.get(&charge.metric).copied().unwrap_or(0);
+            let from = pending.from.get(&charge.metric).copied().unwrap_or(0);
+            usage_line(charge, to.saturating_sub(from), sub.currency, (start, at))
+        })
+        .collect();
+    if lines.iter().any(|l| !l.amount.is_zero()) {
+        let draft = Draft {
+            subscription_id: sub.id.clone(),
+            currency: sub.currency,
+            lines,
+            period: (start, at),
+            dedupe: format!("{}#usage#{}", sub.id, pending.at),
+        };
+        let invoice = invoices::issue(ctx, tenant, draft).await?;
+        charge_open(ctx, tenant, &invoice).await?;
+    }
+    let cleared = t
+        .update(
+            sub.key.clone(),
+            vec![UpdateAction::remove(USAGE_PENDING)],
+            Some(Condition::eq(USAGE_PENDING, pending.text().as_str())),
+        )
+        .await;
+    match cleared {
+        Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Charges an invoice that is still open to the default card; a decline leaves it open,
+/// payable by hand (`POST /v1/invoices/{id}/pay`), and a conflict is another run paying it.
+async fn charge_open(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    invoice: &crate::store::Item,
+) -> Result<(), ApiError> {
+    if invoice.str("status") == Some("open") {
+        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
+            match invoices::attempt_payment(ctx, tenant, invoice, &method).await {
+                Err(e) if e.status != axum::http::StatusCode::CONFLICT => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `sub` with its period closed for usage, when the period bills usage and is not closed yet:
@@ -92,17 +216,24 @@ pub(super) async fn closed_for_billing(
     }
 }
 
-/// The closing period's usage of a subscription that ends at its period's end, on an invoice
-/// of its own (charged like a renewal's; nothing when no usage line has an amount).
-/// `sub` is closed for billing ([`closed_for_billing`]).
+/// The usage of a subscription that ends at `until` (its period's end, or now for an
+/// immediate cancel), on an invoice of its own, charged like a renewal's; nothing when no
+/// usage line has an amount. `sub` is closed for billing ([`closed_for_billing`]).
 pub(super) async fn bill_final_usage(
     ctx: &AppContext,
     tenant: &TenantId,
     sub: &Sub,
+    until: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let t = ctx.stores.tenant(tenant);
+    if let Some(pending) = &sub.usage_pending {
+        bill_pending_usage(ctx, tenant, sub, pending).await?;
+    }
     let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
-    let lines = usage_lines(&t, sub, &terms).await?;
+    let mut lines = usage_lines(&t, sub, &terms).await?;
+    for line in &mut lines {
+        line.period = Some((sub.period_start, until));
+    }
     if lines.iter().all(|l| l.amount.is_zero()) {
         return Ok(());
     }
@@ -110,21 +241,11 @@ pub(super) async fn bill_final_usage(
         subscription_id: sub.id.clone(),
         currency: sub.currency,
         lines,
-        period: (sub.period_start, sub.period_end),
-        dedupe: format!("{}#{}", sub.id, time::fmt(sub.period_end)),
+        period: (sub.period_start, until),
+        dedupe: format!("{}#{}", sub.id, time::fmt(until)),
     };
     let invoice = invoices::issue(ctx, tenant, draft).await?;
-    if invoice.str("status") == Some("open") {
-        if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
-            // A decline leaves the invoice open, payable by hand (`POST /v1/invoices/{id}/pay`);
-            // a conflict is another run paying it.
-            match invoices::attempt_payment(ctx, tenant, &invoice, &method).await {
-                Err(e) if e.status != axum::http::StatusCode::CONFLICT => return Err(e),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+    charge_open(ctx, tenant, &invoice).await
 }
 
 /// What the renewal at the end of `sub`'s period bills, with usage as counted so far.

@@ -175,6 +175,11 @@ pub struct Sub {
     pub(super) seats_pending: Option<PendingSeats>,
     /// A coupon applied to the coming invoices ([`DISCOUNT`]).
     pub discount: Option<Discount>,
+    /// Units of each charged metric billed already in this period, by a plan change
+    /// ([`USAGE_BILLED`]): the renewal bills the rest.
+    pub(super) usage_billed: std::collections::BTreeMap<String, u64>,
+    /// Usage to date decided at a plan change and not yet invoiced ([`USAGE_PENDING`]).
+    pub(super) usage_pending: Option<PendingUsage>,
 }
 
 /// The most seats paid for in the current period (`seats`).
@@ -194,6 +199,30 @@ pub(super) struct PendingSeats {
 }
 
 impl PendingSeats {
+    /// As stored: a JSON string, which both stores compare in a condition.
+    pub(super) fn text(&self) -> String {
+        serde_json::to_string(self).expect("serializable")
+    }
+}
+
+/// Units billed already in the current period, per metric, as a JSON object.
+pub(super) const USAGE_BILLED: &str = "usage_billed";
+/// A usage bill decided at a plan change, not yet invoiced ([`PendingUsage`], JSON).
+pub(super) const USAGE_PENDING: &str = "usage_pending";
+
+/// Usage to date billed at the version it was used under, decided when the subscription left
+/// that version mid-period: per metric, units `to` minus `from`, over `[start, at)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PendingUsage {
+    pub plan_id: String,
+    pub version: u32,
+    pub from: std::collections::BTreeMap<String, u64>,
+    pub to: std::collections::BTreeMap<String, u64>,
+    pub start: String,
+    pub at: String,
+}
+
+impl PendingUsage {
     /// As stored: a JSON string, which both stores compare in a condition.
     pub(super) fn text(&self) -> String {
         serde_json::to_string(self).expect("serializable")
@@ -259,6 +288,17 @@ impl Sub {
             seats_pending: item
                 .str(SEATS_PENDING)
                 .and_then(|text| serde_json::from_str(text).ok()),
+            usage_billed: item
+                .str(USAGE_BILLED)
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(ApiError::internal)?
+                .unwrap_or_default(),
+            usage_pending: item
+                .str(USAGE_PENDING)
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(ApiError::internal)?,
             discount: item
                 .str(DISCOUNT)
                 .map(serde_json::from_str)

@@ -11,10 +11,12 @@ use super::super::payment_methods;
 use super::super::state::{Event, Status};
 use super::cancel::end;
 use super::expiry::{end_expired, expiry_due};
-use super::metered::{bill_final_usage, closed_for_billing, next_invoice, NextInvoice};
+use super::metered::{
+    bill_final_usage, bill_pending_usage, closed_for_billing, next_invoice, NextInvoice,
+};
 use super::record::{
     commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, SEATS_BILLED,
-    USAGE_CLOSED,
+    USAGE_BILLED, USAGE_CLOSED,
 };
 use super::seats::bill_pending;
 use crate::error::ApiError;
@@ -59,10 +61,18 @@ pub async fn renew(
     if !sub.status.is_live() || sub.period_end > now {
         return Ok(Renewal::NotDue);
     }
-    // A seat charge decided and not billed (a crash in between) is billed first.
+    // A seat charge or a plan change's usage decided and not billed (a crash in between) is
+    // billed first.
     let sub = match &sub.seats_pending {
         Some(pending) => {
             bill_pending(ctx, tenant, &sub, pending).await?;
+            reload(ctx, tenant, id).await?
+        }
+        None => sub,
+    };
+    let sub = match &sub.usage_pending {
+        Some(pending) => {
+            bill_pending_usage(ctx, tenant, &sub, pending).await?;
             reload(ctx, tenant, id).await?
         }
         None => sub,
@@ -72,7 +82,7 @@ pub async fn renew(
         return Ok(Renewal::NotDue);
     };
     if sub.cancel_at_period_end {
-        bill_final_usage(ctx, tenant, &sub).await?;
+        bill_final_usage(ctx, tenant, &sub, sub.period_end).await?;
         end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
         return Ok(Renewal::Cancelled);
     }
@@ -136,6 +146,7 @@ pub async fn renew(
         UpdateAction::remove("scheduled_plan_id"),
         UpdateAction::remove("scheduled_plan_version"),
         UpdateAction::remove(USAGE_CLOSED),
+        UpdateAction::remove(USAGE_BILLED),
         match seats {
             Some(count) => UpdateAction::set(SEATS_BILLED, count as i64),
             None => UpdateAction::remove(SEATS_BILLED),

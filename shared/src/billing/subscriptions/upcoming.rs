@@ -25,7 +25,8 @@ pub struct UpcomingInvoiceView {
     /// The period it bills in advance (the current one for a final invoice).
     pub period_start: String,
     pub period_end: String,
-    /// The last invoice of a subscription cancelled at period end: its usage only.
+    /// The last invoice of a subscription ending at period end (cancelled, or a fixed-duration
+    /// plan's last cycle): its usage only.
     pub is_final: bool,
     pub lines: Vec<LineView>,
     #[schema(example = "109.00")]
@@ -53,7 +54,13 @@ pub async fn admin_upcoming(
 async fn upcoming_of(ctx: &AppContext, tenant: &TenantId) -> Result<UpcomingInvoiceView, ApiError> {
     let sub = live_sub(ctx, tenant).await?;
     let t = ctx.stores.tenant(tenant);
-    let (lines, period) = if sub.cancel_at_period_end {
+    // Its last period: cancelled at its end, or a fixed-duration plan's last cycle.
+    let last = sub.cancel_at_period_end
+        || (!sub.trialing
+            && sub
+                .duration_cycles
+                .is_some_and(|cycles| i64::from(sub.period_index) + 1 >= cycles));
+    let (lines, period) = if last {
         let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
         let lines = usage_lines(&t, &sub, &terms).await?;
         (lines, (sub.period_start, sub.period_end))
@@ -76,7 +83,7 @@ async fn upcoming_of(ctx: &AppContext, tenant: &TenantId) -> Result<UpcomingInvo
         issue_at: time::fmt(sub.period_end),
         period_start: time::fmt(period.0),
         period_end: time::fmt(period.1),
-        is_final: sub.cancel_at_period_end,
+        is_final: last,
         lines: lines.iter().map(|l| l.view(sub.currency)).collect(),
         subtotal: money(subtotal),
         credit_applied: money(applied),
