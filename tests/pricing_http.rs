@@ -820,3 +820,133 @@ async fn a_plan_change_prorates_seats_with_the_base_price() {
     shop.advance_days(20).await;
     assert_eq!(shop.invoices().await[0]["total"], "97.00");
 }
+
+#[tokio::test]
+async fn granted_units_raise_the_hard_limit_and_are_free_before_billable_usage() {
+    let app = TestApp::frozen_at("2026-01-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let policy = app
+        .post(
+            "/v1/limit-policies",
+            Some(&admin.access),
+            json!({"metric": "api_calls", "limit": 100, "reset_period": "billing_period", "enforcement": "hard"}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .clone();
+    let plan = create_plan(
+        &app,
+        &admin,
+        json!({"name": named("Capped"), "price": "0.00", "currency": "USD", "billing_cycle": "monthly",
+               "limit_policy_ids": [policy],
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "0.10"}}]}),
+    )
+    .await;
+    let owner_email = email("owner");
+    let owner = app.signup(&owner_email, "Granted").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    app.subscribe_with_card(&owner, plan["id"].as_str().unwrap())
+        .await;
+    let key = app.api_key(&owner.access, json!({"name": "meter"})).await;
+    let record = |quantity: i64, id: &str| {
+        let (app, key) = (&app, key.clone());
+        let event = eshtarek_tests::fixtures::usage_event("api_calls", quantity, id);
+        async move { app.post("/v1/usage/events", Some(&key), event).await }
+    };
+    record(100, "a").await.expect(200);
+    let refused = record(1, "b").await.problem(402);
+    assert_eq!(refused.body["limit"], 100);
+    assert_eq!(refused.body["granted"], 0);
+
+    // A goodwill grant of 50 calls for this period: reason required, audited, admin only.
+    let path = format!("/v1/admin/tenants/{tenant}/grants");
+    let body = json!({"metric": "api_calls", "units": 50, "reason": "Outage on 3 Jan"});
+    app.post(&path, Some(&owner.access), body.clone())
+        .await
+        .problem(403);
+    for (bad, field) in [
+        (
+            json!({"metric": "api_calls", "units": 50, "reason": " "}),
+            "reason",
+        ),
+        (
+            json!({"metric": "exports", "units": 50, "reason": "x"}),
+            "metric",
+        ),
+        (
+            json!({"metric": "api_calls", "units": 0, "reason": "x"}),
+            "units",
+        ),
+        (
+            json!({"metric": "api_calls", "units": 5, "reason": "x", "expires_at": "2025-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+    ] {
+        let reply = app
+            .post(&path, Some(&admin.access), bad.clone())
+            .await
+            .problem(422);
+        assert_eq!(reply.body["field"], field, "{bad}: {}", reply.body);
+    }
+    let grant = app.post(&path, Some(&admin.access), body).await.expect(201);
+    assert_eq!(grant.body["expires_at"], "2026-02-01T00:00:00.000Z");
+    record(50, "c").await.expect(200);
+    let refused = record(1, "d").await.problem(402);
+    assert_eq!(refused.body["limit"], 150);
+    assert_eq!(refused.body["plan_limit"], 100);
+    assert_eq!(refused.body["granted"], 50);
+    let usage = app
+        .get("/v1/usage", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    let calls = eshtarek_tests::fixtures::metric_in(&usage, "api_calls");
+    assert_eq!(
+        (
+            calls["limit"].clone(),
+            calls["plan_limit"].clone(),
+            calls["granted"].clone()
+        ),
+        (json!(150), json!(100), json!(50))
+    );
+    let audit = app
+        .get(
+            &format!("/v1/audit-log?tenant_id={tenant}"),
+            Some(&admin.access),
+        )
+        .await
+        .expect(200);
+    assert!(audit.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "tenant.units_granted" && e["reason"] == "Outage on 3 Jan"));
+
+    // 150 calls, 50 granted: 100 billable at 0.10. The grant ends with the period.
+    app.clock.advance(chrono::Duration::days(31));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    let owner = app.login(&owner_email, None).await;
+    let renewal = app
+        .get("/v1/invoices?limit=1", Some(&owner.access))
+        .await
+        .expect(200)
+        .body["data"][0]
+        .clone();
+    let usage_line = line(&renewal, "usage_charge");
+    assert_eq!(usage_line["detail"]["granted"], 50);
+    assert_eq!(usage_line["detail"]["billable"], 100);
+    assert_eq!(usage_line["amount"], "10.00");
+    let usage = app
+        .get("/v1/usage", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    let calls = eshtarek_tests::fixtures::metric_in(&usage, "api_calls");
+    assert_eq!(
+        (calls["limit"].clone(), calls["granted"].clone()),
+        (json!(100), json!(0))
+    );
+}

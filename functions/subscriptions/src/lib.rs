@@ -9,7 +9,7 @@ use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::overview::{self, Overview};
 use eshtarek_core::billing::subscriptions::{
     self as subs, ApplyCouponRequest, CancelRequest, ChangePreview, ChangeRequest,
-    CreateSubscriptionRequest, OverrideRequest, SubscriptionResult, SubscriptionView,
+    CreateSubscriptionRequest, GrantRequest, OverrideRequest, SubscriptionResult, SubscriptionView,
 };
 use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
@@ -32,7 +32,7 @@ pub const NAME: &str = "subscriptions";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(overview, admin_get, admin_override, grant_trial, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon),
+    paths(overview, admin_get, admin_override, grant_trial, grant_units, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -59,6 +59,7 @@ pub fn router(ctx: AppContext) -> Router {
             get(admin_get).patch(admin_override),
         )
         .route("/v1/admin/tenants/{id}/trial", post(grant_trial))
+        .route("/v1/admin/tenants/{id}/grants", post(grant_units))
         .with_state(ctx)
 }
 
@@ -304,4 +305,26 @@ async fn grant_trial(
     ApiJson(req): ApiJson<GrantTrialRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(trials::grant(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/grants",
+    tag = "subscriptions",
+    summary = "Grant a tenant units of a metric on top of its plan until an expiry (platform admin; audited with a reason). Hard limits in force rise by the grant; granted units are free before usage is billed.",
+    request_body = GrantRequest,
+    params(("id" = String, Path, description = "Tenant id")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Granted", body = eshtarek_core::billing::grants::Grant), (status = 400), (status = 401), (status = 403), (status = 404, description = "No such tenant, or no live subscription"), (status = 409), (status = 415), (status = 422))
+)]
+async fn grant_units(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<GrantRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(subs::grant(&ctx, &caller, &id, req).await?),
+    ))
 }

@@ -48,28 +48,42 @@ pub fn seat_line(seats: &SeatPrice, count: u64, currency: Currency, period: Peri
             quantity: count,
             included: u64::from(seats.included),
             billable,
+            granted: 0,
             unit_price: Some(currency.format(seats.unit_price)),
             price: None,
         }),
     }
 }
 
-/// `used` units of a charged metric over `period`.
-pub fn usage_line(charge: &UsageCharge, used: u64, currency: Currency, period: Period) -> Line {
-    let billable = charge.billable(used);
+/// `used` units of a charged metric over `period`, of which `granted` were granted on top of
+/// the plan: granted units are free before anything past the allowance is billed.
+pub fn usage_line(
+    charge: &UsageCharge,
+    used: u64,
+    granted: u64,
+    currency: Currency,
+    period: Period,
+) -> Line {
+    let billable = used.saturating_sub(charge.included.saturating_add(granted));
+    let granted_text = if granted > 0 {
+        format!(", {granted} granted")
+    } else {
+        String::new()
+    };
     Line {
         kind: LineKind::UsageCharge,
         description: format!(
-            "Usage: {} {used} ({} included, {billable} billable)",
+            "Usage: {} {used} ({} included{granted_text}, {billable} billable)",
             charge.metric, charge.included
         ),
-        amount: currency.round(charge.amount(used)),
+        amount: currency.round(charge.price.amount(billable)),
         period: Some(period),
         detail: Some(LineDetail {
             metric: charge.metric.clone(),
             quantity: used,
             included: charge.included,
             billable,
+            granted,
             unit_price: None,
             price: Some(charge.price.clone()),
         }),
@@ -116,7 +130,7 @@ mod tests {
                 unit_price: d("0.00125"),
             },
         };
-        let line = usage_line(&charge, 1500, usd, period());
+        let line = usage_line(&charge, 1500, 0, usd, period());
         assert_eq!(line.amount, d("0.62"));
         assert_eq!(line.detail.as_ref().unwrap().billable, 500);
         // The graduated example of docs/billing.md: 123,456 calls cost 937.28.
@@ -144,7 +158,7 @@ mod tests {
             },
         };
         assert_eq!(
-            usage_line(&graduated, 123_456, usd, period()).amount,
+            usage_line(&graduated, 123_456, 0, usd, period()).amount,
             d("937.28")
         );
     }

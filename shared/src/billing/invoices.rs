@@ -51,8 +51,11 @@ pub struct LineDetail {
     pub quantity: u64,
     /// Seats or units the plan includes.
     pub included: u64,
-    /// `quantity` past `included`: what is priced.
+    /// `quantity` past `included` and `granted`: what is priced.
     pub billable: u64,
+    /// Units granted on top of the plan for the period, free before anything is billable.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub granted: u64,
     /// A seat's price per cycle (seat lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "12.00")]
@@ -60,6 +63,10 @@ pub struct LineDetail {
     /// The usage price with its tiers (usage lines).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub price: Option<crate::billing::pricing::UsagePrice>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -6,6 +6,7 @@ pub mod coupons;
 pub mod discount;
 pub mod events;
 pub mod gateway;
+pub mod grants;
 pub mod invoices;
 pub mod overview;
 pub mod payment_methods;

@@ -82,6 +82,9 @@ pub async fn set_gauge(
         metric: metric.to_owned(),
         used: value,
         limit: spec.limit,
+        // Gauges take no grants (they count a level, not units used).
+        plan_limit: spec.limit,
+        granted: 0,
         percent: spec.limit.filter(|l| *l > 0).map(|l| value * 100 / l),
         enforcement: spec.enforcement,
         reset_period: spec.reset_period,

@@ -12,6 +12,7 @@ use super::alerts::notify_thresholds;
 use super::counters::{admin_index, counter_key, counting_period, rollup_buckets};
 use super::meter::RecordingMeter;
 use super::model::{check_event, unknown_metric, UsageEvent, UsageResult};
+use crate::billing::grants::granted_at;
 use crate::entitlements::{cheapest_plan_allowing, limits_in_force, spec_for, Limits};
 use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, ResetPeriod};
@@ -198,13 +199,22 @@ async fn record_once(
         .into());
     }
     let quantity = event.quantity as u64;
-    let limit = spec.and_then(|s| s.limit);
+    // The limit in force: the plan's, plus what is granted at the event's time.
+    let granted = granted_at(&limits.sub.grants, &event.metric, at);
+    let limit = spec.and_then(|s| s.limit).map(|l| l + granted);
     let hard_limit = spec
         .filter(|s| s.enforcement == Enforcement::Hard)
-        .and_then(|s| s.limit);
+        .and_then(|s| s.limit)
+        .map(|l| l + granted);
+    let refusal = Refusal {
+        metric: &event.metric,
+        quantity,
+        limit: hard_limit.unwrap_or(0),
+        granted,
+    };
     if let Some(limit) = hard_limit {
         if quantity > limit {
-            return Err(refused(ctx, &event.metric, quantity, 0, limit).await.into());
+            return Err(refused(ctx, &refusal, 0).await.into());
         }
     }
     let counter = counter_key(t, &event.metric, start);
@@ -311,9 +321,7 @@ async fn record_once(
                     }
                     .unwrap_or(0)
                     .max(0) as u64;
-                    Attempt::Failed(
-                        refused(ctx, &event.metric, quantity, used, hard_limit.unwrap_or(0)).await,
-                    )
+                    Attempt::Failed(refused(ctx, &refusal, used).await)
                 }
                 Some(OP_SUBSCRIPTION) => Attempt::StaleSubscription,
                 Some(OP_KEY) => Attempt::Failed(match &meter.guard {
@@ -350,13 +358,30 @@ fn cancelled_item(e: &crate::store::StoreError, index: usize) -> Option<&Item> {
 }
 
 /// The 402 for an event that would cross a hard limit, with the cheapest plan that allows it.
-async fn refused(ctx: &AppContext, metric: &str, quantity: u64, used: u64, limit: u64) -> ApiError {
+/// What a refusal says: the metric, the quantity asked for, the limit in force and how much of
+/// it is granted on top of the plan.
+struct Refusal<'a> {
+    metric: &'a str,
+    quantity: u64,
+    limit: u64,
+    granted: u64,
+}
+
+async fn refused(ctx: &AppContext, refusal: &Refusal<'_>, used: u64) -> ApiError {
+    let Refusal {
+        metric,
+        quantity,
+        limit,
+        granted,
+    } = *refusal;
     let mut problem = ApiError::limit_exceeded(
         metric,
-        format!("{quantity} would exceed the plan's limit of {limit} {metric} (used {used})"),
+        format!("{quantity} would exceed the limit of {limit} {metric} (used {used})"),
     )
     .with("used", used)
     .with("limit", limit)
+    .with("plan_limit", limit - granted)
+    .with("granted", granted)
     .with("requested", quantity);
     let needed = used + quantity;
     let hint = match ctx.hot.hint(metric, needed) {

@@ -10,6 +10,7 @@ use super::counters::{
 };
 use super::meter::Meter;
 use super::model::unknown_metric;
+use crate::billing::grants::granted_at;
 use crate::entitlements::{limits_in_force, spec_for};
 use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
@@ -21,7 +22,12 @@ use crate::AppContext;
 pub struct MetricUsage {
     pub metric: String,
     pub used: u64,
+    /// The limit in force: the plan's plus what is granted now; `null` is unlimited.
     pub limit: Option<u64>,
+    /// The plan's own limit.
+    pub plan_limit: Option<u64>,
+    /// Units granted on top of the plan, in force now.
+    pub granted: u64,
     /// Percent of the limit used, rounded down; `null` when unlimited.
     pub percent: Option<u64>,
     pub enforcement: Enforcement,
@@ -81,11 +87,15 @@ pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, Ap
                 .unwrap_or(0)
                 .max(0) as u64
         };
+        let granted = granted_at(&limits.sub.grants, &spec.metric, now);
+        let limit = spec.limit.map(|l| l + granted);
         data.push(MetricUsage {
             metric: spec.metric.clone(),
             used,
-            limit: spec.limit,
-            percent: spec.limit.filter(|l| *l > 0).map(|l| used * 100 / l),
+            limit,
+            plan_limit: spec.limit,
+            granted,
+            percent: limit.filter(|l| *l > 0).map(|l| used * 100 / l),
             enforcement: spec.enforcement,
             reset_period: spec.reset_period,
             period_start: time::fmt(start),
@@ -252,7 +262,8 @@ pub async fn check(
         .and_then(|c| c.i64("used"))
         .unwrap_or(0)
         .max(0) as u64;
-    let limit = spec.and_then(|s| s.limit);
+    let granted = granted_at(&limits.sub.grants, &req.metric, ctx.clock.now());
+    let limit = spec.and_then(|s| s.limit).map(|l| l + granted);
     let hard = spec.is_some_and(|s| s.enforcement == Enforcement::Hard);
     Ok(CheckResult {
         metric: req.metric,

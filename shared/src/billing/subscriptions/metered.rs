@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 
 use super::super::charges::{plan_line, seat_line, usage_line};
 use super::super::discount::Discount;
+use super::super::grants::granted_in;
 use super::super::invoices::{self, Draft, Line};
 use super::super::payment_methods;
 use super::super::period::period;
@@ -64,9 +65,16 @@ pub(super) async fn usage_lines(
         // What a plan change billed already (at the version it was used under) is not
         // billed again.
         let billed = sub.usage_billed.get(&charge.metric).copied().unwrap_or(0);
+        let granted = granted_in(
+            &sub.grants,
+            &charge.metric,
+            sub.period_start,
+            sub.period_end,
+        );
         lines.push(usage_line(
             charge,
             used.saturating_sub(billed),
+            granted,
             sub.currency,
             (sub.period_start, sub.period_end),
         ));
@@ -146,7 +154,14 @@ pub(super) async fn bill_pending_usage(
         .map(|charge| {
             let to = pending.to.get(&charge.metric).copied().unwrap_or(0);
             let from = pending.from.get(&charge.metric).copied().unwrap_or(0);
-            usage_line(charge, to.saturating_sub(from), sub.currency, (start, at))
+            // Grants are counted by the renewal's bill, once.
+            usage_line(
+                charge,
+                to.saturating_sub(from),
+                0,
+                sub.currency,
+                (start, at),
+            )
         })
         .collect();
     if lines.iter().any(|l| !l.amount.is_zero()) {

@@ -9,6 +9,7 @@ mod cancel;
 mod change;
 mod coupon;
 mod expiry;
+mod grant;
 mod metered;
 mod pay;
 mod record;
@@ -26,6 +27,7 @@ pub use change::{
 };
 pub use coupon::{apply_coupon, ApplyCouponRequest};
 pub use expiry::{expire, expiry_due, Expiry};
+pub use grant::{grant, GrantRequest};
 pub use pay::{pay_invoice, PayRequest};
 pub use record::{
     live, load, renewal_partitions, renewal_shard, DiscountView, ScheduledChange, Sub,

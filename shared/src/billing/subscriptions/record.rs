@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::super::discount::{Discount, Off};
 use super::super::events;
+use super::super::grants::Grant;
 use super::super::state::Status;
 use crate::error::ApiError;
 use crate::money::Currency;
@@ -175,6 +176,8 @@ pub struct Sub {
     pub(super) seats_pending: Option<PendingSeats>,
     /// A coupon applied to the coming invoices ([`DISCOUNT`]).
     pub discount: Option<Discount>,
+    /// Units of metrics granted on top of the plan ([`GRANTS`]).
+    pub grants: Vec<Grant>,
     /// Units of each charged metric billed already in this period, by a plan change
     /// ([`USAGE_BILLED`]): the renewal bills the rest.
     pub(super) usage_billed: std::collections::BTreeMap<String, u64>,
@@ -228,6 +231,9 @@ impl PendingUsage {
         serde_json::to_string(self).expect("serializable")
     }
 }
+
+/// Grants on the subscription, as a JSON list ([`Grant`]).
+pub(super) const GRANTS: &str = "grants";
 
 /// The coupon applied to a subscription, as a JSON string ([`Discount`]).
 pub(super) const DISCOUNT: &str = "discount";
@@ -299,6 +305,12 @@ impl Sub {
                 .map(serde_json::from_str)
                 .transpose()
                 .map_err(ApiError::internal)?,
+            grants: item
+                .str(GRANTS)
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(ApiError::internal)?
+                .unwrap_or_default(),
             discount: item
                 .str(DISCOUNT)
                 .map(serde_json::from_str)

@@ -6,6 +6,7 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::json;
 
+use super::super::grants::in_force_after;
 use super::super::invoices::{self, Draft};
 use super::super::payment_methods;
 use super::super::state::{Event, Status};
@@ -15,8 +16,8 @@ use super::metered::{
     bill_final_usage, bill_pending_usage, closed_for_billing, next_invoice, NextInvoice,
 };
 use super::record::{
-    commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, SEATS_BILLED,
-    USAGE_BILLED, USAGE_CLOSED,
+    commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, GRANTS,
+    SEATS_BILLED, USAGE_BILLED, USAGE_CLOSED,
 };
 use super::seats::bill_pending;
 use crate::error::ApiError;
@@ -147,6 +148,12 @@ pub async fn renew(
         UpdateAction::remove("scheduled_plan_version"),
         UpdateAction::remove(USAGE_CLOSED),
         UpdateAction::remove(USAGE_BILLED),
+        // Grants that expired with the closing period are history now.
+        UpdateAction::set(
+            GRANTS,
+            serde_json::to_string(&in_force_after(&sub.grants, start))
+                .map_err(ApiError::internal)?,
+        ),
         match seats {
             Some(count) => UpdateAction::set(SEATS_BILLED, count as i64),
             None => UpdateAction::remove(SEATS_BILLED),

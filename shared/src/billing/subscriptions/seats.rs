@@ -140,6 +140,7 @@ pub(super) async fn bill_pending(
                     quantity: pending.to,
                     included: u64::from(seats.included),
                     billable: added,
+                    granted: 0,
                     unit_price: Some(sub.currency.format(seats.unit_price)),
                     price: None,
                 }),
