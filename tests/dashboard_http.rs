@@ -50,6 +50,20 @@ async fn overview_counts_tenants_by_status_and_sums_mrr_exactly() {
     // 100.00 a year is 8.333… a month: summed exactly, rounded once (see below).
     let yearly = plan(&app, &admin, "Yearly", "100.00", "yearly", 0).await;
     let trial = plan(&app, &admin, "Trial", "50.00", "monthly", 14).await;
+    // A seat price recurs too: 10.00 + 5.00 for the owner's seat.
+    let seats = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            json!({"name": "Seats", "price": "10.00", "currency": "USD", "billing_cycle": "monthly", "seats": {"unit_price": "5.00"}}),
+        )
+        .await
+        .expect(201)
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    subscribed(&app, "Seated", Some(&seats)).await;
     subscribed(&app, "Monthly One", Some(&monthly)).await;
     subscribed(&app, "Yearly One", Some(&yearly)).await;
     subscribed(&app, "Yearly Two", Some(&yearly)).await;
@@ -61,21 +75,21 @@ async fn overview_counts_tenants_by_status_and_sums_mrr_exactly() {
         .await
         .expect(200)
         .body;
-    assert_eq!(overview["tenants"], 5);
+    assert_eq!(overview["tenants"], 6);
     assert_eq!(
         overview["subscriptions"],
-        json!({"trialing": 1, "active": 3, "past_due": 0, "none": 1})
+        json!({"trialing": 1, "active": 4, "past_due": 0, "none": 1})
     );
-    // 30 + 2 × 100/12 = 46.666… → 46.67; rounding each yearly one first would give 46.66.
+    // 30 + 2 × 100/12 + 15 = 61.666… → 61.67; rounding each yearly one first would give 61.66.
     assert_eq!(
         overview["mrr"],
-        json!([{"amount": "46.67", "currency": "USD"}])
+        json!([{"amount": "61.67", "currency": "USD"}])
     );
     assert_eq!(
         overview["plans"][0],
         json!({"plan_id": yearly, "subscriptions": 2})
     );
-    assert_eq!(overview["plans"].as_array().unwrap().len(), 3);
+    assert_eq!(overview["plans"].as_array().unwrap().len(), 4);
 
     app.get("/v1/admin/overview", Some(&user.access))
         .await

@@ -7,7 +7,9 @@
 //! tenants; a platform with far more would keep aggregate items updated with each status change.
 //!
 //! MRR rules: active and past-due subscriptions count (a past-due one is still owed; Stripe counts
-//! it the same way), trials do not. A yearly price counts as price / 12. Amounts are summed
+//! it the same way), trials do not. A subscription's recurring price is its base price and the
+//! seats paid for (usage charges vary, so they are not recurring). A yearly price counts as
+//! price / 12. Amounts are summed
 //! exactly per currency and rounded once at the end to the currency's minor unit, half to even.
 
 use std::collections::BTreeMap;
@@ -56,11 +58,13 @@ pub struct Overview {
 }
 
 /// The monthly value of a subscription's price (yearly / 12), unrounded.
-fn monthly(sub: &Sub) -> Decimal {
-    match sub.cycle {
-        BillingCycle::Monthly => sub.price,
-        BillingCycle::Yearly => sub.price / Decimal::from(12),
-    }
+/// A subscription's recurring price (base and seats paid for) per month.
+async fn monthly(ctx: &AppContext, sub: &Sub) -> Result<Decimal, ApiError> {
+    let price = subscriptions::recurring_price(ctx, sub).await?;
+    Ok(match sub.cycle {
+        BillingCycle::Monthly => price,
+        BillingCycle::Yearly => price / Decimal::from(12),
+    })
 }
 
 pub async fn overview(ctx: &AppContext, caller: &Caller) -> Result<Overview, ApiError> {
@@ -103,7 +107,7 @@ pub async fn overview(ctx: &AppContext, caller: &Caller) -> Result<Overview, Api
                 let entry = mrr
                     .entry(sub.currency.code())
                     .or_insert((sub.currency, Decimal::ZERO));
-                entry.1 += monthly(&sub);
+                entry.1 += monthly(ctx, &sub).await?;
             }
         }
         match page.next_cursor {

@@ -190,7 +190,7 @@ pub(super) async fn bill_pending_usage(
 
 /// Charges an invoice that is still open to the default card; a decline leaves it open,
 /// payable by hand (`POST /v1/invoices/{id}/pay`), and a conflict is another run paying it.
-async fn charge_open(
+pub(super) async fn charge_open(
     ctx: &AppContext,
     tenant: &TenantId,
     invoice: &crate::store::Item,
@@ -324,4 +324,18 @@ pub(super) async fn next_invoice(
         seats: seat_count,
         discount_after,
     })
+}
+
+/// What `sub` recurs at per cycle: its base price and the seats paid for this period (usage
+/// charges vary, so they are not recurring revenue).
+pub async fn recurring_price(
+    ctx: &AppContext,
+    sub: &Sub,
+) -> Result<rust_decimal::Decimal, ApiError> {
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    let seats = match (&terms.seats, sub.seats_billed) {
+        (Some(price), Some(count)) => price.amount(count),
+        _ => rust_decimal::Decimal::ZERO,
+    };
+    Ok(sub.price + seats)
 }

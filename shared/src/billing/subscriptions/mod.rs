@@ -28,6 +28,7 @@ pub use change::{
 pub use coupon::{apply_coupon, ApplyCouponRequest};
 pub use expiry::{expire, expiry_due, Expiry};
 pub use grant::{grant, GrantRequest};
+pub use metered::recurring_price;
 pub use pay::{pay_invoice, PayRequest};
 pub use record::{
     live, load, renewal_partitions, renewal_shard, DiscountView, ScheduledChange, Sub,

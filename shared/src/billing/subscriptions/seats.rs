@@ -10,10 +10,9 @@
 use chrono::{DateTime, Utc};
 
 use super::super::invoices::{self, Draft, Line, LineDetail, LineKind};
-use super::super::payment_methods;
 use super::super::proration::prorate;
 use super::super::state::Status;
-use super::metered::member_count;
+use super::metered::{charge_open, member_count};
 use super::record::{live, load_version, PendingSeats, Sub, SEATS_BILLED, SEATS_PENDING};
 use crate::error::ApiError;
 use crate::store::{Condition, StoreError, StoreExt, TenantId, UpdateAction};
@@ -156,16 +155,7 @@ pub(super) async fn bill_pending(
                 ),
             };
             let invoice = invoices::issue(ctx, tenant, draft).await?;
-            if invoice.str("status") == Some("open") {
-                if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
-                    // A decline leaves it open, payable by hand; a conflict is another
-                    // attempt paying it.
-                    match invoices::attempt_payment(ctx, tenant, &invoice, &method).await {
-                        Err(e) if e.status != axum::http::StatusCode::CONFLICT => return Err(e),
-                        _ => {}
-                    }
-                }
-            }
+            charge_open(ctx, tenant, &invoice).await?;
         }
     }
     let cleared = t
