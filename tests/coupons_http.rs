@@ -337,6 +337,17 @@ async fn a_coupon_applied_later_takes_an_amount_off_once_never_below_zero() {
     let second = invoices(&app, &owner_email).await[0].clone();
     assert_eq!(discount_of(&second), None);
     assert_eq!(second["total"], "4.00");
+    // Used up is used up: asking again does not bring it back.
+    let owner = app.login(&owner_email, None).await;
+    let again = app
+        .post(
+            &format!("/v1/subscriptions/{sub}/coupon"),
+            Some(&owner.access),
+            json!({ "code": ten }),
+        )
+        .await
+        .problem(409);
+    assert_eq!(again.body["code"], "coupon_redeemed");
 }
 
 #[tokio::test]

@@ -950,3 +950,46 @@ async fn granted_units_raise_the_hard_limit_and_are_free_before_billable_usage()
         (json!(100), json!(0))
     );
 }
+
+#[tokio::test]
+async fn once_a_period_has_ended_its_renewal_decides_and_nothing_changes_it_first() {
+    let (shop, subscribed) = Shop::open(
+        json!({"name": "Ended", "price": "5.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "1"}}]}),
+        0,
+    )
+    .await;
+    let admin = shop.app.platform_admin().await;
+    let other = create_plan(
+        &shop.app,
+        &admin,
+        json!({"name": named("Other"), "price": "9.00", "currency": "USD", "billing_cycle": "monthly"}),
+    )
+    .await;
+    shop.record("api_calls", 3, "a").await;
+    // The period ended; the renewal job has not run yet.
+    shop.app.clock.advance(chrono::Duration::days(31));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let sub = subscribed["subscription"]["id"].as_str().unwrap();
+    for (path, body) in [
+        (
+            format!("/v1/subscriptions/{sub}/cancel"),
+            json!({"at_period_end": true}),
+        ),
+        (
+            format!("/v1/subscriptions/{sub}/change"),
+            json!({"plan_id": other["id"], "effective": "now"}),
+        ),
+    ] {
+        shop.app
+            .post(&path, Some(&shop.token()), body)
+            .await
+            .problem(409);
+    }
+    // The renewal bills the period's usage once, and the next period in full.
+    shop.advance_days(0).await;
+    let renewal = shop.invoices().await[0].clone();
+    assert_eq!(line(&renewal, "usage_charge")["amount"], "3.00");
+    assert_eq!(renewal["total"], "8.00");
+    assert_eq!(shop.invoices().await.len(), 2);
+}

@@ -402,13 +402,20 @@ pub async fn patch(
     Ok(after)
 }
 
+fn already_redeemed() -> ApiError {
+    ApiError::conflict("this tenant has redeemed this coupon already")
+        .field("code")
+        .with("code", "coupon_redeemed")
+}
+
 fn invalid(why: &str) -> ApiError {
     ApiError::validation("code", why.to_owned())
 }
 
 /// Redeems `code` for `tenant`'s subscription on `plan_id` in `currency`: checks it, counts
-/// the redemption (once per tenant; a tenant that redeemed it before gets it again, so a retry
-/// after a failure is safe) and returns the discount to write on the subscription.
+/// the redemption (once per tenant, ever: a second attempt, racing or later, is a 409; a
+/// redemption whose subscription write failed is given back by [`release`]) and returns the
+/// discount to write on the subscription.
 pub async fn redeem(
     ctx: &AppContext,
     tenant: &TenantId,
@@ -436,8 +443,10 @@ pub async fn redeem(
             CouponDuration::Forever => None,
         },
     };
+    // Once per tenant, for good: a coupon used up (or switched off, or expired) is not
+    // applied again by asking twice.
     if platform.get(&redeemed_key(&code, tenant)).await?.is_some() {
-        return Ok(discount);
+        return Err(already_redeemed());
     }
     if !view.active {
         return Err(invalid("this coupon is no longer offered"));
@@ -480,8 +489,8 @@ pub async fn redeem(
         .await;
     match counted {
         Ok(()) => Ok(discount),
-        // Redeemed by this tenant meanwhile (a racing request of its own).
-        Err(e) if e.failed_condition_index() == Some(1) => Ok(discount),
+        // Redeemed by this tenant meanwhile (a racing request of its own): that one has it.
+        Err(e) if e.failed_condition_index() == Some(1) => Err(already_redeemed()),
         Err(e) if e.failed_condition_index() == Some(0) => Err(ApiError::conflict(
             "this coupon has been redeemed as often as it may be",
         )

@@ -51,6 +51,7 @@ pub async fn cancel(
             ))
             .with("code", "illegal_transition"));
         }
+        period_not_over(&sub, now)?;
         set_cancel_at_period_end(ctx, &t, &sub, true, now).await?;
     } else {
         let credit = if req.prorate && !sub.trialing && sub.status == Status::Active {
@@ -91,8 +92,20 @@ pub async fn resume(
         ));
     }
     let t = ctx.stores.tenant(&tenant);
+    period_not_over(&sub, ctx.clock.now())?;
     set_cancel_at_period_end(ctx, &t, &sub, false, ctx.clock.now()).await?;
     reload(ctx, &tenant, id).await?.view()
+}
+
+/// Once a period has ended, its renewal (or its end) is under way and bills what was decided
+/// before: a cancellation at period end can no longer be set or withdrawn for it.
+pub(super) fn period_not_over(sub: &Sub, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if sub.period_end <= now {
+        return Err(ApiError::conflict(
+            "the period has ended and its renewal is under way; retry in a moment",
+        ));
+    }
+    Ok(())
 }
 
 /// Schedules (or withdraws) the cancellation at the period's end.

@@ -12,6 +12,7 @@ use super::super::payment_methods;
 use super::super::period::period;
 use super::super::proration::{is_upgrade, prorate};
 use super::super::state::Status;
+use super::cancel::period_not_over;
 use super::metered::{bill_pending_usage, member_count, settle_usage_ops};
 use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
@@ -248,6 +249,7 @@ pub async fn change(
     };
     let t = ctx.stores.tenant(&tenant);
     let now = ctx.clock.now();
+    period_not_over(&sub, now)?;
     if effective == Effective::PeriodEnd {
         let write = sub.write(vec![
             UpdateAction::set("scheduled_plan_id", to.id.as_str()),

@@ -108,7 +108,12 @@ pub(super) async fn settle_usage_ops(
     now: DateTime<Utc>,
 ) -> Result<Vec<UpdateAction>, ApiError> {
     let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
-    if sub.trialing || terms.usage_charges.is_empty() || sub.usage_pending.is_some() {
+    // A closed period is the renewal's (or a final invoice's) to bill.
+    if sub.trialing
+        || terms.usage_charges.is_empty()
+        || sub.usage_pending.is_some()
+        || sub.usage_closed()
+    {
         return Ok(Vec::new());
     }
     let to = usage_to_date(t, sub, &terms).await?;
@@ -257,7 +262,9 @@ pub(super) async fn bill_final_usage(
         currency: sub.currency,
         lines,
         period: (sub.period_start, until),
-        dedupe: format!("{}#{}", sub.id, time::fmt(until)),
+        // One last usage invoice per period, whenever it is asked for (a retried cancel gets
+        // the same one), and never the renewal's key (`sub#<next period start>`).
+        dedupe: format!("{}#final#{}", sub.id, time::fmt(sub.period_start)),
     };
     let invoice = invoices::issue(ctx, tenant, draft).await?;
     charge_open(ctx, tenant, &invoice).await
