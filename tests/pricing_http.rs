@@ -993,3 +993,40 @@ async fn once_a_period_has_ended_its_renewal_decides_and_nothing_changes_it_firs
     assert_eq!(renewal["total"], "8.00");
     assert_eq!(shop.invoices().await.len(), 2);
 }
+
+#[tokio::test]
+async fn changing_plans_never_hands_out_the_allowance_twice() {
+    // 1,000 calls included at $0.01 past them on both plans; 800 before a change, 700 after:
+    // 1,500 in the period, 500 billable (not 0 + 700 − 1,000 → 0 twice).
+    let charge = json!([{"metric": "api_calls", "included": 1000, "price": {"model": "per_unit", "unit_price": "0.01"}}]);
+    let (shop, subscribed) = Shop::open(
+        json!({"name": "A", "price": "1.00", "currency": "USD", "billing_cycle": "monthly", "usage_charges": charge}),
+        0,
+    )
+    .await;
+    let admin = shop.app.platform_admin().await;
+    let b = create_plan(
+        &shop.app,
+        &admin,
+        json!({"name": named("B"), "price": "2.00", "currency": "USD", "billing_cycle": "monthly", "usage_charges": charge}),
+    )
+    .await;
+    shop.record("api_calls", 800, "before").await;
+    shop.app.clock.advance(chrono::Duration::days(5));
+    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    let sub = subscribed["subscription"]["id"].as_str().unwrap();
+    shop.app
+        .post(
+            &format!("/v1/subscriptions/{sub}/change"),
+            Some(&shop.token()),
+            json!({"plan_id": b["id"], "effective": "now"}),
+        )
+        .await
+        .expect(200);
+    shop.record("api_calls", 700, "after").await;
+    let upcoming = shop.get("/v1/invoices/upcoming").await;
+    let usage = line(&upcoming, "usage_charge");
+    assert_eq!(usage["detail"]["quantity"], 700);
+    assert_eq!(usage["detail"]["billable"], 500);
+    assert_eq!(usage["amount"], "5.00");
+}

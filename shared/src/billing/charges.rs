@@ -55,16 +55,23 @@ pub fn seat_line(seats: &SeatPrice, count: u64, currency: Currency, period: Peri
     }
 }
 
-/// `used` units of a charged metric over `period`, of which `granted` were granted on top of
-/// the plan: granted units are free before anything past the allowance is billed.
+/// A charged metric's usage over `period`: the period's count so far is `used`, of which
+/// `before` was billed already (a plan change's settlement). The allowance and `granted` units
+/// are free once per period, against the period's count as a whole, so billing it in pieces
+/// bills exactly what one bill would: `max(used − free, 0) − max(before − free, 0)`.
 pub fn usage_line(
     charge: &UsageCharge,
     used: u64,
+    before: u64,
     granted: u64,
     currency: Currency,
     period: Period,
 ) -> Line {
-    let billable = used.saturating_sub(charge.included.saturating_add(granted));
+    let free = charge.included.saturating_add(granted);
+    let billable = used
+        .saturating_sub(free)
+        .saturating_sub(before.saturating_sub(free));
+    let quantity = used.saturating_sub(before);
     let granted_text = if granted > 0 {
         format!(", {granted} granted")
     } else {
@@ -73,14 +80,14 @@ pub fn usage_line(
     Line {
         kind: LineKind::UsageCharge,
         description: format!(
-            "Usage: {} {used} ({} included{granted_text}, {billable} billable)",
+            "Usage: {} {quantity} ({} included{granted_text}, {billable} billable)",
             charge.metric, charge.included
         ),
         amount: currency.round(charge.price.amount(billable)),
         period: Some(period),
         detail: Some(LineDetail {
             metric: charge.metric.clone(),
-            quantity: used,
+            quantity,
             included: charge.included,
             billable,
             granted,
@@ -120,6 +127,28 @@ mod tests {
     }
 
     #[test]
+    fn the_allowance_is_free_once_per_period_however_it_is_billed() {
+        let usd = Currency::parse("USD", "currency").unwrap();
+        let charge = UsageCharge {
+            metric: "api_calls".into(),
+            included: 1000,
+            price: UsagePrice::PerUnit { unit_price: d("1") },
+        };
+        let billable = |used, before, granted| {
+            usage_line(&charge, used, before, granted, usd, period())
+                .detail
+                .unwrap()
+                .billable
+        };
+        // 1,500 in one bill, or in pieces at 600 and 1,200: 500 billable either way.
+        assert_eq!(billable(1500, 0, 0), 500);
+        assert_eq!(billable(600, 0, 0) + billable(1500, 600, 0), 500);
+        assert_eq!(billable(1200, 0, 0) + billable(1500, 1200, 0), 500);
+        // 50 granted on top: 450.
+        assert_eq!(billable(1200, 0, 50) + billable(1500, 1200, 50), 450);
+    }
+
+    #[test]
     fn a_usage_line_is_rounded_once_half_to_even() {
         let usd = Currency::parse("USD", "currency").unwrap();
         // 1,500 calls, 1,000 included, 0.00125 each: 0.625 exact, 0.62 rounded half to even.
@@ -130,7 +159,7 @@ mod tests {
                 unit_price: d("0.00125"),
             },
         };
-        let line = usage_line(&charge, 1500, 0, usd, period());
+        let line = usage_line(&charge, 1500, 0, 0, usd, period());
         assert_eq!(line.amount, d("0.62"));
         assert_eq!(line.detail.as_ref().unwrap().billable, 500);
         // The graduated example of docs/billing.md: 123,456 calls cost 937.28.
@@ -158,7 +187,7 @@ mod tests {
             },
         };
         assert_eq!(
-            usage_line(&graduated, 123_456, 0, usd, period()).amount,
+            usage_line(&graduated, 123_456, 0, 0, usd, period()).amount,
             d("937.28")
         );
     }

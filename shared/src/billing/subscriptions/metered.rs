@@ -63,7 +63,7 @@ pub(super) async fn usage_lines(
     for charge in &terms.usage_charges {
         let used = keys::used(t, &charge.metric, sub.period_start).await?;
         // What a plan change billed already (at the version it was used under) is not
-        // billed again.
+        // billed again, and the allowance and grants are free once in the period.
         let billed = sub.usage_billed.get(&charge.metric).copied().unwrap_or(0);
         let granted = granted_in(
             &sub.grants,
@@ -73,7 +73,8 @@ pub(super) async fn usage_lines(
         );
         lines.push(usage_line(
             charge,
-            used.saturating_sub(billed),
+            used,
+            billed,
             granted,
             sub.currency,
             (sub.period_start, sub.period_end),
@@ -159,14 +160,8 @@ pub(super) async fn bill_pending_usage(
         .map(|charge| {
             let to = pending.to.get(&charge.metric).copied().unwrap_or(0);
             let from = pending.from.get(&charge.metric).copied().unwrap_or(0);
-            // Grants are counted by the renewal's bill, once.
-            usage_line(
-                charge,
-                to.saturating_sub(from),
-                0,
-                sub.currency,
-                (start, at),
-            )
+            let granted = granted_in(&sub.grants, &charge.metric, start, at);
+            usage_line(charge, to, from, granted, sub.currency, (start, at))
         })
         .collect();
     if lines.iter().any(|l| !l.amount.is_zero()) {
