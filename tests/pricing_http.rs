@@ -339,6 +339,23 @@ impl Shop {
             .expect(200);
     }
 
+    /// Moves the clock (no job runs) and signs the owner in again.
+    async fn wait_days(&self, days: i64) {
+        self.app.clock.advance(chrono::Duration::days(days));
+        *self.owner.lock().unwrap() = self.app.login(&self.owner_email, None).await;
+    }
+
+    /// Changes subscription `sub` to `plan` now, as the owner.
+    async fn change_now(&self, sub: &str, plan: &Value) -> eshtarek_tests::http::Reply {
+        self.app
+            .post(
+                &format!("/v1/subscriptions/{sub}/change"),
+                Some(&self.token()),
+                json!({"plan_id": plan["id"], "effective": "now"}),
+            )
+            .await
+    }
+
     /// Moves the clock, runs the renewal job, signs the owner in again.
     async fn advance_days(&self, days: i64) {
         self.app.clock.advance(chrono::Duration::days(days));
@@ -570,8 +587,7 @@ async fn seats_added_mid_period_are_charged_at_once_prorated() {
     let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
     // docs/billing.md: three users added 10 days into April, 20 of 30 days left: each seat
     // 12.00 × 20/30 = 8.00, at once.
-    shop.app.clock.advance(chrono::Duration::days(10));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(10).await;
     let owner = shop.owner.lock().unwrap().clone();
     let mut members = Vec::new();
     for _ in 0..3 {
@@ -615,8 +631,7 @@ async fn seats_added_mid_period_are_charged_at_once_prorated() {
 async fn twenty_racing_seat_additions_are_billed_exactly() {
     let shop = teams_shop().await;
     let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
-    shop.app.clock.advance(chrono::Duration::days(10));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(10).await;
     let owner = shop.owner.lock().unwrap().clone();
     let mut tokens = Vec::new();
     for _ in 0..20 {
@@ -685,8 +700,7 @@ async fn an_immediate_cancel_bills_the_usage_to_date() {
     .await;
     shop.record("api_calls", 65, "a").await;
     let sub = shop.get("/v1/subscriptions/current").await;
-    shop.app.clock.advance(chrono::Duration::days(3));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(3).await;
     shop.app
         .post(
             &format!("/v1/subscriptions/{}/cancel", sub["id"].as_str().unwrap()),
@@ -723,17 +737,9 @@ async fn a_plan_change_bills_usage_so_far_at_the_old_prices_and_the_rest_at_the_
     )
     .await;
     shop.record("api_calls", 300, "before").await;
-    shop.app.clock.advance(chrono::Duration::days(10));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(10).await;
     let sub_id = subscribed["subscription"]["id"].as_str().unwrap();
-    shop.app
-        .post(
-            &format!("/v1/subscriptions/{sub_id}/change"),
-            Some(&shop.token()),
-            json!({"plan_id": dear["id"], "effective": "now"}),
-        )
-        .await
-        .expect(200);
+    shop.change_now(sub_id, &dear).await.expect(200);
     // The 300 calls before the change: 3.00 at the old price, on their own invoice.
     let settled = shop.invoices().await[0].clone();
     let usage = line(&settled, "usage_charge");
@@ -788,8 +794,7 @@ async fn a_plan_change_prorates_seats_with_the_base_price() {
                "seats": {"unit_price": "12.00"}}),
     )
     .await;
-    shop.app.clock.advance(chrono::Duration::days(10));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(10).await;
     let sub_id = subscribed["subscription"]["id"].as_str().unwrap();
     let preview = shop
         .get(&format!(
@@ -798,15 +803,7 @@ async fn a_plan_change_prorates_seats_with_the_base_price() {
         ))
         .await;
     assert_eq!(preview["net"], "50.00", "{preview}");
-    let changed = shop
-        .app
-        .post(
-            &format!("/v1/subscriptions/{sub_id}/change"),
-            Some(&shop.token()),
-            json!({"plan_id": teams["id"], "effective": "now"}),
-        )
-        .await
-        .expect(200);
+    let changed = shop.change_now(sub_id, &teams).await.expect(200);
     assert_eq!(changed.body["invoice"]["total"], "50.00");
     // The seats are paid for the period: another member now is charged as an added seat.
     let owner = shop.owner.lock().unwrap().clone();
@@ -968,8 +965,7 @@ async fn once_a_period_has_ended_its_renewal_decides_and_nothing_changes_it_firs
     .await;
     shop.record("api_calls", 3, "a").await;
     // The period ended; the renewal job has not run yet.
-    shop.app.clock.advance(chrono::Duration::days(31));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(31).await;
     let sub = subscribed["subscription"]["id"].as_str().unwrap();
     for (path, body) in [
         (
@@ -1012,17 +1008,9 @@ async fn changing_plans_never_hands_out_the_allowance_twice() {
     )
     .await;
     shop.record("api_calls", 800, "before").await;
-    shop.app.clock.advance(chrono::Duration::days(5));
-    *shop.owner.lock().unwrap() = shop.app.login(&shop.owner_email, None).await;
+    shop.wait_days(5).await;
     let sub = subscribed["subscription"]["id"].as_str().unwrap();
-    shop.app
-        .post(
-            &format!("/v1/subscriptions/{sub}/change"),
-            Some(&shop.token()),
-            json!({"plan_id": b["id"], "effective": "now"}),
-        )
-        .await
-        .expect(200);
+    shop.change_now(sub, &b).await.expect(200);
     shop.record("api_calls", 700, "after").await;
     let upcoming = shop.get("/v1/invoices/upcoming").await;
     let usage = line(&upcoming, "usage_charge");
