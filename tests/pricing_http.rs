@@ -628,6 +628,34 @@ async fn seats_added_mid_period_are_charged_at_once_prorated() {
 }
 
 #[tokio::test]
+async fn a_member_joining_after_the_period_ended_is_billed_by_the_renewal_in_full() {
+    let shop = teams_shop().await;
+    let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
+    // April is over and the renewal has not run yet: the join bills nothing on its own (a
+    // prorated charge for no time left), and the renewal counts the member in full.
+    shop.wait_days(30).await;
+    let owner = shop.owner.lock().unwrap().clone();
+    shop.app
+        .add_member(&owner, &tenant, &email("late"), "tenant_user")
+        .await;
+    assert!(seat_charges(&shop).await.is_empty());
+    shop.advance_days(0).await;
+    let renewal = shop.invoices().await[0].clone();
+    assert_eq!(line(&renewal, "seat_charge")["detail"]["quantity"], 2);
+    assert_eq!(renewal["total"], "73.00");
+    // A third member in May is charged for the rest of May: the renewal's count is the baseline.
+    shop.wait_days(1).await;
+    let owner = shop.owner.lock().unwrap().clone();
+    shop.app
+        .add_member(&owner, &tenant, &email("may"), "tenant_user")
+        .await;
+    let charges = seat_charges(&shop).await;
+    assert_eq!(charges.len(), 1, "{charges:?}");
+    // 12.00 × 30/31 days of May left = 11.61.
+    assert_eq!(charges[0]["amount"], "11.61");
+}
+
+#[tokio::test]
 async fn twenty_racing_seat_additions_are_billed_exactly() {
     let shop = teams_shop().await;
     let tenant = shop.owner.lock().unwrap().tenant_id.clone().unwrap();
@@ -718,6 +746,46 @@ async fn an_immediate_cancel_bills_the_usage_to_date() {
     );
     assert_eq!(last["total"], "32.50");
     assert_eq!(last["status"], "paid");
+}
+
+#[tokio::test]
+async fn a_subscription_dunning_gives_up_on_still_bills_its_usage_so_far() {
+    let (shop, _) = Shop::open(
+        json!({"name": "Per call", "price": "10.00", "currency": "USD", "billing_cycle": "monthly",
+               "usage_charges": [{"metric": "api_calls", "price": {"model": "per_unit", "unit_price": "0.50"}}]}),
+        0,
+    )
+    .await;
+    shop.record("api_calls", 4, "january").await;
+    shop.app
+        .post(
+            "/v1/payment-methods",
+            Some(&shop.token()),
+            json!({"token": "pm_card_chargeDeclined", "set_default": true}),
+        )
+        .await
+        .expect(201);
+    // The renewal on Feb 1 fails (10.00 + 4 × 0.50 left open); February's calls go on.
+    shop.advance_days(31).await;
+    let failed = shop.invoices().await[0].clone();
+    assert_eq!(failed["total"], "12.00");
+    assert_eq!(failed["status"], "open");
+    shop.record("api_calls", 6, "february").await;
+    // Dunning retries on days 1, 3 and 5, then cancels: February's 6 calls are still billed.
+    for days in [1, 2, 2] {
+        shop.advance_days(days).await;
+    }
+    shop.app
+        .get("/v1/subscriptions/current", Some(&shop.token()))
+        .await
+        .expect(404);
+    let last = shop.invoices().await[0].clone();
+    let usage = line(&last, "usage_charge");
+    assert_eq!(usage["detail"]["quantity"], 6);
+    assert_eq!(usage["amount"], "3.00");
+    assert_eq!(usage["period_start"], "2026-02-01T00:00:00.000Z");
+    assert_eq!(usage["period_end"], "2026-02-06T00:00:00.000Z");
+    assert_eq!(last["total"], "3.00");
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::path::Path;
 use eshtarek_core::auth::service::{self, RegisterRequest};
 use eshtarek_core::auth::tokens::random_secret;
 use eshtarek_core::auth::{Caller, Role};
-use eshtarek_core::billing::pricing::{SeatPrice, Tier, UsageCharge, UsagePrice};
+use eshtarek_core::billing::pricing::{SeatPrice, Tier, TopUp, UsageCharge, UsagePrice};
 use eshtarek_core::invitations::{self, AcceptLinkRequest, InviteRequest};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
 use eshtarek_core::plans::{self, CreatePlanRequest};
@@ -188,6 +188,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             limit_policy_ids: keys.iter().map(|k| ids[k].clone()).collect(),
             seats: None,
             usage_charges: Vec::new(),
+            top_ups: Vec::new(),
         };
     let mut created = std::collections::HashMap::new();
     for request in [
@@ -205,13 +206,21 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             7,
             &["trial_requests", "trial_tokens"],
         ),
-        plan(
-            "Pro",
-            "For individuals: 1,000 requests and 1M tokens a month",
-            "10.00",
-            0,
-            &["pro_users", "pro_requests", "pro_tokens"],
-        ),
+        CreatePlanRequest {
+            // Out of requests before the month is: 500 more for $5.00, at once.
+            top_ups: vec![TopUp {
+                metric: "requests".into(),
+                units: 500,
+                price: "5.00".parse().expect("a decimal"),
+            }],
+            ..plan(
+                "Pro",
+                "For individuals: 1,000 requests and 1M tokens a month; 500 more for $5",
+                "10.00",
+                0,
+                &["pro_users", "pro_requests", "pro_tokens"],
+            )
+        },
         plan(
             "Plus",
             "For power users: 2,500 requests and 2.5M tokens a month",

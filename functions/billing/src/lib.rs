@@ -9,7 +9,9 @@ use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::events::{self, EventView};
 use eshtarek_core::billing::invoices::{self, InvoiceView, PaymentView};
 use eshtarek_core::billing::payment_methods::{self, AddPaymentMethodRequest, PaymentMethodView};
-use eshtarek_core::billing::subscriptions::{self as subs, PayRequest, UpcomingInvoiceView};
+use eshtarek_core::billing::subscriptions::{
+    self as subs, AdjustCreditRequest, CreditsView, PayRequest, UpcomingInvoiceView,
+};
 use eshtarek_core::error::ApiResult;
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::ProblemResponses;
@@ -28,7 +30,7 @@ pub const NAME: &str = "billing";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, upcoming_invoice, admin_upcoming_invoice, get_invoice, pay_invoice, history, list_events),
+    paths(add_method, list_methods, remove_method, list_invoices, admin_list_invoices, upcoming_invoice, admin_upcoming_invoice, get_invoice, pay_invoice, history, list_events, credits, admin_credits, adjust_credit),
     tags((name = "billing", description = "Payment methods, invoices and payments"))
 )]
 pub struct BillingApi;
@@ -49,6 +51,11 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .route("/v1/invoices/{id}/pay", post(pay_invoice))
         .route("/v1/billing/history", get(history))
+        .route("/v1/billing/credits", get(credits))
+        .route(
+            "/v1/admin/tenants/{id}/credits",
+            get(admin_credits).post(adjust_credit),
+        )
         .route("/v1/events", get(list_events))
         .with_state(ctx)
 }
@@ -176,6 +183,54 @@ async fn admin_upcoming_invoice(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::admin_upcoming(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/billing/credits",
+    tag = "billing",
+    summary = "The tenant's credits: the balance invoices take first, and units held on top of the plan (grants, bought top-ups).",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The credits", body = CreditsView), (status = 401), (status = 403))
+)]
+async fn credits(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::credits(&ctx, &caller).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/admin/tenants/{id}/credits",
+    tag = "billing",
+    summary = "A tenant's credits (platform admins).",
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The credits", body = CreditsView), (status = 401), (status = 403), (status = 404))
+)]
+async fn admin_credits(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::admin_credits(&ctx, &caller, &id).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/admin/tenants/{id}/credits",
+    tag = "billing",
+    summary = "Add to (or take back from) a tenant's credit balance, with a reason; audited (platform admins).",
+    request_body = AdjustCreditRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The credits after it", body = CreditsView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn adjust_credit(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AdjustCreditRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::adjust_credit(&ctx, &caller, &id, req).await?))
 }
 
 #[utoipa::path(

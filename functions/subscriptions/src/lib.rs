@@ -10,6 +10,7 @@ use eshtarek_core::billing::overview::{self, Overview};
 use eshtarek_core::billing::subscriptions::{
     self as subs, ApplyCouponRequest, CancelRequest, ChangePreview, ChangeRequest,
     CreateSubscriptionRequest, GrantRequest, OverrideRequest, SubscriptionResult, SubscriptionView,
+    TopUpRequest, TopUpResult,
 };
 use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
@@ -32,7 +33,7 @@ pub const NAME: &str = "subscriptions";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(overview, admin_get, admin_override, grant_trial, grant_units, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon),
+    paths(overview, admin_get, admin_override, grant_trial, grant_units, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon, buy_top_up),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -53,6 +54,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/subscriptions/{id}/cancel", post(cancel))
         .route("/v1/subscriptions/{id}/resume", post(resume))
         .route("/v1/subscriptions/{id}/coupon", post(apply_coupon))
+        .route("/v1/subscriptions/{id}/top-ups", post(buy_top_up))
         .route("/v1/admin/overview", get(overview))
         .route(
             "/v1/admin/tenants/{id}/subscription",
@@ -250,6 +252,29 @@ async fn apply_coupon(
     ApiJson(req): ApiJson<ApplyCouponRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::apply_coupon(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/top-ups",
+    tag = "subscriptions",
+    summary = "Buy packs of a metric's units on top of the plan for the rest of the period, charged at once (tenant admin).",
+    description = "The plan version's `top_ups` say which metrics and at what price. The invoice is paid from the credit balance, then the card; a decline (402) or no card (422) voids it and adds nothing. With an `Idempotency-Key`, a retry is the same purchase: it never charges twice.",
+    request_body = TopUpRequest,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry the same purchase")),
+    security(("bearer" = [])),
+    responses((status = 201, description = "Bought: the units and the paid invoice", body = TopUpResult), (status = 400), (status = 401), (status = 402, description = "Payment declined: the invoice is void and nothing was added"), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn buy_top_up(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(req): ApiJson<TopUpRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    let bought = subs::buy_top_up(&ctx, &caller, &id, req, key).await?;
+    Ok((StatusCode::CREATED, Json(bought)))
 }
 
 #[utoipa::path(

@@ -191,4 +191,73 @@ mod tests {
             d("937.28")
         );
     }
+
+    proptest::proptest! {
+        /// Any invoice the engine builds — a plan change's proration, seats, tiered usage, a
+        /// coupon and the credit balance together — has lines in whole cents that sum exactly
+        /// to its total; the amount due is never negative and the balance only keeps what the
+        /// invoice did not take or what a net credit gave back.
+        #[test]
+        fn an_invoice_of_every_component_sums_exactly(
+            old_cents in 0i64..100_000,
+            new_cents in 0i64..100_000,
+            elapsed_secs in 0i64..2_678_400,
+            seat_cents in 0i64..10_000,
+            seats in 0u64..500,
+            included_seats in 0u32..10,
+            used in 0u64..2_000_000,
+            before in 0u64..2_000_000,
+            granted in 0u64..50_000,
+            included in 0u64..100_000,
+            percent in 1i64..=100,
+            off_cents in 0i64..50_000,
+            use_percent in proptest::prelude::any::<bool>(),
+            with_coupon in proptest::prelude::any::<bool>(),
+            balance_cents in 0i64..100_000,
+        ) {
+            use crate::billing::discount::{Discount, Off};
+            use crate::billing::invoices::totals;
+            use crate::billing::proration::prorate;
+            let usd = Currency::parse("USD", "currency").unwrap();
+            let (start, end) = period();
+            let at = start + chrono::Duration::seconds(elapsed_secs);
+            let cents = |c: i64| Decimal::new(c, 2);
+            let p = prorate(usd, cents(old_cents), cents(new_cents), start, end, at, false);
+            let seat_price = SeatPrice { unit_price: cents(seat_cents), included: included_seats };
+            let tiers = vec![
+                Tier { up_to: Some(10_000), unit_price: d("0.01"), flat_price: d("1.5") },
+                Tier { up_to: Some(100_000), unit_price: d("0.008"), flat_price: Decimal::ZERO },
+                Tier { up_to: None, unit_price: d("0.005"), flat_price: Decimal::ZERO },
+            ];
+            let charge = UsageCharge {
+                metric: "api_calls".into(),
+                included,
+                price: UsagePrice::Graduated { tiers },
+            };
+            let mut lines = vec![
+                Line { kind: LineKind::ProrationCredit, description: String::new(), amount: p.credit, period: None, detail: None },
+                Line { kind: LineKind::ProrationCharge, description: String::new(), amount: p.charge, period: None, detail: None },
+                seat_line(&seat_price, seats, usd, (start, end)),
+                usage_line(&charge, used.max(before), before.min(used), granted, usd, (start, end)),
+            ];
+            if with_coupon {
+                let discount = Discount {
+                    code: "X".into(),
+                    off: if use_percent { Off::Percent(Decimal::from(percent)) } else { Off::Amount(cents(off_cents)) },
+                    cycles_left: None,
+                };
+                lines.extend(discount.line(&lines, usd));
+            }
+            let balance = cents(balance_cents);
+            let t = totals(lines, balance);
+            let sum: Decimal = t.lines.iter().map(|l| l.amount).sum();
+            proptest::prop_assert_eq!(sum, t.total);
+            proptest::prop_assert!(t.lines.iter().all(|l| l.amount.normalize().scale() <= 2));
+            proptest::prop_assert!(t.amount_due >= Decimal::ZERO);
+            proptest::prop_assert!(t.applied >= Decimal::ZERO && t.applied <= balance);
+            // What the balance lost is what the invoice took; a net credit adds to it.
+            proptest::prop_assert_eq!(t.new_balance, balance - t.applied + (-t.total).max(Decimal::ZERO));
+            proptest::prop_assert_eq!(t.amount_due - (-t.total).max(Decimal::ZERO), t.total);
+        }
+    }
 }

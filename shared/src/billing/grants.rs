@@ -20,6 +20,9 @@ pub struct Grant {
     /// When it stops counting.
     pub expires_at: String,
     pub reason: String,
+    /// The invoice that paid for it, when a tenant admin bought it (a top-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invoice_id: Option<String>,
 }
 
 impl Grant {
@@ -76,6 +79,7 @@ mod tests {
             granted_at: from.into(),
             expires_at: to.into(),
             reason: "goodwill".into(),
+            invoice_id: None,
         }
     }
 

@@ -38,6 +38,8 @@ pub enum LineKind {
     ProrationCharge,
     /// A coupon's discount (negative).
     Discount,
+    /// Packs of units bought on top of the plan (a top-up), charged at once.
+    TopUp,
     CreditBalanceApplied,
 }
 

@@ -138,6 +138,47 @@ impl SeatPrice {
     }
 }
 
+/// A pack of units of a metric that a tenant admin may buy on top of the plan (a top-up),
+/// charged at once: `units` for `price`, added to the hard limit and free on the bill for the
+/// rest of the billing period it is bought in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TopUp {
+    /// A metric the plan limits or charges, counted per billing period.
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "api_calls")]
+    pub metric: String,
+    /// Units in one pack.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000u64, example = 10000)]
+    pub units: u64,
+    /// One pack's price, in the plan's currency (its minor unit at most).
+    #[serde(with = "rust_decimal::serde::str")]
+    #[schema(value_type = String, pattern = r"^\d{1,7}(\.\d{1,3})?$", example = "15.00")]
+    pub price: Decimal,
+}
+
+impl TopUp {
+    /// Checks the pack as a plan author wrote it, in the plan's currency; `field` is where it
+    /// sits in the request (`top_ups[0]`).
+    pub fn check(&self, field: &str, currency: Currency) -> Result<Self, ApiError> {
+        crate::plans::policies::check_metric(&self.metric)
+            .map_err(|e| ApiError::validation(format!("{field}.metric"), e.detail))?;
+        if self.units == 0 || self.units > 1_000_000_000_000 {
+            return Err(ApiError::validation(
+                format!("{field}.units"),
+                "1 to 10^12 units a pack",
+            ));
+        }
+        let price_field = format!("{field}.price");
+        check_price(&self.price, price_field.clone())?;
+        let price = currency.parse_amount(&self.price.to_string(), &price_field)?;
+        Ok(Self {
+            metric: self.metric.clone(),
+            units: self.units,
+            price,
+        })
+    }
+}
+
 /// Bounds that keep every amount exact in a `Decimal` (28 digits): at most 10^6 per unit,
 /// package or tier, 10 decimal places, 20 tiers, tier bounds within 10^15 units.
 const MAX_PRICE: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);

@@ -13,7 +13,7 @@ use super::catalog::{
 use super::policies::{self, double_option, LimitSpec, ResetPeriod};
 use crate::audit::{self, Change};
 use crate::auth::Caller;
-use crate::billing::pricing::{SeatPrice, UsageCharge};
+use crate::billing::pricing::{SeatPrice, TopUp, UsageCharge};
 use crate::error::ApiError;
 use crate::ids::new_id;
 use crate::money::Currency;
@@ -50,6 +50,12 @@ pub struct CreatePlanRequest {
     #[serde(default)]
     #[schema(max_items = 20)]
     pub usage_charges: Vec<UsageCharge>,
+    /// Packs of units a tenant admin may buy on top of the plan, charged at once and good
+    /// for the rest of the billing period; one per metric, on a metric the plan limits or
+    /// charges per billing period.
+    #[serde(default)]
+    #[schema(max_items = 10)]
+    pub top_ups: Vec<TopUp>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -72,6 +78,9 @@ pub struct PatchPlanRequest {
     /// Replaces the usage charges (`[]` removes them all).
     #[schema(max_items = 20)]
     pub usage_charges: Option<Vec<UsageCharge>>,
+    /// Replaces the top-up packs (`[]` removes them all).
+    #[schema(max_items = 10)]
+    pub top_ups: Option<Vec<TopUp>>,
 }
 
 fn check_plan_name(raw: &str) -> Result<String, ApiError> {
@@ -139,6 +148,41 @@ fn check_components(mut terms: VersionTerms) -> Result<VersionTerms, ApiError> {
             ));
         }
     }
+    check_top_ups(terms)
+}
+
+/// Checks the top-up packs: in the plan's currency, one per metric, each on a metric the
+/// plan limits or charges and counts per billing period (bought units last the period).
+fn check_top_ups(mut terms: VersionTerms) -> Result<VersionTerms, ApiError> {
+    if terms.top_ups.len() > 10 {
+        return Err(ApiError::validation(
+            "top_ups",
+            "at most 10 top-ups per plan",
+        ));
+    }
+    let mut metrics = HashSet::new();
+    let mut checked = Vec::new();
+    for (i, pack) in terms.top_ups.iter().enumerate() {
+        let field = format!("top_ups[{i}]");
+        let pack = pack.check(&field, terms.currency)?;
+        let bad = |why: &str| ApiError::validation(format!("{field}.metric"), why.to_owned());
+        if !metrics.insert(pack.metric.clone()) {
+            return Err(bad("one top-up per metric"));
+        }
+        let limit = terms.limits.iter().find(|l| l.metric == pack.metric);
+        let charged = terms.usage_charge(&pack.metric).is_some();
+        match limit {
+            Some(l) if l.reset_period != ResetPeriod::BillingPeriod => {
+                return Err(bad(
+                    "this metric's limit does not reset per billing period; top-ups last a billing period",
+                ))
+            }
+            None if !charged => return Err(bad("the plan neither limits nor charges this metric")),
+            _ => {}
+        }
+        checked.push(pack);
+    }
+    terms.top_ups = checked;
     Ok(terms)
 }
 
@@ -187,6 +231,7 @@ pub async fn create(
         limits: snapshot_limits(ctx, &req.limit_policy_ids).await?,
         seats: req.seats,
         usage_charges: req.usage_charges,
+        top_ups: req.top_ups,
     };
     let terms = check_components(terms)?;
     let now = ctx.clock.now();
@@ -281,6 +326,7 @@ pub async fn patch(
         usage_charges: req
             .usage_charges
             .unwrap_or_else(|| current.usage_charges.clone()),
+        top_ups: req.top_ups.unwrap_or_else(|| current.top_ups.clone()),
     };
     let terms = check_components(terms)?;
     let name = req.name.as_deref().map(check_plan_name).transpose()?;

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::policies::LimitSpec;
 use crate::auth::Caller;
-use crate::billing::pricing::{SeatPrice, UsageCharge};
+use crate::billing::pricing::{SeatPrice, TopUp, UsageCharge};
 use crate::error::ApiError;
 use crate::http::{ListParams, ListResponse};
 use crate::money::Currency;
@@ -71,12 +71,19 @@ pub struct VersionTerms {
     pub seats: Option<SeatPrice>,
     /// Per metric, what usage past an allowance costs, billed in arrears at renewal.
     pub usage_charges: Vec<UsageCharge>,
+    /// Packs of units a tenant admin may buy on top of the plan.
+    pub top_ups: Vec<TopUp>,
 }
 
 impl VersionTerms {
     /// The usage charge on `metric`, if the version prices it.
     pub fn usage_charge(&self, metric: &str) -> Option<&UsageCharge> {
         self.usage_charges.iter().find(|c| c.metric == metric)
+    }
+
+    /// The top-up pack the version sells for `metric`, if any.
+    pub fn top_up(&self, metric: &str) -> Option<&TopUp> {
+        self.top_ups.iter().find(|t| t.metric == metric)
     }
 }
 
@@ -96,6 +103,8 @@ pub struct PlanVersionView {
     pub seats: Option<SeatPrice>,
     /// Usage charges per metric, billed in arrears on the renewal invoice.
     pub usage_charges: Vec<UsageCharge>,
+    /// Packs of units a tenant admin may buy on top of the plan, charged at once.
+    pub top_ups: Vec<TopUp>,
     pub created_at: String,
 }
 
@@ -113,6 +122,7 @@ impl PlanVersionView {
             limits: terms.limits,
             seats: terms.seats,
             usage_charges: terms.usage_charges,
+            top_ups: terms.top_ups,
             created_at: item.required_str("created_at")?.to_owned(),
         })
     }
@@ -138,6 +148,11 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         .map(from_attr)
         .transpose()?
         .unwrap_or_default();
+    let top_ups = item
+        .get("top_ups")
+        .map(from_attr)
+        .transpose()?
+        .unwrap_or_default();
     Ok(VersionTerms {
         price: item
             .decimal("price")
@@ -150,6 +165,7 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         limits,
         seats,
         usage_charges,
+        top_ups,
     })
 }
 
@@ -179,6 +195,9 @@ pub(super) fn version_item(plan_id: &str, version: u32, terms: &VersionTerms, at
             to_attr(serde_json::json!(terms.usage_charges)),
         );
     }
+    if !terms.top_ups.is_empty() {
+        item = item.with("top_ups", to_attr(serde_json::json!(terms.top_ups)));
+    }
     item
 }
 
@@ -201,6 +220,8 @@ pub struct PlanView {
     pub seats: Option<SeatPrice>,
     /// Usage charges per metric, billed in arrears on the renewal invoice.
     pub usage_charges: Vec<UsageCharge>,
+    /// Packs of units a tenant admin may buy on top of the plan, charged at once.
+    pub top_ups: Vec<TopUp>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -222,6 +243,7 @@ impl PlanView {
             limits: v.limits,
             seats: v.seats,
             usage_charges: v.usage_charges,
+            top_ups: v.top_ups,
             created_at: meta.required_str("created_at")?.to_owned(),
             updated_at: meta.required_str("updated_at")?.to_owned(),
         })

@@ -18,6 +18,7 @@ use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
     renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
 };
+use super::seats::seats_added;
 use super::subscribe::SubscriptionResult;
 use crate::access;
 use crate::auth::Caller;
@@ -66,6 +67,7 @@ async fn seat_amounts(
     }
     let count = member_count(t).await?;
     Ok(SeatAmounts {
+        count: Some(count),
         old: current
             .seats
             .map(|s| s.amount(sub.seats_billed.unwrap_or(count)))
@@ -82,6 +84,8 @@ async fn seat_amounts(
 /// Seats' price per cycle on the current and the new version.
 #[derive(Default, Clone, Copy)]
 struct SeatAmounts {
+    /// The member count priced (none when neither version has a seat price).
+    count: Option<u64>,
     old: Decimal,
     new: Decimal,
 }
@@ -327,6 +331,8 @@ pub async fn change(
                     Some(sub.owned()),
                 )
                 .await?;
+                // Members who joined while the lock was held are billed now.
+                seats_added(ctx, tenant).await?;
                 Ok::<(), ApiError>(())
             }
         };
@@ -363,6 +369,7 @@ pub async fn change(
         restart_at: restart.then_some(now),
         invoice_id: invoice.str("invoice_id"),
         holds_lock: true,
+        seats: seats.count,
     };
     apply_plan(ctx, &t, &sub, &to, moved, now).await?;
     Ok(SubscriptionResult {
@@ -380,6 +387,8 @@ pub(super) struct Move<'a> {
     pub invoice_id: Option<&'a str>,
     /// This request holds the change lock (and so set the revision itself).
     pub holds_lock: bool,
+    /// The member count the change priced seats at (else today's).
+    pub seats: Option<u64>,
 }
 
 /// Moves a subscription to another plan version now.
@@ -391,6 +400,20 @@ pub(super) async fn apply_plan(
     moved: Move<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    // An earlier change's usage settlement not billed yet is billed first, so this change
+    // settles the usage since then (clearing it does not bump the revision read here).
+    let settled;
+    let sub = match &sub.usage_pending {
+        Some(pending) => {
+            bill_pending_usage(ctx, t.tenant(), sub, pending).await?;
+            settled = Sub {
+                usage_pending: None,
+                ..sub.clone()
+            };
+            &settled
+        }
+        None => sub,
+    };
     let mut actions = vec![
         UpdateAction::set("plan_id", to.id.as_str()),
         UpdateAction::set("plan_version", i64::from(to.version)),
@@ -419,7 +442,13 @@ pub(super) async fn apply_plan(
     }
     // Seats paid for from here: today's member count on a plan with a seat price.
     actions.push(match &to.terms.seats {
-        Some(_) => UpdateAction::set(SEATS_BILLED, member_count(t).await? as i64),
+        Some(_) => {
+            let count = match moved.seats {
+                Some(count) => count,
+                None => member_count(t).await?,
+            };
+            UpdateAction::set(SEATS_BILLED, count as i64)
+        }
         None => UpdateAction::remove(SEATS_BILLED),
     });
     // Usage to date is billed at the version it was used under (after this move commits),
@@ -447,6 +476,10 @@ pub(super) async fn apply_plan(
         if let Err(e) = bill_pending_usage(ctx, t.tenant(), &moved, pending).await {
             tracing::warn!(subscription = %sub.id, error = %e.detail, "usage to date not billed yet");
         }
+    }
+    // Members past the seats priced here (joined during the change) are billed now.
+    if let Err(e) = seats_added(ctx, t.tenant()).await {
+        tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
     }
     Ok(())
 }

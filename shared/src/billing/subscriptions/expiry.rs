@@ -100,18 +100,12 @@ pub(super) async fn end_expired(
     now: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
     let ended_at = expiry.ended_at(sub, now);
-    // A plan that ran its cycles still bills its last period's usage.
-    let closed;
-    let sub = if expiry == Expiry::DurationEnded {
-        let Some(sub) = closed_for_billing(ctx, t.tenant(), sub.clone()).await? else {
-            return Ok(false);
-        };
-        bill_final_usage(ctx, t.tenant(), &sub, sub.period_end).await?;
-        closed = sub;
-        &closed
-    } else {
-        sub
+    // Whatever ends it, the usage of its last period is billed (a trial's is free).
+    let Some(sub) = closed_for_billing(ctx, t.tenant(), sub.clone()).await? else {
+        return Ok(false);
     };
+    bill_final_usage(ctx, t.tenant(), &sub, ended_at).await?;
+    let sub = &sub;
     match end(ctx, t, sub, Event::Expire, ended_at, Decimal::ZERO).await {
         Ok(_) => Ok(true),
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),

@@ -82,6 +82,7 @@ pub async fn grant(
         granted_at: time::fmt(now),
         expires_at: time::fmt(expires),
         reason: reason.clone(),
+        invoice_id: None,
     };
     let mut grants = in_force_after(&sub.grants, now);
     if grants.len() >= 50 {

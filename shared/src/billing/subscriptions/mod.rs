@@ -8,6 +8,7 @@ mod admin;
 mod cancel;
 mod change;
 mod coupon;
+mod credits;
 mod expiry;
 mod grant;
 mod metered;
@@ -16,6 +17,7 @@ mod record;
 mod renewal;
 mod seats;
 mod subscribe;
+mod top_up;
 mod upcoming;
 
 pub use admin::{
@@ -26,6 +28,7 @@ pub use change::{
     cancel_scheduled_change, change, preview, ChangePreview, ChangeRequest, Effective,
 };
 pub use coupon::{apply_coupon, ApplyCouponRequest};
+pub use credits::{adjust_credit, admin_credits, credits, AdjustCreditRequest, CreditsView};
 pub use expiry::{expire, expiry_due, Expiry};
 pub use grant::{grant, GrantRequest};
 pub use metered::recurring_price;
@@ -37,4 +40,5 @@ pub use record::{
 pub use renewal::{renew, Renewal};
 pub use seats::seats_added;
 pub use subscribe::{create, current, get, list, CreateSubscriptionRequest, SubscriptionResult};
+pub use top_up::{buy_top_up, TopUpRequest, TopUpResult};
 pub use upcoming::{admin_upcoming, upcoming, UpcomingInvoiceView};

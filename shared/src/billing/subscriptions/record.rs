@@ -167,6 +167,8 @@ pub struct Sub {
     pub created_at: String,
     pub ended_at: Option<String>,
     pub rev: i64,
+    /// A plan change holds the change lock ([`CHANGE_LOCK`]): it bills seats itself.
+    pub(super) locked: bool,
     /// The period whose usage is closed for billing (its end, as written): set by the
     /// renewal before it reads the counters, so no event counts in a period once billed.
     pub usage_closed_at: Option<String>,
@@ -289,6 +291,7 @@ impl Sub {
             created_at: item.required_str("created_at")?.to_owned(),
             ended_at: owned("ended_at"),
             rev: item.i64("rev").unwrap_or(0),
+            locked: item.i64(CHANGE_LOCK).is_some(),
             usage_closed_at: owned(USAGE_CLOSED),
             seats_billed: item.i64(SEATS_BILLED).map(|n| n.max(0) as u64),
             seats_pending: item

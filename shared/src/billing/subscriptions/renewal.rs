@@ -19,7 +19,7 @@ use super::record::{
     commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, GRANTS,
     SEATS_BILLED, USAGE_BILLED, USAGE_CLOSED,
 };
-use super::seats::bill_pending;
+use super::seats::{bill_pending, seats_added};
 use crate::error::ApiError;
 use crate::store::{TenantId, UpdateAction};
 use crate::time;
@@ -194,11 +194,18 @@ pub async fn renew(
     )
     .await
     {
-        Ok(()) => Ok(if paid {
-            Renewal::Renewed
-        } else {
-            Renewal::PaymentFailed
-        }),
+        Ok(()) => {
+            // A member who joined while this renewal counted seats is billed now (a join
+            // leaves an ended period's seats to the renewal).
+            if let Err(e) = seats_added(ctx, tenant).await {
+                tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+            }
+            Ok(if paid {
+                Renewal::Renewed
+            } else {
+                Renewal::PaymentFailed
+            })
+        }
         // Another run renewed it first; the invoice was shared through its period key.
         Err(e) if e.is_condition_failure() => Ok(Renewal::NotDue),
         Err(e) => Err(e.into()),
@@ -232,6 +239,11 @@ async fn retry_dunning(
         if attempts as usize >= days.len() {
             invoices::close(ctx, tenant, &invoice, "uncollectible").await?;
             let last = ctx.billing.dunning_final;
+            // Dunning gave up, but the usage of the period so far is still owed.
+            let Some(sub) = closed_for_billing(ctx, tenant, sub).await? else {
+                return Ok(Renewal::NotDue);
+            };
+            bill_final_usage(ctx, tenant, &sub, now).await?;
             end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
             return Ok(if last == Event::Expire {
                 Renewal::Expired

@@ -37,6 +37,11 @@ pub async fn seats_added(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiE
         if sub.status != Status::Active || sub.trialing {
             return Ok(());
         }
+        // A plan change in flight prices seats itself and calls this when it is done; an
+        // ended period's seats are the renewal's, which calls this once it renewed.
+        if sub.locked || sub.period_end <= ctx.clock.now() {
+            return Ok(());
+        }
         let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
         if terms.seats.is_none() {
             return Ok(());
@@ -65,13 +70,17 @@ pub async fn seats_added(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiE
             // the baseline, and the renewal bills it in full.
             None => vec![UpdateAction::set(SEATS_BILLED, count as i64)],
         };
-        // Not a revision bump: usage recording checks `rev`, and seats are not its business;
-        // the condition on the seat fields is what serialises racing joins.
+        // A revision bump, so a renewal or plan change that read the seats before fails its
+        // check and reads them again (joins are rare: usage recording retries once at most);
+        // the condition on the seat fields serialises racing joins.
+        let mut actions = actions;
+        actions.push(UpdateAction::set("rev", sub.rev + 1));
         let decided = t
             .update(
                 sub.key.clone(),
                 actions,
                 Some(Condition::And(vec![
+                    sub.unchanged(),
                     billed_condition,
                     Condition::not_exists(SEATS_PENDING),
                     Condition::eq("period_start", time::fmt(sub.period_start).as_str()),
@@ -149,9 +158,11 @@ pub(super) async fn bill_pending(
                 currency: sub.currency,
                 lines: vec![line],
                 period: (at, end),
+                // Unique to the decision (its time too: after a plan change lowered the
+                // seats paid for, the same from → to can be decided again in a period).
                 dedupe: format!(
-                    "{}#seats#{}#{}-{}",
-                    sub.id, pending.start, pending.from, pending.to
+                    "{}#seats#{}#{}-{}#{}",
+                    sub.id, pending.start, pending.from, pending.to, pending.at
                 ),
             };
             let invoice = invoices::issue(ctx, tenant, draft).await?;
