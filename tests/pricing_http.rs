@@ -43,7 +43,10 @@ async fn price_components_live_on_immutable_versions() {
                    {"metric": "exports", "included": 1000, "price": {"model": "package", "package_size": 1000, "package_price": "5.00"}}]}),
     )
     .await;
-    assert_eq!(plan["seats"], json!({"unit_price": "12.00", "included": 1}));
+    assert_eq!(
+        plan["seats"],
+        json!({"unit_price": "12.00", "included": 1, "quantity": "members"})
+    );
     // As written, every field shown (a tier's flat price defaults to 0).
     let mut shown = graduated_calls();
     for tier in shown["price"]["tiers"].as_array_mut().unwrap() {
@@ -653,6 +656,168 @@ async fn a_member_joining_after_the_period_ended_is_billed_by_the_renewal_in_ful
     assert_eq!(charges.len(), 1, "{charges:?}");
     // 12.00 × 30/31 days of May left = 11.61.
     assert_eq!(charges[0]["amount"], "11.61");
+}
+
+#[tokio::test]
+async fn licensed_seats_are_bought_by_the_tenant_admin_and_cap_its_members() {
+    let app = TestApp::frozen_at("2027-04-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let licensed = create_plan(
+        &app,
+        &admin,
+        json!({"name": named("Seats bought"), "price": "49.00", "currency": "USD", "billing_cycle": "monthly",
+               "seats": {"unit_price": "12.00", "quantity": "licensed"}}),
+    )
+    .await;
+    assert_eq!(licensed["seats"]["quantity"], "licensed");
+    let by_members = create_plan(
+        &app,
+        &admin,
+        json!({"name": named("Seats counted"), "price": "49.00", "currency": "USD", "billing_cycle": "monthly",
+               "seats": {"unit_price": "12.00"}}),
+    )
+    .await;
+    assert_eq!(by_members["seats"]["quantity"], "members");
+    let owner_email = email("owner");
+    let owner = app.signup(&owner_email, "Licensed").await;
+    let tenant = owner.tenant_id.clone().unwrap();
+    app.post(
+        "/v1/payment-methods",
+        Some(&owner.access),
+        json!({"token": "pm_card_visa", "set_default": true}),
+    )
+    .await
+    .expect(201);
+    // `seats` only on licensed seats, and never fewer than the members.
+    let refused = app
+        .post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({"plan_id": by_members["id"], "seats": 3}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "seats");
+    let refused = app
+        .post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({"plan_id": licensed["id"], "seats": 0}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "seats");
+    let subscribed = app
+        .post(
+            "/v1/subscriptions",
+            Some(&owner.access),
+            json!({"plan_id": licensed["id"], "seats": 3}),
+        )
+        .await
+        .expect(201)
+        .body;
+    assert_eq!(subscribed["invoice"]["total"], "85.00");
+    let sub_id = subscribed["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(subscribed["subscription"]["seats_licensed"], 3);
+    assert_eq!(subscribed["subscription"]["seats_billed"], 3);
+
+    // Three seats, three members at most: the fourth is refused, whoever invites.
+    let member_email = email("member");
+    app.add_member(&owner, &tenant, &member_email, "tenant_user")
+        .await;
+    app.add_member(&owner, &tenant, &email("member"), "tenant_user")
+        .await;
+    let full = app
+        .post(
+            &format!("/v1/tenants/{tenant}/members"),
+            Some(&owner.access),
+            json!({"email": email("fourth"), "role": "tenant_user"}),
+        )
+        .await
+        .problem(402);
+    assert_eq!(full.body["limit"], 3, "{}", full.body);
+
+    // Ten days in, two more seats: 2 × 12.00 × 20/30 = 16.00 at once; now the fourth joins.
+    app.clock.advance(chrono::Duration::days(10));
+    let owner = app.login(&owner_email, None).await;
+    let seats_path = format!("/v1/subscriptions/{sub_id}/seats");
+    let set = app
+        .post(&seats_path, Some(&owner.access), json!({"quantity": 5}))
+        .await
+        .expect(200);
+    assert_eq!(set.body["seats_licensed"], 5);
+    assert_eq!(set.body["seats_billed"], 5);
+    let invoices = |token: String| {
+        let app = &app;
+        async move {
+            app.get("/v1/invoices?limit=100", Some(&token))
+                .await
+                .expect(200)
+                .body["data"]
+                .as_array()
+                .unwrap()
+                .clone()
+        }
+    };
+    let latest = invoices(owner.access.clone()).await[0].clone();
+    assert_eq!(latest["total"], "16.00");
+    assert_eq!(latest["lines"][0]["kind"], "seat_charge");
+    app.add_member(&owner, &tenant, &email("fourth"), "tenant_user")
+        .await;
+
+    // Fewer seats than members: refused; fewer than bought: no refund, the renewal bills them.
+    let refused = app
+        .post(&seats_path, Some(&owner.access), json!({"quantity": 3}))
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "quantity");
+    let count = invoices(owner.access.clone()).await.len();
+    let set = app
+        .post(&seats_path, Some(&owner.access), json!({"quantity": 4}))
+        .await
+        .expect(200);
+    assert_eq!(set.body["seats_licensed"], 4);
+    assert_eq!(set.body["seats_billed"], 5);
+    assert_eq!(invoices(owner.access.clone()).await.len(), count);
+    let upcoming = app
+        .get("/v1/invoices/upcoming", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(upcoming["total"], "97.00");
+    app.clock.advance(chrono::Duration::days(20));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    let owner = app.login(&owner_email, None).await;
+    let renewal = invoices(owner.access.clone()).await[0].clone();
+    assert_eq!(line(&renewal, "seat_charge")["detail"]["quantity"], 4);
+    assert_eq!(renewal["total"], "97.00");
+
+    // Only a tenant admin sets seats, and only on licensed seats.
+    let member = app.login(&member_email, None).await;
+    app.post(&seats_path, Some(&member.access), json!({"quantity": 5}))
+        .await
+        .problem(403);
+    let counted_owner = app.signup(&email("counted"), "Counted").await;
+    let counted = app
+        .subscribe_with_card(&counted_owner, by_members["id"].as_str().unwrap())
+        .await;
+    let refused = app
+        .post(
+            &format!(
+                "/v1/subscriptions/{}/seats",
+                counted["subscription"]["id"].as_str().unwrap()
+            ),
+            Some(&counted_owner.access),
+            json!({"quantity": 4}),
+        )
+        .await
+        .problem(409);
+    assert_eq!(refused.body["field"], "quantity");
 }
 
 #[tokio::test]

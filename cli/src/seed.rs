@@ -232,6 +232,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             seats: Some(SeatPrice {
                 unit_price: "12.00".parse().expect("a decimal"),
                 included: 0,
+                quantity: Default::default(),
             }),
             ..plan(
                 "Teams",
@@ -406,6 +407,7 @@ async fn subscribe_with_usage(
         ctx,
         owner,
         subscriptions::CreateSubscriptionRequest {
+            seats: None,
             plan_id: plan_id.to_owned(),
             payment_method_id: None,
             tenant_id: None,

@@ -6,7 +6,7 @@
 use rust_decimal::Decimal;
 use serde_json::json;
 
-use crate::billing::pricing::UsageCharge;
+use crate::billing::pricing::{SeatPrice, UsageCharge};
 use crate::billing::subscriptions::{self, Sub};
 use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, LimitSpec};
@@ -20,6 +20,8 @@ pub struct Limits {
     pub limits: Vec<LimitSpec>,
     /// The version's usage charges: a charged metric is metered even without a limit.
     pub usage_charges: Vec<UsageCharge>,
+    /// The version's seat price, if it charges per seat.
+    pub seats: Option<SeatPrice>,
 }
 
 impl Limits {
@@ -59,16 +61,27 @@ pub async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<L
     Ok(Some(Limits {
         limits: terms.limits,
         usage_charges: terms.usage_charges,
+        seats: terms.seats,
         sub,
     }))
 }
 
-/// The hard `max_users` limit in force, if the tenant has a live subscription with one.
+/// The most members the tenant may have now, if anything caps them: the plan's hard
+/// `max_users`, and on licensed seats the seats bought, whichever is lower.
 pub async fn seat_limit(ctx: &AppContext, tenant: &TenantId) -> Result<Option<u64>, ApiError> {
     Ok(live_limits(ctx, tenant).await?.and_then(|limits| {
-        spec_for(&limits, "max_users")
+        let plan = spec_for(&limits, "max_users")
             .filter(|s| s.enforcement == Enforcement::Hard)
-            .and_then(|s| s.limit)
+            .and_then(|s| s.limit);
+        let bought = limits
+            .seats
+            .as_ref()
+            .filter(|s| s.licensed())
+            .and(limits.sub.seats_licensed);
+        match (plan, bought) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }))
 }
 

@@ -9,8 +9,8 @@ use eshtarek_core::auth::Caller;
 use eshtarek_core::billing::overview::{self, Overview};
 use eshtarek_core::billing::subscriptions::{
     self as subs, ApplyCouponRequest, CancelRequest, ChangePreview, ChangeRequest,
-    CreateSubscriptionRequest, GrantRequest, OverrideRequest, SubscriptionResult, SubscriptionView,
-    TopUpRequest, TopUpResult,
+    CreateSubscriptionRequest, GrantRequest, OverrideRequest, SetSeatsRequest, SubscriptionResult,
+    SubscriptionView, TopUpRequest, TopUpResult,
 };
 use eshtarek_core::billing::trials::{self, GrantTrialRequest, TrialGrant};
 use eshtarek_core::error::ApiResult;
@@ -33,7 +33,7 @@ pub const NAME: &str = "subscriptions";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(overview, admin_get, admin_override, grant_trial, grant_units, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon, buy_top_up),
+    paths(overview, admin_get, admin_override, grant_trial, grant_units, create, list, current, get_one, preview, change, cancel_scheduled, cancel, resume, apply_coupon, buy_top_up, set_seats),
     tags((name = "subscriptions", description = "A tenant's subscription"))
 )]
 pub struct SubscriptionsApi;
@@ -55,6 +55,7 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/subscriptions/{id}/resume", post(resume))
         .route("/v1/subscriptions/{id}/coupon", post(apply_coupon))
         .route("/v1/subscriptions/{id}/top-ups", post(buy_top_up))
+        .route("/v1/subscriptions/{id}/seats", post(set_seats))
         .route("/v1/admin/overview", get(overview))
         .route(
             "/v1/admin/tenants/{id}/subscription",
@@ -252,6 +253,26 @@ async fn apply_coupon(
     ApiJson(req): ApiJson<ApplyCouponRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(subs::apply_coupon(&ctx, &caller, &id, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/seats",
+    tag = "subscriptions",
+    summary = "Set the seats bought, on a plan whose seats are licensed (tenant admin).",
+    description = "More seats are charged at once for the rest of the period (prorated by the second); fewer take effect at the next renewal, with no refund. Never fewer than the members using them, nor more than the plan's hard `max_users`.",
+    request_body = SetSeatsRequest,
+    params(("id" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The subscription with its seats", body = SubscriptionView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn set_seats(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<SetSeatsRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(subs::set_seats(&ctx, &caller, &id, req).await?))
 }
 
 #[utoipa::path(

@@ -117,6 +117,7 @@ mod tests {
         let seats = SeatPrice {
             unit_price: d("12.00"),
             included: 0,
+            quantity: Default::default(),
         };
         let base = plan_line("Teams", BillingCycle::Monthly, d("49"), usd, period());
         let line = seat_line(&seats, 5, usd, period());
@@ -223,7 +224,7 @@ mod tests {
             let at = start + chrono::Duration::seconds(elapsed_secs);
             let cents = |c: i64| Decimal::new(c, 2);
             let p = prorate(usd, cents(old_cents), cents(new_cents), start, end, at, false);
-            let seat_price = SeatPrice { unit_price: cents(seat_cents), included: included_seats };
+            let seat_price = SeatPrice { unit_price: cents(seat_cents), included: included_seats, quantity: Default::default() };
             let tiers = vec![
                 Tier { up_to: Some(10_000), unit_price: d("0.01"), flat_price: d("1.5") },
                 Tier { up_to: Some(100_000), unit_price: d("0.008"), flat_price: Decimal::ZERO },

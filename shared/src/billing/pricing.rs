@@ -97,9 +97,21 @@ impl UsageCharge {
     }
 }
 
-/// A per-seat price: each member past the `included` seats costs `unit_price` per billing
+/// What a plan's seat count is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SeatQuantity {
+    /// The tenant's member count: a member who joins is a seat.
+    #[default]
+    Members,
+    /// A number of seats the tenant admin buys; members fill them, and joining past them is
+    /// refused until more are bought.
+    Licensed,
+}
+
+/// A per-seat price: each seat past the `included` ones costs `unit_price` per billing
 /// cycle (a team plan's "$49/month + $12 per user"). The seat count is the tenant's member
-/// count.
+/// count, or (`quantity: licensed`) the seats the tenant admin bought.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SeatPrice {
@@ -111,9 +123,17 @@ pub struct SeatPrice {
     #[serde(default)]
     #[schema(maximum = 100000)]
     pub included: u32,
+    /// `members` (default) or `licensed`.
+    #[serde(default)]
+    pub quantity: SeatQuantity,
 }
 
 impl SeatPrice {
+    /// Whether the tenant admin sets the seat count.
+    pub fn licensed(&self) -> bool {
+        self.quantity == SeatQuantity::Licensed
+    }
+
     /// Seats past the included ones.
     pub fn billable(&self, seats: u64) -> u64 {
         seats.saturating_sub(u64::from(self.included))
@@ -134,6 +154,7 @@ impl SeatPrice {
         Ok(Self {
             unit_price,
             included: self.included,
+            quantity: self.quantity,
         })
     }
 }

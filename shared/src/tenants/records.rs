@@ -190,7 +190,9 @@ pub(crate) fn join_error(
 pub(crate) fn seats_full(limit: u64) -> ApiError {
     ApiError::limit_exceeded(
         "max_users",
-        format!("the plan allows {limit} members; remove one or upgrade"),
+        format!(
+            "the tenant has room for {limit} members (its plan's limit or the seats bought); remove one, buy seats or upgrade"
+        ),
     )
     .with("limit", limit)
     .with("used", limit)

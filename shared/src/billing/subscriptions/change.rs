@@ -13,10 +13,11 @@ use super::super::period::period;
 use super::super::proration::{is_upgrade, prorate};
 use super::super::state::Status;
 use super::cancel::period_not_over;
-use super::metered::{bill_pending_usage, member_count, settle_usage_ops};
+use super::metered::{bill_pending_usage, member_count, seat_quantity, settle_usage_ops};
 use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
     renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
+    SEATS_LICENSED,
 };
 use super::seats::seats_added;
 use super::subscribe::SubscriptionResult;
@@ -65,7 +66,10 @@ async fn seat_amounts(
     if current.seats.is_none() && to.terms.seats.is_none() {
         return Ok(SeatAmounts::default());
     }
-    let count = member_count(t).await?;
+    let count = match &to.terms.seats {
+        Some(seats) => seat_quantity(t, sub, seats).await?,
+        None => member_count(t).await?,
+    };
     Ok(SeatAmounts {
         count: Some(count),
         old: current
@@ -441,16 +445,25 @@ pub(super) async fn apply_plan(
         actions.push(UpdateAction::set("latest_invoice_id", invoice_id));
     }
     // Seats paid for from here: today's member count on a plan with a seat price.
-    actions.push(match &to.terms.seats {
-        Some(_) => {
+    match &to.terms.seats {
+        Some(seats) => {
             let count = match moved.seats {
                 Some(count) => count,
-                None => member_count(t).await?,
+                None => seat_quantity(t, sub, seats).await?,
             };
-            UpdateAction::set(SEATS_BILLED, count as i64)
+            actions.push(UpdateAction::set(SEATS_BILLED, count as i64));
+            // Seats bought carry over; onto licensed seats, the seats priced are bought.
+            actions.push(if seats.licensed() {
+                UpdateAction::set(SEATS_LICENSED, sub.seats_licensed.unwrap_or(count) as i64)
+            } else {
+                UpdateAction::remove(SEATS_LICENSED)
+            });
         }
-        None => UpdateAction::remove(SEATS_BILLED),
-    });
+        None => {
+            actions.push(UpdateAction::remove(SEATS_BILLED));
+            actions.push(UpdateAction::remove(SEATS_LICENSED));
+        }
+    }
     // Usage to date is billed at the version it was used under (after this move commits),
     // not at the new one's prices.
     actions.extend(settle_usage_ops(ctx, t, sub, moved.restart_at.is_some(), now).await?);

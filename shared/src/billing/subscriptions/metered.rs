@@ -15,6 +15,7 @@ use super::super::grants::granted_in;
 use super::super::invoices::{self, Draft, Line};
 use super::super::payment_methods;
 use super::super::period::period;
+use super::super::pricing::SeatPrice;
 use super::record::{
     load_version, reload, PendingUsage, Sub, USAGE_BILLED, USAGE_CLOSED, USAGE_PENDING,
 };
@@ -47,6 +48,20 @@ pub(super) struct NextInvoice {
 pub(super) async fn member_count(t: &TenantStore) -> Result<u64, ApiError> {
     let meta = t.get(&t.key("META", "TENANT")).await?;
     Ok(meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64)
+}
+
+/// The seats `sub` pays for under `seats`: its member count, or on licensed seats the seats
+/// bought — never fewer than its members (a join racing a lowered seat count is billed).
+pub(super) async fn seat_quantity(
+    t: &TenantStore,
+    sub: &Sub,
+    seats: &SeatPrice,
+) -> Result<u64, ApiError> {
+    let members = member_count(t).await?;
+    Ok(match (seats.licensed(), sub.seats_licensed) {
+        (true, Some(bought)) => bought.max(members),
+        _ => members,
+    })
 }
 
 /// The usage lines of `sub`'s current period under `terms` (its own version): none in a
@@ -303,7 +318,7 @@ pub(super) async fn next_invoice(
     let mut lines = vec![plan_line(&name, cycle, price, sub.currency, (start, end))];
     let mut seat_count = None;
     if let Some(seats) = &terms.seats {
-        let count = member_count(t).await?;
+        let count = seat_quantity(t, sub, seats).await?;
         lines.push(seat_line(seats, count, sub.currency, (start, end)));
         seat_count = Some(count);
     }

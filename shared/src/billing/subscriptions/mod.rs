@@ -38,7 +38,7 @@ pub use record::{
     SubscriptionView, RENEWAL_SHARDS,
 };
 pub use renewal::{renew, Renewal};
-pub use seats::seats_added;
+pub use seats::{seats_added, set_seats, SetSeatsRequest};
 pub use subscribe::{create, current, get, list, CreateSubscriptionRequest, SubscriptionResult};
 pub use top_up::{buy_top_up, TopUpRequest, TopUpResult};
 pub use upcoming::{admin_upcoming, upcoming, UpcomingInvoiceView};

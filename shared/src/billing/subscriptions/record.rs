@@ -121,6 +121,11 @@ pub struct SubscriptionView {
     pub latest_invoice_id: Option<String>,
     /// A coupon applied to the coming invoices.
     pub discount: Option<DiscountView>,
+    /// The seats paid for in this period, on a plan with a seat price.
+    pub seats_billed: Option<u64>,
+    /// The seats the tenant admin bought, on a plan whose seats are licensed (the next
+    /// renewal bills these).
+    pub seats_licensed: Option<u64>,
     pub created_at: String,
     pub ended_at: Option<String>,
 }
@@ -174,6 +179,9 @@ pub struct Sub {
     pub usage_closed_at: Option<String>,
     /// The most seats paid for in this period (plans with a seat price; `seats`).
     pub seats_billed: Option<u64>,
+    /// The seats the tenant admin bought, on a plan whose seats are licensed
+    /// ([`SEATS_LICENSED`]).
+    pub seats_licensed: Option<u64>,
     /// A seat charge decided and not yet invoiced (`seats`).
     pub(super) seats_pending: Option<PendingSeats>,
     /// A coupon applied to the coming invoices ([`DISCOUNT`]).
@@ -191,6 +199,8 @@ pub struct Sub {
 pub(super) const SEATS_BILLED: &str = "seats_billed";
 /// A seat charge decided and not yet invoiced (`seats`).
 pub(super) const SEATS_PENDING: &str = "seats_pending";
+/// The seats a tenant admin bought (plans whose seats are licensed).
+pub(super) const SEATS_LICENSED: &str = "seats_licensed";
 
 /// A seat charge decided and not yet invoiced: seats `from` → `to` at `at`, for the rest of
 /// the period `[start, end)`.
@@ -294,6 +304,7 @@ impl Sub {
             locked: item.i64(CHANGE_LOCK).is_some(),
             usage_closed_at: owned(USAGE_CLOSED),
             seats_billed: item.i64(SEATS_BILLED).map(|n| n.max(0) as u64),
+            seats_licensed: item.i64(SEATS_LICENSED).map(|n| n.max(0) as u64),
             seats_pending: item
                 .str(SEATS_PENDING)
                 .and_then(|text| serde_json::from_str(text).ok()),
@@ -358,6 +369,8 @@ impl Sub {
                 },
                 invoices_left: d.cycles_left,
             }),
+            seats_billed: self.seats_billed,
+            seats_licensed: self.seats_licensed,
             created_at: self.created_at.clone(),
             ended_at: self.ended_at.clone(),
         })

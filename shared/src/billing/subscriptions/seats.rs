@@ -8,14 +8,25 @@
 //! next attempt and never twice.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
 
 use super::super::invoices::{self, Draft, Line, LineDetail, LineKind};
 use super::super::proration::prorate;
 use super::super::state::Status;
-use super::metered::{charge_open, member_count};
-use super::record::{live, load_version, PendingSeats, Sub, SEATS_BILLED, SEATS_PENDING};
+use super::cancel::period_not_over;
+use super::metered::{charge_open, member_count, seat_quantity};
+use super::record::{
+    commit, found, live, load_version, reload, PendingSeats, Sub, SubscriptionView, SEATS_BILLED,
+    SEATS_LICENSED, SEATS_PENDING,
+};
+use crate::access;
+use crate::audit::{self, Change};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::store::{Condition, StoreError, StoreExt, TenantId, UpdateAction};
+use crate::plans::policies::Enforcement;
+use crate::plans::VersionTerms;
+use crate::store::{Condition, StoreError, StoreExt, TenantId, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;
 
@@ -43,10 +54,10 @@ pub async fn seats_added(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiE
             return Ok(());
         }
         let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
-        if terms.seats.is_none() {
+        let Some(seats) = &terms.seats else {
             return Ok(());
-        }
-        let count = member_count(&t).await?;
+        };
+        let count = seat_quantity(&t, &sub, seats).await?;
         let billed_condition = match sub.seats_billed {
             Some(billed) => Condition::eq(SEATS_BILLED, billed as i64),
             None => Condition::not_exists(SEATS_BILLED),
@@ -180,4 +191,105 @@ pub(super) async fn bill_pending(
         Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Checks a number of seats to buy on a plan whose seats are licensed: 1 to 100,000, no fewer
+/// than the members using them, no more than the plan's hard `max_users`.
+pub(super) fn check_seats(
+    terms: &VersionTerms,
+    bought: u64,
+    members: u64,
+    field: &str,
+) -> Result<u64, ApiError> {
+    if !(1..=100_000).contains(&bought) {
+        return Err(ApiError::validation(field, "1 to 100000 seats"));
+    }
+    if bought < members {
+        return Err(ApiError::validation(
+            field,
+            format!("{members} members use seats; remove members first"),
+        ));
+    }
+    let cap = terms
+        .limits
+        .iter()
+        .find(|l| l.metric == "max_users" && l.enforcement == Enforcement::Hard)
+        .and_then(|l| l.limit);
+    if let Some(cap) = cap.filter(|cap| bought > *cap) {
+        return Err(ApiError::validation(
+            field,
+            format!("the plan allows {cap} members at most"),
+        ));
+    }
+    Ok(bought)
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetSeatsRequest {
+    /// The seats to pay for from now: more are charged at once for the rest of the period;
+    /// fewer take effect at the next renewal (nothing is refunded).
+    #[schema(minimum = 1, maximum = 100000, example = 5)]
+    pub quantity: u64,
+}
+
+/// A tenant admin sets the seats bought, on a plan whose seats are licensed. The write is
+/// conditional on the member count (a join racing it cannot leave members without seats)
+/// and on the subscription's revision; added seats are billed at once by [`seats_added`].
+pub async fn set_seats(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: SetSeatsRequest,
+) -> Result<SubscriptionView, ApiError> {
+    let tenant = access::own_admin_tenant(caller)?;
+    let sub = found(ctx, &tenant, id).await?;
+    if !matches!(sub.status, Status::Active | Status::Trialing) {
+        return Err(ApiError::conflict(format!(
+            "a {} subscription's seats cannot change",
+            sub.status.as_str()
+        )));
+    }
+    let now = ctx.clock.now();
+    period_not_over(&sub, now)?;
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if !terms.seats.as_ref().is_some_and(|s| s.licensed()) {
+        return Err(ApiError::conflict(
+            "this plan counts seats by members (or has no seat price): add or remove members instead",
+        )
+        .field("quantity"));
+    }
+    let t = ctx.stores.tenant(&tenant);
+    let members = member_count(&t).await?;
+    let bought = check_seats(&terms, req.quantity, members, "quantity")?;
+    let write = sub.write(vec![
+        UpdateAction::set(SEATS_LICENSED, bought as i64),
+        UpdateAction::set("updated_at", time::fmt(now)),
+    ]);
+    let members_fit = WriteOp::Check {
+        key: t.key("META", "TENANT"),
+        condition: Condition::le("member_count", bought as i64),
+    };
+    let change = Change {
+        action: "subscription.seats_set",
+        resource_type: "subscription",
+        resource_id: &sub.id,
+        before: sub.seats_licensed.map(|n| json!({"seats": n})),
+        after: Some(json!({"seats": bought})),
+        reason: None,
+    };
+    let event = json!({"subscription_id": sub.id, "seats": bought});
+    commit(
+        ctx,
+        &t,
+        write,
+        ("customer.subscription.updated", event),
+        vec![members_fit, audit::tenant_op(&t, caller, change, now)],
+        now,
+    )
+    .await?;
+    // The join limit read by the hot path follows the seats bought.
+    ctx.hot.forget_limits(tenant.as_str());
+    seats_added(ctx, &tenant).await?;
+    reload(ctx, &tenant, id).await?.view()
 }

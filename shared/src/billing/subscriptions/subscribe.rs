@@ -17,7 +17,7 @@ use super::super::state::{Event, Status};
 use super::metered::member_count;
 use super::record::{
     changed_meanwhile, current_version, found, live_item, live_key, live_sub, reload,
-    renewal_index, sub_key, Sub, SubscriptionView, DISCOUNT, SEATS_BILLED,
+    renewal_index, sub_key, Sub, SubscriptionView, DISCOUNT, SEATS_BILLED, SEATS_LICENSED,
 };
 use crate::access;
 use crate::auth::Caller;
@@ -41,6 +41,11 @@ pub struct CreateSubscriptionRequest {
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_-]{3,32}$", example = "SAVE20")]
     pub coupon: Option<String>,
+    /// On a plan whose seats are licensed: how many to buy (at least the member count, which
+    /// is the default).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000)]
+    pub seats: Option<u64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -69,6 +74,20 @@ pub async fn create(
         ));
     }
     let t = ctx.stores.tenant(&tenant);
+    let licensed = match &terms.seats {
+        Some(seats) if seats.licensed() => {
+            let members = member_count(&t).await?;
+            let bought = req.seats.unwrap_or(members.max(1));
+            Some(super::seats::check_seats(terms, bought, members, "seats")?)
+        }
+        _ if req.seats.is_some() => {
+            return Err(ApiError::validation(
+                "seats",
+                "this plan counts seats by members (or has no seat price); leave `seats` out",
+            ))
+        }
+        _ => None,
+    };
     if let Some(live) = t.get(&live_key(&t)).await? {
         return Err(ApiError::conflict(
             "the tenant already has a live subscription; change its plan instead",
@@ -135,8 +154,14 @@ pub async fn create(
         item = item.with(DISCOUNT, d.text());
     }
     // Seats are paid from the first invoice on (the trial's are free until it converts).
+    if let Some(bought) = licensed {
+        item = item.with(SEATS_LICENSED, bought as i64);
+    }
     let seats = match (&terms.seats, trial) {
-        (Some(_), false) => Some(member_count(&t).await?),
+        (Some(_), false) => Some(match licensed {
+            Some(bought) => bought,
+            None => member_count(&t).await?,
+        }),
         _ => None,
     };
     if let Some(count) = seats {
