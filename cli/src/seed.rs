@@ -242,13 +242,20 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
                 &["teams_users", "teams_requests", "teams_tokens"],
             )
         },
-        plan(
-            "Business",
-            "For companies at scale",
-            "99.00",
-            0,
-            &["biz_users", "biz_calls", "biz_storage"],
-        ),
+        CreatePlanRequest {
+            top_ups: vec![TopUp {
+                metric: "api_calls".into(),
+                units: 10_000,
+                price: "20.00".parse().expect("a decimal"),
+            }],
+            ..plan(
+                "Business",
+                "For companies at scale; 10,000 more API calls for $20",
+                "99.00",
+                0,
+                &["biz_users", "biz_calls", "biz_storage"],
+            )
+        },
         CreatePlanRequest {
             usage_charges: vec![graduated_requests()],
             ..plan(

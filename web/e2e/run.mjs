@@ -149,6 +149,16 @@ try {
     await admin.getByTestId("upcoming-invoice").locator('tr[data-kind="plan_charge"]').getByText("$99.00").waitFor();
     await shot(admin, "platform-tenant-detail");
   });
+  await step("platform admin credits a tenant's balance with a reason; the next invoice takes it first", async () => {
+    const credits = admin.getByTestId("credits");
+    await credits.getByText("$0.00").waitFor();
+    await admin.getByLabel("Credit amount").fill("5.00");
+    await admin.getByLabel("Reason for the credit").fill("Sorry for the slow support reply");
+    await admin.getByRole("button", { name: "Adjust balance" }).click();
+    await admin.getByText("Balance now $5.00.").waitFor();
+    await admin.getByTestId("credit-balance").getByText("$5.00").waitFor();
+    await admin.getByTestId("upcoming-invoice").locator('tr[data-kind="credit_balance_applied"]').getByText("-$5.00").waitFor();
+  });
   await step("a manual adjustment needs a reason, then is applied and audited", async () => {
     await admin.getByRole("button", { name: "Apply" }).click();
     await admin.getByText("Say why (kept in the audit log).").waitFor();
@@ -334,6 +344,15 @@ try {
       .waitFor();
     await shot(owner, "tenant-billing");
   });
+  await step("the tenant admin buys a top-up, charged at once, and sees the units among its credits", async () => {
+    const topUps = owner.getByTestId("top-ups");
+    await topUps.getByText("10,000 API calls for $20.00").waitFor();
+    await topUps.getByLabel("Packs of API calls").fill("2");
+    await topUps.getByRole("button", { name: "Buy" }).click();
+    await owner.getByText(/Bought 20,000 API calls until .*; invoice #3 is paid\./).waitFor();
+    await owner.getByTestId("credits").locator('tr[data-grant="top_up"]').getByText("20,000 API calls").waitFor();
+    await owner.locator('tr[data-invoice="3"]').getByText("Paid").waitFor();
+  });
   let workerEmail;
   await step("the tenant admin invites a read-only member", async () => {
     await go(owner, "/members");
@@ -405,7 +424,7 @@ try {
     await owner.getByRole("button", { name: "Sign in" }).click();
     await owner.getByRole("button", { name: "Sign out" }).waitFor();
     await go(owner, "/billing");
-    const renewal = owner.locator('tr[data-invoice="3"]');
+    const renewal = owner.locator('tr[data-invoice="4"]');
     await renewal.getByText("Paid").waitFor();
     assert.equal((await renewal.locator("td.num").textContent()).trim(), "$79.20", "Business less WELCOME20's 20%");
   });

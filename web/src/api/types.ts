@@ -82,6 +82,7 @@ export interface Plan {
   limit_policy_ids?: string[];
   seats: SeatPrice | null;
   usage_charges: UsageCharge[];
+  top_ups: TopUp[];
   created_at: string;
   updated_at: string;
 }
@@ -97,6 +98,7 @@ export interface PlanVersion {
   limits: Limit[];
   seats: SeatPrice | null;
   usage_charges: UsageCharge[];
+  top_ups: TopUp[];
   created_at: string;
 }
 
@@ -121,6 +123,8 @@ export interface Subscription {
   scheduled_change: { plan_id: string; plan_version: number; effective_at: string } | null;
   latest_invoice_id: string | null;
   discount?: { coupon: string; percent_off: string | null; amount_off: string | null; invoices_left: number | null } | null;
+  seats_billed?: number | null;
+  seats_licensed?: number | null;
   created_at: string;
   ended_at: string | null;
 }
@@ -164,6 +168,31 @@ export interface UsageCharge {
 export interface SeatPrice {
   unit_price: string;
   included: number;
+  /** `members`: the member count; `licensed`: the seats the tenant admin buys. */
+  quantity?: "members" | "licensed";
+}
+
+export interface TopUp {
+  metric: string;
+  units: number;
+  price: string;
+}
+
+export interface Grant {
+  id: string;
+  metric: string;
+  units: number;
+  granted_at: string;
+  expires_at: string;
+  reason: string;
+  /** Set when the tenant bought it (a top-up). */
+  invoice_id?: string;
+}
+
+export interface Credits {
+  balance: string;
+  currency: string;
+  grants: Grant[];
 }
 
 export interface UpcomingInvoice {

@@ -2,7 +2,18 @@ import { useState, type FormEvent } from "react";
 import { useGet } from "../hooks";
 import type { Page, Plan, Policy } from "../api/types";
 import { Field, fieldError } from "./ui";
-import { chargeBody, chargeDraft, PriceComponents, seatBody, seatDraft, type ChargeDraft, type SeatDraft } from "./PriceComponents";
+import {
+  chargeBody,
+  chargeDraft,
+  PriceComponents,
+  seatBody,
+  seatDraft,
+  topUpBody,
+  topUpDraft,
+  type ChargeDraft,
+  type SeatDraft,
+  type TopUpDraft,
+} from "./PriceComponents";
 import { formatNumber, metricLabel } from "../format";
 
 export interface PlanFormValues {
@@ -16,6 +27,7 @@ export interface PlanFormValues {
   limit_policy_ids: string[] | null;
   seats: SeatDraft | null;
   usage_charges: ChargeDraft[];
+  top_ups: TopUpDraft[];
 }
 
 export function planValues(plan?: Plan): PlanFormValues {
@@ -30,6 +42,7 @@ export function planValues(plan?: Plan): PlanFormValues {
     limit_policy_ids: plan ? null : [],
     seats: seatDraft(plan?.seats),
     usage_charges: (plan?.usage_charges ?? []).map(chargeDraft),
+    top_ups: (plan?.top_ups ?? []).map(topUpDraft),
   };
 }
 
@@ -55,6 +68,7 @@ export function planBody(v: PlanFormValues, only?: Plan) {
     duration_cycles: v.duration_cycles ? Number(v.duration_cycles) : null,
     seats: seatBody(v.seats),
     usage_charges: v.usage_charges.map(chargeBody),
+    top_ups: v.top_ups.map(topUpBody),
   };
   if (v.limit_policy_ids) body.limit_policy_ids = v.limit_policy_ids;
   if (!only) return body;
@@ -127,6 +141,8 @@ export function PlanForm({
         currency={v.currency.trim().toUpperCase() || "USD"}
         onSeats={(seats) => setV({ ...v, seats })}
         onCharges={(usage_charges) => setV({ ...v, usage_charges })}
+        topUps={v.top_ups}
+        onTopUps={(top_ups) => setV({ ...v, top_ups })}
         err={(k) => fieldError(error, k)}
       />
       <fieldset>

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import type { SeatPrice, UsageCharge, UsagePrice } from "../api/types";
+import type { SeatPrice, TopUp, UsageCharge, UsagePrice } from "../api/types";
 import { chargeFor } from "../pricing";
 import { formatMoney } from "../format";
 import { Field } from "./ui";
@@ -18,6 +18,22 @@ export interface ChargeDraft {
 export interface SeatDraft {
   unit_price: string;
   included: string;
+  quantity: "members" | "licensed";
+}
+
+/** A top-up pack as the editor holds it. */
+export interface TopUpDraft {
+  metric: string;
+  units: string;
+  price: string;
+}
+
+export function topUpDraft(t: TopUp): TopUpDraft {
+  return { metric: t.metric, units: String(t.units), price: t.price };
+}
+
+export function topUpBody(d: TopUpDraft): TopUp {
+  return { metric: d.metric.trim(), units: Number(d.units || 0), price: d.price.trim() };
 }
 
 const MODELS: [UsagePrice["model"], string][] = [
@@ -28,11 +44,11 @@ const MODELS: [UsagePrice["model"], string][] = [
 ];
 
 export function seatDraft(seats: SeatPrice | null | undefined): SeatDraft | null {
-  return seats ? { unit_price: seats.unit_price, included: String(seats.included) } : null;
+  return seats ? { unit_price: seats.unit_price, included: String(seats.included), quantity: seats.quantity ?? "members" } : null;
 }
 
 export function seatBody(d: SeatDraft | null): SeatPrice | null {
-  return d ? { unit_price: d.unit_price.trim(), included: Number(d.included || 0) } : null;
+  return d ? { unit_price: d.unit_price.trim(), included: Number(d.included || 0), quantity: d.quantity } : null;
 }
 
 export function chargeDraft(c: UsageCharge): ChargeDraft {
@@ -111,18 +127,23 @@ function newCharge(): ChargeDraft {
 export function PriceComponents({
   seats,
   charges,
+  topUps,
   currency,
   onSeats,
   onCharges,
+  onTopUps,
   err,
 }: {
   seats: SeatDraft | null;
   charges: ChargeDraft[];
+  topUps: TopUpDraft[];
   currency: string;
   onSeats: (s: SeatDraft | null) => void;
   onCharges: (c: ChargeDraft[]) => void;
+  onTopUps: (t: TopUpDraft[]) => void;
   err: (field: string) => string | null;
 }) {
+  const setTopUp = (i: number, patch: Partial<TopUpDraft>) => onTopUps(topUps.map((t, j) => (i === j ? { ...t, ...patch } : t)));
   const setCharge = (i: number, patch: Partial<ChargeDraft>) => onCharges(charges.map((c, j) => (i === j ? { ...c, ...patch } : c)));
   return (
     <>
@@ -132,7 +153,7 @@ export function PriceComponents({
           <input
             type="checkbox"
             checked={seats !== null}
-            onChange={(e) => onSeats(e.target.checked ? { unit_price: "", included: "0" } : null)}
+            onChange={(e) => onSeats(e.target.checked ? { unit_price: "", included: "0", quantity: "members" } : null)}
           />{" "}
           Charge per member, on top of the price
         </label>
@@ -159,6 +180,18 @@ export function PriceComponents({
                 />
               )}
             </Field>
+            <Field label="Seats counted" error={err("seats.quantity")}>
+              {(p) => (
+                <select
+                  {...p}
+                  value={seats.quantity}
+                  onChange={(e) => onSeats({ ...seats, quantity: e.target.value as SeatDraft["quantity"] })}
+                >
+                  <option value="members">Members: each member is a seat</option>
+                  <option value="licensed">Bought: the tenant admin buys seats</option>
+                </select>
+              )}
+            </Field>
           </div>
         )}
       </fieldset>
@@ -178,6 +211,34 @@ export function PriceComponents({
         ))}
         <button type="button" onClick={() => onCharges([...charges, newCharge()])}>
           Add usage charge
+        </button>
+      </fieldset>
+      <fieldset>
+        <legend>Top-ups</legend>
+        <p className="hint">Packs of units a tenant admin may buy on top of the plan, charged at once, good until the period ends.</p>
+        {err("top_ups") && <small className="field-error">{err("top_ups")}</small>}
+        {topUps.map((t, i) => (
+          <div className="row" key={i} data-top-up={i}>
+            <Field label={`Top-up ${i + 1}: metric`} error={err(`top_ups[${i}].metric`)}>
+              {(p) => <input {...p} value={t.metric} placeholder="api_calls" onChange={(e) => setTopUp(i, { metric: e.target.value })} />}
+            </Field>
+            <Field label={`Top-up ${i + 1}: units per pack`} error={err(`top_ups[${i}].units`)}>
+              {(p) => (
+                <input {...p} inputMode="numeric" size={10} value={t.units} onChange={(e) => setTopUp(i, { units: e.target.value })} />
+              )}
+            </Field>
+            <Field label={`Top-up ${i + 1}: price per pack`} error={err(`top_ups[${i}].price`)}>
+              {(p) => (
+                <input {...p} inputMode="decimal" size={10} value={t.price} onChange={(e) => setTopUp(i, { price: e.target.value })} />
+              )}
+            </Field>
+            <button type="button" className="link" onClick={() => onTopUps(topUps.filter((_, j) => j !== i))}>
+              Remove top-up {i + 1}
+            </button>
+          </div>
+        ))}
+        <button type="button" onClick={() => onTopUps([...topUps, { metric: "", units: "1000", price: "" }])}>
+          Add top-up
         </button>
       </fieldset>
     </>
@@ -347,11 +408,22 @@ const MODEL_NAMES: Record<UsagePrice["model"], string> = {
 
 /** One line on what a version charges beyond its price: "$12.00 per seat (1 included); exports
  * graduated". */
-export function componentsSummary(v: { seats: SeatPrice | null; usage_charges: UsageCharge[]; currency: string }): string {
+export function componentsSummary(v: {
+  seats: SeatPrice | null;
+  usage_charges: UsageCharge[];
+  top_ups?: TopUp[];
+  currency: string;
+}): string {
   const parts: string[] = [];
   if (v.seats)
-    parts.push(`${formatMoney(v.seats.unit_price, v.currency)} per seat${v.seats.included ? ` (${v.seats.included} included)` : ""}`);
+    parts.push(
+      `${formatMoney(v.seats.unit_price, v.currency)} per ${v.seats.quantity === "licensed" ? "seat bought" : "seat"}${
+        v.seats.included ? ` (${v.seats.included} included)` : ""
+      }`,
+    );
   for (const c of v.usage_charges)
     parts.push(`${c.metric} ${MODEL_NAMES[c.price.model]}${c.included ? ` past ${c.included.toLocaleString("en-US")}` : ""}`);
+  for (const t of v.top_ups ?? [])
+    parts.push(`top-up ${t.units.toLocaleString("en-US")} ${t.metric} for ${formatMoney(t.price, v.currency)}`);
   return parts.join("; ") || "none";
 }

@@ -7,6 +7,7 @@ import { ApiProblem } from "../../api/problem";
 import type { Invoice, Member, Page, Plan, Subscription, Tenant, UsageSummary } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Meter, PagerFor, Stat, StatusBadge, Success } from "../../components/ui";
 import { UpcomingInvoice } from "../../components/UpcomingInvoice";
+import { AdjustCredit, CreditsPanel } from "../../components/Credits";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { formatDate, formatMoney } from "../../format";
 
@@ -27,6 +28,7 @@ export function TenantDetail() {
   const [reasonError, setReasonError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const act = useAction();
+  const [creditsKey, setCreditsKey] = useState(0);
 
   if (tenant.loading && !tenant.data) return <Loading />;
   if (tenant.error) return <ErrorNotice error={tenant.error} onRetry={tenant.reload} />;
@@ -208,8 +210,12 @@ export function TenantDetail() {
           </ul>
         )}
       </Card>
+      <Card title="Credits">
+        <CreditsPanel key={creditsKey} path={`/v1/admin/tenants/${id}/credits`} />
+        <AdjustCredit tenantId={id} onDone={() => setCreditsKey((k) => k + 1)} />
+      </Card>
       <Card title="Upcoming invoice">
-        <UpcomingInvoice path={`/v1/admin/tenants/${id}/invoices/upcoming`} />
+        <UpcomingInvoice key={creditsKey} path={`/v1/admin/tenants/${id}/invoices/upcoming`} />
       </Card>
       <Card title="Invoices">
         {invoices.error ? <ErrorNotice error={invoices.error} /> : <InvoiceTable invoices={invoices.data?.data ?? []} />}

@@ -2,10 +2,11 @@ import { useState, type FormEvent } from "react";
 import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
-import type { Invoice, Page, Payment, PaymentMethod, Subscription } from "../../api/types";
+import type { Invoice, Page, Payment, PaymentMethod, PlanVersion, Subscription } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, PagerFor, StatusBadge, Success, WhenLoaded } from "../../components/ui";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { UpcomingInvoice } from "../../components/UpcomingInvoice";
+import { CreditsPanel, SeatsPanel, TopUpsPanel } from "../../components/Credits";
 import { formatDateTime, formatMoney } from "../../format";
 
 /** Test cards the mock gateway knows (Stripe's numbers). */
@@ -28,6 +29,8 @@ export function Billing() {
   const current = useGet<Subscription>("/v1/subscriptions/current");
   const [code, setCode] = useState("");
   const [upcomingKey, setUpcomingKey] = useState(0);
+  const sub = current.data;
+  const version = useGet<PlanVersion>(sub ? `/v1/plans/${sub.plan_id}/versions/${sub.plan_version}` : null);
   const redeem = useAction();
   const add = useAction();
   const act = useAction();
@@ -36,6 +39,12 @@ export function Billing() {
     methods.reload();
     invoices.reload();
     history.reload();
+  };
+  // After seats or a top-up were bought: the bill, the seats and the credits all moved.
+  const afterPurchase = () => {
+    reloadAll();
+    current.reload();
+    setUpcomingKey((k) => k + 1);
   };
   const submit = (e: FormEvent) => {
     e.preventDefault();
@@ -186,6 +195,24 @@ export function Billing() {
             </form>
           ))}
         <ErrorNotice error={fieldError(redeem.error, "code") ? null : redeem.error} />
+      </Card>
+      {sub && version.data?.seats && (
+        <Card title="Seats">
+          <SeatsPanel
+            key={`${sub.id}-${sub.seats_billed}-${sub.seats_licensed}`}
+            sub={sub}
+            version={version.data}
+            onChanged={afterPurchase}
+          />
+        </Card>
+      )}
+      {sub && version.data && (
+        <Card title="Top-ups">
+          <TopUpsPanel sub={sub} version={version.data} onBought={afterPurchase} />
+        </Card>
+      )}
+      <Card title="Credits">
+        <CreditsPanel key={upcomingKey} path="/v1/billing/credits" />
       </Card>
       <Card title="Invoices">
         <WhenLoaded state={invoices}>
