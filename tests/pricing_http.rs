@@ -972,6 +972,15 @@ async fn a_plan_change_bills_usage_so_far_at_the_old_prices_and_the_rest_at_the_
     shop.record("api_calls", 300, "before").await;
     shop.wait_days(10).await;
     let sub_id = subscribed["subscription"]["id"].as_str().unwrap();
+    // The preview says what the change will bill for the usage so far, beside the proration.
+    let preview = shop
+        .get(&format!(
+            "/v1/subscriptions/{sub_id}/change-preview?plan_id={}",
+            dear["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(preview["usage_total"], "3.00", "{preview}");
+    assert_eq!(preview["usage_to_date"][0]["detail"]["quantity"], 300);
     shop.change_now(sub_id, &dear).await.expect(200);
     // The 300 calls before the change: 3.00 at the old price, on their own invoice.
     let settled = shop.invoices().await[0].clone();

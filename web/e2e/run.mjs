@@ -216,6 +216,29 @@ try {
     await admin.getByRole("cell", { name: "12", exact: true }).waitFor();
     await shot(admin, "platform-limit-policies");
   });
+  await step("platform admin creates a coupon, sees redemptions, and switches it off", async () => {
+    await go(admin, "/coupons");
+    const welcome = admin.locator('tr[data-coupon="WELCOME20"]');
+    await welcome.getByText("20% off 3 invoices").waitFor();
+    await welcome.getByText("0 / 100").waitFor();
+    // A bad code is refused at its field; then $10 off once, for five tenants.
+    await admin.getByLabel("Code").fill("x");
+    await admin.getByRole("button", { name: "Create coupon" }).click();
+    await admin
+      .locator("#main")
+      .getByText(/3 to 32/)
+      .first()
+      .waitFor();
+    await admin.getByLabel("Code").fill("spring10");
+    await admin.getByLabel("Discount").selectOption("amount");
+    await admin.getByLabel("Amount", { exact: true }).fill("10");
+    await admin.getByLabel("Max redemptions").fill("5");
+    await admin.getByRole("button", { name: "Create coupon" }).click();
+    await admin.getByText("Coupon SPRING10 created: $10.00 off the first invoice.").waitFor();
+    await admin.getByRole("button", { name: "Switch off SPRING10" }).click();
+    await admin.getByRole("button", { name: "Switch on SPRING10" }).waitFor();
+    await shot(admin, "platform-coupons");
+  });
   await step("the audit log shows the plan change and the adjustment with its reason", async () => {
     await go(admin, "/audit");
     await admin.getByText("Goodwill: outage on 20 Nov").waitFor();

@@ -9,6 +9,7 @@ import { TenantDetail } from "./pages/platform/TenantDetail";
 import { PlansAdmin } from "./pages/platform/Plans";
 import { PlanDetail } from "./pages/platform/PlanDetail";
 import { PoliciesAdmin } from "./pages/platform/Policies";
+import { CouponsAdmin } from "./pages/platform/Coupons";
 import { AuditLog } from "./pages/platform/AuditLog";
 import { TenantHome } from "./pages/tenant/Home";
 import { ChangePlan } from "./pages/tenant/ChangePlan";
@@ -24,6 +25,7 @@ const navs: Record<Role, [string, string][]> = {
     ["/tenants", "Tenants"],
     ["/plans", "Plans"],
     ["/policies", "Limit policies"],
+    ["/coupons", "Coupons"],
     ["/audit", "Audit log"],
   ],
   tenant_admin: [
@@ -82,6 +84,7 @@ function Shell() {
               <Route path="/plans" element={<PlansAdmin />} />
               <Route path="/plans/:id" element={<PlanDetail />} />
               <Route path="/policies" element={<PoliciesAdmin />} />
+              <Route path="/coupons" element={<CouponsAdmin />} />
               <Route path="/audit" element={<AuditLog />} />
             </>
           )}

@@ -243,6 +243,9 @@ export interface ChangePreview {
   net: string;
   currency: string;
   restarts_period: boolean;
+  /** Usage so far at the current prices, billed on its own invoice by a change now. */
+  usage_to_date?: InvoiceLine[];
+  usage_total?: string;
 }
 
 export interface Payment {
@@ -346,4 +349,21 @@ export interface AuthResponse {
   user: User;
   tenant?: Tenant | null;
   tokens: import("./client").Tokens;
+}
+
+export interface Coupon {
+  code: string;
+  name: string;
+  percent_off: string | null;
+  amount_off: string | null;
+  currency: string | null;
+  duration: "once" | "repeating" | "forever";
+  duration_cycles: number | null;
+  max_redemptions: number | null;
+  redemptions: number;
+  expires_at: string | null;
+  plan_ids: string[];
+  active: boolean;
+  created_at: string;
+  updated_at: string;
 }

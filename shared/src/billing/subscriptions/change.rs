@@ -13,7 +13,9 @@ use super::super::period::period;
 use super::super::proration::{is_upgrade, prorate};
 use super::super::state::Status;
 use super::cancel::period_not_over;
-use super::metered::{bill_pending_usage, member_count, seat_quantity, settle_usage_ops};
+use super::metered::{
+    bill_pending_usage, member_count, seat_quantity, settle_usage_ops, settlement_preview,
+};
 use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
     renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
@@ -49,6 +51,11 @@ pub struct ChangePreview {
     pub net: String,
     pub currency: String,
     pub restarts_period: bool,
+    /// A change now also bills the usage so far at the current version's prices, on an
+    /// invoice of its own: these lines (empty when nothing is charged for usage).
+    pub usage_to_date: Vec<invoices::LineView>,
+    /// Their sum.
+    pub usage_total: String,
 }
 
 /// What a change made now bills, and whether it restarts the period. During a trial nothing
@@ -206,6 +213,8 @@ pub async fn preview(
     let (lines, restarts_period) = change_lines(&sub, &to, now, seats);
     let upgrade = upgrade(&sub, &to);
     let net: Decimal = lines.iter().map(|l| l.amount).sum();
+    let usage = settlement_preview(ctx, &ctx.stores.tenant(&tenant), &sub, now).await?;
+    let usage_total: Decimal = usage.iter().map(|l| l.amount).sum();
     Ok(ChangePreview {
         subscription_id: sub.id.clone(),
         plan_id: to.id,
@@ -220,6 +229,8 @@ pub async fn preview(
         net: sub.currency.format(net),
         currency: sub.currency.code().to_owned(),
         restarts_period,
+        usage_to_date: usage.iter().map(|l| l.view(sub.currency)).collect(),
+        usage_total: sub.currency.format(usage_total),
     })
 }
 

@@ -155,6 +155,54 @@ pub(super) async fn settle_usage_ops(
     ])
 }
 
+/// The lines of a settlement of usage to date under `terms`: from the counts billed before
+/// (`from`) to those counted at its end (`to`), over `[start, at)`.
+fn settlement_lines(
+    sub: &Sub,
+    terms: &VersionTerms,
+    from: &BTreeMap<String, u64>,
+    to: &BTreeMap<String, u64>,
+    (start, at): (DateTime<Utc>, DateTime<Utc>),
+) -> Vec<Line> {
+    terms
+        .usage_charges
+        .iter()
+        .map(|charge| {
+            let used = to.get(&charge.metric).copied().unwrap_or(0);
+            let before = from.get(&charge.metric).copied().unwrap_or(0);
+            let granted = granted_in(&sub.grants, &charge.metric, start, at);
+            usage_line(charge, used, before, granted, sub.currency, (start, at))
+        })
+        .collect()
+}
+
+/// What a plan change made now would bill for the usage so far (its settlement), for the
+/// change preview: nothing in a trial, in a closed period, or on a version without charges.
+pub(super) async fn settlement_preview(
+    ctx: &AppContext,
+    t: &TenantStore,
+    sub: &Sub,
+    now: DateTime<Utc>,
+) -> Result<Vec<Line>, ApiError> {
+    let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if sub.trialing || terms.usage_charges.is_empty() || sub.usage_closed() {
+        return Ok(Vec::new());
+    }
+    let to = usage_to_date(t, sub, &terms).await?;
+    let from = match &sub.usage_pending {
+        // A settlement not billed yet is billed first; this one starts where it ended.
+        Some(pending) => pending.to.clone(),
+        None => sub.usage_billed.clone(),
+    };
+    Ok(settlement_lines(
+        sub,
+        &terms,
+        &from,
+        &to,
+        (sub.period_start, now),
+    ))
+}
+
 /// Invoices (once, under a key unique to it) and charges a settlement of usage to date at the
 /// version it was used under, then clears it.
 pub(super) async fn bill_pending_usage(
@@ -169,16 +217,7 @@ pub(super) async fn bill_pending_usage(
         time::parse(text).ok_or_else(|| ApiError::internal("bad time in usage_pending"))
     };
     let (start, at) = (parse(&pending.start)?, parse(&pending.at)?);
-    let lines: Vec<Line> = terms
-        .usage_charges
-        .iter()
-        .map(|charge| {
-            let to = pending.to.get(&charge.metric).copied().unwrap_or(0);
-            let from = pending.from.get(&charge.metric).copied().unwrap_or(0);
-            let granted = granted_in(&sub.grants, &charge.metric, start, at);
-            usage_line(charge, to, from, granted, sub.currency, (start, at))
-        })
-        .collect();
+    let lines = settlement_lines(sub, &terms, &pending.from, &pending.to, (start, at));
     if lines.iter().any(|l| !l.amount.is_zero()) {
         let draft = Draft {
             subscription_id: sub.id.clone(),

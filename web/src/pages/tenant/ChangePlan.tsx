@@ -203,6 +203,12 @@ export function ChangePlan() {
             ) : (
               <p>Nothing is charged now.</p>
             )}
+            {preview.preview.usage_total && Number(preview.preview.usage_total) !== 0 && (
+              <p data-testid="preview-usage">
+                Also billed now, on an invoice of its own: your usage so far at your current plan&apos;s prices,{" "}
+                <strong>{formatMoney(preview.preview.usage_total, preview.preview.currency)}</strong>.
+              </p>
+            )}
             <div className="row">
               <button type="button" className="primary" onClick={() => void confirm()} disabled={action.busy}>
                 Confirm change
