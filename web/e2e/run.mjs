@@ -158,6 +158,13 @@ try {
     await admin.getByText("Balance now $5.00.").waitFor();
     await admin.getByTestId("credit-balance").getByText("$5.00").waitFor();
     await admin.getByTestId("upcoming-invoice").locator('tr[data-kind="credit_balance_applied"]').getByText("-$5.00").waitFor();
+    // A goodwill grant of calls for the rest of the period, with its reason.
+    await admin.getByLabel("Metric to grant").selectOption("api_calls");
+    await admin.getByLabel("Units to grant").fill("5000");
+    await admin.getByLabel("Reason for the grant").fill("Outage on 3 Dec");
+    await admin.getByRole("button", { name: "Grant units" }).click();
+    await admin.getByText(/Granted 5,000 API calls until /).waitFor();
+    await credits.locator('tr[data-grant="grant"]').getByText("Outage on 3 Dec").waitFor();
   });
   await step("a manual adjustment needs a reason, then is applied and audited", async () => {
     await admin.getByRole("button", { name: "Apply" }).click();

@@ -200,3 +200,62 @@ export function AdjustCredit({ tenantId, onDone }: { tenantId: string; onDone: (
     </form>
   );
 }
+
+/** A platform admin grants a tenant units of a metric on top of its plan (a goodwill
+ * gesture), until the period ends or a date, with a reason. */
+export function GrantUnits({ tenantId, metrics, onDone }: { tenantId: string; metrics: string[]; onDone: () => void }) {
+  const { api } = useSession();
+  const [form, setForm] = useState({ metric: metrics[0] ?? "", units: "", reason: "", until: "" });
+  const [done, setDone] = useState<string | null>(null);
+  const save = useAction();
+  const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    void save.run(async () => {
+      setDone(null);
+      const grant = await api.post<{ units: number; metric: string; expires_at: string }>(
+        `/v1/admin/tenants/${tenantId}/grants`,
+        {
+          metric: form.metric.trim(),
+          units: Number(form.units),
+          reason: form.reason.trim(),
+          ...(form.until ? { expires_at: `${form.until}T00:00:00Z` } : {}),
+        },
+        { idempotencyKey: idempotencyKey() },
+      );
+      setDone(`Granted ${grant.units.toLocaleString("en-US")} ${metricLabel(grant.metric)} until ${formatDate(grant.expires_at)}.`);
+      setForm({ ...form, units: "", reason: "", until: "" });
+      onDone();
+    });
+  };
+  const fields = ["metric", "units", "reason", "expires_at"];
+  return (
+    <form onSubmit={submit} noValidate className="inline-form" aria-label="Grant units">
+      {done && <Success>{done}</Success>}
+      <Field label="Metric to grant" error={fieldError(save.error, "metric")}>
+        {(p) => (
+          <select {...p} value={form.metric} onChange={set("metric")}>
+            {metrics.map((m) => (
+              <option key={m} value={m}>
+                {metricLabel(m)}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field label="Units to grant" error={fieldError(save.error, "units")}>
+        {(p) => <input {...p} inputMode="numeric" size={10} value={form.units} onChange={set("units")} />}
+      </Field>
+      <Field label="Granted until" error={fieldError(save.error, "expires_at")} hint="Empty: the end of the period.">
+        {(p) => <input {...p} type="date" value={form.until} onChange={set("until")} />}
+      </Field>
+      <Field label="Reason for the grant" error={fieldError(save.error, "reason")}>
+        {(p) => <input {...p} value={form.reason} onChange={set("reason")} />}
+      </Field>
+      <button type="submit" disabled={save.busy || !form.metric || !/^\d+$/.test(form.units.trim()) || !form.reason.trim()}>
+        Grant units
+      </button>
+      <ErrorNotice error={fields.some((f) => fieldError(save.error, f)) ? null : save.error} />
+    </form>
+  );
+}

@@ -7,7 +7,7 @@ import { ApiProblem } from "../../api/problem";
 import type { Invoice, Member, Page, Plan, Subscription, Tenant, UsageSummary } from "../../api/types";
 import { Card, Empty, ErrorNotice, Field, fieldError, Loading, Meter, PagerFor, Stat, StatusBadge, Success } from "../../components/ui";
 import { UpcomingInvoice } from "../../components/UpcomingInvoice";
-import { AdjustCredit, CreditsPanel } from "../../components/Credits";
+import { AdjustCredit, CreditsPanel, GrantUnits } from "../../components/Credits";
 import { InvoiceTable } from "../../components/InvoiceTable";
 import { formatDate, formatMoney } from "../../format";
 
@@ -213,6 +213,16 @@ export function TenantDetail() {
       <Card title="Credits">
         <CreditsPanel key={creditsKey} path={`/v1/admin/tenants/${id}/credits`} />
         <AdjustCredit tenantId={id} onDone={() => setCreditsKey((k) => k + 1)} />
+        {sub.data && usage.data && (
+          <GrantUnits
+            tenantId={id}
+            metrics={usage.data.data.filter((u) => u.reset_period !== "none").map((u) => u.metric)}
+            onDone={() => {
+              setCreditsKey((k) => k + 1);
+              usage.reload();
+            }}
+          />
+        )}
       </Card>
       <Card title="Upcoming invoice">
         <UpcomingInvoice key={creditsKey} path={`/v1/admin/tenants/${id}/invoices/upcoming`} />
