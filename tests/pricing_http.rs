@@ -797,12 +797,33 @@ async fn licensed_seats_are_bought_by_the_tenant_admin_and_cap_its_members() {
     assert_eq!(line(&renewal, "seat_charge")["detail"]["quantity"], 4);
     assert_eq!(renewal["total"], "97.00");
 
+    // Without a card, no seats are added (they would be charged at once).
+    let methods = app
+        .get("/v1/payment-methods", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    for method in methods["data"].as_array().unwrap() {
+        app.delete(
+            &format!("/v1/payment-methods/{}", method["id"].as_str().unwrap()),
+            Some(&owner.access),
+        )
+        .await
+        .expect(204);
+    }
+    let refused = app
+        .post(&seats_path, Some(&owner.access), json!({"quantity": 6}))
+        .await
+        .problem(422);
+    assert_eq!(refused.body["field"], "payment_method_id");
+
     // Only a tenant admin sets seats, and only on licensed seats.
     let member = app.login(&member_email, None).await;
     app.post(&seats_path, Some(&member.access), json!({"quantity": 5}))
         .await
         .problem(403);
-    let counted_owner = app.signup(&email("counted"), "Counted").await;
+    let counted_email = email("counted");
+    let counted_owner = app.signup(&counted_email, "Counted").await;
     let counted = app
         .subscribe_with_card(&counted_owner, by_members["id"].as_str().unwrap())
         .await;
@@ -818,6 +839,36 @@ async fn licensed_seats_are_bought_by_the_tenant_admin_and_cap_its_members() {
         .await
         .problem(409);
     assert_eq!(refused.body["field"], "quantity");
+    // A change onto licensed seats at period end buys the members' seats then: joins past
+    // them are refused from that renewal on.
+    let counted_sub = counted["subscription"]["id"].as_str().unwrap().to_owned();
+    app.post(
+        &format!("/v1/subscriptions/{counted_sub}/change"),
+        Some(&counted_owner.access),
+        json!({"plan_id": licensed["id"], "effective": "period_end"}),
+    )
+    .await
+    .expect(200);
+    app.clock.advance(chrono::Duration::days(31));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    let counted_owner = app.login(&counted_email, None).await;
+    let moved = app
+        .get("/v1/subscriptions/current", Some(&counted_owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(moved["plan_id"], licensed["id"]);
+    assert_eq!(moved["seats_licensed"], 1, "{moved}");
+    let counted_tenant = counted_owner.tenant_id.clone().unwrap();
+    app.post(
+        &format!("/v1/tenants/{counted_tenant}/members"),
+        Some(&counted_owner.access),
+        json!({"email": email("second"), "role": "tenant_user"}),
+    )
+    .await
+    .problem(402);
 }
 
 #[tokio::test]

@@ -200,6 +200,28 @@ async fn a_bought_top_up_raises_the_hard_limit_for_the_period_and_is_charged_onc
         .body;
     assert_eq!(metric_in(&usage, "api_calls")["limit"], 1000);
     assert_eq!(metric_in(&usage, "api_calls")["granted"], 0);
+    // The key of last period's purchase buys nothing now: no units for free from an old bill.
+    let stale = b
+        .app
+        .post_keyed(
+            &format!("/v1/subscriptions/{}/top-ups", b.sub_id),
+            Some(&owner.access),
+            "buy-1",
+            json!({"metric": "api_calls", "packs": 2}),
+        )
+        .await
+        .problem(409);
+    assert!(stale.body["detail"]
+        .as_str()
+        .unwrap()
+        .contains("earlier period"));
+    let usage = b
+        .app
+        .get("/v1/usage", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(metric_in(&usage, "api_calls")["granted"], 0);
 }
 
 #[tokio::test]
@@ -358,6 +380,36 @@ async fn a_platform_admin_credits_a_tenant_and_invoices_take_the_balance_first()
         .expect(200);
     assert_eq!(credited.body["balance"], "5.00");
     assert_eq!(credited.body["currency"], "USD");
+
+    // A declined purchase gives back the credit its voided invoice took.
+    b.app
+        .post(
+            "/v1/payment-methods",
+            Some(&b.owner.access),
+            json!({"token": "pm_card_chargeDeclined", "set_default": true}),
+        )
+        .await
+        .expect(201);
+    let declined = b
+        .buy("too-dear", json!({"metric": "api_calls", "packs": 2}))
+        .await
+        .problem(402);
+    assert!(declined.body["invoice_id"].is_string());
+    let credits = b
+        .app
+        .get("/v1/billing/credits", Some(&b.owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(credits["balance"], "5.00");
+    b.app
+        .post(
+            "/v1/payment-methods",
+            Some(&b.owner.access),
+            json!({"token": "pm_card_visa", "set_default": true}),
+        )
+        .await
+        .expect(201);
 
     // A top-up of 3.00 is paid from the balance, not the card.
     let bought = b

@@ -343,7 +343,11 @@ pub async fn issue(ctx: &AppContext, tenant: &TenantId, draft: Draft) -> Result<
                 &t,
                 WriteOp::Update {
                     key: billing_key(&t),
-                    actions: vec![UpdateAction::set("credit_balance", new_balance)],
+                    actions: vec![
+                        UpdateAction::set("credit_balance", new_balance),
+                        // The balance is in the currency it was last used or given in.
+                        UpdateAction::set(CREDIT_CURRENCY, draft.currency.code()),
+                    ],
                     condition: Some(balance_condition),
                 },
             )
@@ -476,7 +480,9 @@ pub async fn attempt_payment(
     Ok((item, decline))
 }
 
-/// Marks an open invoice void or uncollectible.
+/// Marks an open invoice void or uncollectible. Voiding gives the credit balance it took back
+/// (in the same transaction: the invoice never happened); an uncollectible invoice keeps it
+/// (the credit paid that part).
 pub async fn close(
     ctx: &AppContext,
     tenant: &TenantId,
@@ -484,15 +490,28 @@ pub async fn close(
     status: &str,
 ) -> Result<(), ApiError> {
     let t = ctx.stores.tenant(tenant);
-    match crate::store::StoreExt::update(
+    let applied = invoice.decimal("credit_applied").unwrap_or_default();
+    let mut tx = ctx.stores.transaction().tenant(
         &t,
-        invoice.key.clone(),
-        vec![UpdateAction::set("status", status)],
-        Some(Condition::eq("status", "open")),
-    )
-    .await
-    {
-        Ok(_) | Err(StoreError::ConditionFailed { .. }) => Ok(()),
+        WriteOp::Update {
+            key: invoice.key.clone(),
+            actions: vec![UpdateAction::set("status", status)],
+            condition: Some(Condition::eq("status", "open")),
+        },
+    );
+    if status == "void" && applied > Decimal::ZERO {
+        tx = tx.tenant(
+            &t,
+            WriteOp::Update {
+                key: billing_key(&t),
+                actions: vec![UpdateAction::add("credit_balance", applied)],
+                condition: None,
+            },
+        );
+    }
+    match tx.commit().await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_condition_failure() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -608,6 +627,9 @@ pub async fn history(
         .await?;
     ListResponse::from_page(page, payment_view)
 }
+
+/// The currency of the tenant's credit balance (beside `credit_balance` on its billing item).
+pub const CREDIT_CURRENCY: &str = "credit_currency";
 
 /// The tenant's credit balance.
 pub async fn credit_balance(ctx: &AppContext, tenant: &TenantId) -> Result<Decimal, ApiError> {

@@ -149,7 +149,10 @@ pub(super) async fn end(
     if credit > Decimal::ZERO {
         also.push(WriteOp::Update {
             key: payment_methods::billing_key(t),
-            actions: vec![UpdateAction::add("credit_balance", credit)],
+            actions: vec![
+                UpdateAction::add("credit_balance", credit),
+                UpdateAction::set(super::super::invoices::CREDIT_CURRENCY, sub.currency.code()),
+            ],
             condition: None,
         });
     }

@@ -14,12 +14,12 @@ use super::super::proration::{is_upgrade, prorate};
 use super::super::state::Status;
 use super::cancel::period_not_over;
 use super::metered::{
-    bill_pending_usage, member_count, seat_quantity, settle_usage_ops, settlement_preview,
+    bill_pending_usage, licensed_action, member_count, seat_quantity, settle_usage_ops,
+    settlement_preview,
 };
 use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
     renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
-    SEATS_LICENSED,
 };
 use super::seats::seats_added;
 use super::subscribe::SubscriptionResult;
@@ -73,10 +73,7 @@ async fn seat_amounts(
     if current.seats.is_none() && to.terms.seats.is_none() {
         return Ok(SeatAmounts::default());
     }
-    let count = match &to.terms.seats {
-        Some(seats) => seat_quantity(t, sub, seats).await?,
-        None => member_count(t).await?,
-    };
+    let count = seat_quantity(t, sub, &to.terms).await?;
     Ok(SeatAmounts {
         count: Some(count),
         old: current
@@ -417,16 +414,24 @@ pub(super) async fn apply_plan(
 ) -> Result<(), ApiError> {
     // An earlier change's usage settlement not billed yet is billed first, so this change
     // settles the usage since then (clearing it does not bump the revision read here).
+    // Best effort: this may run after the change was paid, so a failure here must not stop
+    // the move; the earlier settlement then stays pending (billed by the renewal) and this
+    // change settles nothing of its own, as before.
     let settled;
     let sub = match &sub.usage_pending {
-        Some(pending) => {
-            bill_pending_usage(ctx, t.tenant(), sub, pending).await?;
-            settled = Sub {
-                usage_pending: None,
-                ..sub.clone()
-            };
-            &settled
-        }
+        Some(pending) => match bill_pending_usage(ctx, t.tenant(), sub, pending).await {
+            Ok(()) => {
+                settled = Sub {
+                    usage_pending: None,
+                    ..sub.clone()
+                };
+                &settled
+            }
+            Err(e) => {
+                tracing::warn!(subscription = %sub.id, error = %e.detail, "earlier usage settlement not billed yet");
+                sub
+            }
+        },
         None => sub,
     };
     let mut actions = vec![
@@ -457,24 +462,18 @@ pub(super) async fn apply_plan(
     }
     // Seats paid for from here: today's member count on a plan with a seat price.
     match &to.terms.seats {
-        Some(seats) => {
+        Some(_) => {
             let count = match moved.seats {
                 Some(count) => count,
-                None => seat_quantity(t, sub, seats).await?,
+                None => seat_quantity(t, sub, &to.terms).await?,
             };
             actions.push(UpdateAction::set(SEATS_BILLED, count as i64));
-            // Seats bought carry over; onto licensed seats, the seats priced are bought.
-            actions.push(if seats.licensed() {
-                UpdateAction::set(SEATS_LICENSED, sub.seats_licensed.unwrap_or(count) as i64)
-            } else {
-                UpdateAction::remove(SEATS_LICENSED)
-            });
         }
-        None => {
-            actions.push(UpdateAction::remove(SEATS_BILLED));
-            actions.push(UpdateAction::remove(SEATS_LICENSED));
-        }
+        None => actions.push(UpdateAction::remove(SEATS_BILLED)),
     }
+    // Seats bought carry over onto licensed seats (within the new plan's cap); onto a plan
+    // that counts members, they are gone.
+    actions.push(licensed_action(&to.terms, sub, member_count(t).await?));
     // Usage to date is billed at the version it was used under (after this move commits),
     // not at the new one's prices.
     actions.extend(settle_usage_ops(ctx, t, sub, moved.restart_at.is_some(), now).await?);

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::super::grants::{in_force_after, Grant};
-use super::super::invoices::credit_balance;
+use super::super::invoices::{credit_balance, CREDIT_CURRENCY};
 use super::super::payment_methods::billing_key;
 use super::record::{live, try_commit};
 use crate::access;
@@ -82,7 +82,16 @@ pub async fn adjust_credit(
 ) -> Result<CreditsView, ApiError> {
     let tenant = access::admin_named_tenant(ctx, caller, tenant_id).await?;
     let reason = crate::text::check_reason(&req.reason, "reason")?;
-    let currency = currency_of(live(ctx, &tenant).await?.as_ref());
+    // The balance is in the subscription's currency: with none, there is no currency to give
+    // credit in.
+    let currency = live(ctx, &tenant)
+        .await?
+        .map(|s| s.currency)
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "the tenant has no live subscription; credit is given in its currency",
+            )
+        })?;
     let text = req.amount.trim();
     let (negative, magnitude) = match text.strip_prefix('-') {
         Some(rest) => (true, rest),
@@ -128,7 +137,10 @@ pub async fn adjust_credit(
         };
         let write = WriteOp::Update {
             key: billing_key(&t),
-            actions: vec![UpdateAction::set("credit_balance", new)],
+            actions: vec![
+                UpdateAction::set("credit_balance", new),
+                UpdateAction::set(CREDIT_CURRENCY, currency.code()),
+            ],
             condition: Some(condition),
         };
         let change = Change {

@@ -15,11 +15,12 @@ use super::super::grants::granted_in;
 use super::super::invoices::{self, Draft, Line};
 use super::super::payment_methods;
 use super::super::period::period;
-use super::super::pricing::SeatPrice;
 use super::record::{
-    load_version, reload, PendingUsage, Sub, USAGE_BILLED, USAGE_CLOSED, USAGE_PENDING,
+    load_version, reload, PendingUsage, Sub, SEATS_LICENSED, USAGE_BILLED, USAGE_CLOSED,
+    USAGE_PENDING,
 };
 use crate::error::ApiError;
+use crate::plans::policies::Enforcement;
 use crate::plans::{self, BillingCycle, VersionTerms};
 use crate::store::{Condition, Store, StoreError, StoreExt, TenantId, TenantStore, UpdateAction};
 use crate::time;
@@ -40,6 +41,8 @@ pub(super) struct NextInvoice {
     pub lines: Vec<Line>,
     /// The seats billed for the period ahead, on a plan with a seat price.
     pub seats: Option<u64>,
+    /// The seats bought from the period ahead on (licensed seats), or its removal.
+    pub licensed: UpdateAction,
     /// The subscription's coupon after this invoice (`None`: used up, or there was none).
     pub discount_after: Option<Discount>,
 }
@@ -50,18 +53,38 @@ pub(super) async fn member_count(t: &TenantStore) -> Result<u64, ApiError> {
     Ok(meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64)
 }
 
-/// The seats `sub` pays for under `seats`: its member count, or on licensed seats the seats
-/// bought — never fewer than its members (a join racing a lowered seat count is billed).
+/// The seats bought under `terms`, on licensed seats: what the tenant admin bought, never
+/// fewer than the members, nor past the plan's hard `max_users` (unless members already are).
+/// `None`: the version counts members, or has no seat price.
+pub(super) fn licensed_seats(terms: &VersionTerms, sub: &Sub, members: u64) -> Option<u64> {
+    terms.seats.as_ref().filter(|s| s.licensed())?;
+    let bought = sub.seats_licensed.unwrap_or(members).max(members);
+    let cap = terms
+        .limits
+        .iter()
+        .find(|l| l.metric == "max_users" && l.enforcement == Enforcement::Hard)
+        .and_then(|l| l.limit);
+    Some(cap.map_or(bought, |cap| bought.min(cap.max(members))))
+}
+
+/// The write of [`licensed_seats`] onto a subscription moving to `terms` (removed when the
+/// version counts members).
+pub(super) fn licensed_action(terms: &VersionTerms, sub: &Sub, members: u64) -> UpdateAction {
+    match licensed_seats(terms, sub, members) {
+        Some(bought) => UpdateAction::set(SEATS_LICENSED, bought as i64),
+        None => UpdateAction::remove(SEATS_LICENSED),
+    }
+}
+
+/// The seats `sub` pays for under `terms`: its member count, or on licensed seats the seats
+/// bought ([`licensed_seats`]; a join racing a lowered seat count is billed).
 pub(super) async fn seat_quantity(
     t: &TenantStore,
     sub: &Sub,
-    seats: &SeatPrice,
+    terms: &VersionTerms,
 ) -> Result<u64, ApiError> {
     let members = member_count(t).await?;
-    Ok(match (seats.licensed(), sub.seats_licensed) {
-        (true, Some(bought)) => bought.max(members),
-        _ => members,
-    })
+    Ok(licensed_seats(terms, sub, members).unwrap_or(members))
 }
 
 /// The usage lines of `sub`'s current period under `terms` (its own version): none in a
@@ -189,15 +212,12 @@ pub(super) async fn settlement_preview(
         return Ok(Vec::new());
     }
     let to = usage_to_date(t, sub, &terms).await?;
-    let from = match &sub.usage_pending {
-        // A settlement not billed yet is billed first; this one starts where it ended.
-        Some(pending) => pending.to.clone(),
-        None => sub.usage_billed.clone(),
-    };
+    // What a change now settles: from what was billed before (`usage_billed`, empty after a
+    // period restart), as the change itself computes it.
     Ok(settlement_lines(
         sub,
         &terms,
-        &from,
+        &sub.usage_billed,
         &to,
         (sub.period_start, now),
     ))
@@ -357,11 +377,12 @@ pub(super) async fn next_invoice(
     let mut lines = vec![plan_line(&name, cycle, price, sub.currency, (start, end))];
     let mut seat_count = None;
     if let Some(seats) = &terms.seats {
-        let count = seat_quantity(t, sub, seats).await?;
+        let count = seat_quantity(t, sub, &terms).await?;
         lines.push(seat_line(seats, count, sub.currency, (start, end)));
         seat_count = Some(count);
     }
     lines.extend(usage_lines(t, sub, &closing).await?);
+    let licensed = licensed_action(&terms, sub, member_count(t).await?);
     let mut discount_after = None;
     if let Some(discount) = &sub.discount {
         lines.extend(discount.line(&lines, sub.currency));
@@ -378,6 +399,7 @@ pub(super) async fn next_invoice(
         end,
         lines,
         seats: seat_count,
+        licensed,
         discount_after,
     })
 }

@@ -99,6 +99,7 @@ pub async fn renew(
         end: end_at,
         lines,
         seats,
+        licensed,
         discount_after,
     } = next_invoice(ctx, &t, &sub).await?;
     let draft = Draft {
@@ -158,6 +159,8 @@ pub async fn renew(
             Some(count) => UpdateAction::set(SEATS_BILLED, count as i64),
             None => UpdateAction::remove(SEATS_BILLED),
         },
+        // On a scheduled change, seats bought follow the new version like a change now.
+        licensed,
         match &discount_after {
             Some(discount) => UpdateAction::set(DISCOUNT, discount.text()),
             None => UpdateAction::remove(DISCOUNT),
@@ -228,7 +231,7 @@ async fn retry_dunning(
     let invoice = invoices::load_by_id(ctx, tenant, &invoice_id).await?;
     let attempts = sub.dunning_attempts.unwrap_or(1);
     let days = &ctx.billing.dunning_days;
-    if let Some(invoice) = invoice.filter(|i| i.str("status") == Some("open")) {
+    if let Some(invoice) = invoice.clone().filter(|i| i.str("status") == Some("open")) {
         if let Some(method) = payment_methods::resolve(ctx, tenant, None).await? {
             let (_, decline) = invoices::attempt_payment(ctx, tenant, &invoice, &method).await?;
             if decline.is_none() {
@@ -237,19 +240,7 @@ async fn retry_dunning(
             }
         }
         if attempts as usize >= days.len() {
-            invoices::close(ctx, tenant, &invoice, "uncollectible").await?;
-            let last = ctx.billing.dunning_final;
-            // Dunning gave up, but the usage of the period so far is still owed.
-            let Some(sub) = closed_for_billing(ctx, tenant, sub).await? else {
-                return Ok(Renewal::NotDue);
-            };
-            bill_final_usage(ctx, tenant, &sub, now).await?;
-            end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
-            return Ok(if last == Event::Expire {
-                Renewal::Expired
-            } else {
-                Renewal::Cancelled
-            });
+            return give_up(ctx, tenant, sub, Some(&invoice), now).await;
         }
         let retry = sub.period_start + Duration::days(days[attempts as usize]);
         let mut actions = vec![
@@ -263,9 +254,43 @@ async fn retry_dunning(
             Err(e) => Err(e.into()),
         };
     }
-    // The invoice was settled elsewhere (paid by hand): the subscription recovers.
-    recover(ctx, tenant, &sub).await?;
-    Ok(Renewal::Renewed)
+    match invoice.as_ref().and_then(|i| i.str("status")) {
+        // Written off (or voided) by an earlier run that did not get to end the subscription:
+        // finish giving up, never recover unpaid.
+        Some("uncollectible" | "void") => give_up(ctx, tenant, sub, None, now).await,
+        // Settled elsewhere (paid by hand): the subscription recovers.
+        _ => {
+            recover(ctx, tenant, &sub).await?;
+            Ok(Renewal::Renewed)
+        }
+    }
+}
+
+/// Dunning gives up: the period's usage so far is billed (it is still owed), the subscription
+/// ends, and only then is the open invoice written off, so a failure on the way leaves it
+/// past due with its invoice open, for the next run to finish.
+async fn give_up(
+    ctx: &AppContext,
+    tenant: &TenantId,
+    sub: Sub,
+    open: Option<&crate::store::Item>,
+    now: DateTime<Utc>,
+) -> Result<Renewal, ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    let last = ctx.billing.dunning_final;
+    let Some(sub) = closed_for_billing(ctx, tenant, sub).await? else {
+        return Ok(Renewal::NotDue);
+    };
+    bill_final_usage(ctx, tenant, &sub, now).await?;
+    end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
+    if let Some(invoice) = open {
+        invoices::close(ctx, tenant, invoice, "uncollectible").await?;
+    }
+    Ok(if last == Event::Expire {
+        Renewal::Expired
+    } else {
+        Renewal::Cancelled
+    })
 }
 
 /// A past-due subscription whose invoice got paid: active again, next renewal at period end.

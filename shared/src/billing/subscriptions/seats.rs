@@ -54,10 +54,10 @@ pub async fn seats_added(ctx: &AppContext, tenant: &TenantId) -> Result<(), ApiE
             return Ok(());
         }
         let terms = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
-        let Some(seats) = &terms.seats else {
+        if terms.seats.is_none() {
             return Ok(());
-        };
-        let count = seat_quantity(&t, &sub, seats).await?;
+        }
+        let count = seat_quantity(&t, &sub, &terms).await?;
         let billed_condition = match sub.seats_billed {
             Some(billed) => Condition::eq(SEATS_BILLED, billed as i64),
             None => Condition::not_exists(SEATS_BILLED),
@@ -262,6 +262,21 @@ pub async fn set_seats(
     let t = ctx.stores.tenant(&tenant);
     let members = member_count(&t).await?;
     let bought = check_seats(&terms, req.quantity, members, "quantity")?;
+    // Seats added to a paid period are charged at once: no card, no seats (a decline leaves
+    // the seat invoice open, payable by hand, like a member's seat).
+    let adds = bought > sub.seats_billed.unwrap_or(0);
+    if adds
+        && sub.status == Status::Active
+        && !sub.trialing
+        && super::super::payment_methods::resolve(ctx, &tenant, None)
+            .await?
+            .is_none()
+    {
+        return Err(ApiError::validation(
+            "payment_method_id",
+            "add a payment method first: added seats are charged at once",
+        ));
+    }
     let write = sub.write(vec![
         UpdateAction::set(SEATS_LICENSED, bought as i64),
         UpdateAction::set("updated_at", time::fmt(now)),

@@ -88,6 +88,22 @@ pub async fn create(
         }
         _ => None,
     };
+    // A credit balance is in one currency: a subscription in another would misread it.
+    if let Some(billing) = t
+        .get(&super::super::payment_methods::billing_key(&t))
+        .await?
+    {
+        let held = billing.decimal("credit_balance").unwrap_or_default();
+        match billing.str(super::super::invoices::CREDIT_CURRENCY) {
+            Some(code) if held > Decimal::ZERO && code != terms.currency.code() => {
+                return Err(ApiError::conflict(format!(
+                    "the tenant holds a credit balance in {code}; subscribe to a plan in {code}"
+                ))
+                .field("plan_id"))
+            }
+            _ => {}
+        }
+    }
     if let Some(live) = t.get(&live_key(&t)).await? {
         return Err(ApiError::conflict(
             "the tenant already has a live subscription; change its plan instead",

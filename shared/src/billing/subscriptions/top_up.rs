@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::super::grants::{in_force_after, Grant};
-use super::super::invoices::{self, Draft, InvoiceView, Line, LineDetail, LineKind};
+use super::super::invoices::{
+    self, Draft, InvoiceView, Line, LineDetail, LineKind, CREDIT_CURRENCY,
+};
 use super::super::payment_methods;
+use super::super::payment_methods::billing_key;
 use super::super::state::Status;
 use super::record::{found, try_commit, GRANTS};
 use crate::access;
@@ -23,9 +26,12 @@ use crate::auth::tokens::sha256_hex;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ids::new_id;
-use crate::store::{Item, TenantId, UpdateAction};
+use crate::store::{Item, TenantId, UpdateAction, WriteOp};
 use crate::time;
 use crate::AppContext;
+
+/// Grants and top-ups a subscription holds at once (the stored list stays small).
+const MAX_GRANTS: usize = 50;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -107,39 +113,82 @@ pub async fn buy_top_up(
             price: None,
         }),
     };
-    let purchase = match idempotency_key {
-        Some(key) => sha256_hex(&format!("{}\n{key}", sub.id))[..24].to_owned(),
-        None => new_id("topup"),
-    };
-    let draft = |purchase: &str| Draft {
+    if in_force_after(&sub.grants, now).len() >= MAX_GRANTS {
+        return Err(ApiError::conflict(
+            "the subscription holds 50 grants and top-ups in force; buy more after the period ends",
+        ));
+    }
+    let draft = |dedupe: String| Draft {
         subscription_id: sub.id.clone(),
         currency: sub.currency,
         lines: vec![line.clone()],
         period: (now, sub.period_end),
-        dedupe: format!("{}#topup#{purchase}", sub.id),
+        dedupe,
     };
-    let mut invoice = invoices::issue(ctx, &tenant, draft(&purchase)).await?;
-    if invoice.str("status") == Some("void") {
-        // This key's earlier attempt was declined and voided: a retry is a new attempt.
-        invoice = invoices::issue(ctx, &tenant, draft(&new_id("topup"))).await?;
+    let invoice = match idempotency_key {
+        // The key's purchase: its first attempt not voided by a decline (a retry after a
+        // decline is a new attempt, numbered, so retrying that retry is the same attempt).
+        Some(key) => {
+            let base = &sha256_hex(&format!("{}\n{key}", sub.id))[..24];
+            let mut found = None;
+            for attempt in 1..=20 {
+                let dedupe = format!("{}#topup#{base}#{attempt}", sub.id);
+                let invoice = invoices::issue(ctx, &tenant, draft(dedupe)).await?;
+                if invoice.str("status") != Some("void") {
+                    found = Some(invoice);
+                    break;
+                }
+            }
+            found.ok_or_else(|| {
+                ApiError::conflict("this Idempotency-Key was declined 20 times; use a new one")
+            })?
+        }
+        None => {
+            let dedupe = format!("{}#topup#{}", sub.id, new_id("topup"));
+            invoices::issue(ctx, &tenant, draft(dedupe)).await?
+        }
+    };
+    // What the invoice bought decides the units, never the request: a reused key asking for
+    // something else is refused before anything is charged.
+    let view = InvoiceView::from_item(&invoice)?;
+    let bought = view
+        .lines
+        .first()
+        .and_then(|l| Some((l.detail.as_ref()?, l.period_end.as_deref()?)));
+    let Some((detail, until)) = bought else {
+        return Err(ApiError::internal("top-up invoice without its line"));
+    };
+    if detail.metric != req.metric || detail.quantity != units {
+        return Err(ApiError::validation(
+            "packs",
+            "this Idempotency-Key bought another top-up; use a new key",
+        ));
     }
-    if invoice.str("status") == Some("open") {
-        invoice = charge_now(ctx, &tenant, invoice, req.payment_method_id.as_deref()).await?;
+    let expires_at = time::parse(until).ok_or_else(|| ApiError::internal("bad line period"))?;
+    if expires_at <= now {
+        return Err(ApiError::conflict(
+            "this Idempotency-Key's purchase belongs to an earlier period; use a new key",
+        ));
     }
+    let invoice = match invoice.str("status") {
+        Some("open") => charge_now(ctx, &tenant, invoice, req.payment_method_id.as_deref()).await?,
+        _ => invoice,
+    };
     let invoice_id = invoice.required_str("invoice_id")?.to_owned();
     let grant = Grant {
         id: format!("grant_{invoice_id}"),
-        metric: req.metric.clone(),
-        units,
+        metric: detail.metric.clone(),
+        units: detail.quantity,
         granted_at: time::fmt(now),
-        expires_at: time::fmt(sub.period_end),
+        expires_at: time::fmt(expires_at),
         reason: format!(
             "Top-up bought: {} × {} {}",
             req.packs, pack.units, req.metric
         ),
         invoice_id: Some(invoice_id),
     };
-    let grant = add_grant(ctx, caller, &tenant, id, grant).await?;
+    let refund = invoice.decimal("subtotal").unwrap_or_default();
+    let grant = add_grant(ctx, caller, &tenant, id, grant, refund).await?;
     Ok(TopUpResult {
         grant,
         invoice: InvoiceView::from_item(&invoice)?,
@@ -184,21 +233,30 @@ async fn charge_now(
 }
 
 /// Writes a paid top-up's grant on the live subscription (once: its id is the invoice's),
-/// going round again when another change wins the race.
+/// going round again, with a pause, when another change wins the race (a plan change holds
+/// the subscription for a few seconds at most). If the period ended while it was paid, the
+/// units can no longer be used: the grant is written expired, as a marker, and what was paid
+/// goes to the credit balance in the same transaction.
 async fn add_grant(
     ctx: &AppContext,
     caller: &Caller,
     tenant: &TenantId,
     id: &str,
     grant: Grant,
+    paid: rust_decimal::Decimal,
 ) -> Result<Grant, ApiError> {
     let t = ctx.stores.tenant(tenant);
-    let now = ctx.clock.now();
-    for _ in 0..10 {
+    for attempt in 0..40u64 {
+        if attempt > 0 {
+            let pause = 50 + rand::random::<u64>() % (50 * attempt.min(8));
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+        }
+        let now = ctx.clock.now();
         let sub = found(ctx, tenant, id).await?;
         if let Some(done) = sub.grants.iter().find(|g| g.id == grant.id) {
             return Ok(done.clone());
         }
+        let lapsed = time::parse(&grant.expires_at).is_some_and(|end| end <= now);
         let mut grants = in_force_after(&sub.grants, now);
         grants.push(grant.clone());
         let write = sub.write(vec![
@@ -216,17 +274,34 @@ async fn add_grant(
             after: Some(json!(grant)),
             reason: None,
         };
-        let event = json!({"subscription_id": sub.id, "grant": grant});
+        let mut also = vec![audit::tenant_op(&t, caller, change, now)];
+        if lapsed && paid > rust_decimal::Decimal::ZERO {
+            also.push(WriteOp::Update {
+                key: billing_key(&t),
+                actions: vec![
+                    UpdateAction::add("credit_balance", paid),
+                    UpdateAction::set(CREDIT_CURRENCY, sub.currency.code()),
+                ],
+                condition: None,
+            });
+        }
+        let event =
+            json!({"subscription_id": sub.id, "grant": grant, "refunded_to_balance": lapsed});
         match try_commit(
             ctx,
             &t,
             write,
             ("customer.top_up.created", event),
-            vec![audit::tenant_op(&t, caller, change, now)],
+            also,
             now,
         )
         .await
         {
+            Ok(()) if lapsed => {
+                return Err(ApiError::conflict(
+                    "the period ended while the top-up was paid; what was paid is in the credit balance",
+                ))
+            }
             Ok(()) => {
                 // The hot path's cached limits are a revision behind now.
                 ctx.hot.forget_limits(tenant.as_str());
