@@ -20,6 +20,7 @@ use super::metered::{
 use super::record::{
     changed_meanwhile, commit, current_version, found, live_moved, load_version, reload,
     renewal_index, Sub, SubscriptionView, Target, CHANGE_LOCK, CHANGE_LOCK_SECS, SEATS_BILLED,
+    SEATS_LICENSED,
 };
 use super::seats::seats_added;
 use super::subscribe::SubscriptionResult;
@@ -473,7 +474,10 @@ pub(super) async fn apply_plan(
     }
     // Seats bought carry over onto licensed seats (within the new plan's cap); onto a plan
     // that counts members, they are gone.
-    actions.push(licensed_action(&to.terms, sub, member_count(t).await?));
+    actions.push(match to.terms.seats.as_ref().filter(|s| s.licensed()) {
+        Some(_) => licensed_action(&to.terms, sub, member_count(t).await?),
+        None => UpdateAction::remove(SEATS_LICENSED),
+    });
     // Usage to date is billed at the version it was used under (after this move commits),
     // not at the new one's prices.
     actions.extend(settle_usage_ops(ctx, t, sub, moved.restart_at.is_some(), now).await?);
@@ -501,8 +505,10 @@ pub(super) async fn apply_plan(
         }
     }
     // Members past the seats priced here (joined during the change) are billed now.
-    if let Err(e) = seats_added(ctx, t.tenant()).await {
-        tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+    if to.terms.seats.is_some() {
+        if let Err(e) = seats_added(ctx, t.tenant()).await {
+            tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+        }
     }
     Ok(())
 }

@@ -382,7 +382,11 @@ pub(super) async fn next_invoice(
         seat_count = Some(count);
     }
     lines.extend(usage_lines(t, sub, &closing).await?);
-    let licensed = licensed_action(&terms, sub, member_count(t).await?);
+    // Only licensed seats need the member count (a flat renewal reads nothing more).
+    let licensed = match terms.seats.as_ref().filter(|s| s.licensed()) {
+        Some(_) => licensed_action(&terms, sub, member_count(t).await?),
+        None => UpdateAction::remove(SEATS_LICENSED),
+    };
     let mut discount_after = None;
     if let Some(discount) = &sub.discount {
         lines.extend(discount.line(&lines, sub.currency));

@@ -199,9 +199,11 @@ pub async fn renew(
     {
         Ok(()) => {
             // A member who joined while this renewal counted seats is billed now (a join
-            // leaves an ended period's seats to the renewal).
-            if let Err(e) = seats_added(ctx, tenant).await {
-                tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+            // leaves an ended period's seats to the renewal). Only plans with a seat price.
+            if seats.is_some() {
+                if let Err(e) = seats_added(ctx, tenant).await {
+                    tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+                }
             }
             Ok(if paid {
                 Renewal::Renewed
