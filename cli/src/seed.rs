@@ -10,6 +10,7 @@ use eshtarek_core::auth::tokens::random_secret;
 use eshtarek_core::auth::{Caller, Role};
 use eshtarek_core::billing::pricing::{SeatPrice, Tier, TopUp, UsageCharge, UsagePrice};
 use eshtarek_core::invitations::{self, AcceptLinkRequest, InviteRequest};
+use eshtarek_core::plans::features::{self, CreateFeatureRequest, FeatureType};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
 use eshtarek_core::plans::{self, CreatePlanRequest};
 use eshtarek_core::store::{Condition, Item, Key, StoreError, StoreExt};
@@ -189,84 +190,164 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             seats: None,
             usage_charges: Vec::new(),
             top_ups: Vec::new(),
+            features: Default::default(),
+            allowed_changes: None,
         };
-    let mut created = std::collections::HashMap::new();
-    for request in [
-        plan(
-            "Free",
-            "For trying things out",
-            "0.00",
-            0,
-            &["free_users", "free_calls", "free_storage"],
+    // Features, defined once and valued per plan (the plan comparison shows them side by side).
+    for (key, name, kind, description) in [
+        (
+            "priority_support",
+            "Priority support",
+            FeatureType::Boolean,
+            "Answers within four business hours",
         ),
-        plan(
-            "Trial",
-            "Seven days to try it: 120 requests and 50,000 tokens, then pick a plan",
-            "0.00",
-            7,
-            &["trial_requests", "trial_tokens"],
+        (
+            "max_projects",
+            "Projects",
+            FeatureType::Number,
+            "Projects a tenant may create",
         ),
-        CreatePlanRequest {
-            // Out of requests before the month is: 500 more for $5.00, at once.
-            top_ups: vec![TopUp {
-                metric: "requests".into(),
-                units: 500,
-                price: "5.00".parse().expect("a decimal"),
-            }],
-            ..plan(
-                "Pro",
-                "For individuals: 1,000 requests and 1M tokens a month; 500 more for $5",
-                "10.00",
-                0,
-                &["pro_users", "pro_requests", "pro_tokens"],
-            )
-        },
-        plan(
-            "Plus",
-            "For power users: 2,500 requests and 2.5M tokens a month",
-            "19.00",
-            0,
-            &["pro_users", "plus_requests", "plus_tokens"],
+        (
+            "support_tier",
+            "Support tier",
+            FeatureType::String,
+            "Which support desk answers",
         ),
-        CreatePlanRequest {
-            seats: Some(SeatPrice {
-                unit_price: "12.00".parse().expect("a decimal"),
-                included: 0,
-                quantity: Default::default(),
-            }),
-            ..plan(
-                "Teams",
-                "For teams: $12 per user, 5,000 requests and 5M tokens a month",
-                "49.00",
-                14,
-                &["teams_users", "teams_requests", "teams_tokens"],
-            )
-        },
-        CreatePlanRequest {
-            top_ups: vec![TopUp {
-                metric: "api_calls".into(),
-                units: 10_000,
-                price: "20.00".parse().expect("a decimal"),
-            }],
-            ..plan(
-                "Business",
-                "For companies at scale; 10,000 more API calls for $20",
-                "99.00",
-                0,
-                &["biz_users", "biz_calls", "biz_storage"],
-            )
-        },
-        CreatePlanRequest {
-            usage_charges: vec![graduated_requests()],
-            ..plan(
-                "Pay as you go",
-                "No monthly fee: requests billed in arrears on graduated tiers",
+    ] {
+        features::create(
+            ctx,
+            &caller,
+            CreateFeatureRequest {
+                key: key.into(),
+                name: name.into(),
+                kind,
+                description: Some(description.into()),
+            },
+        )
+        .await?;
+    }
+    let valued = |priority: bool, projects: u32, tier: &str| {
+        std::collections::BTreeMap::from([
+            ("priority_support".to_owned(), serde_json::json!(priority)),
+            ("max_projects".to_owned(), serde_json::json!(projects)),
+            ("support_tier".to_owned(), serde_json::json!(tier)),
+        ])
+    };
+    // Where each plan may change to, as a real trial-and-tiers service has it: Trial (and the
+    // rest) anywhere; Pro to Plus or Teams; Plus to Teams; Teams nowhere. Targets come first,
+    // so their ids exist when the plans that name them are created.
+    let mut created: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for (request, features, allowed) in [
+        (
+            plan(
+                "Free",
+                "For trying things out",
                 "0.00",
                 0,
-                &[],
-            )
-        },
+                &["free_users", "free_calls", "free_storage"],
+            ),
+            valued(false, 1, "community"),
+            None,
+        ),
+        (
+            plan(
+                "Trial",
+                "Seven days to try it: 120 requests and 50,000 tokens, then pick a plan",
+                "0.00",
+                7,
+                &["trial_requests", "trial_tokens"],
+            ),
+            valued(false, 3, "community"),
+            None,
+        ),
+        (
+            CreatePlanRequest {
+                seats: Some(SeatPrice {
+                    unit_price: "12.00".parse().expect("a decimal"),
+                    included: 0,
+                    quantity: Default::default(),
+                }),
+                ..plan(
+                    "Teams",
+                    "For teams: $12 per user, 5,000 requests and 5M tokens a month",
+                    "49.00",
+                    14,
+                    &["teams_users", "teams_requests", "teams_tokens"],
+                )
+            },
+            valued(true, 100, "gold"),
+            Some(&[][..]),
+        ),
+        (
+            plan(
+                "Plus",
+                "For power users: 2,500 requests and 2.5M tokens a month",
+                "19.00",
+                0,
+                &["pro_users", "plus_requests", "plus_tokens"],
+            ),
+            valued(true, 25, "standard"),
+            Some(&["Teams"][..]),
+        ),
+        (
+            CreatePlanRequest {
+                // Out of requests before the month is: 500 more for $5.00, at once.
+                top_ups: vec![TopUp {
+                    metric: "requests".into(),
+                    units: 500,
+                    price: "5.00".parse().expect("a decimal"),
+                }],
+                ..plan(
+                    "Pro",
+                    "For individuals: 1,000 requests and 1M tokens a month; 500 more for $5",
+                    "10.00",
+                    0,
+                    &["pro_users", "pro_requests", "pro_tokens"],
+                )
+            },
+            valued(false, 10, "standard"),
+            Some(&["Plus", "Teams"][..]),
+        ),
+        (
+            CreatePlanRequest {
+                top_ups: vec![TopUp {
+                    metric: "api_calls".into(),
+                    units: 10_000,
+                    price: "20.00".parse().expect("a decimal"),
+                }],
+                ..plan(
+                    "Business",
+                    "For companies at scale; 10,000 more API calls for $20",
+                    "99.00",
+                    0,
+                    &["biz_users", "biz_calls", "biz_storage"],
+                )
+            },
+            valued(true, 1000, "platinum"),
+            None,
+        ),
+        (
+            CreatePlanRequest {
+                usage_charges: vec![graduated_requests()],
+                ..plan(
+                    "Pay as you go",
+                    "No monthly fee: requests billed in arrears on graduated tiers",
+                    "0.00",
+                    0,
+                    &[],
+                )
+            },
+            Default::default(),
+            None,
+        ),
     ] {
+        let allowed_changes: Option<Vec<String>> =
+            allowed.map(|names: &[&str]| names.iter().map(|n| created[*n].clone()).collect());
+        let request = CreatePlanRequest {
+            features,
+            allowed_changes,
+            ..request
+        };
         let name = request.name.clone();
         created.insert(name, plans::create(ctx, &caller, request).await?.id);
     }

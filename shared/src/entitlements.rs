@@ -7,11 +7,12 @@ use rust_decimal::Decimal;
 use serde_json::json;
 
 use crate::billing::pricing::{SeatPrice, UsageCharge};
+use crate::billing::state::Status;
 use crate::billing::subscriptions::{self, Sub};
 use crate::error::ApiError;
 use crate::plans::policies::{Enforcement, LimitSpec};
 use crate::plans::{self};
-use crate::store::{Store, TenantId};
+use crate::store::{Query, Store, TenantId};
 use crate::AppContext;
 
 /// The plan limits in force for a tenant now: its live subscription's plan version.
@@ -40,10 +41,72 @@ impl Limits {
 }
 
 pub async fn limits_in_force(ctx: &AppContext, tenant: &TenantId) -> Result<Limits, ApiError> {
-    live_limits(ctx, tenant).await?.ok_or_else(|| {
-        ApiError::limit_exceeded("subscription", "the tenant has no active subscription")
-            .with("code", "no_subscription")
-    })
+    match live_limits(ctx, tenant).await? {
+        Some(limits) => Ok(limits),
+        None => Err(no_subscription(ctx, tenant).await?),
+    }
+}
+
+/// The 402 of a tenant without a live subscription: its trial ended without it subscribing
+/// (`trial-ended`, with the cheapest paid plan as `upgrade_to`), or it has none.
+async fn no_subscription(ctx: &AppContext, tenant: &TenantId) -> Result<ApiError, ApiError> {
+    let t = ctx.stores.tenant(tenant);
+    // Only on the refusal path: a few of the tenant's latest subscriptions.
+    let page = t
+        .query(
+            &Query::table(t.pk("SUBS"))
+                .begins_with("SUB#")
+                .descending()
+                .limit(5),
+        )
+        .await?;
+    let latest = page
+        .items
+        .into_iter()
+        .filter_map(|item| Sub::parse(item).ok())
+        .max_by(|a, b| a.created_at.cmp(&b.created_at));
+    let trial_ended = latest.is_some_and(|s| {
+        s.status == Status::Expired && s.trial_end.is_some() && s.ended_at == s.trial_end
+    });
+    if !trial_ended {
+        return Ok(ApiError::limit_exceeded(
+            "subscription",
+            "the tenant has no active subscription",
+        )
+        .with("code", "no_subscription"));
+    }
+    let mut refused = ApiError::new(
+        axum::http::StatusCode::PAYMENT_REQUIRED,
+        "trial-ended",
+        "Trial ended",
+    )
+    .detail("the trial has ended: subscribe to a plan to go on")
+    .metric("subscription")
+    .with("code", "trial_ended");
+    if let Some(plan) = cheapest_paid_plan(ctx).await {
+        refused = refused.with("upgrade_to", plan);
+    }
+    Ok(refused)
+}
+
+/// The cheapest active plan with a price, for a trial's end.
+async fn cheapest_paid_plan(ctx: &AppContext) -> Option<serde_json::Value> {
+    let page = plans::list(
+        ctx,
+        None,
+        crate::http::ListParams {
+            limit: Some("100".into()),
+            cursor: None,
+        },
+    )
+    .await
+    .ok()?;
+    let price = |p: &plans::PlanView| p.price.parse::<Decimal>().unwrap_or(Decimal::MAX);
+    page.data
+        .into_iter()
+        .filter(|p| price(p) > Decimal::ZERO)
+        .min_by(|a, b| price(a).cmp(&price(b)))
+        .map(|p| json!({"id": p.id, "name": p.name, "price": p.price, "currency": p.currency}))
 }
 
 /// The limits of the tenant's live subscription, if it has one.

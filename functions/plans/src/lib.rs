@@ -12,6 +12,9 @@ use eshtarek_core::billing::subscriptions::{self, MigrateRequest, MigrateResult}
 use eshtarek_core::error::{ApiError, ApiResult};
 use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::openapi::ProblemResponses;
+use eshtarek_core::plans::features::{
+    self, CreateFeatureRequest, FeatureView, PatchFeatureRequest,
+};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest, PatchPolicyRequest, PolicyView};
 use eshtarek_core::plans::{self, CreatePlanRequest, PatchPlanRequest, PlanVersionView, PlanView};
 use eshtarek_core::AppContext;
@@ -23,12 +26,13 @@ pub const NAME: &str = "plans";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(create_coupon, list_coupons, get_coupon, patch_coupon, migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
+    paths(create_feature, list_features, patch_feature, create_coupon, list_coupons, get_coupon, patch_coupon, migrate_plan, create_plan, list_plans, get_plan, patch_plan, delete_plan, list_versions, get_version, activate_plan, deactivate_plan, create_policy, list_policies, get_policy, patch_policy, audit_log),
     tags(
         (name = "plans", description = "Plans and immutable plan versions"),
         (name = "limit policies", description = "Limits attached to plans"),
         (name = "audit", description = "Append-only audit log"),
-        (name = "coupons", description = "Coupons tenants redeem (platform admin)")
+        (name = "coupons", description = "Coupons tenants redeem (platform admin)"),
+        (name = "features", description = "Features plan versions grant (platform admin)")
     )
 )]
 pub struct PlansApi;
@@ -54,6 +58,8 @@ pub fn router(ctx: AppContext) -> Router {
         )
         .route("/v1/audit-log", get(audit_log))
         .route("/v1/coupons", post(create_coupon).get(list_coupons))
+        .route("/v1/features", post(create_feature).get(list_features))
+        .route("/v1/features/{key}", axum::routing::patch(patch_feature))
         .route("/v1/coupons/{code}", get(get_coupon).patch(patch_coupon))
         .with_state(ctx)
 }
@@ -401,4 +407,60 @@ async fn patch_coupon(
     ApiJson(req): ApiJson<PatchCouponRequest>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(coupons::patch(&ctx, &caller, &code, req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/features",
+    tag = "features",
+    summary = "Define a feature (platform admin): a key, a name, a type (boolean, number or string); plan versions then give it a value.",
+    request_body = CreateFeatureRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Created", body = FeatureView), (status = 400), (status = 401), (status = 403), (status = 409), (status = 415), (status = 422))
+)]
+async fn create_feature(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateFeatureRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok((
+        StatusCode::CREATED,
+        Json(features::create(&ctx, &caller, req).await?),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/features",
+    tag = "features",
+    summary = "The features plans may grant, by key (any signed-in caller).",
+    params(ListParams),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A page", body = ListResponse<FeatureView>), (status = 401), (status = 422))
+)]
+async fn list_features(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(features::list(&ctx, &caller, params).await?))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/features/{key}",
+    tag = "features",
+    summary = "Rename or re-describe a feature (platform admin); its type never changes.",
+    request_body = PatchFeatureRequest,
+    params(("key" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 200, description = "The feature", body = FeatureView), (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 415), (status = 422))
+)]
+async fn patch_feature(
+    State(ctx): State<AppContext>,
+    caller: Caller,
+    Path(key): Path<String>,
+    ApiJson(req): ApiJson<PatchFeatureRequest>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(features::patch(&ctx, &caller, &key, req).await?))
 }

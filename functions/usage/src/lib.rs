@@ -11,6 +11,9 @@ use eshtarek_core::http::{health, ApiJson, ApiQuery, ListParams, ListResponse};
 use eshtarek_core::idempotency::Replay;
 use eshtarek_core::openapi::ProblemResponses;
 use eshtarek_core::usage::api_keys::{self, ApiKeyView, CreateApiKeyRequest, CreatedApiKey};
+use eshtarek_core::usage::entitlements::{
+    self as ents, EntitlementCheckRequest, EntitlementCheckResult, EntitlementsView,
+};
 use eshtarek_core::usage::{
     self, AdminUsage, AdminUsageQuery, BatchRequest, BatchResponse, CheckRequest, CheckResult,
     GaugeRequest, History, HistoryQuery, Meter, MetricUsage, NotificationView, RecordingMeter,
@@ -25,7 +28,7 @@ pub const NAME: &str = "usage";
 #[derive(OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(record_event, record_batch, admin_usage, admin_tenant_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key),
+    paths(record_event, record_batch, admin_usage, admin_tenant_usage, get_usage, check, history, set_gauge, list_notifications, read_notification, create_key, list_keys, revoke_key, entitlements, check_entitlements),
     tags((name = "usage", description = "Metering and limits"), (name = "api keys", description = "Machine-to-machine keys"))
 )]
 pub struct UsageApi;
@@ -43,6 +46,8 @@ pub fn router(ctx: AppContext) -> Router {
         .route("/v1/usage/events", post(record_event))
         .route("/v1/usage", get(get_usage))
         .route("/v1/usage/events:batch", post(record_batch))
+        .route("/v1/entitlements", get(entitlements))
+        .route("/v1/entitlements/check", post(check_entitlements))
         .route("/v1/usage/check", post(check))
         .route("/v1/admin/usage", get(admin_usage))
         .route("/v1/admin/tenants/{id}/usage", get(admin_tenant_usage))
@@ -277,4 +282,46 @@ async fn admin_usage(
     ApiQuery(q): ApiQuery<AdminUsageQuery>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(usage::admin_usage(&ctx, &caller, q).await?))
+}
+
+/// `Cache-Control` for an answer that may be kept `seconds` (private: it is one tenant's).
+fn cache_for(seconds: u32) -> [(axum::http::HeaderName, String); 1] {
+    let value = if seconds == 0 {
+        "private, no-store".to_owned()
+    } else {
+        format!("private, max-age={seconds}")
+    };
+    [(axum::http::header::CACHE_CONTROL, value)]
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/entitlements",
+    tag = "usage",
+    summary = "Everything the tenant's plan grants now: features with their values, and every limited or charged metric with what is used.",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The entitlements", body = EntitlementsView), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 402, description = "No subscription"), (status = 403, description = "Wrong role or scope"))
+)]
+async fn entitlements(State(ctx): State<AppContext>, meter: Meter) -> ApiResult<impl IntoResponse> {
+    let view = ents::entitlements(&ctx, &meter).await?;
+    Ok((cache_for(view.cache_for_seconds), Json(view)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/entitlements/check",
+    tag = "usage",
+    summary = "May the tenant use these features and this much of these metrics now? Optionally consume one metric in the same call, atomically.",
+    description = "Each check is a `feature` or a `metric` (with a `quantity`, default 1). The answer gives, for each, `allowed` and a `reason`, and for a metric its use, limit, remaining and reset time. With `consume` and an `idempotency_key`, the one metric asked is recorded as a usage event would be (refused under a hard limit, counted once per key). `cache_for_seconds` (and `Cache-Control`) say how long the answer holds.",
+    request_body = EntitlementCheckRequest,
+    security(("bearer" = [])),
+    responses((status = 200, description = "The answers", body = EntitlementCheckResult), (status = 400), (status = 401, description = "Not signed in, or the token or key is invalid"), (status = 403, description = "Wrong role or scope"), (status = 415), (status = 422))
+)]
+async fn check_entitlements(
+    State(ctx): State<AppContext>,
+    meter: RecordingMeter,
+    ApiJson(req): ApiJson<EntitlementCheckRequest>,
+) -> ApiResult<impl IntoResponse> {
+    let result = ents::check(&ctx, &meter, req).await?;
+    Ok((cache_for(result.cache_for_seconds), Json(result)))
 }

@@ -2,7 +2,7 @@
 //! (a change of terms writes the next version), activate or deactivate it, delete an unused
 //! one; each audited.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Deserialize;
 
@@ -56,6 +56,14 @@ pub struct CreatePlanRequest {
     #[serde(default)]
     #[schema(max_items = 10)]
     pub top_ups: Vec<TopUp>,
+    /// Feature values by key (each defined first with `POST /v1/features`, of its type).
+    #[serde(default)]
+    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    pub features: BTreeMap<String, serde_json::Value>,
+    /// The plans a subscription may change to from this one (plan ids); absent or `null`: any.
+    #[serde(default)]
+    #[schema(max_items = 50)]
+    pub allowed_changes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -81,6 +89,13 @@ pub struct PatchPlanRequest {
     /// Replaces the top-up packs (`[]` removes them all).
     #[schema(max_items = 10)]
     pub top_ups: Option<Vec<TopUp>>,
+    /// Replaces the feature values (`{}` removes them all).
+    #[schema(value_type = Option<Object>)]
+    pub features: Option<BTreeMap<String, serde_json::Value>>,
+    /// Replaces the plans it may change to; `null`: any.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>, max_items = 50)]
+    pub allowed_changes: Option<Option<Vec<String>>>,
 }
 
 fn check_plan_name(raw: &str) -> Result<String, ApiError> {
@@ -186,6 +201,39 @@ fn check_top_ups(mut terms: VersionTerms) -> Result<VersionTerms, ApiError> {
     Ok(terms)
 }
 
+/// Checks the plans a plan may change to: existing plans, each once, not itself, at most 50.
+async fn check_allowed(
+    ctx: &AppContext,
+    own: Option<&str>,
+    list: Option<Vec<String>>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = list else {
+        return Ok(None);
+    };
+    if list.len() > 50 {
+        return Err(ApiError::validation("allowed_changes", "at most 50 plans"));
+    }
+    let mut seen = HashSet::new();
+    for (i, id) in list.iter().enumerate() {
+        let field = format!("allowed_changes[{i}]");
+        if Some(id.as_str()) == own {
+            return Err(ApiError::validation(
+                field,
+                "a plan does not change to itself",
+            ));
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(ApiError::validation(field, "listed twice"));
+        }
+        let exists = crate::ids::is_key_safe(id)
+            && ctx.stores.platform().get(&plan_key(id)).await?.is_some();
+        if !exists {
+            return Err(ApiError::validation(field, format!("no plan {id:?}")));
+        }
+    }
+    Ok(Some(list))
+}
+
 /// Snapshots the named policies' limits; one limit per metric.
 async fn snapshot_limits(ctx: &AppContext, ids: &[String]) -> Result<Vec<LimitSpec>, ApiError> {
     if ids.len() > 20 {
@@ -232,8 +280,11 @@ pub async fn create(
         seats: req.seats,
         usage_charges: req.usage_charges,
         top_ups: req.top_ups,
+        features: req.features,
+        allowed_changes: check_allowed(ctx, None, req.allowed_changes).await?,
     };
     let terms = check_components(terms)?;
+    super::features::check_values(ctx, &terms.features).await?;
     let now = ctx.clock.now();
     let at = time::fmt(now);
     let id = new_id("plan");
@@ -327,8 +378,16 @@ pub async fn patch(
             .usage_charges
             .unwrap_or_else(|| current.usage_charges.clone()),
         top_ups: req.top_ups.unwrap_or_else(|| current.top_ups.clone()),
+        features: req.features.unwrap_or_else(|| current.features.clone()),
+        allowed_changes: match req.allowed_changes {
+            Some(list) => check_allowed(ctx, Some(id), list).await?,
+            None => current.allowed_changes.clone(),
+        },
     };
     let terms = check_components(terms)?;
+    if terms.features != current.features {
+        super::features::check_values(ctx, &terms.features).await?;
+    }
     let name = req.name.as_deref().map(check_plan_name).transpose()?;
     let description = req
         .description

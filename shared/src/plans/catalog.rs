@@ -4,6 +4,8 @@
 //! versions (`PLAN#<id>` / `VERSION#<nnnnnn>`) that never change once written; the plan's
 //! `META` item points at the current one. Subscriptions keep the version they bought.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +75,10 @@ pub struct VersionTerms {
     pub usage_charges: Vec<UsageCharge>,
     /// Packs of units a tenant admin may buy on top of the plan.
     pub top_ups: Vec<TopUp>,
+    /// Feature values by key (`plans::features`: boolean, number or string).
+    pub features: BTreeMap<String, serde_json::Value>,
+    /// The plans a subscription on this version may change to; `None`: any.
+    pub allowed_changes: Option<Vec<String>>,
 }
 
 impl VersionTerms {
@@ -105,6 +111,11 @@ pub struct PlanVersionView {
     pub usage_charges: Vec<UsageCharge>,
     /// Packs of units a tenant admin may buy on top of the plan, charged at once.
     pub top_ups: Vec<TopUp>,
+    /// Feature values by key: `true`/`false`, a number or a string, as the feature's type says.
+    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    pub features: BTreeMap<String, serde_json::Value>,
+    /// The plans this one may change to; `null`: any.
+    pub allowed_changes: Option<Vec<String>>,
     pub created_at: String,
 }
 
@@ -123,6 +134,8 @@ impl PlanVersionView {
             seats: terms.seats,
             usage_charges: terms.usage_charges,
             top_ups: terms.top_ups,
+            features: terms.features,
+            allowed_changes: terms.allowed_changes,
             created_at: item.required_str("created_at")?.to_owned(),
         })
     }
@@ -153,6 +166,12 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         .map(from_attr)
         .transpose()?
         .unwrap_or_default();
+    let features = item
+        .get("features")
+        .map(from_attr)
+        .transpose()?
+        .unwrap_or_default();
+    let allowed_changes = item.get("allowed_changes").map(from_attr).transpose()?;
     Ok(VersionTerms {
         price: item
             .decimal("price")
@@ -166,6 +185,8 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         seats,
         usage_charges,
         top_ups,
+        features,
+        allowed_changes,
     })
 }
 
@@ -198,6 +219,12 @@ pub(super) fn version_item(plan_id: &str, version: u32, terms: &VersionTerms, at
     if !terms.top_ups.is_empty() {
         item = item.with("top_ups", to_attr(serde_json::json!(terms.top_ups)));
     }
+    if !terms.features.is_empty() {
+        item = item.with("features", to_attr(serde_json::json!(terms.features)));
+    }
+    if let Some(allowed) = &terms.allowed_changes {
+        item = item.with("allowed_changes", to_attr(serde_json::json!(allowed)));
+    }
     item
 }
 
@@ -222,6 +249,11 @@ pub struct PlanView {
     pub usage_charges: Vec<UsageCharge>,
     /// Packs of units a tenant admin may buy on top of the plan, charged at once.
     pub top_ups: Vec<TopUp>,
+    /// Feature values by key: `true`/`false`, a number or a string, as the feature's type says.
+    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    pub features: BTreeMap<String, serde_json::Value>,
+    /// The plans this one may change to; `null`: any.
+    pub allowed_changes: Option<Vec<String>>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -244,6 +276,8 @@ impl PlanView {
             seats: v.seats,
             usage_charges: v.usage_charges,
             top_ups: v.top_ups,
+            features: v.features,
+            allowed_changes: v.allowed_changes,
             created_at: meta.required_str("created_at")?.to_owned(),
             updated_at: meta.required_str("updated_at")?.to_owned(),
         })

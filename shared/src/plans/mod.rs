@@ -3,6 +3,7 @@
 
 mod admin;
 mod catalog;
+pub mod features;
 pub mod policies;
 
 pub use admin::{create, delete, patch, set_active, CreatePlanRequest, PatchPlanRequest};

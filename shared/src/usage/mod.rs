@@ -8,6 +8,7 @@
 mod alerts;
 pub mod api_keys;
 mod counters;
+pub mod entitlements;
 mod gauges;
 pub mod hot;
 pub mod keys;

@@ -172,6 +172,24 @@ async fn change_target(ctx: &AppContext, sub: &Sub, plan_id: &str) -> Result<Tar
             sub.status.as_str()
         )));
     }
+    // The subscription's version says where it may go (`allowed_changes`; none: anywhere).
+    let from = load_version(ctx, &sub.plan_id, sub.plan_version).await?;
+    if let Some(allowed) = &from.allowed_changes {
+        if plan_id != sub.plan_id && !allowed.iter().any(|p| p == plan_id) {
+            return Err(ApiError::validation(
+                "plan_id",
+                if allowed.is_empty() {
+                    format!("this plan cannot change to another; {plan_id} is not allowed")
+                } else {
+                    format!(
+                        "this plan may change to {} only; {plan_id} is not allowed",
+                        allowed.join(", ")
+                    )
+                },
+            )
+            .with("allowed_changes", allowed.clone()));
+        }
+    }
     let to = current_version(ctx, plan_id).await?;
     if plan_id == sub.plan_id && to.version == sub.plan_version {
         return Err(ApiError::validation(

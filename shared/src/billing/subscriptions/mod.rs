@@ -33,6 +33,7 @@ pub use expiry::{expire, expiry_due, Expiry};
 pub use grant::{grant, GrantRequest};
 pub use metered::recurring_price;
 pub use pay::{pay_invoice, PayRequest};
+pub use record::load_version as terms_of_version;
 pub use record::{
     live, load, renewal_partitions, renewal_shard, DiscountView, ScheduledChange, Sub,
     SubscriptionView, RENEWAL_SHARDS,

@@ -259,7 +259,7 @@ impl Sub {
         self.usage_closed_at.as_deref() == Some(time::fmt(self.period_end).as_str())
     }
 
-    pub(super) fn parse(item: Item) -> Result<Self, ApiError> {
+    pub fn parse(item: Item) -> Result<Self, ApiError> {
         let t = |name: &str| -> Result<DateTime<Utc>, ApiError> {
             time::parse(item.required_str(name)?)
                 .ok_or_else(|| ApiError::internal(format!("bad time {name}")))
@@ -522,7 +522,8 @@ pub(super) async fn live_sub(ctx: &AppContext, tenant: &TenantId) -> Result<Sub,
         .ok_or_else(|| ApiError::not_found("the tenant has no live subscription"))
 }
 
-pub(super) async fn load_version(
+/// A plan version's terms (cached: versions never change once written).
+pub async fn load_version(
     ctx: &AppContext,
     plan_id: &str,
     version: u32,

@@ -1,0 +1,358 @@
+//! Entitlements as a tenant's backend asks for them: everything its plan grants now (features
+//! and metric limits with what is used), and one check of one or many features and metrics,
+//! optionally consuming a metric in the same call (recorded exactly as a usage event is:
+//! atomically under a hard limit, once per idempotency key).
+//!
+//! The answer says how long it may be cached: features change only when the plan does (a
+//! change, a migration, a renewal onto a scheduled plan), so 60 seconds; a metric's room
+//! changes with every event, so not at all.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::meter::{Meter, RecordingMeter};
+use super::model::UsageEvent;
+use super::record::record;
+use super::reports::{summary, MetricUsage};
+use crate::entitlements::live_limits;
+use crate::error::ApiError;
+use crate::plans::features::{self, FeatureType};
+use crate::plans::policies::Enforcement;
+use crate::AppContext;
+
+/// How long features may be cached by the caller, in seconds.
+const FEATURES_TTL: u32 = 60;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FeatureEntitlement {
+    #[schema(example = "priority_support")]
+    pub key: String,
+    /// The catalog's name (the key if the feature was removed from it).
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: Option<FeatureType>,
+    /// The plan's value: `true`/`false`, a number or a string.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    /// `true` for a boolean that is on, a number above zero or a non-empty string.
+    pub enabled: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntitlementsView {
+    pub plan_id: String,
+    pub plan_version: u32,
+    pub features: Vec<FeatureEntitlement>,
+    /// Every metric the plan limits or charges, with what is used.
+    pub metrics: Vec<MetricUsage>,
+    /// Seconds this answer may be cached (the metrics' figures move with every event).
+    pub cache_for_seconds: u32,
+}
+
+fn enabled(value: &Value) -> bool {
+    match value {
+        Value::Bool(on) => *on,
+        Value::Number(n) => n.as_f64().is_some_and(|x| x > 0.0),
+        Value::String(s) => !s.is_empty(),
+        _ => false,
+    }
+}
+
+async fn feature_entitlements(
+    ctx: &AppContext,
+    values: &std::collections::BTreeMap<String, Value>,
+) -> Result<Vec<FeatureEntitlement>, ApiError> {
+    let mut out = Vec::with_capacity(values.len());
+    for (key, value) in values {
+        let described = features::describe(ctx, key).await?;
+        out.push(FeatureEntitlement {
+            key: key.clone(),
+            name: described
+                .as_ref()
+                .map_or_else(|| key.clone(), |f| f.name.clone()),
+            kind: described.map(|f| f.kind),
+            value: value.clone(),
+            enabled: enabled(value),
+        });
+    }
+    Ok(out)
+}
+
+/// All of a tenant's entitlements now.
+pub async fn entitlements(ctx: &AppContext, meter: &Meter) -> Result<EntitlementsView, ApiError> {
+    let usage = summary(ctx, meter).await?;
+    let terms =
+        crate::billing::subscriptions::terms_of_version(ctx, &usage.plan_id, usage.plan_version)
+            .await?;
+    Ok(EntitlementsView {
+        features: feature_entitlements(ctx, &terms.features).await?,
+        plan_id: usage.plan_id,
+        plan_version: usage.plan_version,
+        metrics: usage.data,
+        cache_for_seconds: 0,
+    })
+}
+
+/// One thing to check: a `feature`, or a `metric` with a `quantity` (default 1).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckItem {
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "priority_support")]
+    pub feature: Option<String>,
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "api_calls")]
+    pub metric: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000000)]
+    pub quantity: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntitlementCheckRequest {
+    /// 1 to 20 checks.
+    #[schema(min_items = 1, max_items = 20)]
+    pub checks: Vec<CheckItem>,
+    /// Also record the one metric check's quantity, if allowed, as a usage event would.
+    #[serde(default)]
+    pub consume: bool,
+    /// With `consume`: the usage event's idempotency key (a retry counts nothing again).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 255)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckKind {
+    Feature,
+    Metric,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CheckAnswer {
+    pub kind: CheckKind,
+    /// The feature's key or the metric.
+    pub key: String,
+    pub allowed: bool,
+    /// `enabled`, `disabled`, `not_in_plan`, `within_limit`, `unlimited`, `over_soft_limit`,
+    /// `limit_reached`, `no_subscription`.
+    pub reason: String,
+    /// A feature's value.
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Value>,
+    /// A metric's use so far (after this call's own, when it consumed).
+    pub used: Option<u64>,
+    pub limit: Option<u64>,
+    pub remaining: Option<u64>,
+    /// When the metric's count starts again (`null`: never, a gauge).
+    pub resets_at: Option<String>,
+    /// Whether this call recorded the quantity.
+    pub consumed: bool,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EntitlementCheckResult {
+    /// Every check allowed.
+    pub allowed: bool,
+    pub results: Vec<CheckAnswer>,
+    /// Seconds this answer may be cached: 60 for features alone, 0 once a metric is asked.
+    pub cache_for_seconds: u32,
+}
+
+fn answer(kind: CheckKind, key: &str, allowed: bool, reason: &str) -> CheckAnswer {
+    CheckAnswer {
+        kind,
+        key: key.to_owned(),
+        allowed,
+        reason: reason.to_owned(),
+        value: None,
+        used: None,
+        limit: None,
+        remaining: None,
+        resets_at: None,
+        consumed: false,
+    }
+}
+
+/// Checks features and metrics; with `consume`, records the one metric's quantity when allowed.
+pub async fn check(
+    ctx: &AppContext,
+    meter: &RecordingMeter,
+    req: EntitlementCheckRequest,
+) -> Result<EntitlementCheckResult, ApiError> {
+    if !meter.meter.can_read {
+        return Err(ApiError::forbidden("this key lacks the usage:read scope"));
+    }
+    if req.checks.is_empty() || req.checks.len() > 20 {
+        return Err(ApiError::validation("checks", "1 to 20 checks"));
+    }
+    for (i, item) in req.checks.iter().enumerate() {
+        let field = |name: &str| format!("checks[{i}].{name}");
+        match (&item.feature, &item.metric) {
+            (Some(key), None) => {
+                crate::plans::policies::check_metric(key).map_err(|e| e.field(field("feature")))?;
+                if item.quantity.is_some() {
+                    return Err(ApiError::validation(
+                        field("quantity"),
+                        "a feature has no quantity",
+                    ));
+                }
+            }
+            (None, Some(metric)) => {
+                crate::plans::policies::check_metric(metric)
+                    .map_err(|e| e.field(field("metric")))?;
+                if item
+                    .quantity
+                    .is_some_and(|q| !(1..=1_000_000_000).contains(&q))
+                {
+                    return Err(ApiError::validation(
+                        field("quantity"),
+                        "a whole number from 1 to 1000000000",
+                    ));
+                }
+            }
+            _ => {
+                return Err(ApiError::validation(
+                    format!("checks[{i}]"),
+                    "give either `feature` or `metric`",
+                ))
+            }
+        }
+    }
+    let metrics: Vec<usize> = (0..req.checks.len())
+        .filter(|i| req.checks[*i].metric.is_some())
+        .collect();
+    if req.consume {
+        if metrics.len() != 1 {
+            return Err(ApiError::validation(
+                "consume",
+                "consume records one metric: ask exactly one metric check",
+            ));
+        }
+        if req
+            .idempotency_key
+            .as_deref()
+            .is_none_or(|k| k.is_empty() || k.len() > 255)
+        {
+            return Err(ApiError::validation(
+                "idempotency_key",
+                "consume needs an idempotency key of 1 to 255 characters",
+            ));
+        }
+    }
+    let cache_for_seconds = if metrics.is_empty() { FEATURES_TTL } else { 0 };
+    let Some(limits) = live_limits(ctx, &meter.meter.tenant).await? else {
+        let results = req
+            .checks
+            .iter()
+            .map(|item| match (&item.feature, &item.metric) {
+                (Some(key), _) => answer(CheckKind::Feature, key, false, "no_subscription"),
+                (_, Some(metric)) => answer(CheckKind::Metric, metric, false, "no_subscription"),
+                _ => unreachable!("checked above"),
+            })
+            .collect();
+        return Ok(EntitlementCheckResult {
+            allowed: false,
+            results,
+            cache_for_seconds: 0,
+        });
+    };
+    let terms = crate::billing::subscriptions::terms_of_version(
+        ctx,
+        &limits.sub.plan_id,
+        limits.sub.plan_version,
+    )
+    .await?;
+    let usage = if metrics.is_empty() {
+        Vec::new()
+    } else {
+        summary(ctx, &meter.meter).await?.data
+    };
+    let mut results = Vec::with_capacity(req.checks.len());
+    for item in &req.checks {
+        if let Some(key) = &item.feature {
+            results.push(match terms.features.get(key) {
+                Some(value) => {
+                    let on = enabled(value);
+                    CheckAnswer {
+                        value: Some(value.clone()),
+                        ..answer(
+                            CheckKind::Feature,
+                            key,
+                            on,
+                            if on { "enabled" } else { "disabled" },
+                        )
+                    }
+                }
+                None => answer(CheckKind::Feature, key, false, "not_in_plan"),
+            });
+            continue;
+        }
+        let metric = item.metric.as_deref().expect("checked above");
+        let quantity = item.quantity.unwrap_or(1) as u64;
+        let Some(m) = usage.iter().find(|m| m.metric == metric) else {
+            // Not limited or charged: recorded only if the platform records it freely.
+            let free = ctx.free_metrics.contains(metric);
+            results.push(answer(
+                CheckKind::Metric,
+                metric,
+                free,
+                if free { "unlimited" } else { "not_in_plan" },
+            ));
+            continue;
+        };
+        let hard = m.enforcement == Enforcement::Hard;
+        let fits = m.limit.is_none_or(|l| m.used + quantity <= l);
+        let (allowed, reason) = match (m.limit, fits, hard) {
+            (None, _, _) => (true, "unlimited"),
+            (Some(_), true, _) => (true, "within_limit"),
+            (Some(_), false, true) => (false, "limit_reached"),
+            (Some(_), false, false) => (true, "over_soft_limit"),
+        };
+        results.push(CheckAnswer {
+            used: Some(m.used),
+            limit: m.limit,
+            remaining: m.limit.map(|l| l.saturating_sub(m.used)),
+            resets_at: m.period_end.clone(),
+            ..answer(CheckKind::Metric, metric, allowed, reason)
+        });
+    }
+    if req.consume {
+        let i = metrics[0];
+        if results[i].allowed {
+            let item = &req.checks[i];
+            let event = UsageEvent {
+                metric: item.metric.clone().expect("a metric check"),
+                quantity: item.quantity.unwrap_or(1),
+                idempotency_key: req.idempotency_key.clone().expect("checked above"),
+                timestamp: None,
+            };
+            // The check above was advice; the record decides, atomically under the limit.
+            match record(ctx, meter, event).await {
+                Ok(done) => {
+                    let r = &mut results[i];
+                    r.used = Some(done.used);
+                    r.limit = done.limit;
+                    r.remaining = done.remaining;
+                    r.consumed = true;
+                    if done.overage {
+                        r.reason = "over_soft_limit".into();
+                    }
+                }
+                Err(e) if e.status == axum::http::StatusCode::PAYMENT_REQUIRED => {
+                    let r = &mut results[i];
+                    r.allowed = false;
+                    r.reason = "limit_reached".into();
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(EntitlementCheckResult {
+        allowed: results.iter().all(|r| r.allowed),
+        results,
+        cache_for_seconds,
+    })
+}

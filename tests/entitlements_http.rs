@@ -1,0 +1,502 @@
+//! Entitlements (issue 21), over HTTP: features defined once and valued per plan version,
+//! allowed plan changes, the one check (features and metrics, consuming atomically), and a
+//! trial's end blocking metered use.
+
+use eshtarek_core::clock::Clock;
+use eshtarek_tests::fixtures::{email, usage_event};
+use eshtarek_tests::http::{Session, TestApp};
+use serde_json::{json, Value};
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
+}
+
+/// Defines the three demo-like features under fresh keys: (boolean, number, string).
+async fn features(app: &TestApp, admin: &Session) -> (String, String, String) {
+    let mut keys = Vec::new();
+    for (name, kind) in [
+        ("priority", "boolean"),
+        ("projects", "number"),
+        ("tier", "string"),
+    ] {
+        let key = unique(&format!("{name}_"));
+        app.post(
+            "/v1/features",
+            Some(&admin.access),
+            json!({"key": key, "name": name, "type": kind}),
+        )
+        .await
+        .expect(201);
+        keys.push(key);
+    }
+    (keys[0].clone(), keys[1].clone(), keys[2].clone())
+}
+
+async fn plan(app: &TestApp, admin: &Session, body: Value) -> Value {
+    let mut body = body;
+    body["name"] = json!(unique(body["name"].as_str().unwrap()));
+    app.post("/v1/plans", Some(&admin.access), body)
+        .await
+        .expect(201)
+        .body
+}
+
+async fn hard_limit(app: &TestApp, admin: &Session, metric: &str, limit: u64) -> Value {
+    app.post(
+        "/v1/limit-policies",
+        Some(&admin.access),
+        json!({"metric": metric, "limit": limit, "reset_period": "billing_period", "enforcement": "hard"}),
+    )
+    .await
+    .expect(201)
+    .body["id"]
+        .clone()
+}
+
+#[tokio::test]
+async fn features_are_defined_once_and_valued_per_plan_version() {
+    let app = TestApp::new().await;
+    let admin = app.platform_admin().await;
+    let (priority, projects, tier) = features(&app, &admin).await;
+    // The catalog: keys checked, one definition per key, platform admins only.
+    for (bad, field) in [
+        (
+            json!({"key": "Bad Key", "name": "x", "type": "boolean"}),
+            "key",
+        ),
+        (
+            json!({"key": "ok_key", "name": " ", "type": "boolean"}),
+            "name",
+        ),
+    ] {
+        let reply = app
+            .post("/v1/features", Some(&admin.access), bad)
+            .await
+            .problem(422);
+        assert_eq!(reply.body["field"], field);
+    }
+    app.post(
+        "/v1/features",
+        Some(&admin.access),
+        json!({"key": priority, "name": "again", "type": "number"}),
+    )
+    .await
+    .problem(409);
+    let owner = app.signup(&email("owner"), "Features").await;
+    app.post(
+        "/v1/features",
+        Some(&owner.access),
+        json!({"key": unique("mine_"), "name": "x", "type": "boolean"}),
+    )
+    .await
+    .problem(403);
+    let listed = app
+        .get("/v1/features?limit=100", Some(&owner.access))
+        .await
+        .expect(200);
+    assert!(listed.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["key"] == priority.as_str() && f["type"] == "boolean"));
+
+    // A plan's values: known features, of their type; a 422 names the field.
+    let base =
+        json!({"name": "Featured", "price": "5.00", "currency": "USD", "billing_cycle": "monthly"});
+    for (values, field) in [
+        (
+            json!({"nope_feature": true}),
+            "features.nope_feature".to_owned(),
+        ),
+        (json!({&projects: "ten"}), format!("features.{projects}")),
+        (json!({&priority: 1}), format!("features.{priority}")),
+        (json!({&tier: "x".repeat(201)}), format!("features.{tier}")),
+    ] {
+        let mut body = base.clone();
+        body["name"] = json!(unique("Bad"));
+        body["features"] = values;
+        let reply = app
+            .post("/v1/plans", Some(&admin.access), body)
+            .await
+            .problem(422);
+        assert_eq!(reply.body["field"], field.as_str(), "{}", reply.body);
+    }
+    let mut body = base.clone();
+    body["features"] = json!({&priority: true, &projects: 10, &tier: "gold"});
+    let made = plan(&app, &admin, body).await;
+    assert_eq!(made["features"][&projects], 10);
+    // New values make a new version; the old one keeps its own.
+    let id = made["id"].as_str().unwrap();
+    let patched = app
+        .patch(
+            &format!("/v1/plans/{id}"),
+            Some(&admin.access),
+            json!({"features": {&priority: false, &projects: 20}}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(patched.body["current_version"], 2);
+    let v1 = app
+        .get(&format!("/v1/plans/{id}/versions/1"), Some(&admin.access))
+        .await
+        .expect(200);
+    assert_eq!(v1.body["features"][&tier], "gold");
+    assert_eq!(patched.body["features"].get(&tier), None);
+}
+
+#[tokio::test]
+async fn the_check_answers_features_and_metrics_and_consumes_atomically() {
+    let app = TestApp::new().await;
+    let admin = app.platform_admin().await;
+    let (priority, projects, tier) = features(&app, &admin).await;
+    let policy = hard_limit(&app, &admin, "api_calls", 10).await;
+    let made = plan(
+        &app,
+        &admin,
+        json!({"name": "Checked", "price": "5.00", "currency": "USD", "billing_cycle": "monthly",
+               "limit_policy_ids": [policy],
+               "features": {&priority: true, &projects: 0, &tier: "gold"}}),
+    )
+    .await;
+    let owner = app.signup(&email("owner"), "Checked").await;
+    // No subscription yet: every check says so (a check answers, it does not fail).
+    let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
+    let before = app
+        .post(
+            "/v1/entitlements/check",
+            Some(&key),
+            json!({"checks": [{"feature": &priority}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(before.body["allowed"], false);
+    assert_eq!(before.body["results"][0]["reason"], "no_subscription");
+    app.subscribe_with_card(&owner, made["id"].as_str().unwrap())
+        .await;
+
+    let check = |body: Value| {
+        let (app, key) = (&app, key.clone());
+        async move { app.post("/v1/entitlements/check", Some(&key), body).await }
+    };
+    let features_only = check(json!({"checks": [
+        {"feature": &priority}, {"feature": &projects}, {"feature": &tier}, {"feature": "not_granted"}
+    ]}))
+    .await
+    .expect(200);
+    let r = &features_only.body["results"];
+    assert_eq!(
+        (r[0]["allowed"].clone(), r[0]["reason"].clone()),
+        (json!(true), json!("enabled"))
+    );
+    assert_eq!(
+        (r[1]["allowed"].clone(), r[1]["value"].clone()),
+        (json!(false), json!(0))
+    );
+    assert_eq!(r[2]["value"], "gold");
+    assert_eq!(r[3]["reason"], "not_in_plan");
+    assert_eq!(features_only.body["cache_for_seconds"], 60);
+    assert_eq!(
+        features_only.headers["cache-control"],
+        "private, max-age=60"
+    );
+
+    // A metric: room now; consumed with a key, counted once however often it is retried.
+    let consume = json!({"checks": [{"feature": &priority}, {"metric": "api_calls", "quantity": 4}],
+                         "consume": true, "idempotency_key": "req-1"});
+    let first = check(consume.clone()).await.expect(200);
+    let m = &first.body["results"][1];
+    assert_eq!(
+        (
+            m["allowed"].clone(),
+            m["consumed"].clone(),
+            m["used"].clone()
+        ),
+        (json!(true), json!(true), json!(4))
+    );
+    assert_eq!(m["limit"], 10);
+    assert!(m["resets_at"].is_string());
+    assert_eq!(first.headers["cache-control"], "private, no-store");
+    let again = check(consume).await.expect(200);
+    assert_eq!(again.body["results"][1]["used"], 4);
+    let usage = app
+        .get("/v1/usage", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(
+        eshtarek_tests::fixtures::metric_in(&usage, "api_calls")["used"],
+        4
+    );
+    // Past the hard limit: refused, nothing counted.
+    let over = check(json!({"checks": [{"metric": "api_calls", "quantity": 7}], "consume": true, "idempotency_key": "req-2"}))
+        .await
+        .expect(200);
+    assert_eq!(over.body["allowed"], false);
+    assert_eq!(over.body["results"][0]["reason"], "limit_reached");
+    assert_eq!(over.body["results"][0]["consumed"], false);
+    let fits = check(json!({"checks": [{"metric": "api_calls", "quantity": 6}]}))
+        .await
+        .expect(200);
+    assert_eq!(fits.body["results"][0]["remaining"], 6);
+    assert_eq!(fits.body["results"][0]["allowed"], true);
+
+    // Bad requests are named.
+    for (bad, field) in [
+        (json!({"checks": []}), "checks"),
+        (
+            json!({"checks": [{"feature": "a", "metric": "b"}]}),
+            "checks[0]",
+        ),
+        (
+            json!({"checks": [{"metric": "api_calls", "quantity": 0}]}),
+            "checks[0].quantity",
+        ),
+        (
+            json!({"checks": [{"metric": "api_calls"}], "consume": true}),
+            "idempotency_key",
+        ),
+        (
+            json!({"checks": [{"metric": "api_calls"}, {"metric": "exports"}], "consume": true, "idempotency_key": "k"}),
+            "consume",
+        ),
+    ] {
+        let reply = check(bad.clone()).await.problem(422);
+        assert_eq!(reply.body["field"], field, "{bad}: {}", reply.body);
+    }
+
+    // Everything at once, for a dashboard or a backend's start-up.
+    let all = app
+        .get("/v1/entitlements", Some(&key))
+        .await
+        .expect(200)
+        .body;
+    assert_eq!(all["plan_id"], made["id"]);
+    assert!(all["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["key"] == priority.as_str() && f["enabled"] == true && f["name"] == "priority"));
+    assert!(all["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["metric"] == "api_calls" && m["used"] == 4));
+}
+
+#[tokio::test]
+async fn plans_change_only_where_they_are_allowed_to() {
+    let app = TestApp::new().await;
+    let admin = app.platform_admin().await;
+    let priced = |name: &str, price: &str| json!({"name": name, "price": price, "currency": "USD", "billing_cycle": "monthly"});
+    let teams = plan(&app, &admin, {
+        let mut b = priced("Teams", "49.00");
+        b["allowed_changes"] = json!([]);
+        b
+    })
+    .await;
+    let plus = plan(&app, &admin, {
+        let mut b = priced("Plus", "19.00");
+        b["allowed_changes"] = json!([teams["id"]]);
+        b
+    })
+    .await;
+    let business = plan(&app, &admin, priced("Business", "99.00")).await;
+    let pro = plan(&app, &admin, {
+        let mut b = priced("Pro", "10.00");
+        b["allowed_changes"] = json!([plus["id"], teams["id"]]);
+        b
+    })
+    .await;
+    assert_eq!(pro["allowed_changes"], json!([plus["id"], teams["id"]]));
+    // The list is checked: known plans, once each, never the plan itself.
+    let mut bad = priced(&unique("Bad"), "1.00");
+    bad["allowed_changes"] = json!(["plan_nosuch"]);
+    let reply = app
+        .post("/v1/plans", Some(&admin.access), bad)
+        .await
+        .problem(422);
+    assert_eq!(reply.body["field"], "allowed_changes[0]");
+    let own = app
+        .patch(
+            &format!("/v1/plans/{}", pro["id"].as_str().unwrap()),
+            Some(&admin.access),
+            json!({"allowed_changes": [pro["id"]]}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(own.body["field"], "allowed_changes[0]");
+
+    let owner = app.signup(&email("owner"), "Mover").await;
+    let subscribed = app
+        .subscribe_with_card(&owner, pro["id"].as_str().unwrap())
+        .await;
+    let sub = subscribed["subscription"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Pro → Business: not on Pro's list, refused by the preview and the change alike.
+    let preview = app
+        .get(
+            &format!(
+                "/v1/subscriptions/{sub}/change-preview?plan_id={}",
+                business["id"].as_str().unwrap()
+            ),
+            Some(&owner.access),
+        )
+        .await
+        .problem(422);
+    assert_eq!(preview.body["field"], "plan_id");
+    assert_eq!(
+        preview.body["allowed_changes"],
+        json!([plus["id"], teams["id"]])
+    );
+    app.post(
+        &format!("/v1/subscriptions/{sub}/change"),
+        Some(&owner.access),
+        json!({"plan_id": business["id"], "effective": "now"}),
+    )
+    .await
+    .problem(422);
+    // Pro → Plus is allowed; Plus → Pro is not (Plus goes to Teams only).
+    app.post(
+        &format!("/v1/subscriptions/{sub}/change"),
+        Some(&owner.access),
+        json!({"plan_id": plus["id"], "effective": "now"}),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/v1/subscriptions/{sub}/change"),
+        Some(&owner.access),
+        json!({"plan_id": pro["id"], "effective": "now"}),
+    )
+    .await
+    .problem(422);
+    // A platform admin's override is not a tenant's choice: it may move anywhere.
+    let tenant = owner.tenant_id.clone().unwrap();
+    app.patch(
+        &format!("/v1/admin/tenants/{tenant}/subscription"),
+        Some(&admin.access),
+        json!({"plan_id": business["id"], "reason": "Enterprise deal"}),
+    )
+    .await
+    .expect(200);
+}
+
+#[tokio::test]
+async fn a_downgrade_changes_features_exactly_when_it_applies() {
+    let app = TestApp::frozen_at("2026-05-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let (priority, projects, _) = features(&app, &admin).await;
+    let gold = plan(
+        &app,
+        &admin,
+        json!({"name": "Gold", "price": "50.00", "currency": "USD", "billing_cycle": "monthly",
+               "features": {&priority: true, &projects: 100}}),
+    )
+    .await;
+    let basic = plan(
+        &app,
+        &admin,
+        json!({"name": "Basic", "price": "5.00", "currency": "USD", "billing_cycle": "monthly",
+               "features": {&priority: false, &projects: 3}}),
+    )
+    .await;
+    let owner = app.signup(&email("owner"), "Downgrader").await;
+    let subscribed = app
+        .subscribe_with_card(&owner, gold["id"].as_str().unwrap())
+        .await;
+    let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
+    let sub = subscribed["subscription"]["id"].as_str().unwrap();
+    // A downgrade waits for the period's end.
+    app.post(
+        &format!("/v1/subscriptions/{sub}/change"),
+        Some(&owner.access),
+        json!({"plan_id": basic["id"]}),
+    )
+    .await
+    .expect(200);
+    let value = |body: &Value| body["results"][0]["value"].clone();
+    let ask = || {
+        app.post(
+            "/v1/entitlements/check",
+            Some(&key),
+            json!({"checks": [{"feature": &projects}]}),
+        )
+    };
+    assert_eq!(value(&ask().await.expect(200).body), 100);
+    // One second before the period ends: still Gold's.
+    app.clock
+        .advance(chrono::Duration::days(31) - chrono::Duration::seconds(1));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(value(&ask().await.expect(200).body), 100);
+    // At the period's end the renewal applies Basic, and its values with it.
+    app.clock.advance(chrono::Duration::seconds(1));
+    eshtarek_core::jobs::renew_billing(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(value(&ask().await.expect(200).body), 3);
+}
+
+#[tokio::test]
+async fn a_trial_that_ended_blocks_metered_use_until_the_tenant_subscribes() {
+    let app = TestApp::frozen_at("2026-05-01T00:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let policy = hard_limit(&app, &admin, "requests", 120).await;
+    let trial = plan(
+        &app,
+        &admin,
+        json!({"name": "Trial", "price": "0.00", "currency": "USD", "billing_cycle": "monthly",
+               "trial_days": 7, "limit_policy_ids": [policy]}),
+    )
+    .await;
+    let paid = plan(
+        &app,
+        &admin,
+        json!({"name": "Paid", "price": "1.00", "currency": "USD", "billing_cycle": "monthly",
+               "limit_policy_ids": [policy]}),
+    )
+    .await;
+    let owner = app.signup(&email("owner"), "Trialist").await;
+    app.post(
+        "/v1/subscriptions",
+        Some(&owner.access),
+        json!({"plan_id": trial["id"]}),
+    )
+    .await
+    .expect(201);
+    let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
+    app.post(
+        "/v1/usage/events",
+        Some(&key),
+        usage_event("requests", 1, "in-trial"),
+    )
+    .await
+    .expect(200);
+    // Eight days on, with no card: the trial ended and metered use is refused, saying so.
+    app.clock.advance(chrono::Duration::days(8));
+    eshtarek_core::jobs::expire_subscriptions(&app.ctx, app.clock.now(), Default::default())
+        .await
+        .unwrap();
+    let refused = app
+        .post(
+            "/v1/usage/events",
+            Some(&key),
+            usage_event("requests", 1, "after-trial"),
+        )
+        .await
+        .problem(402);
+    assert_eq!(refused.body["type"], "/problems/trial-ended");
+    assert_eq!(refused.body["code"], "trial_ended");
+    assert!(
+        refused.body["upgrade_to"]["id"].is_string(),
+        "{}",
+        refused.body
+    );
+    let _ = paid;
+}
