@@ -194,6 +194,9 @@ try {
     await admin.getByLabel("Charge 1, tier 2: unit price").fill("0.008");
     await admin.getByLabel("Charge 1, tier 3: unit price").fill("0.005");
     await admin.getByTestId("charge-0-example").getByText("123,456 exports would cost $937.28.").waitFor();
+    // Features from the catalog, each of its type.
+    await admin.getByLabel("Priority support").selectOption("true");
+    await admin.getByLabel("Projects").fill("50");
     await admin.getByRole("button", { name: "Create plan" }).click();
     await admin.getByRole("heading", { name: /^Team/ }).waitFor();
     teamPlanId = admin.url().split("/plans/")[1];
@@ -313,6 +316,10 @@ try {
     await go(owner, "/");
     await owner.getByRole("heading", { name: /Team/ }).waitFor();
     await owner.locator(".badge-active").first().waitFor();
+    // What the plan grants besides limits: its features.
+    const features = owner.getByTestId("features");
+    await features.locator('li[data-feature="priority_support"]').getByText("✓").waitFor();
+    await features.locator('li[data-feature="max_projects"]').getByText("50").waitFor();
   });
   let secret;
   await step("the tenant admin creates an API key; its secret is shown once", async () => {
@@ -345,6 +352,9 @@ try {
   });
   await step("the tenant admin previews the upgrade's proration, confirms, and sees the invoice", async () => {
     await go(owner, "/plan");
+    // The comparison shows features side by side with the limits.
+    await owner.getByRole("columnheader", { name: "Priority support" }).waitFor();
+    await owner.locator('tr[data-plan="Business"] td[data-feature="max_projects"]').getByText("1,000").waitFor();
     await owner.getByRole("button", { name: "Preview change to Business" }).click();
     await owner.getByText("Upgrade, effective now.").waitFor();
     const net = await owner.getByTestId("preview-net").textContent();

@@ -83,6 +83,8 @@ export interface Plan {
   seats: SeatPrice | null;
   usage_charges: UsageCharge[];
   top_ups: TopUp[];
+  features?: Record<string, unknown>;
+  allowed_changes?: string[] | null;
   created_at: string;
   updated_at: string;
 }
@@ -99,6 +101,8 @@ export interface PlanVersion {
   seats: SeatPrice | null;
   usage_charges: UsageCharge[];
   top_ups: TopUp[];
+  features?: Record<string, unknown>;
+  allowed_changes?: string[] | null;
   created_at: string;
 }
 
@@ -366,4 +370,29 @@ export interface Coupon {
   active: boolean;
   created_at: string;
   updated_at: string;
+}
+
+export interface Feature {
+  key: string;
+  name: string;
+  type: "boolean" | "number" | "string";
+  description: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface FeatureEntitlement {
+  key: string;
+  name: string;
+  type: Feature["type"] | null;
+  value: unknown;
+  enabled: boolean;
+}
+
+export interface Entitlements {
+  plan_id: string;
+  plan_version: number;
+  features: FeatureEntitlement[];
+  metrics: MetricUsage[];
+  cache_for_seconds: number;
 }

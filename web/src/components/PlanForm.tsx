@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { useGet } from "../hooks";
-import type { Page, Plan, Policy } from "../api/types";
+import type { Feature, Page, Plan, Policy } from "../api/types";
 import { Field, fieldError } from "./ui";
 import {
   chargeBody,
@@ -15,6 +15,7 @@ import {
   type TopUpDraft,
 } from "./PriceComponents";
 import { formatNumber, metricLabel } from "../format";
+import { AllowedChanges, FeatureValues, featureBody, featureDraft, useFeatures } from "./Features";
 
 export interface PlanFormValues {
   name: string;
@@ -28,6 +29,8 @@ export interface PlanFormValues {
   seats: SeatDraft | null;
   usage_charges: ChargeDraft[];
   top_ups: TopUpDraft[];
+  features: Record<string, string>;
+  allowed_changes: string[] | null;
 }
 
 export function planValues(plan?: Plan): PlanFormValues {
@@ -43,6 +46,8 @@ export function planValues(plan?: Plan): PlanFormValues {
     seats: seatDraft(plan?.seats),
     usage_charges: (plan?.usage_charges ?? []).map(chargeDraft),
     top_ups: (plan?.top_ups ?? []).map(topUpDraft),
+    features: featureDraft(plan?.features),
+    allowed_changes: plan?.allowed_changes ?? null,
   };
 }
 
@@ -57,7 +62,7 @@ export function validatePlan(v: PlanFormValues): Record<string, string> {
   return e;
 }
 
-export function planBody(v: PlanFormValues, only?: Plan) {
+export function planBody(v: PlanFormValues, only?: Plan, catalog?: Feature[]) {
   const body: Record<string, unknown> = {
     name: v.name.trim(),
     description: v.description.trim(),
@@ -69,11 +74,13 @@ export function planBody(v: PlanFormValues, only?: Plan) {
     seats: seatBody(v.seats),
     usage_charges: v.usage_charges.map(chargeBody),
     top_ups: v.top_ups.map(topUpBody),
+    features: featureBody(v.features, catalog),
+    allowed_changes: v.allowed_changes,
   };
   if (v.limit_policy_ids) body.limit_policy_ids = v.limit_policy_ids;
   if (!only) return body;
   // An edit sends only what changed, so an untouched field never makes a new version.
-  const before = planBody(planValues(only)) as Record<string, unknown>;
+  const before = planBody(planValues(only), undefined, catalog) as Record<string, unknown>;
   return Object.fromEntries(
     Object.entries(body).filter(([k, val]) => k === "limit_policy_ids" || JSON.stringify(before[k]) !== JSON.stringify(val)),
   );
@@ -90,9 +97,11 @@ export function PlanForm({
   busy: boolean;
   error: unknown;
   submitLabel: string;
-  onSubmit: (values: PlanFormValues) => void;
+  onSubmit: (values: PlanFormValues, catalog: Feature[] | undefined) => void;
 }) {
   const [v, setV] = useState<PlanFormValues>(planValues(initial));
+  const catalog = useFeatures();
+  const plans = useGet<Page<Plan>>("/v1/plans?limit=100");
   const [local, setLocal] = useState<Record<string, string>>({});
   const policies = useGet<Page<Policy>>("/v1/limit-policies?limit=100");
   const err = (k: string) => local[k] ?? fieldError(error, k);
@@ -100,7 +109,7 @@ export function PlanForm({
     e.preventDefault();
     const problems = validatePlan(v);
     setLocal(problems);
-    if (!Object.keys(problems).length) onSubmit(v);
+    if (!Object.keys(problems).length) onSubmit(v, catalog.data?.data);
   };
   const set = (k: keyof PlanFormValues) => (e: { target: { value: string } }) => setV({ ...v, [k]: e.target.value });
   return (
@@ -143,6 +152,14 @@ export function PlanForm({
         onCharges={(usage_charges) => setV({ ...v, usage_charges })}
         topUps={v.top_ups}
         onTopUps={(top_ups) => setV({ ...v, top_ups })}
+        err={(k) => fieldError(error, k)}
+      />
+      <FeatureValues values={v.features} onChange={(features) => setV({ ...v, features })} err={(k) => fieldError(error, k)} />
+      <AllowedChanges
+        plans={plans.data?.data ?? []}
+        own={initial?.id}
+        value={v.allowed_changes}
+        onChange={(allowed_changes) => setV({ ...v, allowed_changes })}
         err={(k) => fieldError(error, k)}
       />
       <fieldset>

@@ -43,6 +43,8 @@ pub(super) struct NextInvoice {
     pub seats: Option<u64>,
     /// The seats bought from the period ahead on (licensed seats), or its removal.
     pub licensed: UpdateAction,
+    /// The member count the seats were priced at (plans with a seat price).
+    pub members: Option<u64>,
     /// The subscription's coupon after this invoice (`None`: used up, or there was none).
     pub discount_after: Option<Discount>,
 }
@@ -376,17 +378,19 @@ pub(super) async fn next_invoice(
         .unwrap_or_default();
     let mut lines = vec![plan_line(&name, cycle, price, sub.currency, (start, end))];
     let mut seat_count = None;
+    let mut members = None;
+    // Only seats need the member count (a flat renewal reads nothing more).
+    let mut licensed = UpdateAction::remove(SEATS_LICENSED);
     if let Some(seats) = &terms.seats {
-        let count = seat_quantity(t, sub, &terms).await?;
-        lines.push(seat_line(seats, count, sub.currency, (start, end)));
-        seat_count = Some(count);
+        let count = member_count(t).await?;
+        let bought = licensed_seats(&terms, sub, count);
+        let billed = bought.unwrap_or(count);
+        lines.push(seat_line(seats, billed, sub.currency, (start, end)));
+        seat_count = Some(billed);
+        members = Some(count);
+        licensed = licensed_action(&terms, sub, count);
     }
     lines.extend(usage_lines(t, sub, &closing).await?);
-    // Only licensed seats need the member count (a flat renewal reads nothing more).
-    let licensed = match terms.seats.as_ref().filter(|s| s.licensed()) {
-        Some(_) => licensed_action(&terms, sub, member_count(t).await?),
-        None => UpdateAction::remove(SEATS_LICENSED),
-    };
     let mut discount_after = None;
     if let Some(discount) = &sub.discount {
         lines.extend(discount.line(&lines, sub.currency));
@@ -404,6 +408,7 @@ pub(super) async fn next_invoice(
         lines,
         seats: seat_count,
         licensed,
+        members,
         discount_after,
     })
 }

@@ -13,7 +13,8 @@ use super::super::state::{Event, Status};
 use super::cancel::end;
 use super::expiry::{end_expired, expiry_due};
 use super::metered::{
-    bill_final_usage, bill_pending_usage, closed_for_billing, next_invoice, NextInvoice,
+    bill_final_usage, bill_pending_usage, closed_for_billing, member_count, next_invoice,
+    NextInvoice,
 };
 use super::record::{
     commit, live_moved, load, reload, renewal_index, try_commit, Sub, DISCOUNT, GRANTS,
@@ -100,6 +101,7 @@ pub async fn renew(
         lines,
         seats,
         licensed,
+        members,
         discount_after,
     } = next_invoice(ctx, &t, &sub).await?;
     let draft = Draft {
@@ -199,10 +201,12 @@ pub async fn renew(
     {
         Ok(()) => {
             // A member who joined while this renewal counted seats is billed now (a join
-            // leaves an ended period's seats to the renewal). Only plans with a seat price.
-            if seats.is_some() {
-                if let Err(e) = seats_added(ctx, tenant).await {
-                    tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+            // leaves an ended period's seats to the renewal): one read to see whether any did.
+            if let Some(counted) = members {
+                if member_count(&t).await? > counted {
+                    if let Err(e) = seats_added(ctx, tenant).await {
+                        tracing::warn!(subscription = %sub.id, error = %e.detail, "seats not billed yet");
+                    }
                 }
             }
             Ok(if paid {

@@ -79,9 +79,9 @@ export function PlanDetail() {
           submitLabel="Save changes"
           busy={edit.busy}
           error={edit.error}
-          onSubmit={(v) =>
+          onSubmit={(v, catalog) =>
             void edit.run(async () => {
-              const saved = await api.patch<Plan>(`/v1/plans/${id}`, planBody(v, p));
+              const saved = await api.patch<Plan>(`/v1/plans/${id}`, planBody(v, p, catalog));
               setDone(saved.current_version !== p.current_version ? `Saved as version ${saved.current_version}.` : "Saved.");
               setFormKey((k) => k + 1);
               reload();

@@ -32,9 +32,9 @@ export function PlansAdmin() {
               submitLabel="Create plan"
               busy={create.busy}
               error={create.error}
-              onSubmit={(v) =>
+              onSubmit={(v, catalog) =>
                 void create.run(async () => {
-                  const plan = await api.post<Plan>("/v1/plans", planBody(v), { idempotencyKey: idempotencyKey() });
+                  const plan = await api.post<Plan>("/v1/plans", planBody(v, undefined, catalog), { idempotencyKey: idempotencyKey() });
                   navigate(`/plans/${plan.id}`);
                 })
               }

@@ -3,10 +3,11 @@ import { useSession } from "../../session";
 import { useAction, useGet } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import { ApiProblem } from "../../api/problem";
-import type { ChangePreview, Page, Plan, Subscription, SubscriptionResult } from "../../api/types";
+import type { ChangePreview, Page, Plan, PlanVersion, Subscription, SubscriptionResult } from "../../api/types";
 import { Card, ErrorNotice, Loading, StatusBadge, Success } from "../../components/ui";
 import { formatDate, formatMoney, metricLabel } from "../../format";
 import { componentsSummary } from "../../components/PriceComponents";
+import { featureText, useFeatures } from "../../components/Features";
 
 /** Plan comparison, a proration preview before any change, subscribe, cancel and resume. */
 export function ChangePlan() {
@@ -14,6 +15,9 @@ export function ChangePlan() {
   const sub = useGet<Subscription>("/v1/subscriptions/current");
   const plans = useGet<Page<Plan>>("/v1/plans?limit=100");
   const [preview, setPreview] = useState<{ plan: Plan; preview: ChangePreview } | null>(null);
+  const catalog = useFeatures();
+  // The subscription's own version says where it may change to.
+  const version = useGet<PlanVersion>(sub.data ? `/v1/plans/${sub.data.plan_id}/versions/${sub.data.plan_version}` : null);
   const [done, setDone] = useState<string | null>(null);
   const action = useAction();
   const noSub = sub.error instanceof ApiProblem && sub.error.status === 404;
@@ -24,6 +28,10 @@ export function ChangePlan() {
   const all = plans.data?.data ?? [];
   const current = sub.data;
   const metrics = [...new Set(all.flatMap((p) => p.limits.map((l) => l.metric)))].sort();
+  const featureKeys = [...new Set(all.flatMap((p) => Object.keys(p.features ?? {})))].sort();
+  const featureName = (key: string) => catalog.data?.data.find((f) => f.key === key)?.name ?? key;
+  const allowed = version.data?.allowed_changes ?? null;
+  const mayChangeTo = (plan: Plan) => allowed === null || allowed.includes(plan.id);
 
   const refresh = () => {
     sub.reload();
@@ -122,6 +130,11 @@ export function ChangePlan() {
                     {metricLabel(m)}
                   </th>
                 ))}
+                {featureKeys.map((k) => (
+                  <th scope="col" key={k}>
+                    {featureName(k)}
+                  </th>
+                ))}
                 <th scope="col">
                   <span className="sr-only">Action</span>
                 </th>
@@ -146,13 +159,19 @@ export function ChangePlan() {
                       const l = plan.limits.find((x) => x.metric === m);
                       return <td key={m}>{!l ? "—" : l.limit === null ? "Unlimited" : l.limit.toLocaleString("en-US")}</td>;
                     })}
+                    {featureKeys.map((k) => (
+                      <td key={k} data-feature={k}>
+                        {featureText(plan.features?.[k])}
+                      </td>
+                    ))}
                     <td>
                       {!current ? (
                         <button type="button" className="primary" onClick={() => void subscribe(plan)} disabled={action.busy}>
                           Subscribe
                         </button>
                       ) : (
-                        !isCurrent && (
+                        !isCurrent &&
+                        (mayChangeTo(plan) ? (
                           <button
                             type="button"
                             onClick={() => void showPreview(plan)}
@@ -161,7 +180,9 @@ export function ChangePlan() {
                           >
                             Preview change
                           </button>
-                        )
+                        ) : (
+                          <span className="hint">Not available from your plan</span>
+                        ))
                       )}
                     </td>
                   </tr>

@@ -4,6 +4,7 @@ import { ApiProblem } from "../../api/problem";
 import type { Notification, Page, Plan, Subscription, UsageSummary } from "../../api/types";
 import { Card, Empty, ErrorNotice, Loading, Meter, Stat, StatusBadge } from "../../components/ui";
 import { UsageHistory } from "../../components/UsageHistory";
+import { EntitlementsPanel } from "../../components/Features";
 import { formatDate, formatMoney, metricLabel } from "../../format";
 
 const missing = (e: unknown) => e instanceof ApiProblem && (e.status === 404 || e.status === 402);
@@ -104,6 +105,8 @@ export function TenantHome({ admin }: { admin: boolean }) {
                   </li>
                 ))}
               </ul>
+              <h3>Features</h3>
+              <EntitlementsPanel />
             </Card>
           )}
         </>
