@@ -273,6 +273,34 @@ async fn the_check_answers_features_and_metrics_and_consumes_atomically() {
         .await
         .expect(200)
         .body;
+    let _ = &all;
+
+    // A key revoked on one instance is refused by another that had it cached, for a check
+    // that writes nothing as for one that consumes.
+    let other = app.sibling();
+    let warm =
+        json!({"checks": [{"metric": "api_calls"}], "consume": true, "idempotency_key": "warm"});
+    other
+        .post("/v1/entitlements/check", Some(&key), warm)
+        .await
+        .expect(200);
+    let keys = app
+        .get("/v1/api-keys", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    let id = keys["data"][0]["id"].as_str().unwrap().to_owned();
+    app.delete(&format!("/v1/api-keys/{id}"), Some(&owner.access))
+        .await
+        .expect(204);
+    other
+        .post(
+            "/v1/entitlements/check",
+            Some(&key),
+            json!({"checks": [{"feature": &priority}]}),
+        )
+        .await
+        .problem(401);
     assert_eq!(all["plan_id"], made["id"]);
     assert!(all["features"]
         .as_array()

@@ -114,13 +114,8 @@ pub async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<L
     let Some(sub) = subscriptions::live(ctx, tenant).await? else {
         return Ok(None);
     };
-    let version = ctx
-        .stores
-        .platform()
-        .get(&plans::version_key(&sub.plan_id, sub.plan_version))
-        .await?
-        .ok_or_else(|| ApiError::internal("subscription on a missing plan version"))?;
-    let terms = plans::terms_of(&version)?;
+    // Versions never change once written: the cached copy is always right.
+    let terms = subscriptions::terms_of_version(ctx, &sub.plan_id, sub.plan_version).await?;
     Ok(Some(Limits {
         limits: terms.limits,
         usage_charges: terms.usage_charges,

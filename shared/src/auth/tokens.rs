@@ -108,8 +108,17 @@ pub struct Tokens {
     /// When the source was last read; held across a reload so concurrent requests wait for
     /// one.
     loads: tokio::sync::Mutex<Loads>,
+    /// Access tokens already verified, by the SHA-256 of the token, with the key id that
+    /// signed them: a dashboard's repeated reads pay the EdDSA check once per token. Bounded
+    /// (cleared when full). A signing key no longer in the set ends its cached tokens at once,
+    /// and expiry and not-before are checked on every use against the clock; the session is
+    /// still read on every request (`Caller`), so revocation takes effect at once.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], (String, AccessClaims)>>,
     pub settings: TokenSettings,
 }
+
+/// Verified tokens kept per instance (one entry is ~300 bytes).
+const VERIFIED_MAX: usize = 20_000;
 
 /// What a caller asks a new access token to say.
 pub struct AccessGrant<'a> {
@@ -127,6 +136,7 @@ impl Tokens {
             fresh_until_ms: std::sync::atomic::AtomicU64::new(0),
             born: std::time::Instant::now(),
             loads: tokio::sync::Mutex::new(Loads::default()),
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
             settings,
         }
     }
@@ -237,6 +247,43 @@ impl Tokens {
 
     /// Verifies signature (EdDSA only, by `kid`), issuer, type, and time against `now`.
     pub fn verify_access(&self, token: &str, now: DateTime<Utc>) -> Result<AccessClaims, ApiError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&digest).cloned());
+        let claims = match cached {
+            Some((kid, claims)) if self.keys().verifying(&kid).is_some() => claims,
+            _ => {
+                let (kid, claims) = self.verify_signature(token)?;
+                if let Ok(mut map) = self.verified.lock() {
+                    if map.len() >= VERIFIED_MAX {
+                        map.clear();
+                    }
+                    map.insert(digest, (kid, claims.clone()));
+                }
+                claims
+            }
+        };
+        let now = now.timestamp();
+        if now >= claims.exp {
+            return Err(
+                ApiError::unauthenticated("the access token has expired; refresh it")
+                    .with("code", "token_expired"),
+            );
+        }
+        if now < claims.nbf {
+            return Err(ApiError::unauthenticated(
+                "invalid access token: not valid yet",
+            ));
+        }
+        Ok(claims)
+    }
+
+    /// The signature, algorithm, issuer and type checks of an access token: its key id and
+    /// claims.
+    fn verify_signature(&self, token: &str) -> Result<(String, AccessClaims), ApiError> {
         let invalid = |why: &str| ApiError::unauthenticated(format!("invalid access token: {why}"));
         let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed"))?;
         if header.alg != Algorithm::EdDSA {
@@ -260,17 +307,7 @@ impl Tokens {
         if claims.typ != ACCESS_TYPE {
             return Err(invalid("not an access token"));
         }
-        let now = now.timestamp();
-        if now >= claims.exp {
-            return Err(
-                ApiError::unauthenticated("the access token has expired; refresh it")
-                    .with("code", "token_expired"),
-            );
-        }
-        if now < claims.nbf {
-            return Err(invalid("not valid yet"));
-        }
-        Ok(claims)
+        Ok((kid, claims))
     }
 }
 
@@ -348,6 +385,27 @@ mod tests {
             role: Some(Role::TenantAdmin),
             session_id: "ses_1",
         }
+    }
+
+    #[test]
+    fn a_cached_verification_still_ends_with_its_key_and_its_expiry() {
+        let tokens = tokens();
+        let now = Utc::now();
+        let (token, expires) = tokens.issue_access(grant(), now).unwrap();
+        // Verified once, then answered from the cache: the same claims.
+        let first = tokens.verify_access(&token, now).unwrap();
+        assert_eq!(tokens.verify_access(&token, now).unwrap(), first);
+        assert_eq!(tokens.verified.lock().unwrap().len(), 1);
+        // Expiry is checked on every use, cached or not.
+        let expired = tokens.verify_access(&token, expires).unwrap_err();
+        assert_eq!(expired.status, 401);
+        // A key taken out of the set ends its tokens at once, cache or not.
+        *tokens.keys.write().unwrap() = Arc::new(KeySet::ephemeral());
+        assert!(tokens.verify_access(&token, now).is_err());
+        // A tampered token is never a cache hit (a different hash) and fails its signature.
+        let mut forged = token.clone();
+        forged.push('x');
+        assert!(tokens.verify_access(&forged, now).is_err());
     }
 
     #[test]

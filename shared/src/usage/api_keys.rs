@@ -262,6 +262,21 @@ impl KeyGuard {
         }
     }
 
+    /// The same check as a read, for an answer that writes nothing (an entitlement check):
+    /// a cached key is never trusted on its own.
+    pub async fn verify(&self, ctx: &AppContext, t: &TenantStore) -> Result<(), ApiError> {
+        let seen = t.get(&record_key(t, &self.prefix)).await?;
+        let live = seen.as_ref().is_some_and(|item| {
+            item.str("secret_hash") == Some(self.secret_hash.as_str())
+                && item.get(SUSPENDED).is_none()
+        });
+        if live {
+            Ok(())
+        } else {
+            Err(self.refusal(ctx, seen.as_ref()))
+        }
+    }
+
     /// Why the check failed, from the item the transaction saw; the cached key is dropped.
     pub fn refusal(&self, ctx: &AppContext, seen: Option<&Item>) -> ApiError {
         ctx.hot.forget_key(&self.prefix);

@@ -13,11 +13,11 @@ use serde_json::Value;
 use super::meter::{Meter, RecordingMeter};
 use super::model::UsageEvent;
 use super::record::record;
-use super::reports::{summary, MetricUsage};
-use crate::entitlements::live_limits;
+use super::reports::{metric_usage, summary, MetricUsage};
+use crate::entitlements::{live_limits, spec_for};
 use crate::error::ApiError;
 use crate::plans::features::{self, FeatureType};
-use crate::plans::policies::Enforcement;
+use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
 use crate::AppContext;
 
 /// How long features may be cached by the caller, in seconds.
@@ -242,8 +242,18 @@ pub async fn check(
             ));
         }
     }
+    // A key from the in-process cache is checked by the write that consumes; an answer that
+    // writes nothing reads the key's record instead (revoked or suspended: refused).
+    let guard = meter.guard.clone();
+    let t = ctx.stores.tenant(&meter.meter.tenant);
+    if let (Some(guard), false) = (&guard, req.consume) {
+        guard.verify(ctx, &t).await?;
+    }
     let cache_for_seconds = if metrics.is_empty() { FEATURES_TTL } else { 0 };
     let Some(limits) = live_limits(ctx, &meter.meter.tenant).await? else {
+        if let (Some(guard), true) = (&guard, req.consume) {
+            guard.verify(ctx, &t).await?;
+        }
         let results = req
             .checks
             .iter()
@@ -265,11 +275,27 @@ pub async fn check(
         limits.sub.plan_version,
     )
     .await?;
-    let usage = if metrics.is_empty() {
-        Vec::new()
-    } else {
-        summary(ctx, &meter.meter).await?.data
-    };
+    // Only the metrics asked are read (one counter each).
+    let now = ctx.clock.now();
+    let mut usage = Vec::new();
+    for i in &metrics {
+        let metric = req.checks[*i].metric.as_deref().expect("a metric check");
+        let spec = match spec_for(&limits, metric) {
+            Some(spec) => Some(spec.clone()),
+            // Charged without a limit: counted per billing period, never refused.
+            None if limits.meters(metric) => Some(LimitSpec {
+                metric: metric.to_owned(),
+                limit: None,
+                reset_period: ResetPeriod::BillingPeriod,
+                enforcement: Enforcement::Soft,
+                warning_thresholds: Vec::new(),
+            }),
+            None => None,
+        };
+        if let Some(spec) = spec {
+            usage.push(metric_usage(&t, &limits, &spec, now).await?);
+        }
+    }
     let mut results = Vec::with_capacity(req.checks.len());
     for item in &req.checks {
         if let Some(key) = &item.feature {
@@ -321,7 +347,11 @@ pub async fn check(
     }
     if req.consume {
         let i = metrics[0];
-        if results[i].allowed {
+        if !results[i].allowed {
+            if let Some(guard) = &guard {
+                guard.verify(ctx, &t).await?;
+            }
+        } else {
             let item = &req.checks[i];
             let event = UsageEvent {
                 metric: item.metric.clone().expect("a metric check"),

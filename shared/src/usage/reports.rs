@@ -76,36 +76,47 @@ pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, Ap
     });
     let specs: Vec<LimitSpec> = limits.limits.iter().cloned().chain(charged_only).collect();
     for spec in &specs {
-        let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
-        let used = if spec.metric == "max_users" {
-            let meta = t.get(&t.key("META", "TENANT")).await?;
-            meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64
-        } else {
-            t.get(&counter_key(&t, &spec.metric, start))
-                .await?
-                .and_then(|c| c.i64("used"))
-                .unwrap_or(0)
-                .max(0) as u64
-        };
-        let granted = granted_at(&limits.sub.grants, &spec.metric, now);
-        let limit = spec.limit.map(|l| l + granted);
-        data.push(MetricUsage {
-            metric: spec.metric.clone(),
-            used,
-            limit,
-            plan_limit: spec.limit,
-            granted,
-            percent: limit.filter(|l| *l > 0).map(|l| used * 100 / l),
-            enforcement: spec.enforcement,
-            reset_period: spec.reset_period,
-            period_start: time::fmt(start),
-            period_end: end.map(time::fmt),
-        });
+        data.push(metric_usage(&t, &limits, spec, now).await?);
     }
     Ok(UsageSummary {
         plan_id: limits.sub.plan_id.clone(),
         plan_version: limits.sub.plan_version,
         data,
+    })
+}
+
+/// One metric's use against the limit in force now (`spec`: its limit, or a charged
+/// metric's count per billing period); one read.
+pub(super) async fn metric_usage(
+    t: &crate::store::TenantStore,
+    limits: &crate::entitlements::Limits,
+    spec: &LimitSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<MetricUsage, ApiError> {
+    let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
+    let used = if spec.metric == "max_users" {
+        let meta = t.get(&t.key("META", "TENANT")).await?;
+        meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64
+    } else {
+        t.get(&counter_key(t, &spec.metric, start))
+            .await?
+            .and_then(|c| c.i64("used"))
+            .unwrap_or(0)
+            .max(0) as u64
+    };
+    let granted = granted_at(&limits.sub.grants, &spec.metric, now);
+    let limit = spec.limit.map(|l| l + granted);
+    Ok(MetricUsage {
+        metric: spec.metric.clone(),
+        used,
+        limit,
+        plan_limit: spec.limit,
+        granted,
+        percent: limit.filter(|l| *l > 0).map(|l| used * 100 / l),
+        enforcement: spec.enforcement,
+        reset_period: spec.reset_period,
+        period_start: time::fmt(start),
+        period_end: end.map(time::fmt),
     })
 }
 
