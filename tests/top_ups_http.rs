@@ -96,6 +96,18 @@ impl Buyer {
             .await
     }
 
+    /// Makes test card `token` the default.
+    async fn card(&self, token: &str) {
+        self.app
+            .post(
+                "/v1/payment-methods",
+                Some(&self.owner.access),
+                json!({"token": token, "set_default": true}),
+            )
+            .await
+            .expect(201);
+    }
+
     async fn invoices(&self) -> Vec<Value> {
         self.app
             .get("/v1/invoices?limit=100", Some(&self.owner.access))
@@ -254,14 +266,7 @@ async fn a_declined_top_up_adds_nothing_and_bad_requests_are_named() {
         .await
         .problem(403);
 
-    b.app
-        .post(
-            "/v1/payment-methods",
-            Some(&b.owner.access),
-            json!({"token": "pm_card_chargeDeclined", "set_default": true}),
-        )
-        .await
-        .expect(201);
+    b.card("pm_card_chargeDeclined").await;
     let declined = b
         .buy("declined", json!({"metric": "api_calls"}))
         .await
@@ -277,14 +282,7 @@ async fn a_declined_top_up_adds_nothing_and_bad_requests_are_named() {
     assert_eq!(b.record(1, "over").await.problem(402).body["limit"], 1000);
 
     // The same key after a working card is added: a new attempt, charged once.
-    b.app
-        .post(
-            "/v1/payment-methods",
-            Some(&b.owner.access),
-            json!({"token": "pm_card_visa", "set_default": true}),
-        )
-        .await
-        .expect(201);
+    b.card("pm_card_visa").await;
     let bought = b
         .buy("declined", json!({"metric": "api_calls"}))
         .await
@@ -336,6 +334,10 @@ async fn a_platform_admin_credits_a_tenant_and_invoices_take_the_balance_first()
     let admin = b.app.platform_admin().await;
     let tenant = b.owner.tenant_id.clone().unwrap();
     let path = format!("/v1/admin/tenants/{tenant}/credits");
+    let adjust = |body: Value| {
+        let (app, path, token) = (&b.app, path.clone(), admin.access.clone());
+        async move { app.post(&path, Some(&token), body).await }
+    };
     b.app
         .post(
             &path,
@@ -359,37 +361,18 @@ async fn a_platform_admin_credits_a_tenant_and_invoices_take_the_balance_first()
             .problem(422);
         assert_eq!(reply.body["field"], "amount", "{bad}: {}", reply.body);
     }
-    let reply = b
-        .app
-        .post(
-            &path,
-            Some(&admin.access),
-            json!({"amount": "5.00", "reason": " "}),
-        )
+    let reply = adjust(json!({"amount": "5.00", "reason": " "}))
         .await
         .problem(422);
     assert_eq!(reply.body["field"], "reason");
-    let credited = b
-        .app
-        .post(
-            &path,
-            Some(&admin.access),
-            json!({"amount": "5.00", "reason": "Sorry for the outage"}),
-        )
+    let credited = adjust(json!({"amount": "5.00", "reason": "Sorry for the outage"}))
         .await
         .expect(200);
     assert_eq!(credited.body["balance"], "5.00");
     assert_eq!(credited.body["currency"], "USD");
 
     // A declined purchase gives back the credit its voided invoice took.
-    b.app
-        .post(
-            "/v1/payment-methods",
-            Some(&b.owner.access),
-            json!({"token": "pm_card_chargeDeclined", "set_default": true}),
-        )
-        .await
-        .expect(201);
+    b.card("pm_card_chargeDeclined").await;
     let declined = b
         .buy("too-dear", json!({"metric": "api_calls", "packs": 2}))
         .await
@@ -402,14 +385,7 @@ async fn a_platform_admin_credits_a_tenant_and_invoices_take_the_balance_first()
         .expect(200)
         .body;
     assert_eq!(credits["balance"], "5.00");
-    b.app
-        .post(
-            "/v1/payment-methods",
-            Some(&b.owner.access),
-            json!({"token": "pm_card_visa", "set_default": true}),
-        )
-        .await
-        .expect(201);
+    b.card("pm_card_visa").await;
 
     // A top-up of 3.00 is paid from the balance, not the card.
     let bought = b
@@ -434,23 +410,11 @@ async fn a_platform_admin_credits_a_tenant_and_invoices_take_the_balance_first()
     assert_eq!(seen["balance"], "2.00");
 
     // Taking back more than is left is refused; taking back the rest empties it.
-    let refused = b
-        .app
-        .post(
-            &path,
-            Some(&admin.access),
-            json!({"amount": "-5.00", "reason": "mistake"}),
-        )
+    let refused = adjust(json!({"amount": "-5.00", "reason": "mistake"}))
         .await
         .problem(422);
     assert_eq!(refused.body["field"], "amount");
-    let emptied = b
-        .app
-        .post(
-            &path,
-            Some(&admin.access),
-            json!({"amount": "-2.00", "reason": "Given by mistake"}),
-        )
+    let emptied = adjust(json!({"amount": "-2.00", "reason": "Given by mistake"}))
         .await
         .expect(200);
     assert_eq!(emptied.body["balance"], "0.00");
