@@ -259,6 +259,10 @@ async fn the_check_answers_features_and_metrics_and_consumes_atomically() {
             "idempotency_key",
         ),
         (
+            json!({"checks": [{"feature": "a"}], "idempotency_key": ""}),
+            "idempotency_key",
+        ),
+        (
             json!({"checks": [{"metric": "api_calls"}, {"metric": "exports"}], "consume": true, "idempotency_key": "k"}),
             "consume",
         ),

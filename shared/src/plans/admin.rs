@@ -58,7 +58,7 @@ pub struct CreatePlanRequest {
     pub top_ups: Vec<TopUp>,
     /// Feature values by key (each defined first with `POST /v1/features`, of its type).
     #[serde(default)]
-    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    #[schema(value_type = BTreeMap<String, super::features::FeatureValue>, example = json!({"priority_support": true, "max_projects": 10}))]
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans a subscription may change to from this one (plan ids); absent or `null`: any.
     #[serde(default)]
@@ -90,7 +90,7 @@ pub struct PatchPlanRequest {
     #[schema(max_items = 10)]
     pub top_ups: Option<Vec<TopUp>>,
     /// Replaces the feature values (`{}` removes them all).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<BTreeMap<String, super::features::FeatureValue>>)]
     pub features: Option<BTreeMap<String, serde_json::Value>>,
     /// Replaces the plans it may change to; `null`: any.
     #[serde(default, deserialize_with = "double_option")]

@@ -112,7 +112,7 @@ pub struct PlanVersionView {
     /// Packs of units a tenant admin may buy on top of the plan, charged at once.
     pub top_ups: Vec<TopUp>,
     /// Feature values by key: `true`/`false`, a number or a string, as the feature's type says.
-    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    #[schema(value_type = BTreeMap<String, super::features::FeatureValue>, example = json!({"priority_support": true, "max_projects": 10}))]
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans this one may change to; `null`: any.
     pub allowed_changes: Option<Vec<String>>,
@@ -250,7 +250,7 @@ pub struct PlanView {
     /// Packs of units a tenant admin may buy on top of the plan, charged at once.
     pub top_ups: Vec<TopUp>,
     /// Feature values by key: `true`/`false`, a number or a string, as the feature's type says.
-    #[schema(value_type = Object, example = json!({"priority_support": true, "max_projects": 10}))]
+    #[schema(value_type = BTreeMap<String, super::features::FeatureValue>, example = json!({"priority_support": true, "max_projects": 10}))]
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans this one may change to; `null`: any.
     pub allowed_changes: Option<Vec<String>>,

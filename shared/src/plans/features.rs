@@ -79,6 +79,16 @@ impl FeatureType {
     }
 }
 
+/// A feature's value, as the OpenAPI document describes it (the stores keep plain JSON):
+/// `true`/`false`, a number or a string, as the feature's type says.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum FeatureValue {
+    Boolean(bool),
+    Number(f64),
+    String(String),
+}
+
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateFeatureRequest {

@@ -32,7 +32,7 @@ pub struct FeatureEntitlement {
     #[serde(rename = "type")]
     pub kind: Option<FeatureType>,
     /// The plan's value: `true`/`false`, a number or a string.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::plans::features::FeatureValue)]
     pub value: Value,
     /// `true` for a boolean that is on, a number above zero or a non-empty string.
     pub enabled: bool,
@@ -140,7 +140,7 @@ pub struct CheckAnswer {
     /// `limit_reached`, `no_subscription`.
     pub reason: String,
     /// A feature's value.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::plans::features::FeatureValue>)]
     pub value: Option<Value>,
     /// A metric's use so far (after this call's own, when it consumed).
     pub used: Option<u64>,
@@ -220,6 +220,16 @@ pub async fn check(
                 ))
             }
         }
+    }
+    if req
+        .idempotency_key
+        .as_deref()
+        .is_some_and(|k| k.is_empty() || k.len() > 255)
+    {
+        return Err(ApiError::validation(
+            "idempotency_key",
+            "1 to 255 characters",
+        ));
     }
     let metrics: Vec<usize> = (0..req.checks.len())
         .filter(|i| req.checks[*i].metric.is_some())
