@@ -532,3 +532,230 @@ async fn a_trial_that_ended_blocks_metered_use_until_the_tenant_subscribes() {
     );
     let _ = paid;
 }
+
+/// One request from the `requests` bucket: the check's answer for it.
+async fn take_one(instance: &TestApp, key: &str) -> Value {
+    instance
+        .post(
+            "/v1/entitlements/check",
+            Some(key),
+            json!({"checks": [{"rate_bucket": "requests"}]}),
+        )
+        .await
+        .expect(200)
+        .body["results"][0]
+        .clone()
+}
+
+/// A tenant on a fresh plan with `rate_limits`, its API key (read scope), and the plan.
+async fn rated_tenant(app: &TestApp, admin: &Session, rates: Value) -> (Session, String, Value) {
+    let made = plan(
+        app,
+        admin,
+        json!({"name": "Rated", "price": "5.00", "currency": "USD", "billing_cycle": "monthly",
+               "rate_limits": rates}),
+    )
+    .await;
+    let owner = app.signup(&email("owner"), "Rated").await;
+    let key = app.api_key(&owner.access, json!({"name": "backend"})).await;
+    app.subscribe_with_card(&owner, made["id"].as_str().unwrap())
+        .await;
+    (owner, key, made)
+}
+
+#[tokio::test]
+async fn a_rate_bucket_is_shared_by_instances_and_never_exceeded() {
+    // The issue's measure: 1,000 requests from 16 clients through 2 instances against
+    // 100 a minute. The clock stands still, so GCRA's bound is exactly the burst: 100.
+    let app = TestApp::frozen_at("2026-03-01T12:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let (_, key, made) = rated_tenant(
+        &app,
+        &admin,
+        json!([{"bucket": "requests", "limit": 100, "per": "minute"},
+               {"bucket": "requests", "limit": 1000, "per": "hour"}]),
+    )
+    .await;
+    assert_eq!(
+        made["rate_limits"][0]["per"], "minute",
+        "sorted, tightest first"
+    );
+    let sibling = app.sibling();
+    let clients: Vec<_> = (0..16)
+        .map(|client| {
+            let instance = if client % 2 == 0 { &app } else { &sibling };
+            let key = key.clone();
+            async move {
+                let mut admitted = 0u32;
+                let mut retry_after = Vec::new();
+                for _ in 0..(1000 / 16 + usize::from(client < 1000 % 16)) {
+                    let result = &take_one(instance, &key).await;
+                    if result["allowed"] == true {
+                        assert_eq!(result["reason"], "within_rate");
+                        assert_eq!(result["consumed"], true);
+                        admitted += 1;
+                    } else {
+                        assert_eq!(result["reason"], "rate_limited");
+                        assert_eq!(result["consumed"], false);
+                        retry_after.push(result["retry_after_seconds"].as_u64().unwrap());
+                    }
+                }
+                (admitted, retry_after)
+            }
+        })
+        .collect();
+    let outcomes = futures::future::join_all(clients).await;
+    let admitted: u32 = outcomes.iter().map(|(a, _)| a).sum();
+    assert_eq!(admitted, 100, "the burst, never more, never fewer");
+    // The next permit is 0.6 s away (60 s / 100): "retry after 1 second", to the second.
+    assert!(outcomes.iter().flat_map(|(_, r)| r).all(|&secs| secs == 1));
+    app.clock.advance(chrono::Duration::seconds(1));
+    // One second refills one permit (and 0.4 s toward the next), whichever instance asks.
+    let first = take_one(&sibling, &key).await;
+    assert_eq!(first["allowed"], true);
+    let second = take_one(&app, &key).await;
+    assert_eq!(second["allowed"], false);
+    assert_eq!(second["retry_after_seconds"], 1);
+    // The hour window counts too: 101 of its 1,000 taken.
+    let listed = app.get("/v1/entitlements", Some(&key)).await.expect(200);
+    let windows = &listed.body["rate_limits"][0]["windows"];
+    assert_eq!(listed.body["rate_limits"][0]["bucket"], "requests");
+    assert_eq!(windows[0]["remaining"], 0);
+    assert_eq!(windows[1]["per"], "hour");
+    assert_eq!(windows[1]["remaining"], 1000 - 101);
+}
+
+#[tokio::test]
+async fn a_rate_check_tells_when_to_retry_to_the_second() {
+    let app = TestApp::frozen_at("2026-03-01T12:00:00Z").await;
+    let admin = app.platform_admin().await;
+    // Three a minute: one every 20 s after a burst of three.
+    let (_, key, _) = rated_tenant(
+        &app,
+        &admin,
+        json!([{"bucket": "exports", "limit": 3, "per": "minute"}]),
+    )
+    .await;
+    let check = |body: Value| {
+        let (app, key) = (&app, key.clone());
+        async move {
+            app.post("/v1/entitlements/check", Some(&key), body)
+                .await
+                .expect(200)
+                .body
+        }
+    };
+    let two = check(json!({"checks": [{"rate_bucket": "exports", "cost": 2}]})).await;
+    assert_eq!(two["results"][0]["remaining"], 1);
+    assert_eq!(two["cache_for_seconds"], 0);
+    let refused = check(json!({"checks": [{"rate_bucket": "exports", "cost": 2}]})).await;
+    assert_eq!(refused["allowed"], false);
+    assert_eq!(refused["results"][0]["retry_after_seconds"], 20);
+    app.clock.advance(chrono::Duration::seconds(19));
+    let early = check(json!({"checks": [{"rate_bucket": "exports", "cost": 2}]})).await;
+    assert_eq!(early["results"][0]["retry_after_seconds"], 1);
+    app.clock.advance(chrono::Duration::seconds(1));
+    let on_time = check(json!({"checks": [{"rate_bucket": "exports", "cost": 2}]})).await;
+    assert_eq!(on_time["allowed"], true);
+    // More than the window holds is never admitted; a bucket the plan lacks is not in it.
+    let never = check(json!({"checks": [{"rate_bucket": "exports", "cost": 4},
+                                        {"rate_bucket": "uploads"}]}))
+    .await;
+    assert_eq!(never["results"][0]["reason"], "rate_limited");
+    assert_eq!(never["results"][0]["retry_after_seconds"], Value::Null);
+    assert_eq!(never["results"][1]["reason"], "not_in_plan");
+    // Bad shapes are 422s naming the field.
+    for (body, field) in [
+        (
+            json!({"checks": [{"rate_bucket": "Exports"}]}),
+            "checks[0].rate_bucket",
+        ),
+        (
+            json!({"checks": [{"rate_bucket": "exports", "cost": 0}]}),
+            "checks[0].cost",
+        ),
+        (
+            json!({"checks": [{"metric": "api_calls", "cost": 2}]}),
+            "checks[0].cost",
+        ),
+        (
+            json!({"checks": [{"rate_bucket": "exports", "quantity": 2}]}),
+            "checks[0].quantity",
+        ),
+        (
+            json!({"checks": [{"rate_bucket": "exports", "feature": "x"}]}),
+            "checks[0]",
+        ),
+    ] {
+        let refused = app
+            .post("/v1/entitlements/check", Some(&key), body)
+            .await
+            .problem(422);
+        assert_eq!(refused.body["field"], field);
+    }
+    let bad_plan = app
+        .post(
+            "/v1/plans",
+            Some(&admin.access),
+            json!({"name": unique("Bad rates"), "price": "1.00", "currency": "USD",
+                   "billing_cycle": "monthly",
+                   "rate_limits": [{"bucket": "r", "limit": 1, "per": "minute"},
+                                   {"bucket": "r", "limit": 2, "per": "minute"}]}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(bad_plan.body["field"], "rate_limits[1].per");
+}
+
+#[tokio::test]
+async fn the_plan_rate_for_our_own_api_answers_429_with_rate_limit_headers() {
+    let app = TestApp::frozen_at("2026-03-01T12:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let (owner, key, made) = rated_tenant(
+        &app,
+        &admin,
+        json!([{"bucket": "eshtarek_api", "limit": 5, "per": "minute"}]),
+    )
+    .await;
+    // Five calls, by key or token alike, each told what is left.
+    for left in (0..5).rev() {
+        let reply = if left % 2 == 0 {
+            app.get("/v1/usage", Some(&key)).await
+        } else {
+            app.get("/v1/subscriptions/current", Some(&owner.access))
+                .await
+        };
+        assert_eq!(
+            reply.headers["ratelimit-policy"],
+            "\"eshtarek_api_minute\";q=5;w=60"
+        );
+        let state = reply.headers["ratelimit"].to_str().unwrap();
+        assert!(
+            state.starts_with(&format!("\"eshtarek_api_minute\";r={left};t=")),
+            "{state}"
+        );
+    }
+    let refused = app.get("/v1/usage", Some(&key)).await.problem(429);
+    assert_eq!(refused.body["code"], "plan_rate_limit");
+    // One every 12 s after the burst.
+    assert_eq!(refused.headers["retry-after"], "12");
+    assert!(refused.headers["ratelimit"]
+        .to_str()
+        .unwrap()
+        .contains(";r=0;"));
+    // Shared by the instances; a call with no credentials, or a platform admin's, is not the
+    // tenant's.
+    app.sibling()
+        .get("/v1/usage", Some(&owner.access))
+        .await
+        .problem(429);
+    app.get("/healthz", None).await.expect(200);
+    app.get(
+        &format!("/v1/plans/{}", made["id"].as_str().unwrap()),
+        Some(&admin.access),
+    )
+    .await
+    .expect(200);
+    app.clock.advance(chrono::Duration::seconds(12));
+    app.get("/v1/usage", Some(&key)).await.expect(200);
+}

@@ -12,6 +12,7 @@ use eshtarek_core::billing::pricing::{SeatPrice, Tier, TopUp, UsageCharge, Usage
 use eshtarek_core::invitations::{self, AcceptLinkRequest, InviteRequest};
 use eshtarek_core::plans::features::{self, CreateFeatureRequest, FeatureType};
 use eshtarek_core::plans::policies::{self, CreatePolicyRequest};
+use eshtarek_core::plans::rates::{RateLimit, RatePeriod};
 use eshtarek_core::plans::{self, CreatePlanRequest};
 use eshtarek_core::store::{Condition, Item, Key, StoreError, StoreExt};
 use eshtarek_core::{ApiError, AppContext};
@@ -192,6 +193,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
             top_ups: Vec::new(),
             features: Default::default(),
             allowed_changes: None,
+            rate_limits: Vec::new(),
         };
     // Features, defined once and valued per plan (the plan comparison shows them side by side).
     for (key, name, kind, description) in [
@@ -346,6 +348,7 @@ async fn seed(ctx: &AppContext) -> Result<Credentials, ApiError> {
         let request = CreatePlanRequest {
             features,
             allowed_changes,
+            rate_limits: demo_rates(&request.name),
             ..request
         };
         let name = request.name.clone();
@@ -463,6 +466,33 @@ fn graduated_requests() -> UsageCharge {
                 tier(None, "0.005"),
             ],
         },
+    }
+}
+
+/// Each demo plan's request rates: a `requests` bucket for the tenant's own backend to check,
+/// and on the free plans a rate for Eshtarek's own API (`eshtarek_api`).
+fn demo_rates(plan: &str) -> Vec<RateLimit> {
+    let rate = |bucket: &str, limit: u64, per: RatePeriod| RateLimit {
+        bucket: bucket.into(),
+        limit,
+        per,
+    };
+    match plan {
+        "Free" | "Trial" => vec![
+            rate("requests", 60, RatePeriod::Minute),
+            rate("eshtarek_api", 600, RatePeriod::Minute),
+        ],
+        "Pro" => vec![
+            rate("requests", 120, RatePeriod::Minute),
+            rate("requests", 5_000, RatePeriod::Hour),
+        ],
+        "Plus" => vec![rate("requests", 300, RatePeriod::Minute)],
+        "Teams" => vec![
+            rate("requests", 600, RatePeriod::Minute),
+            rate("requests", 20_000, RatePeriod::Hour),
+        ],
+        "Business" => vec![rate("requests", 6_000, RatePeriod::Minute)],
+        _ => Vec::new(),
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Limits {
     pub usage_charges: Vec<UsageCharge>,
     /// The version's seat price, if it charges per seat.
     pub seats: Option<SeatPrice>,
+    /// The version's request-rate limits (`plans::rates`).
+    pub rate_limits: Vec<crate::plans::rates::RateLimit>,
 }
 
 impl Limits {
@@ -120,6 +122,7 @@ pub async fn live_limits(ctx: &AppContext, tenant: &TenantId) -> Result<Option<L
         limits: terms.limits,
         usage_charges: terms.usage_charges,
         seats: terms.seats,
+        rate_limits: terms.rate_limits,
         sub,
     }))
 }

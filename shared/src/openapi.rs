@@ -61,7 +61,8 @@ pub struct BaseDoc;
 /// standard one would mislead); this fills in the standard description and the problem body, and
 /// adds what the shared HTTP layer answers on every function: a JSON body can be malformed (400),
 /// too large (413), not JSON (415) or invalid (422); a query can be invalid (422); a secured
-/// operation answers 401 without a valid token; any request can time out (503).
+/// operation answers 401 without a valid token and 429 past its tenant's plan rate for this API;
+/// any request can time out (503).
 pub struct ProblemResponses;
 
 /// The description of a problem status an operation lists without its own.
@@ -133,6 +134,10 @@ impl Modify for ProblemResponses {
                 }
                 if operation.security.is_some() {
                     shared.push(("401", "Not signed in, or the token or key is invalid"));
+                    shared.push((
+                        "429",
+                        "The tenant's plan rate for this API is used up (`Retry-After`, `RateLimit-Policy`, `RateLimit`)",
+                    ));
                 }
                 for (status, description) in shared {
                     operation

@@ -87,17 +87,33 @@ impl Core {
             prepare(&mut request);
         }
         let limit = parts.ctx.http.request_timeout;
-        let routed = crate::idempotency::around(&parts.ctx, request, |request| {
-            let mut router = parts.router.clone();
-            async move {
-                match router.call(request).await {
-                    Ok(response) => response,
-                    Err(never) => match never {},
+        let routed = async {
+            // The tenant's plan rate for this API comes first: a refused call does nothing.
+            let admission = crate::usage::api_rate::admit(&parts.ctx, request.headers()).await;
+            let (rate_headers, refused) = match admission {
+                Some(a) => (a.headers, a.refused),
+                None => (Vec::new(), None),
+            };
+            let mut response = match refused {
+                Some(refused) => refused.into_response(),
+                None => {
+                    let answered = crate::idempotency::around(&parts.ctx, request, |request| {
+                        let mut router = parts.router.clone();
+                        async move {
+                            match router.call(request).await {
+                                Ok(response) => response,
+                                Err(never) => match never {},
+                            }
+                        }
+                    });
+                    as_problem(answered.await).await
                 }
-            }
-        });
+            };
+            response.headers_mut().extend(rate_headers);
+            response
+        };
         let mut response = match tokio::time::timeout(limit, routed).await {
-            Ok(response) => as_problem(response).await,
+            Ok(response) => response,
             Err(_) => hardening::timed_out(limit),
         };
         let headers = response.headers_mut();

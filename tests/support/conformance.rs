@@ -132,6 +132,21 @@ pub async fn condition_vocabulary(store: Arc<dyn Store>) {
             ]),
             false,
         ),
+        // Groups of one, nested (a rate limit's condition over one window): DynamoDB refuses
+        // doubled parentheses, so a group of one must render as its member.
+        (
+            Condition::And(vec![Condition::And(vec![
+                Condition::ge("n", 10),
+                Condition::le("n", 10),
+            ])]),
+            true,
+        ),
+        (
+            Condition::And(vec![Condition::Or(vec![Condition::And(vec![
+                Condition::eq("n", 10),
+            ])])]),
+            true,
+        ),
     ];
     for (i, (condition, expected)) in cases.into_iter().enumerate() {
         let outcome = store

@@ -197,6 +197,13 @@ try {
     // Features from the catalog, each of its type.
     await admin.getByLabel("Priority support").selectOption("true");
     await admin.getByLabel("Projects").fill("50");
+    // A request rate for the tenant's backend: 600 a minute; a bad bucket is refused first.
+    await admin.getByRole("button", { name: "Add a rate limit" }).click();
+    await admin.getByLabel("Rate 1: bucket").fill("Requests!");
+    await admin.getByRole("button", { name: "Create plan" }).click();
+    await admin.getByText("Lowercase letters, digits and _, starting with a letter.").waitFor();
+    await admin.getByLabel("Rate 1: bucket").fill("requests");
+    await admin.getByLabel("Rate 1: limit").fill("600");
     await admin.getByRole("button", { name: "Create plan" }).click();
     await admin.getByRole("heading", { name: /^Team/ }).waitFor();
     teamPlanId = admin.url().split("/plans/")[1];
@@ -320,6 +327,7 @@ try {
     const features = owner.getByTestId("features");
     await features.locator('li[data-feature="priority_support"]').getByText("✓").waitFor();
     await features.locator('li[data-feature="max_projects"]').getByText("50").waitFor();
+    await owner.getByTestId("rate-list").locator('li[data-bucket="requests"]').getByText("600 a minute").waitFor();
   });
   let secret;
   await step("the tenant admin creates an API key; its secret is shown once", async () => {
@@ -355,6 +363,7 @@ try {
     // The comparison shows features side by side with the limits.
     await owner.getByRole("columnheader", { name: "Priority support" }).waitFor();
     await owner.locator('tr[data-plan="Business"] td[data-feature="max_projects"]').getByText("1,000").waitFor();
+    await owner.locator('tr[data-plan="Business"] td[data-testid="rates"]').getByText("requests: 6,000 a minute").waitFor();
     await owner.getByRole("button", { name: "Preview change to Business" }).click();
     await owner.getByText("Upgrade, effective now.").waitFor();
     const net = await owner.getByTestId("preview-net").textContent();

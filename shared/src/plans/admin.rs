@@ -11,6 +11,7 @@ use super::catalog::{
     version_key, BillingCycle, PlanView, VersionTerms, PLAN_INDEX,
 };
 use super::policies::{self, double_option, LimitSpec, ResetPeriod};
+use super::rates::RateLimit;
 use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::billing::pricing::{SeatPrice, TopUp, UsageCharge};
@@ -64,6 +65,11 @@ pub struct CreatePlanRequest {
     #[serde(default)]
     #[schema(max_items = 50)]
     pub allowed_changes: Option<Vec<String>>,
+    /// Request-rate limits per named bucket (GCRA: a burst of `limit`, then one every
+    /// `per / limit`); the bucket `eshtarek_api` limits the tenant's calls to this API.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub rate_limits: Vec<RateLimit>,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -96,6 +102,9 @@ pub struct PatchPlanRequest {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Vec<String>>, max_items = 50)]
     pub allowed_changes: Option<Option<Vec<String>>>,
+    /// Replaces the rate limits (`[]` removes them all).
+    #[schema(max_items = 20)]
+    pub rate_limits: Option<Vec<RateLimit>>,
 }
 
 fn check_plan_name(raw: &str) -> Result<String, ApiError> {
@@ -282,6 +291,7 @@ pub async fn create(
         top_ups: req.top_ups,
         features: req.features,
         allowed_changes: check_allowed(ctx, None, req.allowed_changes).await?,
+        rate_limits: super::rates::check(req.rate_limits)?,
     };
     let terms = check_components(terms)?;
     super::features::check_values(ctx, &terms.features).await?;
@@ -382,6 +392,10 @@ pub async fn patch(
         allowed_changes: match req.allowed_changes {
             Some(list) => check_allowed(ctx, Some(id), list).await?,
             None => current.allowed_changes.clone(),
+        },
+        rate_limits: match req.rate_limits {
+            Some(rates) => super::rates::check(rates)?,
+            None => current.rate_limits.clone(),
         },
     };
     let terms = check_components(terms)?;

@@ -10,6 +10,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use super::policies::LimitSpec;
+use super::rates::RateLimit;
 use crate::auth::Caller;
 use crate::billing::pricing::{SeatPrice, TopUp, UsageCharge};
 use crate::error::ApiError;
@@ -79,6 +80,8 @@ pub struct VersionTerms {
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans a subscription on this version may change to; `None`: any.
     pub allowed_changes: Option<Vec<String>>,
+    /// Request-rate limits per bucket (`plans::rates`), sorted.
+    pub rate_limits: Vec<RateLimit>,
 }
 
 impl VersionTerms {
@@ -116,6 +119,8 @@ pub struct PlanVersionView {
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans this one may change to; `null`: any.
     pub allowed_changes: Option<Vec<String>>,
+    /// Request-rate limits per bucket; `eshtarek_api` is the tenant's calls to this API.
+    pub rate_limits: Vec<RateLimit>,
     pub created_at: String,
 }
 
@@ -136,6 +141,7 @@ impl PlanVersionView {
             top_ups: terms.top_ups,
             features: terms.features,
             allowed_changes: terms.allowed_changes,
+            rate_limits: terms.rate_limits,
             created_at: item.required_str("created_at")?.to_owned(),
         })
     }
@@ -172,6 +178,11 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         .transpose()?
         .unwrap_or_default();
     let allowed_changes = item.get("allowed_changes").map(from_attr).transpose()?;
+    let rate_limits = item
+        .get("rate_limits")
+        .map(from_attr)
+        .transpose()?
+        .unwrap_or_default();
     Ok(VersionTerms {
         price: item
             .decimal("price")
@@ -187,6 +198,7 @@ pub fn terms_of(item: &Item) -> Result<VersionTerms, ApiError> {
         top_ups,
         features,
         allowed_changes,
+        rate_limits,
     })
 }
 
@@ -225,6 +237,9 @@ pub(super) fn version_item(plan_id: &str, version: u32, terms: &VersionTerms, at
     if let Some(allowed) = &terms.allowed_changes {
         item = item.with("allowed_changes", to_attr(serde_json::json!(allowed)));
     }
+    if !terms.rate_limits.is_empty() {
+        item = item.with("rate_limits", to_attr(serde_json::json!(terms.rate_limits)));
+    }
     item
 }
 
@@ -254,6 +269,8 @@ pub struct PlanView {
     pub features: BTreeMap<String, serde_json::Value>,
     /// The plans this one may change to; `null`: any.
     pub allowed_changes: Option<Vec<String>>,
+    /// Request-rate limits per bucket; `eshtarek_api` is the tenant's calls to this API.
+    pub rate_limits: Vec<RateLimit>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -278,6 +295,7 @@ impl PlanView {
             top_ups: v.top_ups,
             features: v.features,
             allowed_changes: v.allowed_changes,
+            rate_limits: v.rate_limits,
             created_at: meta.required_str("created_at")?.to_owned(),
             updated_at: meta.required_str("updated_at")?.to_owned(),
         })

@@ -5,6 +5,7 @@ mod admin;
 mod catalog;
 pub mod features;
 pub mod policies;
+pub mod rates;
 
 pub use admin::{create, delete, patch, set_active, CreatePlanRequest, PatchPlanRequest};
 pub use catalog::{

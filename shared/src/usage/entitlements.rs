@@ -3,21 +3,27 @@
 //! optionally consuming a metric in the same call (recorded exactly as a usage event is:
 //! atomically under a hard limit, once per idempotency key).
 //!
+//! A `rate_bucket` check takes `cost` requests (default 1) from one of the plan's rate-limit
+//! buckets when they fit (`rate_limits`: shared by every instance), whatever the other checks
+//! answer; a refused one takes nothing and says when to retry.
+//!
 //! The answer says how long it may be cached: features change only when the plan does (a
 //! change, a migration, a renewal onto a scheduled plan), so 60 seconds; a metric's room
-//! changes with every event, so not at all.
+//! changes with every event and a rate with every request, so not at all.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::meter::{Meter, RecordingMeter};
 use super::model::UsageEvent;
+use super::rate_limits::{self, WindowNow};
 use super::record::record;
 use super::reports::{metric_usage, summary, MetricUsage};
 use crate::entitlements::{live_limits, spec_for};
 use crate::error::ApiError;
 use crate::plans::features::{self, FeatureType};
 use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
+use crate::plans::rates::{self, RateLimit};
 use crate::AppContext;
 
 /// How long features may be cached by the caller, in seconds.
@@ -39,12 +45,32 @@ pub struct FeatureEntitlement {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RateEntitlement {
+    #[schema(example = "requests")]
+    pub bucket: String,
+    /// Tightest window first.
+    pub windows: Vec<WindowNow>,
+}
+
+/// The plan's buckets, by name, each with its windows tightest first.
+fn buckets(limits: &[RateLimit]) -> Vec<(String, Vec<&RateLimit>)> {
+    let mut names: Vec<&str> = limits.iter().map(|r| r.bucket.as_str()).collect();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| (name.to_owned(), rates::of_bucket(limits, name)))
+        .collect()
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct EntitlementsView {
     pub plan_id: String,
     pub plan_version: u32,
     pub features: Vec<FeatureEntitlement>,
     /// Every metric the plan limits or charges, with what is used.
     pub metrics: Vec<MetricUsage>,
+    /// Every rate-limit bucket of the plan, each window with what is left now.
+    pub rate_limits: Vec<RateEntitlement>,
     /// Seconds this answer may be cached (the metrics' figures move with every event).
     pub cache_for_seconds: u32,
 }
@@ -84,7 +110,16 @@ pub async fn entitlements(ctx: &AppContext, meter: &Meter) -> Result<Entitlement
     let terms =
         crate::billing::subscriptions::terms_of_version(ctx, &usage.plan_id, usage.plan_version)
             .await?;
+    let mut rate_limits = Vec::new();
+    for (bucket, windows) in buckets(&terms.rate_limits) {
+        let now = rate_limits::look(ctx, &meter.tenant, &bucket, &windows).await?;
+        rate_limits.push(RateEntitlement {
+            bucket,
+            windows: now.windows,
+        });
+    }
     Ok(EntitlementsView {
+        rate_limits,
         features: feature_entitlements(ctx, &terms.features).await?,
         plan_id: usage.plan_id,
         plan_version: usage.plan_version,
@@ -93,7 +128,8 @@ pub async fn entitlements(ctx: &AppContext, meter: &Meter) -> Result<Entitlement
     })
 }
 
-/// One thing to check: a `feature`, or a `metric` with a `quantity` (default 1).
+/// One thing to check: a `feature`, a `metric` with a `quantity` (default 1), or a
+/// `rate_bucket` with a `cost` (default 1).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckItem {
@@ -106,6 +142,15 @@ pub struct CheckItem {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 1000000000)]
     pub quantity: Option<i64>,
+    /// One of the plan's rate-limit buckets: the check takes `cost` requests from it when
+    /// they fit.
+    #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,63}$", example = "requests")]
+    pub rate_bucket: Option<String>,
+    /// With `rate_bucket`: how many requests this counts as.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 100000000)]
+    pub cost: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -128,6 +173,7 @@ pub struct EntitlementCheckRequest {
 pub enum CheckKind {
     Feature,
     Metric,
+    Rate,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -137,7 +183,7 @@ pub struct CheckAnswer {
     pub key: String,
     pub allowed: bool,
     /// `enabled`, `disabled`, `not_in_plan`, `within_limit`, `unlimited`, `over_soft_limit`,
-    /// `limit_reached`, `no_subscription`.
+    /// `limit_reached`, `within_rate`, `rate_limited`, `no_subscription`.
     pub reason: String,
     /// A feature's value.
     #[schema(value_type = Option<crate::plans::features::FeatureValue>)]
@@ -148,8 +194,12 @@ pub struct CheckAnswer {
     pub remaining: Option<u64>,
     /// When the metric's count starts again (`null`: never, a gauge).
     pub resets_at: Option<String>,
-    /// Whether this call recorded the quantity.
+    /// Whether this call recorded the quantity (a metric) or took the cost (a rate bucket).
     pub consumed: bool,
+    /// A rate bucket's windows after this call, tightest first.
+    pub windows: Option<Vec<WindowNow>>,
+    /// A refused rate: seconds until the same cost would fit.
+    pub retry_after_seconds: Option<u64>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -157,7 +207,8 @@ pub struct EntitlementCheckResult {
     /// Every check allowed.
     pub allowed: bool,
     pub results: Vec<CheckAnswer>,
-    /// Seconds this answer may be cached: 60 for features alone, 0 once a metric is asked.
+    /// Seconds this answer may be cached: 60 for features alone, 0 once a metric or rate is
+    /// asked.
     pub cache_for_seconds: u32,
 }
 
@@ -173,6 +224,8 @@ fn answer(kind: CheckKind, key: &str, allowed: bool, reason: &str) -> CheckAnswe
         remaining: None,
         resets_at: None,
         consumed: false,
+        windows: None,
+        retry_after_seconds: None,
     }
 }
 
@@ -190,8 +243,33 @@ pub async fn check(
     }
     for (i, item) in req.checks.iter().enumerate() {
         let field = |name: &str| format!("checks[{i}].{name}");
-        match (&item.feature, &item.metric) {
-            (Some(key), None) => {
+        if item.cost.is_some() && item.rate_bucket.is_none() {
+            return Err(ApiError::validation(
+                field("cost"),
+                "a cost goes with a rate_bucket",
+            ));
+        }
+        match (&item.feature, &item.metric, &item.rate_bucket) {
+            (None, None, Some(bucket)) => {
+                crate::plans::policies::check_metric(bucket)
+                    .map_err(|e| e.field(field("rate_bucket")))?;
+                if item.quantity.is_some() {
+                    return Err(ApiError::validation(
+                        field("quantity"),
+                        "a rate bucket takes a cost, not a quantity",
+                    ));
+                }
+                if item
+                    .cost
+                    .is_some_and(|c| !(1..=rates::MAX_LIMIT as i64).contains(&c))
+                {
+                    return Err(ApiError::validation(
+                        field("cost"),
+                        "a whole number from 1 to 100000000",
+                    ));
+                }
+            }
+            (Some(key), None, None) => {
                 crate::plans::policies::check_metric(key).map_err(|e| e.field(field("feature")))?;
                 if item.quantity.is_some() {
                     return Err(ApiError::validation(
@@ -200,7 +278,7 @@ pub async fn check(
                     ));
                 }
             }
-            (None, Some(metric)) => {
+            (None, Some(metric), None) => {
                 crate::plans::policies::check_metric(metric)
                     .map_err(|e| e.field(field("metric")))?;
                 if item
@@ -216,7 +294,7 @@ pub async fn check(
             _ => {
                 return Err(ApiError::validation(
                     format!("checks[{i}]"),
-                    "give either `feature` or `metric`",
+                    "give one of `feature`, `metric` or `rate_bucket`",
                 ))
             }
         }
@@ -259,7 +337,8 @@ pub async fn check(
     if let (Some(guard), false) = (&guard, req.consume) {
         guard.verify(ctx, &t).await?;
     }
-    let cache_for_seconds = if metrics.is_empty() { FEATURES_TTL } else { 0 };
+    let features_only = req.checks.iter().all(|c| c.feature.is_some());
+    let cache_for_seconds = if features_only { FEATURES_TTL } else { 0 };
     let Some(limits) = live_limits(ctx, &meter.meter.tenant).await? else {
         if let (Some(guard), true) = (&guard, req.consume) {
             guard.verify(ctx, &t).await?;
@@ -267,11 +346,18 @@ pub async fn check(
         let results = req
             .checks
             .iter()
-            .map(|item| match (&item.feature, &item.metric) {
-                (Some(key), _) => answer(CheckKind::Feature, key, false, "no_subscription"),
-                (_, Some(metric)) => answer(CheckKind::Metric, metric, false, "no_subscription"),
-                _ => unreachable!("checked above"),
-            })
+            .map(
+                |item| match (&item.feature, &item.metric, &item.rate_bucket) {
+                    (Some(key), _, _) => answer(CheckKind::Feature, key, false, "no_subscription"),
+                    (_, Some(metric), _) => {
+                        answer(CheckKind::Metric, metric, false, "no_subscription")
+                    }
+                    (_, _, Some(bucket)) => {
+                        answer(CheckKind::Rate, bucket, false, "no_subscription")
+                    }
+                    _ => unreachable!("checked above"),
+                },
+            )
             .collect();
         return Ok(EntitlementCheckResult {
             allowed: false,
@@ -323,6 +409,30 @@ pub async fn check(
                     }
                 }
                 None => answer(CheckKind::Feature, key, false, "not_in_plan"),
+            });
+            continue;
+        }
+        if let Some(bucket) = &item.rate_bucket {
+            let windows = rates::of_bucket(&limits.rate_limits, bucket);
+            if windows.is_empty() {
+                results.push(answer(CheckKind::Rate, bucket, false, "not_in_plan"));
+                continue;
+            }
+            let cost = item.cost.unwrap_or(1) as u64;
+            let taken = rate_limits::take(ctx, &meter.meter.tenant, bucket, &windows, cost).await?;
+            let tightest = taken.windows.first();
+            let reason = if taken.allowed {
+                "within_rate"
+            } else {
+                "rate_limited"
+            };
+            results.push(CheckAnswer {
+                limit: tightest.map(|w| w.limit),
+                remaining: taken.windows.iter().map(|w| w.remaining).min(),
+                consumed: taken.allowed,
+                retry_after_seconds: taken.retry_after_seconds,
+                windows: Some(taken.windows),
+                ..answer(CheckKind::Rate, bucket, taken.allowed, reason)
             });
             continue;
         }

@@ -11,6 +11,11 @@
 //! - The upgrade hint on a 402 is advice, not a decision: cached for a couple of seconds and
 //!   dropped when this process changes a plan.
 //!
+//! - Rate limit buckets: an instance's leased permits and remembered refusals
+//!   (`rate_limits`), each bound by the stored times it was taken from.
+//! - A tenant's rate for Eshtarek's own API: advice read from its plan, kept for
+//!   [`API_RATE_TTL`], so a plan change's new rate reaches every instance within that time.
+//!
 //! This holds across processes too (each Lambda instance has its own caches).
 
 use std::collections::{HashMap, HashSet};
@@ -19,13 +24,20 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::api_keys::CachedKey;
+use super::rate_limits::LocalHandle;
 use crate::entitlements::Limits;
+use crate::plans::rates::RateLimit;
 use crate::plans::VersionTerms;
 
 /// Entries kept per cache; past this a cache starts over (cheaper than eviction bookkeeping,
 /// and a miss only costs a read).
 const MAX_ENTRIES: usize = 50_000;
 const HINT_TTL: Duration = Duration::from_secs(2);
+/// How long a tenant's API rate (from its plan) is kept before it is read again.
+pub const API_RATE_TTL: Duration = Duration::from_secs(5);
+
+/// A tenant's own-API windows as last read, with when.
+type ApiRate = (Instant, Option<Arc<Vec<RateLimit>>>);
 
 struct Bounded<K, V>(Mutex<HashMap<K, V>>);
 
@@ -64,6 +76,8 @@ pub struct HotCache {
     limits: Bounded<String, Arc<Limits>>,
     sent: Mutex<HashSet<String>>,
     hint: Mutex<Hints>,
+    rates: Bounded<(String, String), LocalHandle>,
+    api_rates: Bounded<String, ApiRate>,
 }
 
 impl Default for HotCache {
@@ -74,6 +88,8 @@ impl Default for HotCache {
             limits: Bounded::new(),
             sent: Mutex::new(HashSet::new()),
             hint: Mutex::new(HashMap::new()),
+            rates: Bounded::new(),
+            api_rates: Bounded::new(),
         }
     }
 }
@@ -109,6 +125,7 @@ impl HotCache {
 
     pub(crate) fn forget_limits(&self, tenant: &str) {
         self.limits.remove(&tenant.to_owned());
+        self.api_rates.remove(&tenant.to_owned());
     }
 
     pub(crate) fn was_sent(&self, marker: &str) -> bool {
@@ -136,6 +153,40 @@ impl HotCache {
                 hints.clear();
             }
             hints.insert((metric.to_owned(), needed), (Instant::now(), hint));
+        }
+    }
+
+    /// This instance's memory of `tenant`'s `bucket` (created empty on first use).
+    pub(crate) fn rate_bucket(&self, tenant: &str, bucket: &str) -> LocalHandle {
+        let key = (tenant.to_owned(), bucket.to_owned());
+        if let Some(found) = self.rates.get(&key) {
+            return found;
+        }
+        let Ok(mut map) = self.rates.0.lock() else {
+            return LocalHandle::default();
+        };
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.entry(key).or_default().clone()
+    }
+
+    /// `tenant`'s API rate windows if read within [`API_RATE_TTL`] (`Some(None)`: none).
+    pub(crate) fn api_rate(&self, tenant: &str) -> Option<Option<Arc<Vec<RateLimit>>>> {
+        let (at, rate) = self.api_rates.get(&tenant.to_owned())?;
+        (at.elapsed() < API_RATE_TTL).then_some(rate)
+    }
+
+    pub(crate) fn remember_api_rate(&self, tenant: &str, rate: Option<Arc<Vec<RateLimit>>>) {
+        self.api_rates
+            .insert(tenant.to_owned(), (Instant::now(), rate));
+    }
+
+    /// A subscription is changing here: API rates read from plans may be out of date (other
+    /// instances see the change within [`API_RATE_TTL`]).
+    pub fn subscriptions_changed(&self) {
+        if let Ok(mut rates) = self.api_rates.0.lock() {
+            rates.clear();
         }
     }
 

@@ -2,18 +2,22 @@
 //! its answer), `meter` (who is metering: key or token), `keys` (where a counter lives),
 //! `counters` (counting periods, rollups and the platform index), `record` (the metering
 //! transaction, replays, batches), `alerts` (threshold warnings, the sweep, notifications), `reports` (summaries, checks,
-//! history), `gauges`, `api_keys` and `hot` (the hot path's caches). The limits in force come
+//! history), `gauges`, `api_keys` and `hot` (the hot path's caches), `gcra`, `rate_limits` (plan-based
+//! request rates shared through the store) and `api_rate` (the rate of Eshtarek's own API). The limits in force come
 //! from `entitlements`.
 
 mod alerts;
 pub mod api_keys;
+pub mod api_rate;
 mod counters;
 pub mod entitlements;
 mod gauges;
+pub mod gcra;
 pub mod hot;
 pub mod keys;
 mod meter;
 mod model;
+pub mod rate_limits;
 mod record;
 mod reports;
 

@@ -85,8 +85,27 @@ export interface Plan {
   top_ups: TopUp[];
   features?: Record<string, unknown>;
   allowed_changes?: string[] | null;
+  rate_limits?: RateLimit[];
   created_at: string;
   updated_at: string;
+}
+
+export interface RateLimit {
+  bucket: string;
+  limit: number;
+  per: "second" | "minute" | "hour" | "day";
+}
+
+export interface RateWindow {
+  limit: number;
+  per: RateLimit["per"];
+  remaining: number;
+  reset_seconds: number;
+}
+
+export interface RateEntitlement {
+  bucket: string;
+  windows: RateWindow[];
 }
 
 export interface PlanVersion {
@@ -103,6 +122,7 @@ export interface PlanVersion {
   top_ups: TopUp[];
   features?: Record<string, unknown>;
   allowed_changes?: string[] | null;
+  rate_limits?: RateLimit[];
   created_at: string;
 }
 
@@ -394,5 +414,6 @@ export interface Entitlements {
   plan_version: number;
   features: FeatureEntitlement[];
   metrics: MetricUsage[];
+  rate_limits: RateEntitlement[];
   cache_for_seconds: number;
 }

@@ -1,6 +1,7 @@
 import { useGet } from "../hooks";
 import type { Entitlements, Feature, Page, Plan } from "../api/types";
 import { Empty, WhenLoaded } from "./ui";
+import { RateList } from "./RateLimits";
 
 /** A feature's value as people read it: ✓ / — for on/off, the number or the text. */
 export function featureText(value: unknown): string {
@@ -138,14 +139,17 @@ export function EntitlementsPanel() {
   return (
     <WhenLoaded state={ents}>
       {() =>
-        ents.data?.features.length ? (
-          <ul className="features" data-testid="features">
-            {ents.data.features.map((f) => (
-              <li key={f.key} data-feature={f.key} data-enabled={f.enabled}>
-                <span>{f.name}</span> <strong>{featureText(f.value)}</strong>
-              </li>
-            ))}
-          </ul>
+        ents.data?.features.length || ents.data?.rate_limits?.length ? (
+          <>
+            <ul className="features" data-testid="features">
+              {ents.data.features.map((f) => (
+                <li key={f.key} data-feature={f.key} data-enabled={f.enabled}>
+                  <span>{f.name}</span> <strong>{featureText(f.value)}</strong>
+                </li>
+              ))}
+            </ul>
+            <RateList rates={ents.data.rate_limits ?? []} />
+          </>
         ) : (
           <Empty>This plan grants no features beyond its limits.</Empty>
         )

@@ -16,6 +16,7 @@ import {
 } from "./PriceComponents";
 import { formatNumber, metricLabel } from "../format";
 import { AllowedChanges, FeatureValues, featureBody, featureDraft, useFeatures } from "./Features";
+import { RateLimitsEditor, rateBody, rateDraft, validateRates, type RateDraft } from "./RateLimits";
 
 export interface PlanFormValues {
   name: string;
@@ -31,6 +32,7 @@ export interface PlanFormValues {
   top_ups: TopUpDraft[];
   features: Record<string, string>;
   allowed_changes: string[] | null;
+  rate_limits: RateDraft[];
 }
 
 export function planValues(plan?: Plan): PlanFormValues {
@@ -48,6 +50,7 @@ export function planValues(plan?: Plan): PlanFormValues {
     top_ups: (plan?.top_ups ?? []).map(topUpDraft),
     features: featureDraft(plan?.features),
     allowed_changes: plan?.allowed_changes ?? null,
+    rate_limits: (plan?.rate_limits ?? []).map(rateDraft),
   };
 }
 
@@ -59,7 +62,7 @@ export function validatePlan(v: PlanFormValues): Record<string, string> {
   if (!/^[A-Za-z]{3}$/.test(v.currency.trim())) e.currency = "A three-letter currency code, e.g. USD.";
   if (!/^\d+$/.test(v.trial_days) || Number(v.trial_days) > 365) e.trial_days = "Whole days, 0 to 365.";
   if (v.duration_cycles && !/^[1-9]\d*$/.test(v.duration_cycles)) e.duration_cycles = "Empty (no end) or a whole number of cycles.";
-  return e;
+  return { ...e, ...validateRates(v.rate_limits) };
 }
 
 export function planBody(v: PlanFormValues, only?: Plan, catalog?: Feature[]) {
@@ -76,6 +79,7 @@ export function planBody(v: PlanFormValues, only?: Plan, catalog?: Feature[]) {
     top_ups: v.top_ups.map(topUpBody),
     features: featureBody(v.features, catalog),
     allowed_changes: v.allowed_changes,
+    rate_limits: v.rate_limits.map(rateBody),
   };
   if (v.limit_policy_ids) body.limit_policy_ids = v.limit_policy_ids;
   if (!only) return body;
@@ -162,6 +166,7 @@ export function PlanForm({
         onChange={(allowed_changes) => setV({ ...v, allowed_changes })}
         err={(k) => fieldError(error, k)}
       />
+      <RateLimitsEditor value={v.rate_limits} onChange={(rate_limits) => setV({ ...v, rate_limits })} err={err} />
       <fieldset>
         <legend>Limit policies</legend>
         {v.limit_policy_ids === null ? (

@@ -39,6 +39,8 @@ pub async fn cancel(
     id: &str,
     req: CancelRequest,
 ) -> Result<SubscriptionView, ApiError> {
+    // The API rate this instance remembers may be about to change with the plan.
+    ctx.hot.subscriptions_changed();
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     let t = ctx.stores.tenant(&tenant);
@@ -84,6 +86,8 @@ pub async fn resume(
     caller: &Caller,
     id: &str,
 ) -> Result<SubscriptionView, ApiError> {
+    // The API rate this instance remembers may be about to change with the plan.
+    ctx.hot.subscriptions_changed();
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     if !sub.status.is_live() || !sub.cancel_at_period_end {

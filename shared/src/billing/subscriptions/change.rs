@@ -267,6 +267,8 @@ pub async fn change(
     id: &str,
     req: ChangeRequest,
 ) -> Result<SubscriptionResult, ApiError> {
+    // The API rate this instance remembers may be about to change with the plan.
+    ctx.hot.subscriptions_changed();
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     let to = change_target(ctx, &sub, &req.plan_id).await?;

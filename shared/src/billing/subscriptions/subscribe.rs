@@ -61,6 +61,8 @@ pub async fn create(
     caller: &Caller,
     req: CreateSubscriptionRequest,
 ) -> Result<SubscriptionResult, ApiError> {
+    // The API rate this instance remembers may be about to change with the plan.
+    ctx.hot.subscriptions_changed();
     let tenant = access::target_tenant(ctx, caller, req.tenant_id.as_deref()).await?;
     let plan = current_version(ctx, &req.plan_id).await?;
     let (version, terms) = (plan.version, &plan.terms);

@@ -67,6 +67,11 @@ impl Expr {
     }
 
     pub(super) fn join(&mut self, conditions: &[Condition], op: &str) -> String {
+        // A group of one is its member: DynamoDB refuses `((a AND b))` as "redundant
+        // parentheses", which a group of one around a group would otherwise render.
+        if let [only] = conditions {
+            return self.condition(only);
+        }
         let parts: Vec<String> = conditions.iter().map(|c| self.condition(c)).collect();
         format!("({})", parts.join(op))
     }

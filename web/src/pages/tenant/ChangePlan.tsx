@@ -8,6 +8,7 @@ import { Card, ErrorNotice, Loading, StatusBadge, Success } from "../../componen
 import { formatDate, formatMoney, metricLabel } from "../../format";
 import { componentsSummary } from "../../components/PriceComponents";
 import { featureText, useFeatures } from "../../components/Features";
+import { ratesSummary } from "../../components/RateLimits";
 
 /** Plan comparison, a proration preview before any change, subscribe, cancel and resume. */
 export function ChangePlan() {
@@ -135,6 +136,7 @@ export function ChangePlan() {
                     {featureName(k)}
                   </th>
                 ))}
+                <th scope="col">Rate limits</th>
                 <th scope="col">
                   <span className="sr-only">Action</span>
                 </th>
@@ -164,6 +166,7 @@ export function ChangePlan() {
                         {featureText(plan.features?.[k])}
                       </td>
                     ))}
+                    <td data-testid="rates">{ratesSummary(plan.rate_limits)}</td>
                     <td>
                       {!current ? (
                         <button type="button" className="primary" onClick={() => void subscribe(plan)} disabled={action.busy}>
