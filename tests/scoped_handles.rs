@@ -58,6 +58,13 @@ async fn tenant_handle_refuses_other_tenants_keys_before_any_io() {
         pk: secret.pk.clone(),
     };
     assert_eq!(a.get(&secret).await.unwrap_err(), cross);
+    // A batch read with one foreign key among its own is refused whole.
+    assert_eq!(
+        a.get_many(&[a.key("SUB", "SUB#1"), secret.clone()])
+            .await
+            .unwrap_err(),
+        cross
+    );
     assert_eq!(a.query(&Query::table(&secret.pk)).await.unwrap_err(), cross);
     assert_eq!(
         a.put(Item::new(secret.clone()), None).await.unwrap_err(),

@@ -33,6 +33,25 @@ impl Limits {
         spec_for(self, metric).is_some() || self.usage_charges.iter().any(|c| c.metric == metric)
     }
 
+    /// The limit in force on `metric`; a metric the plan charges without a limit counts per
+    /// billing period and is never refused (a soft spec without a limit). `None`: the plan
+    /// neither limits nor charges it.
+    pub fn spec_or_charged(&self, metric: &str) -> Option<LimitSpec> {
+        if let Some(spec) = spec_for(self, metric) {
+            return Some(spec.clone());
+        }
+        self.usage_charges
+            .iter()
+            .any(|c| c.metric == metric)
+            .then(|| LimitSpec {
+                metric: metric.to_owned(),
+                limit: None,
+                reset_period: crate::plans::policies::ResetPeriod::BillingPeriod,
+                enforcement: Enforcement::Soft,
+                warning_thresholds: Vec::new(),
+            })
+    }
+
     /// Metrics the plan charges for but does not limit (counted per billing period).
     pub fn charged_only(&self) -> impl Iterator<Item = &str> {
         self.usage_charges

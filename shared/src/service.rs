@@ -87,9 +87,9 @@ impl Core {
             prepare(&mut request);
         }
         let limit = parts.ctx.http.request_timeout;
-        let routed = async {
+        let routed = async move {
             // The tenant's plan rate for this API comes first: a refused call does nothing.
-            let admission = crate::usage::api_rate::admit(&parts.ctx, request.headers()).await;
+            let admission = crate::usage::api_rate::admit(&parts.ctx, &mut request).await;
             let (rate_headers, refused) = match admission {
                 Some(a) => (a.headers, a.refused),
                 None => (Vec::new(), None),

@@ -53,6 +53,48 @@ pub async fn put_get_roundtrip(store: Arc<dyn Store>) {
     assert_eq!(store.get(&Key::new(&pk, "missing")).await.unwrap(), None);
 }
 
+/// Several items in one call, in the order asked, absent ones as `None`; a bad batch (empty,
+/// a key twice, too many) refused before any I/O.
+pub async fn get_many_reads_items_in_order(store: Arc<dyn Store>) {
+    let pk = ns("many");
+    for (sk, n) in [("A", 1), ("B", 2), ("C", 3)] {
+        store
+            .put(Item::new(Key::new(&pk, sk)).with("n", n), None)
+            .await
+            .unwrap();
+    }
+    let keys = [
+        Key::new(&pk, "C"),
+        Key::new(&pk, "MISSING"),
+        Key::new(&pk, "A"),
+        Key::new(ns("elsewhere"), "B"),
+    ];
+    let items = store.get_many(&keys).await.unwrap();
+    let ns_of = |i: &Option<Item>| i.as_ref().and_then(|item| item.i64("n"));
+    assert_eq!(
+        items.iter().map(ns_of).collect::<Vec<_>>(),
+        vec![Some(3), None, Some(1), None]
+    );
+    assert_eq!(items[0].as_ref().unwrap().key, keys[0]);
+    for bad in [
+        Vec::new(),
+        vec![Key::new(&pk, "A"), Key::new(&pk, "A")],
+        (0..101).map(|i| Key::new(&pk, format!("K{i}"))).collect(),
+    ] {
+        assert!(matches!(
+            store.get_many(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    // A full batch of 100 comes back whole, in order.
+    let hundred: Vec<Key> = (0..100)
+        .map(|i| Key::new(&pk, format!("K{i:03}")))
+        .collect();
+    let answers = store.get_many(&hundred).await.unwrap();
+    assert_eq!(answers.len(), 100);
+    assert!(answers.iter().all(Option::is_none));
+}
+
 pub async fn conditional_put_refuses_existing_item(store: Arc<dyn Store>) {
     let key = Key::new(ns("cput"), "ONE");
     let first = Item::new(key.clone()).with("v", 1);

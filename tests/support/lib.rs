@@ -17,6 +17,7 @@ macro_rules! conformance_suite {
     ($make:expr) => {
         $crate::conformance_suite!(@cases $make;
             put_get_roundtrip,
+            get_many_reads_items_in_order,
             conditional_put_refuses_existing_item,
             condition_vocabulary,
             update_sets_adds_and_removes,

@@ -85,6 +85,19 @@ fn leading_tenants(operation: &str, body: &Value) -> BTreeSet<String> {
                 }
             }
         }
+        "BatchGetItem" => {
+            for table in body["RequestItems"]
+                .as_object()
+                .into_iter()
+                .flat_map(|t| t.values())
+            {
+                for key in table["Keys"].as_array().into_iter().flatten() {
+                    if let Some(pk) = key["PK"]["S"].as_str() {
+                        pks.push(pk.to_owned());
+                    }
+                }
+            }
+        }
         "Query" => {
             if let Some(values) = body["ExpressionAttributeValues"].as_object() {
                 pks.extend(

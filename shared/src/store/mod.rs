@@ -32,6 +32,27 @@ pub use scoped::{
 /// Most operations one transaction may hold (DynamoDB's TransactWriteItems limit).
 pub const MAX_TRANSACTION_OPS: usize = 100;
 
+/// Most keys one [`Store::get_many`] may ask for (DynamoDB's BatchGetItem limit).
+pub const MAX_BATCH_GET: usize = 100;
+
+/// A `get_many` asks for 1 to [`MAX_BATCH_GET`] keys, each once (DynamoDB refuses duplicates).
+pub fn validate_get_many(keys: &[Key]) -> Result<(), StoreError> {
+    if keys.is_empty() || keys.len() > MAX_BATCH_GET {
+        return Err(StoreError::Invalid(format!(
+            "get_many takes 1 to {MAX_BATCH_GET} keys, not {}",
+            keys.len()
+        )));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        if keys[..i].contains(key) {
+            return Err(StoreError::Invalid(format!(
+                "get_many asks for {key:?} twice"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The port every adapter implements. Reads are strongly consistent on the table (GSI1 reads
 /// are eventually consistent on DynamoDB, immediately consistent on SQLite).
 #[async_trait]
@@ -40,6 +61,19 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+
+    /// Several items by key, in order, each strongly consistent (`None` where absent); at most
+    /// [`MAX_BATCH_GET`] keys, no key twice. The default reads them one by one; adapters that
+    /// can do better read them in one round trip (DynamoDB's BatchGetItem) or one read
+    /// transaction (SQLite: one snapshot, one set of locks).
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        validate_get_many(keys)?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            out.push(self.get(key).await?);
+        }
+        Ok(out)
+    }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError>;
 

@@ -203,6 +203,13 @@ impl Store for TenantStore {
         self.inner.get(key).await
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        for key in keys {
+            self.check_pk(&key.pk)?;
+        }
+        self.inner.get_many(keys).await
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         self.check_pk(&query.pk)?;
         self.inner.query(query).await
@@ -249,6 +256,13 @@ impl Store for PlatformStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         Self::check_pk(&key.pk)?;
         self.inner.get(key).await
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        for key in keys {
+            Self::check_pk(&key.pk)?;
+        }
+        self.inner.get_many(keys).await
     }
 
     /// Platform queries may read platform indexes (`IDX#…` on GSI1), whose items can belong to

@@ -45,7 +45,7 @@ pub fn tenant_session_policy(partition: &str, table: &str, tenant: &TenantId) ->
             "Sid": "TenantItemsOnly",
             "Effect": "Allow",
             "Action": [
-                "dynamodb:GetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem",
                 "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"
             ],
             "Resource": [table_arn.clone(), format!("{table_arn}/index/GSI1")],

@@ -265,15 +265,25 @@ impl KeyGuard {
     /// The same check as a read, for an answer that writes nothing (an entitlement check):
     /// a cached key is never trusted on its own.
     pub async fn verify(&self, ctx: &AppContext, t: &TenantStore) -> Result<(), ApiError> {
-        let seen = t.get(&record_key(t, &self.prefix)).await?;
-        let live = seen.as_ref().is_some_and(|item| {
+        let seen = t.get(&self.record_key(t)).await?;
+        self.judge(ctx, seen.as_ref())
+    }
+
+    /// Where the key's record is, for a caller that reads it among other items.
+    pub fn record_key(&self, t: &TenantStore) -> Key {
+        record_key(t, &self.prefix)
+    }
+
+    /// The verdict on the key's record as read (`None`: gone, revoked).
+    pub fn judge(&self, ctx: &AppContext, seen: Option<&Item>) -> Result<(), ApiError> {
+        let live = seen.is_some_and(|item| {
             item.str("secret_hash") == Some(self.secret_hash.as_str())
                 && item.get(SUSPENDED).is_none()
         });
         if live {
             Ok(())
         } else {
-            Err(self.refusal(ctx, seen.as_ref()))
+            Err(self.refusal(ctx, seen))
         }
     }
 

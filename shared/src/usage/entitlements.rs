@@ -14,17 +14,20 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::api_keys::KeyGuard;
 use super::meter::{Meter, RecordingMeter};
 use super::model::UsageEvent;
 use super::rate_limits::{self, WindowNow};
 use super::record::record;
-use super::reports::{metric_usage, summary, MetricUsage};
-use crate::entitlements::{live_limits, spec_for};
+use super::reports::{metric_usage, summary, usage_key, usage_of, MetricUsage};
+use crate::entitlements::{live_limits, Limits};
 use crate::error::ApiError;
 use crate::plans::features::{self, FeatureType};
-use crate::plans::policies::{Enforcement, LimitSpec, ResetPeriod};
+use crate::plans::policies::{Enforcement, LimitSpec};
 use crate::plans::rates::{self, RateLimit};
+use crate::store::{Store, TenantStore};
 use crate::AppContext;
+use std::sync::Arc;
 
 /// How long features may be cached by the caller, in seconds.
 const FEATURES_TTL: u32 = 60;
@@ -229,6 +232,54 @@ fn answer(kind: CheckKind, key: &str, allowed: bool, reason: &str) -> CheckAnswe
     }
 }
 
+/// The facts a check needs, in one batch read, when this instance has the tenant's limits
+/// cached: the subscription (its `rev` moves with every change, so an equal one proves the
+/// cached limits current), the key's record when it must be verified, and the counters asked.
+/// `None` when nothing is cached or the subscription moved (the caller reads the slow way).
+async fn fast_facts(
+    ctx: &AppContext,
+    t: &TenantStore,
+    guard: Option<&KeyGuard>,
+    metrics: &[&str],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<(Arc<Limits>, Vec<MetricUsage>)>, ApiError> {
+    let Some(limits) = ctx.hot.limits(t.tenant().as_str()) else {
+        return Ok(None);
+    };
+    let specs: Vec<LimitSpec> = metrics
+        .iter()
+        .filter_map(|m| limits.spec_or_charged(m))
+        .collect();
+    let mut keys = vec![limits.sub.key.clone()];
+    if let Some(guard) = guard {
+        keys.push(guard.record_key(t));
+    }
+    let at: Vec<usize> = specs
+        .iter()
+        .map(|spec| {
+            let key = usage_key(t, &limits, spec, now);
+            keys.iter().position(|k| *k == key).unwrap_or_else(|| {
+                keys.push(key);
+                keys.len() - 1
+            })
+        })
+        .collect();
+    let items = t.get_many(&keys).await?;
+    if items[0].as_ref().and_then(|sub| sub.i64("rev")) != Some(limits.sub.rev) {
+        ctx.hot.forget_limits(t.tenant().as_str());
+        return Ok(None);
+    }
+    if let Some(guard) = guard {
+        guard.judge(ctx, items[1].as_ref())?;
+    }
+    let usage = specs
+        .iter()
+        .zip(at)
+        .map(|(spec, i)| usage_of(items[i].as_ref(), &limits, spec, now))
+        .collect();
+    Ok(Some((limits, usage)))
+}
+
 /// Checks features and metrics; with `consume`, records the one metric's quantity when allowed.
 pub async fn check(
     ctx: &AppContext,
@@ -330,16 +381,44 @@ pub async fn check(
             ));
         }
     }
-    // A key from the in-process cache is checked by the write that consumes; an answer that
-    // writes nothing reads the key's record instead (revoked or suspended: refused).
     let guard = meter.guard.clone();
-    let t = ctx.stores.tenant(&meter.meter.tenant);
-    if let (Some(guard), false) = (&guard, req.consume) {
-        guard.verify(ctx, &t).await?;
-    }
+    let tenant = &meter.meter.tenant;
+    let t = ctx.stores.tenant(tenant);
     let features_only = req.checks.iter().all(|c| c.feature.is_some());
     let cache_for_seconds = if features_only { FEATURES_TTL } else { 0 };
-    let Some(limits) = live_limits(ctx, &meter.meter.tenant).await? else {
+    let asked: Vec<&str> = metrics
+        .iter()
+        .map(|i| req.checks[*i].metric.as_deref().expect("a metric check"))
+        .collect();
+    // A key from the in-process cache is checked by the write that consumes; an answer that
+    // writes nothing reads the key's record (revoked or suspended: refused), in the same batch
+    // as the rest.
+    let unverified = guard.as_ref().filter(|_| !req.consume);
+    let now = ctx.clock.now();
+    let facts = match fast_facts(ctx, &t, unverified, &asked, now).await? {
+        Some(facts) => Some(facts),
+        None => {
+            if let Some(guard) = unverified {
+                guard.verify(ctx, &t).await?;
+            }
+            match live_limits(ctx, tenant).await? {
+                Some(limits) => {
+                    let limits = Arc::new(limits);
+                    // The next check takes the fast path.
+                    ctx.hot.remember_limits(tenant.as_str(), limits.clone());
+                    let mut usage = Vec::new();
+                    for metric in &asked {
+                        if let Some(spec) = limits.spec_or_charged(metric) {
+                            usage.push(metric_usage(&t, &limits, &spec, now).await?);
+                        }
+                    }
+                    Some((limits, usage))
+                }
+                None => None,
+            }
+        }
+    };
+    let Some((limits, usage)) = facts else {
         if let (Some(guard), true) = (&guard, req.consume) {
             guard.verify(ctx, &t).await?;
         }
@@ -371,27 +450,6 @@ pub async fn check(
         limits.sub.plan_version,
     )
     .await?;
-    // Only the metrics asked are read (one counter each).
-    let now = ctx.clock.now();
-    let mut usage = Vec::new();
-    for i in &metrics {
-        let metric = req.checks[*i].metric.as_deref().expect("a metric check");
-        let spec = match spec_for(&limits, metric) {
-            Some(spec) => Some(spec.clone()),
-            // Charged without a limit: counted per billing period, never refused.
-            None if limits.meters(metric) => Some(LimitSpec {
-                metric: metric.to_owned(),
-                limit: None,
-                reset_period: ResetPeriod::BillingPeriod,
-                enforcement: Enforcement::Soft,
-                warning_thresholds: Vec::new(),
-            }),
-            None => None,
-        };
-        if let Some(spec) = spec {
-            usage.push(metric_usage(&t, &limits, &spec, now).await?);
-        }
-    }
     let mut results = Vec::with_capacity(req.checks.len());
     for item in &req.checks {
         if let Some(key) = &item.feature {

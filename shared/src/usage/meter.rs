@@ -35,6 +35,14 @@ impl axum::extract::FromRequestParts<AppContext> for RecordingMeter {
         parts: &mut axum::http::request::Parts,
         ctx: &AppContext,
     ) -> Result<Self, Self::Rejection> {
+        // The rate admission may have authenticated the key already.
+        if let Some(presented) = parts.extensions.remove::<super::api_rate::PresentedKey>() {
+            let (key, guard) = presented.0.map_err(crate::auth::caller::reject)?;
+            return Ok(Self {
+                meter: Meter::for_key(&key),
+                guard,
+            });
+        }
         let token = crate::auth::caller::bearer(parts).map_err(crate::auth::caller::reject)?;
         if let Some(key) = api_keys::authenticate_for_write(ctx, token).await {
             let (key, guard) = key.map_err(crate::auth::caller::reject)?;

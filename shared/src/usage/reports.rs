@@ -67,13 +67,9 @@ pub async fn summary(ctx: &AppContext, meter: &Meter) -> Result<UsageSummary, Ap
     let now = ctx.clock.now();
     let mut data = Vec::new();
     // Charged metrics without a limit count per billing period and are never refused.
-    let charged_only = limits.charged_only().map(|metric| LimitSpec {
-        metric: metric.to_owned(),
-        limit: None,
-        reset_period: ResetPeriod::BillingPeriod,
-        enforcement: Enforcement::Soft,
-        warning_thresholds: Vec::new(),
-    });
+    let charged_only = limits
+        .charged_only()
+        .filter_map(|metric| limits.spec_or_charged(metric));
     let specs: Vec<LimitSpec> = limits.limits.iter().cloned().chain(charged_only).collect();
     for spec in &specs {
         data.push(metric_usage(&t, &limits, spec, now).await?);
@@ -93,20 +89,43 @@ pub(super) async fn metric_usage(
     spec: &LimitSpec,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<MetricUsage, ApiError> {
-    let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
-    let used = if spec.metric == "max_users" {
-        let meta = t.get(&t.key("META", "TENANT")).await?;
-        meta.and_then(|m| m.i64("member_count")).unwrap_or(0).max(0) as u64
+    let item = t.get(&usage_key(t, limits, spec, now)).await?;
+    Ok(usage_of(item.as_ref(), limits, spec, now))
+}
+
+/// Where a metric's use is read: the tenant's member count for `max_users`, else the
+/// metric's counter for the period counting now.
+pub(super) fn usage_key(
+    t: &crate::store::TenantStore,
+    limits: &crate::entitlements::Limits,
+    spec: &LimitSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> crate::store::Key {
+    if spec.metric == "max_users" {
+        t.key("META", "TENANT")
     } else {
-        t.get(&counter_key(t, &spec.metric, start))
-            .await?
-            .and_then(|c| c.i64("used"))
-            .unwrap_or(0)
-            .max(0) as u64
+        let (start, _) = counting_period(spec.reset_period, &limits.sub, now);
+        counter_key(t, &spec.metric, start)
+    }
+}
+
+/// A metric's use from the item at its [`usage_key`] (`None`: nothing counted yet).
+pub(super) fn usage_of(
+    item: Option<&crate::store::Item>,
+    limits: &crate::entitlements::Limits,
+    spec: &LimitSpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> MetricUsage {
+    let (start, end) = counting_period(spec.reset_period, &limits.sub, now);
+    let field = if spec.metric == "max_users" {
+        "member_count"
+    } else {
+        "used"
     };
+    let used = item.and_then(|i| i.i64(field)).unwrap_or(0).max(0) as u64;
     let granted = granted_at(&limits.sub.grants, &spec.metric, now);
     let limit = spec.limit.map(|l| l + granted);
-    Ok(MetricUsage {
+    MetricUsage {
         metric: spec.metric.clone(),
         used,
         limit,
@@ -117,7 +136,7 @@ pub(super) async fn metric_usage(
         reset_period: spec.reset_period,
         period_start: time::fmt(start),
         period_end: end.map(time::fmt),
-    })
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -12,7 +12,9 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 use aws_sdk_dynamodb::Client;
 
 use super::{
@@ -93,6 +95,53 @@ impl Store for DynamoStore {
             .await
             .map_err(sdk_err)?;
         out.item.map(from_dynamo).transpose()
+    }
+
+    /// One BatchGetItem (consistent reads), again for any keys DynamoDB leaves unprocessed.
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        super::validate_get_many(keys)?;
+        let mut found: HashMap<Key, Item> = HashMap::with_capacity(keys.len());
+        let mut pending: Vec<HashMap<String, AttributeValue>> = keys.iter().map(key_map).collect();
+        for attempt in 0..10u32 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                // Unprocessed keys mean throttling: back off before asking again.
+                tokio::time::sleep(std::time::Duration::from_millis(10 << attempt.min(6))).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(sdk_err)?;
+            for raw in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
+                let item = from_dynamo(raw)?;
+                found.insert(item.key.clone(), item);
+            }
+            if let Some(left) = out
+                .unprocessed_keys
+                .and_then(|mut left| left.remove(&self.table))
+            {
+                pending = left.keys;
+            }
+        }
+        if !pending.is_empty() {
+            return Err(StoreError::Throttled);
+        }
+        Ok(keys.iter().map(|key| found.remove(key)).collect())
     }
 
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {

@@ -186,6 +186,25 @@ impl Store for SqliteStore {
         self.read(move |conn| load(conn, &key)).await
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        super::validate_get_many(keys)?;
+        self.read(|conn| {
+            // One read transaction: one snapshot, and the WAL's read lock taken once rather
+            // than per item (those lock calls are most of a point read's cost).
+            let tx = conn
+                .unchecked_transaction()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let items = keys
+                .iter()
+                .map(|key| load(&tx, key))
+                .collect::<Result<Vec<_>, _>>()?;
+            tx.commit()
+                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            Ok(items)
+        })
+        .await
+    }
+
     async fn query(&self, query: &Query) -> Result<Page, StoreError> {
         validate_query(query)?;
         let query = query.clone();
