@@ -126,6 +126,13 @@ try {
   const admin = await newPage();
   let teamPlanId;
   await step("platform admin signs in and sees the overview with MRR and charts", async () => {
+    // A wrong password is said to be wrong (not "your session has expired").
+    await admin.goto(base + "/");
+    await admin.getByLabel("Email").fill("admin@eshtarek.local");
+    await admin.getByLabel("Password").fill("not the password");
+    await admin.getByLabel("Password").press("Enter");
+    await admin.getByText("wrong email or password").waitFor();
+    assert.equal(await admin.getByText(/session has expired/).count(), 0);
     await signIn(admin, "admin@eshtarek.local", credentials["admin@eshtarek.local"]);
     await admin.getByRole("heading", { name: "Platform overview" }).waitFor();
     await admin.getByText("$99.00").first().waitFor(); // Globex pays for Business

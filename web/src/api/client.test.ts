@@ -143,4 +143,13 @@ describe("explain", () => {
     );
     expect(explain(new TypeError("Failed to fetch"))).toMatch(/Cannot reach the server/);
   });
+
+  it("says a wrong password is wrong, not that a session expired", () => {
+    const refused = new ApiProblem(401, { detail: "wrong email or password", code: "invalid_credentials" });
+    expect(refused.sessionEnded).toBe(false);
+    expect(explain(refused)).toBe("wrong email or password");
+    const ended = new ApiProblem(401, { detail: "the session has ended; log in again", code: "session_ended" });
+    expect(ended.sessionEnded).toBe(true);
+    expect(explain(ended)).toMatch(/session has expired/);
+  });
 });

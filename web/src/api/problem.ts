@@ -24,9 +24,15 @@ export class ApiProblem extends Error {
     this.body = body;
   }
 
-  /** The session is over (expired, revoked, or logged out elsewhere). */
+  /** A machine-readable reason (`code`), when the API gives one. */
+  get code(): string | undefined {
+    return typeof this.body.code === "string" ? this.body.code : undefined;
+  }
+
+  /** The session is over (expired, revoked, or logged out elsewhere): every 401 but a refused
+   * sign-in, which is about the credentials typed, not a session. */
   get sessionEnded(): boolean {
-    return this.status === 401;
+    return this.status === 401 && this.code !== "invalid_credentials";
   }
 }
 
@@ -35,6 +41,8 @@ export function explain(error: unknown): string {
   if (error instanceof ApiProblem) {
     switch (error.status) {
       case 401:
+        // A wrong password is not an expired session: say what the API said.
+        if (!error.sessionEnded) return error.detail;
         return "Your session has expired. Please sign in again.";
       case 402:
         return error.metric ? `Plan limit reached for ${error.metric}: ${error.detail}` : `Payment required: ${error.detail}`;

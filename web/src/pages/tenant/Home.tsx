@@ -1,3 +1,4 @@
+import { nextDate } from "../../subscription";
 import { Link } from "react-router";
 import { useGet } from "../../hooks";
 import { ApiProblem } from "../../api/problem";
@@ -50,10 +51,7 @@ export function TenantHome({ admin }: { admin: boolean }) {
                 label={`Per ${sub.data.billing_cycle === "yearly" ? "year" : "month"}`}
                 value={formatMoney(sub.data.price, sub.data.currency)}
               />
-              <Stat
-                label={sub.data.status === "trialing" ? "Trial ends" : sub.data.cancel_at_period_end ? "Ends" : "Renews"}
-                value={formatDate(sub.data.trial_end ?? sub.data.current_period_end)}
-              />
+              <Stat label={nextDate(sub.data).label} value={formatDate(nextDate(sub.data).at)} />
               <Stat label="Plan version" value={`v${sub.data.plan_version}`} />
             </div>
             {sub.data.cancel_at_period_end && (
