@@ -57,6 +57,7 @@ pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> HttpApp {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     use utoipa::OpenApi;
     let mut doc = eshtarek_core::openapi::BaseDoc::openapi();
+    doc.merge(LocalApi::openapi());
     doc.merge(eshtarek_auth::AuthApi::openapi());
     doc.merge(eshtarek_plans::PlansApi::openapi());
     doc.merge(eshtarek_subscriptions::SubscriptionsApi::openapi());
@@ -65,22 +66,53 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc
 }
 
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "local",
+    summary = "This OpenAPI document.",
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
 async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AdvanceRequest {
-    /// Like `90s`, `15m`, `2h`, `3d`.
+    /// A whole number (1 to 100000) and a unit: `s`, `m`, `h` or `d`, like `90s`, `15m`,
+    /// `2h`, `3d`.
+    #[schema(pattern = "^[1-9][0-9]{0,5}[smhd]$", example = "3d")]
     duration: String,
 }
 
+/// What advancing the clock did: the new time and each job's report.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct AdvanceResult {
+    #[schema(example = "2026-12-10T12:00:00Z")]
+    now: String,
+    jobs: serde_json::Value,
+}
+
+use eshtarek_core::openapi::ProblemResponses;
+
+/// The local binary's own routes (beside every function's).
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    modifiers(&ProblemResponses),
+    paths(healthz, openapi_json, advance_clock),
+    tags((name = "local", description = "The local server's own routes"))
+)]
+struct LocalApi;
+
 fn parse_duration(text: &str) -> Option<chrono::Duration> {
-    let text = text.trim();
     // The unit is the last character, which may be more than one byte (split at its start).
     let (at, _) = text.char_indices().last()?;
     let (number, unit) = text.split_at(at);
+    // Digits only, as the documented pattern says (no sign, no spaces, no leading zero).
+    if number.is_empty() || number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let n: i64 = number.parse().ok().filter(|n| *n > 0 && *n <= 100_000)?;
     match unit {
         "s" => Some(chrono::Duration::seconds(n)),
@@ -94,17 +126,35 @@ fn parse_duration(text: &str) -> Option<chrono::Duration> {
 /// `POST /v1/admin/clock/advance {duration}`: moves the test clock and runs the due jobs, so a
 /// person can watch a trial end or a renewal fail in minutes. Platform admins only, and only on
 /// a server started with `--test-clock`.
+#[utoipa::path(
+    post,
+    path = "/v1/admin/clock/advance",
+    tag = "local",
+    summary = "Move the test clock forward and run the jobs now due (platform admin; a server started with --test-clock).",
+    request_body = AdvanceRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new time and what each job did", body = AdvanceResult),
+        (status = 403),
+        (status = 404, description = "The test clock is off"),
+        (status = 422)
+    )
+)]
 async fn advance_clock(
     State(ctx): State<AppContext>,
     caller: eshtarek_core::auth::Caller,
     http::ApiJson(req): http::ApiJson<AdvanceRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AdvanceResult>, ApiError> {
     caller.require_platform_admin()?;
+    let by = parse_duration(&req.duration).ok_or_else(|| {
+        ApiError::validation(
+            "duration",
+            "1 to 100000 and a unit: like 90s, 15m, 2h or 3d",
+        )
+    })?;
     let clock = ctx.test_clock.clone().ok_or_else(|| {
         ApiError::not_found("the test clock is off; start the server with --test-clock")
     })?;
-    let by = parse_duration(&req.duration)
-        .ok_or_else(|| ApiError::validation("duration", "like 90s, 15m, 2h or 3d"))?;
     let now = clock.advance(by);
     // Kept in the store, so a restarted server (a demo, the soak's kill -9) resumes at the
     // same time instead of jumping back to the wall clock.
@@ -120,9 +170,10 @@ async fn advance_clock(
         )
         .await?;
     let reports = eshtarek_core::jobs::run_all(&ctx, now).await?;
-    Ok(Json(
-        json!({ "now": eshtarek_core::time::fmt(now), "jobs": reports }),
-    ))
+    Ok(Json(AdvanceResult {
+        now: eshtarek_core::time::fmt(now),
+        jobs: json!(reports),
+    }))
 }
 
 fn test_clock_key() -> Key {
@@ -142,6 +193,13 @@ pub async fn restore_test_clock(
 }
 
 /// `GET /healthz`: 200 once the server is up and its store answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "local",
+    summary = "Whether the server is up and its store answers (one store read).",
+    responses((status = 200, description = "Up", body = Object), (status = 503, description = "The store does not answer"))
+)]
 async fn healthz(State(ctx): State<AppContext>) -> Response {
     match ctx
         .stores
@@ -210,8 +268,10 @@ mod tests {
     #[test]
     fn durations_parse_and_odd_text_is_refused_not_a_panic() {
         assert_eq!(parse_duration("15d"), Some(chrono::Duration::days(15)));
-        assert_eq!(parse_duration(" 90m "), Some(chrono::Duration::minutes(90)));
-        for bad in ["", "d", "5é", "é", "٥d", "0d", "-1d", "100001s"] {
+        assert_eq!(parse_duration("90m"), Some(chrono::Duration::minutes(90)));
+        for bad in [
+            "", "d", "5é", "é", "٥d", "0d", "-1d", "+1d", " 90m", "01d", "100001s",
+        ] {
             assert_eq!(parse_duration(bad), None, "{bad:?}");
         }
     }

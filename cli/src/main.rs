@@ -169,7 +169,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mailbox = args.store.data_dir().join("mailbox");
     ctx = ctx.with_mailer(Arc::new(eshtarek_core::mail::LocalMailbox::new(mailbox)));
     eshtarek_core::auth::password::warm_up();
-    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+                "; another server is using it: stop that one or pick another address with --listen (e.g. --listen 127.0.0.1:8081)"
+            } else {
+                "; choose another address with --listen"
+            };
+            anyhow::anyhow!("cannot listen on {}: {e}{hint}", args.listen)
+        })?;
     let address = listener.local_addr()?;
     if std::env::var_os("ESHTAREK_PUBLIC_URL").is_none() {
         // Links in mail point at this server unless told otherwise.
@@ -187,15 +196,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         out,
         "Eshtarek is serving on http://{address} (store: {description})"
     );
+    let credentials_file = args.store.data_dir().join("demo-credentials.txt");
     if let Some(credentials) = seeded {
         let _ = writeln!(
             out,
-            "Seeded demo data (also in {}/demo-credentials.txt):",
-            args.store.data_dir().display()
+            "Seeded demo data (also in {}):",
+            credentials_file.display()
         );
         for (role, email, password) in &credentials.0 {
             let _ = writeln!(out, "  {role:<16} {email:<28} {password}");
         }
+    } else if credentials_file.exists() {
+        // A later start: the demo data is there from the first; say where its passwords are.
+        let _ = writeln!(
+            out,
+            "Demo accounts: see {} (seeded on the first start)",
+            credentials_file.display()
+        );
     }
     let web_dir = eshtarek::web::find(args.web_dir.clone());
     match &web_dir {
@@ -259,12 +276,33 @@ async fn create_platform_admin(email: &str, store: &StoreArgs) -> anyhow::Result
 }
 
 async fn run_job(job: Job, now: Option<String>, store: &StoreArgs) -> anyhow::Result<()> {
-    let (ctx, _) = store.context().await?;
+    // A job on a store that does not exist would create an empty one and find nothing to do:
+    // say which store it looked for instead.
+    let db = store.data_dir().join("eshtarek.db");
+    if matches!(store.store, StoreKind::Sqlite) && !db.exists() {
+        anyhow::bail!(
+            "no embedded store at {}: pass --data-dir (or ESHTAREK_DATA_DIR) with the server's \
+             data directory; scripts/run uses ./.eshtarek-data",
+            db.display()
+        );
+    }
+    let (ctx, description) = store.context().await?;
     let now = match now {
         Some(text) => eshtarek_core::time::parse(&text)
             .ok_or_else(|| anyhow::anyhow!("--now: use an RFC 3339 time"))?,
-        None => ctx.clock.now(),
+        None => {
+            // A server on the test clock keeps its offset in the store: run at its time.
+            let clock = eshtarek_core::clock::TestClock::new();
+            eshtarek::restore_test_clock(&ctx, &clock)
+                .await
+                .map_err(|e| anyhow::anyhow!("reading the test clock: {}", e.detail))?;
+            eshtarek_core::clock::Clock::now(&clock)
+        }
     };
+    eprintln!(
+        "running on {description} at {}",
+        eshtarek_core::time::fmt(now)
+    );
     let job = match job {
         Job::RenewBilling => JobName::RenewBilling,
         Job::ExpireSubscriptions => JobName::ExpireSubscriptions,

@@ -286,6 +286,8 @@ async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
     // A second start on the same store does not seed again.
     let (again, lines) = start_in(dir, &["--no-seed"]);
     assert!(!lines.join("").contains("Seeded"));
+    // It says where the demo passwords are, since the banner no longer prints them.
+    assert!(lines.join("").contains("demo-credentials.txt"), "{lines:?}");
     let plans: serde_json::Value = client
         .get(format!("{}/v1/plans", again.base))
         .send()
@@ -300,6 +302,7 @@ async fn first_start_seeds_demo_data_once_and_no_seed_starts_empty() {
     // --no-seed on a new store starts empty.
     let (empty, lines) = start_in(tempfile::tempdir().unwrap().keep(), &["--no-seed"]);
     assert!(!lines.join("").contains("Seeded"));
+    assert!(!lines.join("").contains("demo-credentials.txt"));
     let plans: serde_json::Value = client
         .get(format!("{}/v1/plans", empty.base))
         .send()
@@ -467,6 +470,37 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
     assert_eq!(report["job"], "renew-billing");
     assert_eq!(report["outcomes"]["renewed"], 1, "{report}");
 
+    // Without --now, a job runs at the stored test time (the server's), and says so.
+    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args(["jobs", "run", "limit-warnings", "--data-dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    let at = said.trim().rsplit(" at ").next().unwrap().to_owned();
+    let moved_to = moved["now"].as_str().unwrap().to_owned();
+    assert!(
+        at >= moved_to,
+        "ran at {at}, the test clock was at {moved_to}"
+    );
+    // A store that is not there is named, not created empty.
+    let missing = tempfile::tempdir().unwrap().keep().join("nothing-here");
+    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args(["jobs", "run", "renew-billing", "--data-dir"])
+        .arg(&missing)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("no embedded store at") && said.contains("--data-dir"),
+        "{said}"
+    );
+    assert!(!missing.exists(), "nothing was created");
+
     // Without --test-clock time cannot be moved, even by a platform admin.
     let plain_dir = tempfile::tempdir().unwrap().keep();
     create_admin(&plain_dir, "root@example.com", "a long admin password");
@@ -600,4 +634,23 @@ async fn slow_and_idle_connections_are_closed() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
+}
+
+#[test]
+fn an_address_in_use_is_named_with_the_flag_that_changes_it() {
+    let server = start();
+    let address = server.base.trim_start_matches("http://").to_owned();
+    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args(["serve", "--no-seed", "--listen", &address, "--data-dir"])
+        .arg(tempfile::tempdir().unwrap().keep())
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run eshtarek");
+    assert!(!output.status.success());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains(&format!("cannot listen on {address}")),
+        "{said}"
+    );
+    assert!(said.contains("--listen"), "{said}");
 }
