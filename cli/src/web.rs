@@ -23,7 +23,9 @@ pub fn routes(dir: Option<&Path>) -> Router {
         Some(dir) => Router::new()
             .route_service("/", ServeFile::new(dir.join("index.html")))
             .nest_service("/assets", ServeDir::new(dir.join("assets")))
-            .route_service("/favicon.svg", ServeFile::new(dir.join("favicon.svg"))),
+            .route_service("/favicon.svg", ServeFile::new(dir.join("favicon.svg")))
+            // The API reference (Swagger UI on /openapi.json), built beside the dashboard.
+            .nest_service("/docs", ServeDir::new(dir.join("docs"))),
         None => Router::new().route("/", get(not_built)),
     };
     router.layer(SetResponseHeaderLayer::overriding(

@@ -1,6 +1,7 @@
 # Sourced by scripts: the web dashboard's toolchain. Idempotent and quick on a second run.
 #   ensure_web_deps   npm ci into web/node_modules when package-lock.json changed
-#   build_web         type-check and build web/dist (about a second)
+#   build_web         type-check and build web/dist, with the API reference at dist/docs
+#                     (about a second)
 #   ensure_chromium   Debian's chromium for the browser tests (apt; no browser download)
 
 ensure_web_deps() {
@@ -19,7 +20,7 @@ ensure_web_deps() {
 build_web() {
     local web
     web="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/web"
-    (cd "$web" && npm run --silent build -- --logLevel warn)
+    (cd "$web" && npm run --silent build)
 }
 
 ensure_chromium() {

@@ -64,9 +64,13 @@ function Shell() {
           ))}
         </nav>
         <div className="who">
+          <a href="/docs/" target="_blank" rel="noopener">
+            API reference
+          </a>
           <span title={me.user.email}>
             {me.user.name}
-            {tenant ? ` · ${tenant.tenant_name}` : ""} <span className="role">{role.replace("_", " ")}</span>
+            {tenant ? ` · ${tenant.tenant_name}` : ""} {/* The role, unless the name already says it ("Platform admin"). */}
+            {me.user.name.toLowerCase() !== role.replace("_", " ") && <span className="role">{role.replace("_", " ")}</span>}
           </span>
           <button type="button" onClick={() => void signOut()}>
             Sign out
