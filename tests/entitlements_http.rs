@@ -664,6 +664,12 @@ async fn a_rate_check_tells_when_to_retry_to_the_second() {
     assert_eq!(never["results"][0]["reason"], "rate_limited");
     assert_eq!(never["results"][0]["retry_after_seconds"], Value::Null);
     assert_eq!(never["results"][1]["reason"], "not_in_plan");
+    // A refusal is for its cost: with one permit free, two are refused and one is admitted.
+    app.clock.advance(chrono::Duration::seconds(20));
+    let two = check(json!({"checks": [{"rate_bucket": "exports", "cost": 2}]})).await;
+    assert_eq!(two["results"][0]["retry_after_seconds"], 20);
+    let one = check(json!({"checks": [{"rate_bucket": "exports"}]})).await;
+    assert_eq!(one["results"][0]["allowed"], true, "{one}");
     // Bad shapes are 422s naming the field.
     for (body, field) in [
         (
@@ -758,4 +764,64 @@ async fn the_plan_rate_for_our_own_api_answers_429_with_rate_limit_headers() {
     .expect(200);
     app.clock.advance(chrono::Duration::seconds(12));
     app.get("/v1/usage", Some(&key)).await.expect(200);
+}
+
+#[tokio::test]
+async fn a_revoked_key_takes_nothing_from_the_tenants_rates() {
+    let app = TestApp::frozen_at("2026-03-01T12:00:00Z").await;
+    let admin = app.platform_admin().await;
+    let (owner, key, _) = rated_tenant(
+        &app,
+        &admin,
+        json!([{"bucket": "eshtarek_api", "limit": 6, "per": "minute"},
+               {"bucket": "requests", "limit": 5, "per": "minute"}]),
+    )
+    .await;
+    // This instance knows the key (one API call), then it is revoked on another.
+    app.get("/v1/usage", Some(&key)).await.expect(200);
+    let other = app.sibling();
+    let keys = other
+        .get("/v1/api-keys", Some(&owner.access))
+        .await
+        .expect(200)
+        .body;
+    let id = keys["data"][0]["id"].as_str().unwrap().to_owned();
+    other
+        .delete(&format!("/v1/api-keys/{id}"), Some(&owner.access))
+        .await
+        .expect(204);
+    // Refused here; the refusal drops the key from this instance's cache, so retrying it
+    // does not keep eating the tenant's API rate (it has 6 a minute; 3 are used so far).
+    for _ in 0..5 {
+        app.get("/v1/usage", Some(&key)).await.problem(401);
+    }
+    // A consuming check with a rate bucket reads the key first: it takes nothing.
+    app.post(
+        "/v1/entitlements/check",
+        Some(&key),
+        json!({"checks": [{"metric": "api_calls"}, {"rate_bucket": "requests"}],
+               "consume": true, "idempotency_key": "after-revocation"}),
+    )
+    .await
+    .problem(401);
+    // The owner still has the rest of the minute: 2 calls (the 4th was the refused key's
+    // first, answered before the cache knew), then 429.
+    app.get("/v1/subscriptions/current", Some(&owner.access))
+        .await
+        .expect(200);
+    let listed = app
+        .get("/v1/entitlements", Some(&owner.access))
+        .await
+        .expect(200);
+    let requests = listed.body["rate_limits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["bucket"] == "requests")
+        .unwrap()
+        .clone();
+    assert_eq!(requests["windows"][0]["remaining"], 5, "{requests}");
+    app.get("/v1/subscriptions/current", Some(&owner.access))
+        .await
+        .problem(429);
 }

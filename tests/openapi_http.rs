@@ -87,6 +87,11 @@ async fn openapi_document_lists_every_endpoint_with_problem_responses() {
         assert!(operation.is_object(), "{method} {path} is not documented");
         assert!(operation["responses"].is_object());
     }
+    // Any call with a tenant's credentials counts against its plan's API rate: a 429 with
+    // its headers is documented everywhere, public operations included.
+    let health = &doc["paths"]["/healthz"]["get"]["responses"]["429"];
+    assert!(health["headers"]["RateLimit"].is_object(), "{health}");
+    assert!(health["headers"]["Retry-After"].is_object());
     let me = &doc["paths"]["/v1/auth/me"]["get"];
     assert_eq!(me["security"][0]["bearer"], serde_json::json!([]));
     assert_eq!(

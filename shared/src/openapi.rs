@@ -61,8 +61,8 @@ pub struct BaseDoc;
 /// standard one would mislead); this fills in the standard description and the problem body, and
 /// adds what the shared HTTP layer answers on every function: a JSON body can be malformed (400),
 /// too large (413), not JSON (415) or invalid (422); a query can be invalid (422); a secured
-/// operation answers 401 without a valid token and 429 past its tenant's plan rate for this API;
-/// any request can time out (503).
+/// operation answers 401 without a valid token; any request answers 429 past its tenant's plan
+/// rate for this API (with its headers), and can time out (503).
 pub struct ProblemResponses;
 
 /// The description of a problem status an operation lists without its own.
@@ -82,6 +82,31 @@ fn standard_description(status: &str) -> Option<&'static str> {
 fn problem_content() -> utoipa::openapi::Content {
     utoipa::openapi::ContentBuilder::new()
         .schema(Some(utoipa::openapi::Ref::from_schema_name("Problem")))
+        .build()
+}
+
+/// The 429 of a tenant past its plan's rate for this API, with its headers.
+fn rate_limited() -> utoipa::openapi::Response {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let header = |description: &str, kind: Type| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    utoipa::openapi::ResponseBuilder::new()
+        .description("Too many requests: the tenant's plan rate for this API is used up (with a tenant's token or key)")
+        .content("application/problem+json", problem_content())
+        .header("Retry-After", header("Seconds until a retry can succeed", Type::Integer))
+        .header(
+            "RateLimit-Policy",
+            header("The plan's windows (IETF httpapi rate-limit headers draft), e.g. \"eshtarek_api_minute\";q=600;w=60", Type::String),
+        )
+        .header(
+            "RateLimit",
+            header("What is left of each window and seconds until it is full, e.g. \"eshtarek_api_minute\";r=0;t=60", Type::String),
+        )
         .build()
 }
 
@@ -134,11 +159,14 @@ impl Modify for ProblemResponses {
                 }
                 if operation.security.is_some() {
                     shared.push(("401", "Not signed in, or the token or key is invalid"));
-                    shared.push((
-                        "429",
-                        "The tenant's plan rate for this API is used up (`Retry-After`, `RateLimit-Policy`, `RateLimit`)",
-                    ));
                 }
+                // Any request carrying a tenant's token or key counts against the tenant's
+                // plan rate for this API, secured operation or not.
+                operation
+                    .responses
+                    .responses
+                    .entry("429".to_owned())
+                    .or_insert_with(|| rate_limited().into());
                 for (status, description) in shared {
                     operation
                         .responses

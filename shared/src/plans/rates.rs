@@ -47,6 +47,12 @@ impl RatePeriod {
         }
     }
 
+    /// The most one window of this period may allow: 10,000 a second, so requests are at
+    /// least 100 µs apart and rounding the interval to the microsecond costs under 1%.
+    pub fn max_limit(self) -> u64 {
+        (self.seconds() as u64 * 10_000).min(MAX_LIMIT)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RatePeriod::Second => "second",
@@ -58,7 +64,7 @@ impl RatePeriod {
 }
 
 /// `limit` requests per `per` in `bucket`, enforced as a GCRA: a burst of up to `limit`, then
-/// one every `per / limit`.
+/// one every `per / limit`. At most 10,000 a second (600,000 a minute, 36,000,000 an hour).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -91,6 +97,16 @@ pub fn check(mut limits: Vec<RateLimit>) -> Result<Vec<RateLimit>, ApiError> {
             return Err(ApiError::validation(
                 format!("rate_limits[{i}].limit"),
                 "a whole number from 1 to 100000000",
+            ));
+        }
+        if rate.limit > rate.per.max_limit() {
+            return Err(ApiError::validation(
+                format!("rate_limits[{i}].limit"),
+                format!(
+                    "at most {} a {} (10,000 a second): use a longer period for more",
+                    rate.per.max_limit(),
+                    rate.per.as_str()
+                ),
             ));
         }
         if limits[..i]
@@ -138,6 +154,10 @@ mod tests {
         assert_eq!(e.more.field.as_deref(), Some("rate_limits[0].bucket"));
         let e = check(vec![rate("r", 0, RatePeriod::Second)]).unwrap_err();
         assert_eq!(e.more.field.as_deref(), Some("rate_limits[0].limit"));
+        // Past 10,000 a second the microsecond interval would round the rate down by > 1%.
+        assert!(check(vec![rate("r", 10_000, RatePeriod::Second)]).is_ok());
+        assert!(check(vec![rate("r", 10_001, RatePeriod::Second)]).is_err());
+        assert!(check(vec![rate("r", 100_000_000, RatePeriod::Day)]).is_ok());
         let e = check(vec![
             rate("r", 5, RatePeriod::Second),
             rate("r", 9, RatePeriod::Second),

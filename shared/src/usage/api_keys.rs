@@ -238,7 +238,14 @@ pub async fn revoke(ctx: &AppContext, caller: &Caller, id: &str) -> Result<(), A
 pub struct CachedKey {
     principal: KeyPrincipal,
     secret_hash: String,
+    /// When its record was read: past [`KEY_CACHE_TTL`] it is read again, so a key revoked on
+    /// another instance stops being charged to its tenant's API rate here within that time
+    /// (writes and checks verify it against the store whatever its age).
+    loaded: std::time::Instant,
 }
+
+/// How long a cached key is used without reading its record again.
+const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a write transaction must check when its API key came from the cache: the key's record
 /// still holds this secret's hash (revoking deletes it).
@@ -423,7 +430,11 @@ pub async fn authenticate_for_write(
         Err(e) => return Some(Err(e)),
     };
     let hash = sha256_hex(secret);
-    if let Some(cached) = ctx.hot.key(prefix) {
+    if let Some(cached) = ctx
+        .hot
+        .key(prefix)
+        .filter(|k| k.loaded.elapsed() < KEY_CACHE_TTL)
+    {
         if same_secret(&hash, &cached.secret_hash) {
             let guard = KeyGuard {
                 prefix: prefix.to_owned(),
@@ -445,21 +456,33 @@ async fn load(
     prefix: &str,
     secret: &str,
 ) -> Result<std::sync::Arc<CachedKey>, ApiError> {
+    // A refused key leaves this instance's cache: it must not go on being charged (or
+    // trusted) from there.
+    let refused = |e: ApiError| {
+        ctx.hot.forget_key(prefix);
+        e
+    };
     let pointer = ctx
         .stores
         .platform()
         .get(&pointer_key(prefix))
         .await?
-        .ok_or_else(invalid)?;
-    let tenant = TenantId::parse(pointer.required_str("tenant_id")?).map_err(|_| invalid())?;
+        .ok_or_else(|| refused(invalid()))?;
+    let tenant =
+        TenantId::parse(pointer.required_str("tenant_id")?).map_err(|_| refused(invalid()))?;
     let t = ctx.stores.tenant(&tenant);
-    let item = t.get(&record_key(&t, prefix)).await?.ok_or_else(invalid)?;
+    let item = t
+        .get(&record_key(&t, prefix))
+        .await?
+        .ok_or_else(|| refused(invalid()))?;
     let secret_hash = item.str("secret_hash").unwrap_or_default();
     if !same_secret(&sha256_hex(secret), secret_hash) {
+        // A wrong secret says nothing about the key (and must not let a stranger who knows
+        // the prefix evict it).
         return Err(invalid());
     }
     if item.get(SUSPENDED).is_some() {
-        return Err(ApiError::tenant_suspended());
+        return Err(refused(ApiError::tenant_suspended()));
     }
     let key = std::sync::Arc::new(CachedKey {
         principal: KeyPrincipal {
@@ -472,6 +495,7 @@ async fn load(
                 .collect(),
         },
         secret_hash: secret_hash.to_owned(),
+        loaded: std::time::Instant::now(),
     });
     ctx.hot.remember_key(prefix, key.clone());
     Ok(key)

@@ -113,14 +113,14 @@ pub async fn entitlements(ctx: &AppContext, meter: &Meter) -> Result<Entitlement
     let terms =
         crate::billing::subscriptions::terms_of_version(ctx, &usage.plan_id, usage.plan_version)
             .await?;
-    let mut rate_limits = Vec::new();
-    for (bucket, windows) in buckets(&terms.rate_limits) {
-        let now = rate_limits::look(ctx, &meter.tenant, &bucket, &windows).await?;
-        rate_limits.push(RateEntitlement {
-            bucket,
+    let rate_limits = rate_limits::look(ctx, &meter.tenant, &buckets(&terms.rate_limits))
+        .await?
+        .into_iter()
+        .map(|now| RateEntitlement {
+            bucket: now.bucket,
             windows: now.windows,
-        });
-    }
+        })
+        .collect();
     Ok(EntitlementsView {
         rate_limits,
         features: feature_entitlements(ctx, &terms.features).await?,
@@ -393,7 +393,10 @@ pub async fn check(
     // A key from the in-process cache is checked by the write that consumes; an answer that
     // writes nothing reads the key's record (revoked or suspended: refused), in the same batch
     // as the rest.
-    let unverified = guard.as_ref().filter(|_| !req.consume);
+    // A rate check takes from the bucket before any consuming write: the key is read first
+    // then too, so a revoked key takes nothing.
+    let takes_rate = req.checks.iter().any(|c| c.rate_bucket.is_some());
+    let unverified = guard.as_ref().filter(|_| !req.consume || takes_rate);
     let now = ctx.clock.now();
     let facts = match fast_facts(ctx, &t, unverified, &asked, now).await? {
         Some(facts) => Some(facts),

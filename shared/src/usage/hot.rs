@@ -182,12 +182,10 @@ impl HotCache {
             .insert(tenant.to_owned(), (Instant::now(), rate));
     }
 
-    /// A subscription is changing here: API rates read from plans may be out of date (other
-    /// instances see the change within [`API_RATE_TTL`]).
-    pub fn subscriptions_changed(&self) {
-        if let Ok(mut rates) = self.api_rates.0.lock() {
-            rates.clear();
-        }
+    /// `tenant`'s subscription changed here: its API rate is read from its plan again at once
+    /// (other instances follow within [`API_RATE_TTL`]).
+    pub fn forget_api_rate(&self, tenant: &str) {
+        self.api_rates.remove(&tenant.to_owned());
     }
 
     /// A plan was created, edited, (de)activated or deleted here: hints may be out of date.

@@ -68,7 +68,8 @@ pub struct LocalBucket {
     item: Option<Item>,
     leased: u64,
     lease_until: i64,
-    refused_until: i64,
+    /// Before this, a block that does not fit is not followed by a single-permit write.
+    single_after: i64,
 }
 
 fn attr(per: RatePeriod) -> String {
@@ -171,26 +172,22 @@ pub async fn take(
             None,
         ));
     }
-    if now < local.refused_until {
-        let wait = local.refused_until - now;
-        return Ok(outcome(
-            bucket,
-            limits,
-            local.item.as_ref(),
-            0,
-            now,
-            Some(Some(wait)),
-        ));
-    }
     local.leased = 0;
     let windows = windows_of(limits);
-    let mut want = block(&windows).max(cost);
+    let block = block(&windows);
+    let mut want = block.max(cost);
     let t = ctx.stores.tenant(tenant);
     let key = t.key("RATES", format!("BUCKET#{bucket}"));
-    // Past every window's times an item says nothing an absent one would not.
-    let longest = limits.iter().map(|r| r.per.seconds()).max().unwrap_or(0);
-    let expires = now / 1_000_000 + longest + 60;
+    // Past every window's times an item says nothing an absent one would not; a successful
+    // take leaves no time beyond now + the window's tolerance.
+    let furthest = windows.iter().map(Window::tolerance).max().unwrap_or(0);
+    let expires = (now + furthest) / 1_000_000 + 60;
+    let refused = |local: &LocalBucket, wait: Option<i64>| {
+        outcome(bucket, limits, local.item.as_ref(), 0, now, Some(wait))
+    };
     for _ in 0..ATTEMPTS {
+        // Refusals need no I/O: decided on the times last seen, which only ever grow, so a
+        // refusal from them is one the store would give too.
         let tats = tats_of(local.item.as_ref(), limits);
         match gcra::take(&windows, &tats, now, want) {
             Decision::Admitted(_) => {
@@ -209,6 +206,9 @@ pub async fn take(
                         local.item = after;
                         local.leased = want - cost;
                         local.lease_until = now + LEASE_US;
+                        if want < block {
+                            local.single_after = now + BLOCK_OF_US;
+                        }
                         return Ok(outcome(
                             bucket,
                             limits,
@@ -225,29 +225,22 @@ pub async fn take(
                     Err(e) => return Err(e.into()),
                 }
             }
-            // A smaller block may still fit.
-            Decision::Refused { .. } | Decision::TooLarge if want > cost => want = cost,
+            // A whole block does not fit. A single request may, but a nearly empty bucket
+            // taken one permit per write would make its item hot: an instance does that at
+            // most once per block's time, and otherwise refuses until a block fits.
+            Decision::Refused { retry_after_us } if want > cost => {
+                if now >= local.single_after {
+                    want = cost;
+                } else {
+                    let wait = retry_after_us.min(local.single_after - now);
+                    return Ok(refused(&local, Some(wait)));
+                }
+            }
             Decision::Refused { retry_after_us } => {
-                local.refused_until = now + retry_after_us;
-                return Ok(outcome(
-                    bucket,
-                    limits,
-                    local.item.as_ref(),
-                    0,
-                    now,
-                    Some(Some(retry_after_us)),
-                ));
+                return Ok(refused(&local, Some(retry_after_us)))
             }
-            Decision::TooLarge => {
-                return Ok(outcome(
-                    bucket,
-                    limits,
-                    local.item.as_ref(),
-                    0,
-                    now,
-                    Some(None),
-                ))
-            }
+            // More than a window's limit at once (a block never is).
+            Decision::TooLarge => return Ok(refused(&local, None)),
         }
     }
     Err(ApiError::unavailable(
@@ -304,16 +297,27 @@ fn take_op(
     }
 }
 
-/// The bucket's state now, taking nothing (one strongly consistent read).
+/// Buckets' state now, taking nothing: one batch read for all of them.
 pub async fn look(
     ctx: &AppContext,
     tenant: &TenantId,
-    bucket: &str,
-    limits: &[&RateLimit],
-) -> Result<Outcome, ApiError> {
+    buckets: &[(String, Vec<&RateLimit>)],
+) -> Result<Vec<Outcome>, ApiError> {
+    if buckets.is_empty() {
+        return Ok(Vec::new());
+    }
     let t = ctx.stores.tenant(tenant);
-    let item = t.get(&t.key("RATES", format!("BUCKET#{bucket}"))).await?;
-    Ok(outcome(bucket, limits, item.as_ref(), 0, now_us(ctx), None))
+    let keys: Vec<_> = buckets
+        .iter()
+        .map(|(bucket, _)| t.key("RATES", format!("BUCKET#{bucket}")))
+        .collect();
+    let items = t.get_many(&keys).await?;
+    let now = now_us(ctx);
+    Ok(buckets
+        .iter()
+        .zip(&items)
+        .map(|((bucket, limits), item)| outcome(bucket, limits, item.as_ref(), 0, now, None))
+        .collect())
 }
 
 /// The `RateLimit-Policy` and `RateLimit` header values (IETF httpapi rate-limit headers

@@ -39,8 +39,19 @@ pub async fn cancel(
     id: &str,
     req: CancelRequest,
 ) -> Result<SubscriptionView, ApiError> {
-    // The API rate this instance remembers may be about to change with the plan.
-    ctx.hot.subscriptions_changed();
+    let done = cancel_unannounced(ctx, caller, id, req).await?;
+    // The tenant's API rate comes from its plan: this instance reads it again at once (others
+    // within `hot::API_RATE_TTL`).
+    ctx.hot.forget_api_rate(&done.tenant_id);
+    Ok(done)
+}
+
+async fn cancel_unannounced(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: CancelRequest,
+) -> Result<SubscriptionView, ApiError> {
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     let t = ctx.stores.tenant(&tenant);
@@ -86,8 +97,18 @@ pub async fn resume(
     caller: &Caller,
     id: &str,
 ) -> Result<SubscriptionView, ApiError> {
-    // The API rate this instance remembers may be about to change with the plan.
-    ctx.hot.subscriptions_changed();
+    let done = resume_unannounced(ctx, caller, id).await?;
+    // The tenant's API rate comes from its plan: this instance reads it again at once (others
+    // within `hot::API_RATE_TTL`).
+    ctx.hot.forget_api_rate(&done.tenant_id);
+    Ok(done)
+}
+
+async fn resume_unannounced(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<SubscriptionView, ApiError> {
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     if !sub.status.is_live() || !sub.cancel_at_period_end {

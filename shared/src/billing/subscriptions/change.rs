@@ -267,8 +267,19 @@ pub async fn change(
     id: &str,
     req: ChangeRequest,
 ) -> Result<SubscriptionResult, ApiError> {
-    // The API rate this instance remembers may be about to change with the plan.
-    ctx.hot.subscriptions_changed();
+    let done = change_unannounced(ctx, caller, id, req).await?;
+    // The tenant's API rate comes from its plan: this instance reads it again at once (others
+    // within `hot::API_RATE_TTL`).
+    ctx.hot.forget_api_rate(&done.subscription.tenant_id);
+    Ok(done)
+}
+
+async fn change_unannounced(
+    ctx: &AppContext,
+    caller: &Caller,
+    id: &str,
+    req: ChangeRequest,
+) -> Result<SubscriptionResult, ApiError> {
     let tenant = access::own_admin_tenant(caller)?;
     let sub = found(ctx, &tenant, id).await?;
     let to = change_target(ctx, &sub, &req.plan_id).await?;

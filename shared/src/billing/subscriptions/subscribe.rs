@@ -61,8 +61,18 @@ pub async fn create(
     caller: &Caller,
     req: CreateSubscriptionRequest,
 ) -> Result<SubscriptionResult, ApiError> {
-    // The API rate this instance remembers may be about to change with the plan.
-    ctx.hot.subscriptions_changed();
+    let done = create_unannounced(ctx, caller, req).await?;
+    // The tenant's API rate comes from its plan: this instance reads it again at once (others
+    // within `hot::API_RATE_TTL`).
+    ctx.hot.forget_api_rate(&done.subscription.tenant_id);
+    Ok(done)
+}
+
+async fn create_unannounced(
+    ctx: &AppContext,
+    caller: &Caller,
+    req: CreateSubscriptionRequest,
+) -> Result<SubscriptionResult, ApiError> {
     let tenant = access::target_tenant(ctx, caller, req.tenant_id.as_deref()).await?;
     let plan = current_version(ctx, &req.plan_id).await?;
     let (version, terms) = (plan.version, &plan.terms);
