@@ -1,5 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { formatBucket, formatDate, formatDateTime, formatMoney, formatNumber, metricLabel, meterLevel, statusLabel } from "./format";
+import {
+  formatBucket,
+  formatDate,
+  formatMonth,
+  formatDateTime,
+  formatMoney,
+  formatNumber,
+  metricLabel,
+  meterLevel,
+  statusLabel,
+} from "./format";
 
 describe("formatMoney", () => {
   it("formats decimal strings exactly, with the currency's symbol and digits", () => {
@@ -25,6 +35,8 @@ describe("formatMoney", () => {
 describe("dates", () => {
   it("shows times in UTC, as the API sends them", () => {
     expect(formatDate("2026-11-25T23:59:59.999Z")).toBe("25 Nov 2026");
+    expect(formatMonth("2026-12")).toBe("December 2026");
+    expect(formatMonth("2026-13")).toBe("2026-13");
     expect(formatDateTime("2026-01-02T03:04:05Z")).toBe("2 Jan 2026, 03:04 UTC");
     expect(formatDate(null)).toBe("—");
     expect(formatDate("not a date")).toBe("not a date");

@@ -35,6 +35,14 @@ export function formatDate(iso: string | null | undefined): string {
   return `${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
 }
 
+/** `2026-12` → `December 2026` (a month as the API names one); anything else as it is. */
+export function formatMonth(month: string): string {
+  const m = /^(\d{4})-(\d{2})$/.exec(month);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 12) return month;
+  const names = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
+  return `${names[Number(m[2]) - 1]} ${m[1]}`;
+}
+
 /** `2026-11-25T21:19:24.494Z` → `25 Nov 2026, 21:19 UTC`. */
 export function formatDateTime(iso: string | null | undefined): string {
   if (!iso) return "—";

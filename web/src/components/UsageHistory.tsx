@@ -58,9 +58,10 @@ export function UsageHistory({ usage, fallbackStart, fallbackEnd }: { usage: Met
             <BarChart data={data} margin={{ top: 8, right: 8, left: 8, bottom: 8 }}>
               <CartesianGrid strokeDasharray="3 3" vertical={false} />
               <XAxis dataKey="label" fontSize={12} />
-              <YAxis fontSize={12} tickFormatter={(v: number) => formatNumber(v)} width={70} />
+              <YAxis fontSize={12} allowDecimals={false} tickFormatter={(v: number) => formatNumber(v)} width={70} />
               <Tooltip formatter={(v) => formatNumber(Number(v))} />
-              <Bar dataKey="total" name={metricLabel(current.metric)} fill="#3346d3" isAnimationActive={false} />
+              {/* A bar stays a bar when there are few: one day is not 80% of the chart. */}
+              <Bar dataKey="total" name={metricLabel(current.metric)} fill="#3346d3" isAnimationActive={false} maxBarSize={48} />
             </BarChart>
           </ResponsiveContainer>
         </div>

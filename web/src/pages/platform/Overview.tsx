@@ -1,10 +1,10 @@
 import { useState } from "react";
 import { Link } from "react-router";
-import { Bar, BarChart, CartesianGrid, Cell, Legend, Pie, PieChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import { Bar, BarChart, CartesianGrid, Cell, LabelList, Legend, Pie, PieChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import { useGet } from "../../hooks";
 import type { AdminUsage, Overview, Page, Plan, Policy, Tenant } from "../../api/types";
 import { Card, Empty, ErrorNotice, Loading, Stat } from "../../components/ui";
-import { formatDateTime, formatMoney, formatNumber, metricLabel, statusLabel } from "../../format";
+import { formatDateTime, formatMoney, formatMonth, formatNumber, metricLabel, statusLabel } from "../../format";
 
 const STATUS_COLOURS: Record<string, string> = { active: "#1f9d55", trialing: "#3346d3", past_due: "#d97706", none: "#9aa3b2" };
 
@@ -42,7 +42,12 @@ export function PlatformOverview() {
         <Stat label="Tenants" value={formatNumber(o.tenants)} />
         <Stat label="Active" value={formatNumber(o.subscriptions.active)} tone="active" />
         <Stat label="Trialing" value={formatNumber(o.subscriptions.trialing)} tone="trialing" />
-        <Stat label="Past due" value={formatNumber(o.subscriptions.past_due)} tone="past_due" />
+        {/* Orange only when something is past due. */}
+        <Stat
+          label="Past due"
+          value={formatNumber(o.subscriptions.past_due)}
+          tone={o.subscriptions.past_due > 0 ? "past_due" : undefined}
+        />
         <Stat label="Suspended" value={formatNumber(o.suspended_tenants)} />
       </div>
       <div className="grid2">
@@ -51,7 +56,16 @@ export function PlatformOverview() {
             <div className="chart" role="img" aria-label="Tenants by subscription status">
               <ResponsiveContainer width="100%" height={240}>
                 <PieChart>
-                  <Pie data={byStatus} dataKey="value" nameKey="name" innerRadius={50} outerRadius={90} isAnimationActive={false}>
+                  <Pie
+                    data={byStatus}
+                    dataKey="value"
+                    nameKey="name"
+                    innerRadius={50}
+                    outerRadius={90}
+                    isAnimationActive={false}
+                    // One slice is a whole ring: no seam where it would meet itself.
+                    stroke={byStatus.length > 1 ? "#fff" : "none"}
+                  >
                     {byStatus.map((d) => (
                       <Cell key={d.key} fill={STATUS_COLOURS[d.key]} />
                     ))}
@@ -72,7 +86,13 @@ export function PlatformOverview() {
                 <BarChart data={perPlan}>
                   <CartesianGrid strokeDasharray="3 3" vertical={false} />
                   <XAxis dataKey="name" fontSize={12} />
-                  <YAxis allowDecimals={false} fontSize={12} />
+                  {/* Whole counts up to the largest: one subscription is not drawn on 0–4. */}
+                  <YAxis
+                    allowDecimals={false}
+                    fontSize={12}
+                    domain={[0, Math.max(1, ...perPlan.map((p) => p.subscriptions))]}
+                    tickCount={Math.min(5, Math.max(1, ...perPlan.map((p) => p.subscriptions)) + 1)}
+                  />
                   <Tooltip />
                   <Bar dataKey="subscriptions" fill="#3346d3" isAnimationActive={false} />
                 </BarChart>
@@ -103,17 +123,21 @@ export function PlatformOverview() {
         ) : usage.data ? (
           <>
             <p>
-              {formatNumber(usage.data.total)} in {usage.data.month} across {formatNumber(usage.data.tenants)} tenants.
+              {formatNumber(usage.data.total)} in {formatMonth(usage.data.month)} across {formatNumber(usage.data.tenants)}{" "}
+              {usage.data.tenants === 1 ? "tenant" : "tenants"}.
             </p>
             {top.length ? (
               <div className="chart" role="img" aria-label={`Top tenants by ${metricLabel(metric)}`}>
                 <ResponsiveContainer width="100%" height={Math.max(120, top.length * 36)}>
-                  <BarChart data={top} layout="vertical" margin={{ left: 16 }}>
+                  <BarChart data={top} layout="vertical" margin={{ left: 16, right: 48 }}>
                     <CartesianGrid strokeDasharray="3 3" horizontal={false} />
                     <XAxis type="number" fontSize={12} tickFormatter={(v: number) => formatNumber(v)} />
                     <YAxis type="category" dataKey="name" width={120} fontSize={12} />
                     <Tooltip formatter={(v) => formatNumber(Number(v))} />
-                    <Bar dataKey="used" fill="#1f9d55" isAnimationActive={false} />
+                    {/* Each bar says its figure: a tenant far below the largest is still read. */}
+                    <Bar dataKey="used" fill="#1f9d55" isAnimationActive={false} minPointSize={2}>
+                      <LabelList dataKey="used" position="right" fontSize={12} formatter={(v: unknown) => formatNumber(Number(v))} />
+                    </Bar>
                   </BarChart>
                 </ResponsiveContainer>
               </div>

@@ -2,7 +2,7 @@ import { nextDate } from "../../subscription";
 import { Link } from "react-router";
 import { useGet } from "../../hooks";
 import { ApiProblem } from "../../api/problem";
-import type { Notification, Page, Plan, Subscription, UsageSummary } from "../../api/types";
+import type { Invoice, Notification, Page, Plan, Subscription, UsageSummary } from "../../api/types";
 import { Card, Empty, ErrorNotice, Loading, Meter, Stat, StatusBadge } from "../../components/ui";
 import { UsageHistory } from "../../components/UsageHistory";
 import { EntitlementsPanel } from "../../components/Features";
@@ -32,6 +32,7 @@ export function TenantHome({ admin }: { admin: boolean }) {
       )}
       {!sub.data ? (
         <Card title="No subscription">
+          <Ended />
           <Empty>
             This workspace has no active plan. {admin ? <Link to="/plan">Choose a plan</Link> : "Ask your administrator to choose one."}
           </Empty>
@@ -110,5 +111,29 @@ export function TenantHome({ admin }: { admin: boolean }) {
         </>
       )}
     </div>
+  );
+}
+
+/** Why there is no subscription, when one ended: when, and the invoice left unpaid if dunning
+ * gave up on it (with the way to settle it). */
+function Ended() {
+  const latest = useGet<Page<Subscription>>("/v1/subscriptions?limit=1");
+  const invoices = useGet<Page<Invoice>>("/v1/invoices?limit=20");
+  const ended = latest.data?.data[0];
+  if (!ended?.ended_at || !["cancelled", "expired"].includes(ended.status)) return null;
+  const unpaid = invoices.data?.data.find((i) => i.subscription_id === ended.id && i.status === "uncollectible");
+  return (
+    <p className="warn-text" data-testid="ended">
+      Your subscription ended on {formatDate(ended.ended_at)}
+      {unpaid ? (
+        <>
+          {" "}
+          after its payment kept failing: invoice #{unpaid.number} ({formatMoney(unpaid.amount_due, unpaid.currency)}) is unpaid.{" "}
+          <Link to="/billing">See billing</Link>
+        </>
+      ) : (
+        "."
+      )}
+    </p>
   );
 }
