@@ -471,12 +471,7 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
     assert_eq!(report["outcomes"]["renewed"], 1, "{report}");
 
     // Without --now, a job runs at the stored test time (the server's), and says so.
-    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
-        .args(["jobs", "run", "limit-warnings", "--data-dir"])
-        .arg(&dir)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = jobs_run("limit-warnings", &dir);
     assert!(output.status.success(), "{output:?}");
     let said = String::from_utf8_lossy(&output.stderr).into_owned();
     let at = said.trim().rsplit(" at ").next().unwrap().to_owned();
@@ -487,12 +482,7 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
     );
     // A store that is not there is named, not created empty.
     let missing = tempfile::tempdir().unwrap().keep().join("nothing-here");
-    let output = Command::new(env!("CARGO_BIN_EXE_eshtarek"))
-        .args(["jobs", "run", "renew-billing", "--data-dir"])
-        .arg(&missing)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
+    let output = jobs_run("renew-billing", &missing);
     assert!(!output.status.success());
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -653,4 +643,14 @@ fn an_address_in_use_is_named_with_the_flag_that_changes_it() {
         "{said}"
     );
     assert!(said.contains("--listen"), "{said}");
+}
+
+/// `eshtarek jobs run <job> --data-dir <dir>`, at the store's own time.
+fn jobs_run(job: &str, dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_eshtarek"))
+        .args(["jobs", "run", job, "--data-dir"])
+        .arg(dir)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
 }

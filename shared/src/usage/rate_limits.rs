@@ -161,16 +161,12 @@ pub async fn take(
         };
     }
     let now = now_us(ctx);
+    // Admitted: what is left counts the permits this instance still holds.
+    let admitted =
+        |local: &LocalBucket| outcome(bucket, limits, local.item.as_ref(), local.leased, now, None);
     if cost <= local.leased && now < local.lease_until {
         local.leased -= cost;
-        return Ok(outcome(
-            bucket,
-            limits,
-            local.item.as_ref(),
-            local.leased,
-            now,
-            None,
-        ));
+        return Ok(admitted(&local));
     }
     local.leased = 0;
     let windows = windows_of(limits);
@@ -209,14 +205,7 @@ pub async fn take(
                         if want < block {
                             local.single_after = now + BLOCK_OF_US;
                         }
-                        return Ok(outcome(
-                            bucket,
-                            limits,
-                            local.item.as_ref(),
-                            local.leased,
-                            now,
-                            None,
-                        ));
+                        return Ok(admitted(&local));
                     }
                     // The times were not what this instance last saw: go on from what they are.
                     Err(StoreError::ConditionFailed { current }) => {
