@@ -654,3 +654,34 @@ fn jobs_run(job: &str, dir: &std::path::Path) -> std::process::Output {
         .output()
         .unwrap()
 }
+
+/// The text between `open` and the next `close` after it.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
+    let start = text.find(open).unwrap_or_else(|| panic!("no {open:?}")) + open.len();
+    let len = text[start..].find(close).expect("closed");
+    &text[start..start + len]
+}
+
+/// The README's walkthrough, verbatim, against a fresh seeded server: it prints exactly what
+/// the README says it prints.
+#[test]
+fn the_readme_walkthrough_runs_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## Try it").expect("the walkthrough section")..];
+    let script = between(section, "```sh\n", "```");
+    let expected = between(section, "```text\n", "```");
+    let (server, _) = start_in(tempfile::tempdir().unwrap().keep(), &[]);
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .env("BASE", &server.base)
+        .output()
+        .expect("bash");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the walkthrough failed: {}\n{printed}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(printed, expected);
+}
