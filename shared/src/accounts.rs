@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::auth::{Caller, Role};
 use crate::error::ApiError;
-use crate::identity::{load_user, UserView};
+use crate::identity::UserView;
 use crate::tenants::{self, MembershipView};
 use crate::AppContext;
 
@@ -21,17 +21,20 @@ pub struct MeResponse {
     pub invitations: Vec<crate::invitations::PendingInvitation>,
 }
 
-pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiError> {
-    let user = load_user(ctx, &caller.user_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthenticated("no such user"))?;
+/// `/v1/auth/me` with the account read already (in the caller's session batch: [`Me`]).
+pub async fn me_with(
+    ctx: &AppContext,
+    caller: &Caller,
+    user: Option<crate::store::Item>,
+) -> Result<MeResponse, ApiError> {
+    let user = user.ok_or_else(|| ApiError::unauthenticated("no such user"))?;
     let mut memberships = Vec::new();
     for (tenant_id, _) in tenants::records::user_memberships(ctx, &caller.user_id).await? {
-        // The tenant's own membership item is the truth; the user-side copy is an index.
-        let (Some(member), Some(tenant)) = (
-            tenants::load_member(ctx, &tenant_id, &caller.user_id).await?,
-            tenants::load_tenant(ctx, &tenant_id).await?,
-        ) else {
+        // The tenant's own membership item is the truth; the user-side copy is an index. Both
+        // it and the tenant in one batch.
+        let (Some(member), Some(tenant)) =
+            tenants::load_member_and_tenant(ctx, &tenant_id, &caller.user_id).await?
+        else {
             continue;
         };
         memberships.push(MembershipView {
@@ -55,4 +58,28 @@ pub async fn me(ctx: &AppContext, caller: &Caller) -> Result<MeResponse, ApiErro
         role: caller.role,
         session_id: caller.session_id.clone(),
     })
+}
+
+/// The caller of `/v1/auth/me` and its account, read with its session in one batch.
+pub struct Me {
+    pub caller: Caller,
+    pub user: Option<crate::store::Item>,
+}
+
+impl axum::extract::FromRequestParts<AppContext> for Me {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        ctx: &AppContext,
+    ) -> Result<Self, Self::Rejection> {
+        let (caller, mut items) = crate::auth::caller::caller_with(ctx, parts, |claims| {
+            vec![crate::identity::user_key(&claims.sub)]
+        })
+        .await?;
+        Ok(Me {
+            caller,
+            user: items.pop().flatten(),
+        })
+    }
 }

@@ -189,8 +189,8 @@ async fn switch_tenant(
     security(("bearer" = [])),
     responses((status = 200, description = "The caller", body = MeResponse), (status = 401))
 )]
-async fn me(State(ctx): State<AppContext>, caller: Caller) -> ApiResult<impl IntoResponse> {
-    Ok(Json(accounts::me(&ctx, &caller).await?))
+async fn me(State(ctx): State<AppContext>, me: accounts::Me) -> ApiResult<impl IntoResponse> {
+    Ok(Json(accounts::me_with(&ctx, &me.caller, me.user).await?))
 }
 
 #[utoipa::path(

@@ -96,17 +96,50 @@ impl FromRequestParts<AppContext> for Caller {
         let session = load_live_session(ctx, &claims.sub, &claims.sid)
             .await
             .map_err(reject)?;
-        // The session must be the one the token was issued for (same tenant); a token whose
-        // claims were altered fails the signature check before this.
+        Caller::of(claims, &session).map_err(reject)
+    }
+}
+
+/// A caller and platform items read in the same batch as its session (one round trip where a
+/// handler needs, say, the account: `/v1/auth/me`).
+pub async fn caller_with(
+    ctx: &AppContext,
+    parts: &Parts,
+    keys: impl FnOnce(&AccessClaims) -> Vec<crate::store::Key>,
+) -> Result<(Caller, Vec<Option<crate::store::Item>>), Response> {
+    use crate::store::Store;
+    let token = bearer(parts).map_err(reject)?;
+    let claims = ctx
+        .tokens
+        .verify_access_reloading(token, ctx.clock.now())
+        .await
+        .map_err(reject)?;
+    let mut wanted = vec![super::sessions::session_key(&claims.sub, &claims.sid)];
+    wanted.extend(keys(&claims));
+    let mut items = ctx
+        .stores
+        .platform()
+        .get_many(&wanted)
+        .await
+        .map_err(|e| reject(e.into()))?;
+    let session = super::sessions::live_session_of(ctx, items.remove(0)).map_err(reject)?;
+    Ok((Caller::of(claims, &session).map_err(reject)?, items))
+}
+
+impl Caller {
+    /// The caller of verified `claims` with their live `session`, which must be the one the
+    /// token was issued for (same tenant); a token whose claims were altered fails the
+    /// signature check before this.
+    fn of(claims: AccessClaims, session: &super::sessions::Session) -> Result<Self, ApiError> {
         if session.tenant_id.as_deref() != claims.tid.as_deref() {
-            return Err(reject(ApiError::unauthenticated(
+            return Err(ApiError::unauthenticated(
                 "the session does not match the token",
-            )));
+            ));
         }
         let tenant = match &claims.tid {
             Some(t) => Some(
                 TenantId::parse(t)
-                    .map_err(|_| reject(ApiError::unauthenticated("invalid tenant in token")))?,
+                    .map_err(|_| ApiError::unauthenticated("invalid tenant in token"))?,
             ),
             None => None,
         };
@@ -118,9 +151,7 @@ impl FromRequestParts<AppContext> for Caller {
             claims,
         })
     }
-}
 
-impl Caller {
     /// A caller that no token stands behind: someone acting through a path that proves who
     /// they are another way (an invitation link, the demo seed), as the audit log's actor.
     pub fn synthetic(user_id: &str, tenant: Option<&TenantId>, role: Role, session: &str) -> Self {

@@ -31,16 +31,24 @@ pub async fn load_live_session(
     user_id: &str,
     session_id: &str,
 ) -> Result<Session, ApiError> {
-    let ended = || {
-        ApiError::unauthenticated("the session has ended; log in again")
-            .with("code", "session_ended")
-    };
     let item = ctx
         .stores
         .platform()
         .get(&session_key(user_id, session_id))
-        .await?
-        .ok_or_else(ended)?;
+        .await?;
+    live_session_of(ctx, item)
+}
+
+/// The same check on a session item read already (with others, in one batch).
+pub fn live_session_of(
+    ctx: &AppContext,
+    item: Option<crate::store::Item>,
+) -> Result<Session, ApiError> {
+    let ended = || {
+        ApiError::unauthenticated("the session has ended; log in again")
+            .with("code", "session_ended")
+    };
+    let item = item.ok_or_else(ended)?;
     let expires = item.i64("refresh_expires_epoch").unwrap_or(0);
     if item.bool("revoked").unwrap_or(true) || ctx.clock.now().timestamp() >= expires {
         return Err(ended());

@@ -16,7 +16,10 @@ use crate::store::{Condition, Query, Store, TenantId, UpdateAction, WriteOp};
 use crate::text::check_name;
 use crate::AppContext;
 
-pub use records::{create_ops, load_member, load_tenant, MemberView, MembershipView, TenantView};
+pub use records::{
+    create_ops, load_member, load_member_and_tenant, load_tenant, MemberView, MembershipView,
+    TenantView,
+};
 pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full};
 use records::{member_key, TENANT_INDEX};
 

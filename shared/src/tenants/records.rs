@@ -95,6 +95,30 @@ pub async fn load_tenant(
         .transpose()
 }
 
+/// A member's record and its tenant, in one batch read.
+pub async fn load_member_and_tenant(
+    ctx: &AppContext,
+    tenant_id: &TenantId,
+    user_id: &str,
+) -> Result<(Option<MemberView>, Option<TenantView>), ApiError> {
+    let t = ctx.stores.tenant(tenant_id);
+    let mut items = t
+        .get_many(&[member_key(&t, user_id), meta_key(&t)])
+        .await?
+        .into_iter();
+    let member = items
+        .next()
+        .flatten()
+        .map(|i| MemberView::from_item(&i))
+        .transpose()?;
+    let tenant = items
+        .next()
+        .flatten()
+        .map(|i| TenantView::from_item(&i))
+        .transpose()?;
+    Ok((member, tenant))
+}
+
 pub async fn load_member(
     ctx: &AppContext,
     tenant_id: &TenantId,
