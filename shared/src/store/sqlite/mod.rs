@@ -190,17 +190,25 @@ impl Store for SqliteStore {
         super::validate_get_many(keys)?;
         self.read(|conn| {
             // One read transaction: one snapshot, and the WAL's read lock taken once rather
-            // than per item (those lock calls are most of a point read's cost).
-            let tx = conn
-                .unchecked_transaction()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            // than per item (those lock calls are most of a point read's cost). BEGIN and
+            // COMMIT as cached statements: rusqlite's transaction parses them every time.
+            let run = |sql: &str| {
+                conn.prepare_cached(sql)
+                    .and_then(|mut statement| statement.execute([]))
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            };
+            run("BEGIN DEFERRED")?;
             let items = keys
                 .iter()
-                .map(|key| load(&tx, key))
-                .collect::<Result<Vec<_>, _>>()?;
-            tx.commit()
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
-            Ok(items)
+                .map(|key| load(conn, key))
+                .collect::<Result<Vec<_>, _>>();
+            match items {
+                Ok(items) => run("COMMIT").map(|_| items),
+                Err(e) => {
+                    let _ = run("ROLLBACK");
+                    Err(e)
+                }
+            }
         })
         .await
     }
