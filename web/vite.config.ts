@@ -12,6 +12,7 @@ export default defineConfig({
       "/v1": api,
       "/healthz": api,
       "/openapi.json": api,
+      "/docs": api,
     },
   },
   test: { include: ["src/**/*.test.ts"], environment: "node" },

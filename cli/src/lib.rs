@@ -82,7 +82,7 @@ async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
 struct AdvanceRequest {
     /// A whole number (1 to 100000) and a unit: `s`, `m`, `h` or `d`, like `90s`, `15m`,
     /// `2h`, `3d`.
-    #[schema(pattern = "^[1-9][0-9]{0,5}[smhd]$", example = "3d")]
+    #[schema(pattern = "^([1-9][0-9]{0,4}|100000)[smhd]$", example = "3d")]
     duration: String,
 }
 
@@ -178,6 +178,19 @@ async fn advance_clock(
 
 fn test_clock_key() -> Key {
     Key::new("CLOCK#TEST", "OFFSET")
+}
+
+/// Drops the stored test-clock offset: a server on the wall clock owns the store's time now,
+/// so a later `jobs run` must not run at a demo's old test time.
+pub async fn forget_test_clock(ctx: &AppContext) -> Result<(), ApiError> {
+    ctx.stores
+        .platform()
+        .write(eshtarek_core::store::WriteOp::Delete {
+            key: test_clock_key(),
+            condition: None,
+        })
+        .await?;
+    Ok(())
 }
 
 /// Moves a fresh test clock to where the last server on this store left it.

@@ -163,6 +163,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .await
             .map_err(|e| anyhow::anyhow!("restoring the test clock: {}", e.detail))?;
         ctx = ctx.with_test_clock(clock);
+    } else {
+        eshtarek::forget_test_clock(&ctx)
+            .await
+            .map_err(|e| anyhow::anyhow!("clearing the test clock: {}", e.detail))?;
     }
     // Local mode: verification and invitation links land in the data directory's mailbox
     // (and the log), never in an API answer.

@@ -480,6 +480,17 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
         at >= moved_to,
         "ran at {at}, the test clock was at {moved_to}"
     );
+    // A later server on the wall clock owns the store's time: the demo's offset is dropped,
+    // so a job no longer runs at the old test time.
+    drop(start_in(dir.clone(), &["--no-seed"]).0);
+    let output = jobs_run("limit-warnings", &dir);
+    assert!(output.status.success(), "{output:?}");
+    let said = String::from_utf8_lossy(&output.stderr).into_owned();
+    let at = said.trim().rsplit(" at ").next().unwrap().to_owned();
+    assert!(
+        at < moved_to,
+        "ran at {at}, after the test clock was dropped"
+    );
     // A store that is not there is named, not created empty.
     let missing = tempfile::tempdir().unwrap().keep().join("nothing-here");
     let output = jobs_run("renew-billing", &missing);

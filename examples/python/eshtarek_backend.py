@@ -10,6 +10,7 @@ Standard library only (urllib), so it runs anywhere Python 3 does. What it shows
   wait `Retry-After` seconds), 401 (the key was revoked).
 """
 
+import http.client
 import json
 import time
 import urllib.error
@@ -67,7 +68,9 @@ class Eshtarek:
                     raise RateLimited(problem, int(error.headers.get("Retry-After", "1"))) from None
                 if error.code < 500 or attempt == self.retries:
                     raise
-            except (urllib.error.URLError, TimeoutError):
+            # A timeout, or a connection dropped before the answer (the answer may have been
+            # lost after the work was recorded): the same body, key included, is sent again.
+            except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException):
                 if attempt == self.retries:
                     raise
             time.sleep(0.2 * 2**attempt)

@@ -15,7 +15,9 @@ stage() {
 background() {
     local name=$1
     shift
-    ( "$@" ) > "$STAGES_DIR/$name.log" 2>&1 &
+    # A process group of its own (setsid: the pid is the group's id), so stopping it stops
+    # everything it started: servers, browsers, installers.
+    setsid "$@" > "$STAGES_DIR/$name.log" 2>&1 < /dev/null &
     STAGE_PIDS[$name]=$!
     echo "==> started in the background: $name (at $(( $(date +%s) - STAGES_STARTED )) s)"
 }
@@ -36,7 +38,7 @@ await() {
 stop_background() {
     local pid
     for pid in "${STAGE_PIDS[@]}"; do
-        kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true
+        kill -- "-$pid" 2>/dev/null || true
     done
     rm -rf "$STAGES_DIR"
 }

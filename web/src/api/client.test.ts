@@ -134,6 +134,21 @@ describe("ApiClient token refresh", () => {
     await client.get("/v1/plans", { anonymous: true }).catch(() => undefined);
     expect(api.calls.map((c) => [c.path, c.auth])).toEqual([["/v1/plans", undefined]]);
   });
+
+  it("keeps the session when an anonymous request (a sign-in) is refused", async () => {
+    const api = fakeApi(new Set(["a1"]), new Map());
+    let ended = 0;
+    const client = new ApiClient({
+      store: memoryTokenStore(tokens("a1", "r1")),
+      fetch: api.fetcher,
+      now: () => NOW,
+      onSessionEnded: () => ended++,
+    });
+    await expect(client.post("/v1/auth/login", { email: "x", password: "y" }, { anonymous: true })).rejects.toBeInstanceOf(ApiProblem);
+    expect(ended).toBe(0);
+    await client.get("/v1/plans");
+    expect(api.calls.at(-1)?.auth).toBe("Bearer a1");
+  });
 });
 
 describe("explain", () => {

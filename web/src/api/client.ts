@@ -127,7 +127,7 @@ export class ApiClient {
     if (response.status === 401 && !options.anonymous && this.tokens) {
       if (await this.refresh()) response = await this.send(method, path, body, options);
     }
-    return this.read<T>(response);
+    return this.read<T>(response, options);
   }
 
   /** Ends the session on the server (best effort) and forgets every token here. */
@@ -197,7 +197,7 @@ export class ApiClient {
     });
   }
 
-  private async read<T>(response: Response): Promise<T> {
+  private async read<T>(response: Response, options: RequestOptions): Promise<T> {
     if (response.status === 204) return undefined as T;
     const text = await response.text();
     let parsed: unknown = undefined;
@@ -210,7 +210,9 @@ export class ApiClient {
     }
     if (!response.ok) {
       const problem = new ApiProblem(response.status, (parsed ?? {}) as Record<string, unknown>);
-      if (response.status === 401 && this.tokens) this.end("expired");
+      // Only a request sent with the session's token can say the session is over: a refused
+      // sign-in (an anonymous request) is about the credentials typed.
+      if (response.status === 401 && !options.anonymous && this.tokens) this.end("expired");
       throw problem;
     }
     return parsed as T;

@@ -166,9 +166,13 @@ impl SqliteStore {
             None => open_connection(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut p) = self.readers.lock() {
-            if p.len() < READ_POOL {
-                p.push(conn);
+        // A connection left inside a transaction would pin its snapshot (stale reads, a WAL
+        // that cannot be checkpointed): it is dropped, never pooled.
+        if conn.is_autocommit() {
+            if let Ok(mut p) = self.readers.lock() {
+                if p.len() < READ_POOL {
+                    p.push(conn);
+                }
             }
         }
         result
@@ -202,13 +206,12 @@ impl Store for SqliteStore {
                 .iter()
                 .map(|key| load(conn, key))
                 .collect::<Result<Vec<_>, _>>();
-            match items {
-                Ok(items) => run("COMMIT").map(|_| items),
-                Err(e) => {
-                    let _ = run("ROLLBACK");
-                    Err(e)
-                }
+            let done = items.and_then(|items| run("COMMIT").map(|_| items));
+            if done.is_err() {
+                // Best effort; a connection still in a transaction is not pooled (`read`).
+                let _ = run("ROLLBACK");
             }
+            done
         })
         .await
     }
