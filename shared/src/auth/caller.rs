@@ -87,17 +87,22 @@ impl FromRequestParts<AppContext> for Caller {
         if let Some(caller) = parts.extensions.get::<Caller>() {
             return Ok(caller.clone());
         }
-        let token = bearer(parts).map_err(reject)?;
-        let claims = ctx
-            .tokens
-            .verify_access_reloading(token, ctx.clock.now())
-            .await
-            .map_err(reject)?;
+        let claims = verified_claims(ctx, parts).await?;
         let session = load_live_session(ctx, &claims.sub, &claims.sid)
             .await
             .map_err(reject)?;
         Caller::of(claims, &session).map_err(reject)
     }
+}
+
+/// The claims of the request's bearer token: signature (EdDSA, by `kid`), issuer, type and
+/// time checked; the session is the caller's to check.
+async fn verified_claims(ctx: &AppContext, parts: &Parts) -> Result<AccessClaims, Response> {
+    let token = bearer(parts).map_err(reject)?;
+    ctx.tokens
+        .verify_access_reloading(token, ctx.clock.now())
+        .await
+        .map_err(reject)
 }
 
 /// A caller and platform items read in the same batch as its session (one round trip where a
@@ -108,12 +113,7 @@ pub async fn caller_with(
     keys: impl FnOnce(&AccessClaims) -> Vec<crate::store::Key>,
 ) -> Result<(Caller, Vec<Option<crate::store::Item>>), Response> {
     use crate::store::Store;
-    let token = bearer(parts).map_err(reject)?;
-    let claims = ctx
-        .tokens
-        .verify_access_reloading(token, ctx.clock.now())
-        .await
-        .map_err(reject)?;
+    let claims = verified_claims(ctx, parts).await?;
     let mut wanted = vec![super::sessions::session_key(&claims.sub, &claims.sid)];
     wanted.extend(keys(&claims));
     let mut items = ctx
