@@ -376,15 +376,12 @@ pub async fn login(
     .await?;
     let email_subject = sha256_hex(&email);
     let ceiling = ctx.auth_limits.login_ceiling_per_email;
-    let failures = ratelimit::count(ctx, "login-fail", &email_subject, ceiling, now).await?;
-    if failures >= ceiling.attempts {
-        let window_end =
-            now.timestamp() - now.timestamp().rem_euclid(ceiling.window_secs) + ceiling.window_secs;
-        return Err(
-            ApiError::rate_limited((window_end - now.timestamp()).max(1) as u64)
-                .detail("too many failed sign-ins for this account; wait before trying again"),
-        );
+    let failures = ratelimit::read(ctx, "login-fail", &email_subject, ceiling, now).await?;
+    if failures.room(ceiling) == 0 {
+        return Err(ApiError::rate_limited(failures.wait_secs(ceiling))
+            .detail("too many failed sign-ins for this account; wait before trying again"));
     }
+    let failures = failures.weighted(ceiling);
     let delay = ratelimit::login_delay(failures);
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
