@@ -423,8 +423,39 @@ async fn dunning_gives_up_after_the_last_retry() {
     assert_eq!(s.advance(Duration::days(2)).await, [Renewal::Cancelled]);
     let sub = s.get(&format!("/v1/subscriptions/{id}")).await.expect(200);
     assert_eq!(sub.body["status"], "cancelled");
-    assert_eq!(s.invoices().await[0]["status"], "uncollectible");
+    let unpaid = &s.invoices().await[0];
+    assert_eq!(unpaid["status"], "uncollectible");
     s.get("/v1/subscriptions/current").await.problem(404);
+    // The members are told, once, naming the unpaid invoice.
+    let notes = s.get("/v1/notifications").await.expect(200);
+    let ended: Vec<_> = notes.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "subscription.ended_unpaid")
+        .collect();
+    assert_eq!(ended.len(), 1, "{:#}", notes.body);
+    assert_eq!(ended[0]["data"]["invoice_id"], unpaid["id"]);
+    assert_eq!(ended[0]["data"]["invoice_number"], unpaid["number"]);
+    assert_eq!(ended[0]["data"]["status"], "cancelled");
+    assert_eq!(ended[0]["read"], false);
+    let message = ended[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "invoice #{} ({} {}) is unpaid",
+            unpaid["number"],
+            unpaid["amount_due"].as_str().unwrap(),
+            unpaid["currency"].as_str().unwrap()
+        )),
+        "{message}"
+    );
+    // Another run of the job sends nothing more.
+    assert_eq!(s.advance(Duration::days(1)).await, []);
+    let again = s.get("/v1/notifications").await.expect(200);
+    assert_eq!(
+        again.body["data"].as_array().unwrap().len(),
+        notes.body["data"].as_array().unwrap().len()
+    );
 }
 
 #[tokio::test]

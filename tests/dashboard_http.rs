@@ -187,12 +187,16 @@ async fn platform_admin_reads_one_tenants_usage_and_invoices() {
 }
 
 async fn dashboard_app(dir: Option<&std::path::Path>) -> HttpApp {
+    demo_app(dir, None).await
+}
+
+async fn demo_app(dir: Option<&std::path::Path>, demo: Option<&std::path::Path>) -> HttpApp {
     let ctx = AppContext::new(
         eshtarek_tests::stores::sqlite().await,
         Arc::new(TestClock::new()),
         KeySet::ephemeral(),
     );
-    eshtarek::app_with_dashboard(ctx, dir)
+    eshtarek::app_with_dashboard(ctx, dir, demo)
 }
 
 async fn fetch(app: &HttpApp, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
@@ -240,6 +244,28 @@ async fn the_built_dashboard_is_served_at_the_root_with_a_strict_policy() {
     assert_eq!(headers[header::CONTENT_TYPE], "application/problem+json");
     let (status, _, _) = fetch(&app, "/assets/missing.js").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The sign-in page of a seeded run says where the demo accounts are: the file's path while it
+/// exists, never its passwords; nothing without a seeded file.
+#[tokio::test]
+async fn a_seeded_run_says_where_its_demo_accounts_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("demo-credentials.txt");
+    let app = demo_app(None, Some(&file)).await;
+    assert_eq!(fetch(&app, "/demo.json").await.0, StatusCode::NOT_FOUND);
+    std::fs::write(&file, "platform_admin admin@eshtarek.local s3cret-pass\n").unwrap();
+    let (status, headers, body) = fetch(&app, "/demo.json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    let said: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(said["credentials_file"], file.display().to_string());
+    assert!(!body.contains("s3cret"));
+    let plain = dashboard_app(None).await;
+    assert_eq!(fetch(&plain, "/demo.json").await.0, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -139,8 +139,29 @@ fn every_api_path_the_dashboard_calls_is_routed_to_a_function_that_serves_it() {
         "only {} dashboard paths found",
         paths.len()
     );
+    // The local binary's own routes (tag `local`: the clock of a demo) have no function; the
+    // dashboard shows nothing for them on AWS.
+    let local_only: Vec<String> = {
+        let doc = serde_json::to_value(eshtarek::openapi()).unwrap();
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, item)| {
+                item.as_object()
+                    .unwrap()
+                    .values()
+                    .all(|op| op["tags"] == serde_json::json!(["local"]))
+            })
+            .map(|(path, _)| path.clone())
+            .collect()
+    };
+    assert!(
+        local_only.contains(&"/v1/clock".to_owned()),
+        "{local_only:?}"
+    );
     let mut wrong = Vec::new();
-    for path in &paths {
+    for path in paths.iter().filter(|p| !local_only.contains(p)) {
         // The documented operations on this path, each by the function documenting it: the
         // route API Gateway picks for the operation's method must lead to that function.
         let mut operations = 0;

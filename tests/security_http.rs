@@ -586,8 +586,18 @@ async fn a_tenant_gets_one_trial(store: Arc<dyn Store>) {
     let (trial, basic) = (&ids[0], &ids[1]);
     let owner = app.signup(&email("own"), "Acme").await;
     let tenant = owner.tenant_id.clone().unwrap();
+    // The tenant's record says whether a trial is still to be had (the plan page shows it).
+    let trial_available = || async {
+        app.get(&format!("/v1/tenants/{tenant}"), Some(&owner.access))
+            .await
+            .expect(200)
+            .body["trial_available"]
+            .clone()
+    };
+    assert_eq!(trial_available().await, true);
     let first = app.subscribe_with_card(&owner, trial).await;
     assert_eq!(first["subscription"]["status"], "trialing");
+    assert_eq!(trial_available().await, false);
     let id = first["subscription"]["id"].as_str().unwrap().to_owned();
 
     // To a plan without a trial, even "at period end": the trial ends and Basic is billed now.
@@ -642,6 +652,7 @@ async fn a_tenant_gets_one_trial(store: Arc<dyn Store>) {
     )
     .await
     .expect(200);
+    assert_eq!(trial_available().await, true);
     let log = app
         .get(
             &format!("/v1/audit-log?tenant_id={tenant}"),

@@ -13,6 +13,7 @@ export default defineConfig({
       "/healthz": api,
       "/openapi.json": api,
       "/docs": api,
+      "/demo.json": api,
     },
   },
   test: { include: ["src/**/*.test.ts"], environment: "node" },

@@ -28,21 +28,27 @@ pub enum StoreKind {
 
 /// The composed application: `/healthz` plus every function's routes.
 pub fn app(ctx: AppContext) -> HttpApp {
-    app_with_dashboard(ctx, None)
+    app_with_dashboard(ctx, None, None)
 }
 
-/// The composed application with the web dashboard's built files at `/`.
-pub fn app_with_dashboard(ctx: AppContext, web_dir: Option<&Path>) -> HttpApp {
+/// The composed application with the web dashboard's built files at `/` (and where a seeded
+/// run's demo accounts are listed, for its sign-in page).
+pub fn app_with_dashboard(
+    ctx: AppContext,
+    web_dir: Option<&Path>,
+    demo_credentials: Option<&Path>,
+) -> HttpApp {
     let root = Router::new()
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/clock", get(read_clock))
         .route(
             "/v1/admin/clock/advance",
             axum::routing::post(advance_clock),
         )
         .with_state(ctx.clone());
     eshtarek_core::service::finish(
-        root.merge(web::routes(web_dir))
+        root.merge(web::routes(web_dir, demo_credentials))
             .merge(eshtarek_auth::router(ctx.clone()))
             .merge(eshtarek_plans::router(ctx.clone()))
             .merge(eshtarek_subscriptions::router(ctx.clone()))
@@ -100,10 +106,37 @@ use eshtarek_core::openapi::ProblemResponses;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     modifiers(&ProblemResponses),
-    paths(healthz, openapi_json, advance_clock),
+    paths(healthz, openapi_json, read_clock, advance_clock),
     tags((name = "local", description = "The local server's own routes"))
 )]
 struct LocalApi;
+
+/// The server's time, and whether it is a test clock (the dashboard's banner).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct ClockView {
+    #[schema(example = "2026-12-10T12:00:00Z")]
+    now: String,
+    /// True on a server started with `--test-clock`: `now` is where the clock was advanced to.
+    test_clock: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/clock",
+    tag = "local",
+    summary = "The server's time and whether it runs on a test clock (any signed-in caller).",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The time", body = ClockView))
+)]
+async fn read_clock(
+    State(ctx): State<AppContext>,
+    _caller: eshtarek_core::auth::Caller,
+) -> Json<ClockView> {
+    Json(ClockView {
+        now: eshtarek_core::time::fmt(ctx.clock.now()),
+        test_clock: ctx.test_clock.is_some(),
+    })
+}
 
 fn parse_duration(text: &str) -> Option<chrono::Duration> {
     // The unit is the last character, which may be more than one byte (split at its start).

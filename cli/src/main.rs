@@ -260,7 +260,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Requests in flight at shutdown get the request timeout to finish, and a little more.
     let drain = ctx.http.request_timeout + std::time::Duration::from_secs(5);
-    let app = eshtarek::app_with_dashboard(ctx, web_dir.as_deref());
+    let app = eshtarek::app_with_dashboard(ctx, web_dir.as_deref(), Some(&credentials_file));
     eshtarek::listen::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(())
 }

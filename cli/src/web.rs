@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use axum::http::{header, HeaderValue};
-use axum::response::Html;
+use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use axum::Router;
 use tower_http::services::{ServeDir, ServeFile};
@@ -17,8 +17,10 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; \
     frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// Routes for the dashboard: `/` and its hashed assets. The app routes with the URL's
-/// fragment (`/#/tenants`), so no other path needs to fall back to `index.html`.
-pub fn routes(dir: Option<&Path>) -> Router {
+/// fragment (`/#/tenants`), so no other path needs to fall back to `index.html`. With
+/// `demo_credentials`, `/demo.json` tells the sign-in page where a seeded run's demo
+/// accounts are listed (while that file exists; the passwords themselves stay in it).
+pub fn routes(dir: Option<&Path>, demo_credentials: Option<&Path>) -> Router {
     let router = match dir.filter(|d| d.join("index.html").is_file()) {
         Some(dir) => Router::new()
             .route_service("/", ServeFile::new(dir.join("index.html")))
@@ -27,6 +29,28 @@ pub fn routes(dir: Option<&Path>) -> Router {
             // The API reference (Swagger UI on /openapi.json), built beside the dashboard.
             .nest_service("/docs", ServeDir::new(dir.join("docs"))),
         None => Router::new().route("/", get(not_built)),
+    };
+    let router = match demo_credentials {
+        Some(file) => {
+            let file = file.to_path_buf();
+            router.route(
+                "/demo.json",
+                get(move || {
+                    let file = file.clone();
+                    async move {
+                        if file.is_file() {
+                            axum::Json(
+                                serde_json::json!({"credentials_file": file.display().to_string()}),
+                            )
+                            .into_response()
+                        } else {
+                            axum::http::StatusCode::NOT_FOUND.into_response()
+                        }
+                    }
+                }),
+            )
+        }
+        None => router,
     };
     router.layer(SetResponseHeaderLayer::overriding(
         header::CONTENT_SECURITY_POLICY,

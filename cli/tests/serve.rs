@@ -432,6 +432,18 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
         .as_str()
         .unwrap()
         .to_owned();
+    // Anyone signed in (a tenant admin here) reads the clock (the dashboard's banner): the moved time, marked test.
+    let (status, clock) = call(Method::GET, format!("{base}/v1/clock"), Some(&owner), None).await;
+    assert_eq!(status, 200, "{clock}");
+    assert_eq!(clock["test_clock"], true);
+    let read = chrono::DateTime::parse_from_rfc3339(clock["now"].as_str().unwrap()).unwrap();
+    let moved_to = chrono::DateTime::parse_from_rfc3339(moved["now"].as_str().unwrap()).unwrap();
+    assert!(
+        read >= moved_to && read - moved_to < chrono::Duration::minutes(1),
+        "{clock} {moved}"
+    );
+    let (status, _) = call(Method::GET, format!("{base}/v1/clock"), None, None).await;
+    assert_eq!(status, 401);
     let (_, current) = call(
         Method::GET,
         format!("{base}/v1/subscriptions/current"),
@@ -520,6 +532,18 @@ async fn the_test_clock_moves_a_trial_into_a_paid_period() {
     .await;
     assert_eq!(status, 404, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("--test-clock"));
+    let (status, clock) = call(
+        Method::GET,
+        format!("{}/v1/clock", plain.base),
+        Some(&admin),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &clock["test_clock"]),
+        (200, &json!(false)),
+        "{clock}"
+    );
 }
 
 async fn login_after_register(base: &str) -> String {

@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod lambda;
 pub mod mail;
 pub mod money;
+pub mod notifications;
 pub mod openapi;
 pub mod plans;
 pub mod service;

@@ -3,6 +3,19 @@
 
 use crate::error::ApiError;
 
+/// `1234567` → `1,234,567`: counts in messages people read.
+pub fn group_thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Unicode's explicit directional embeddings, overrides and isolates (UAX #9): they make a
 /// name read as another in lists and logs.
 pub fn is_bidi_control(c: char) -> bool {
@@ -101,6 +114,16 @@ pub fn check_name(raw: &str, field: &str) -> Result<String, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        use super::group_thousands as g;
+        assert_eq!(g(0), "0");
+        assert_eq!(g(999), "999");
+        assert_eq!(g(1000), "1,000");
+        assert_eq!(g(850000), "850,000");
+        assert_eq!(g(1234567), "1,234,567");
+    }
+
     use super::*;
 
     #[test]

@@ -104,10 +104,17 @@ async function signIn(page, email, password) {
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const accessibility = [];
 
-/** Screenshots every main page, and checks it with axe-core (WCAG 2 A/AA rules). */
+/** Screenshots every main page as it is and on a phone (`<name>-390.png`), and checks it with
+ * axe-core (WCAG 2 A/AA rules). */
 async function shot(page, name, { audit = true } = {}) {
   await page.waitForLoadState("networkidle");
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const size = page.viewportSize();
+  if (size.width !== 390) {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.screenshot({ path: join(shots, `${name}-390.png`), fullPage: true });
+    await page.setViewportSize(size);
+  }
   if (!audit) return;
   await page.evaluate(axeSource);
   const violations = await page.evaluate(async () => {
@@ -129,6 +136,9 @@ try {
   await step("platform admin signs in and sees the overview with MRR and charts", async () => {
     // A wrong password is said to be wrong (not "your session has expired").
     await admin.goto(base + "/");
+    // A seeded local run says where its demo accounts are listed.
+    const demo = (await admin.getByTestId("demo-accounts").textContent()).trim();
+    assert.match(demo, /demo-credentials\.txt, written by the server's first start\.$/);
     await admin.getByLabel("Email").fill("admin@eshtarek.local");
     await admin.getByLabel("Password").fill("not the password");
     await admin.getByLabel("Password").press("Enter");
@@ -387,6 +397,22 @@ try {
     await owner.getByRole("columnheader", { name: "Priority support" }).waitFor();
     await owner.locator('tr[data-plan="Business"] td[data-feature="max_projects"]').getByText("1,000").waitFor();
     await owner.locator('tr[data-plan="Business"] td[data-testid="rates"]').getByText("requests: 6,000 a minute").waitFor();
+    // Cheapest first; the plan held advertises no trial.
+    const prices = (await owner.locator("tr[data-plan] > td:nth-of-type(1)").allTextContents()).map((t) =>
+      Number(/\$([\d,.]+)\/mo/.exec(t)[1].replace(/,/g, "")),
+    );
+    assert.deepEqual(
+      prices,
+      [...prices].sort((a, b) => a - b),
+      `plans by price: ${prices}`,
+    );
+    assert.equal(
+      await owner
+        .locator("tr.current")
+        .getByText(/-day trial/)
+        .count(),
+      0,
+    );
     await owner.getByRole("button", { name: "Preview change to Business" }).click();
     await owner.getByText("Upgrade, effective now.").waitFor();
     const net = await owner.getByTestId("preview-net").textContent();
@@ -513,6 +539,12 @@ try {
     await go(worker, "/billing");
     await worker.getByRole("heading", { name: "Dashboard" }).waitFor(); // sent back
     await shot(worker, "tenant-user-dashboard-narrow");
+    // The header at 390 px: nothing breaks inside an item, and it stays short.
+    const height = async (locator) => (await locator.boundingBox()).height;
+    const header = await height(worker.locator("header.topbar"));
+    assert.ok(header <= 130, `the header is ${header} px tall`);
+    assert.ok((await height(worker.getByRole("button", { name: "Sign out" }))) < 40, "Sign out on one line");
+    assert.ok((await height(worker.locator(".who .role"))) < 24, "the role badge on one line");
     const token = JSON.parse(await worker.evaluate(() => sessionStorage.getItem("eshtarek.tokens"))).access_token;
     assert.equal((await api("POST", "/v1/api-keys", token, { name: "sneaky" })).status, 403);
     assert.equal((await api("GET", "/v1/admin/overview", token)).status, 403);
@@ -526,7 +558,75 @@ try {
     await worker.getByText("Your session has expired. Please sign in again.").waitFor();
   });
 
-  for (const page of [admin, owner, worker]) assert.deepEqual(page.errors, [], "no script errors in the page");
+  // ---------------------------------------------------------------- dunning gives up
+  const lapsed = await newPage();
+  await step("after dunning cancels a subscription the dashboard says why, links the unpaid invoice, and notifies", async () => {
+    const email = `lapsed-${Date.now()}@globex.example`;
+    const signedUp = await api("POST", "/v1/auth/register", null, {
+      email,
+      password: PASSWORD,
+      name: "Lars Lapsed",
+      tenant_name: "Lapsed Labs",
+    });
+    assert.equal(signedUp.status, 201, JSON.stringify(signedUp.body));
+    const token = signedUp.body.tokens.access_token;
+    assert.equal((await api("POST", "/v1/payment-methods", token, { token: "pm_card_visa", set_default: true })).status, 201);
+    const plans = await api("GET", "/v1/plans?limit=100", token);
+    const team = plans.body.data.find((p) => p.name === "Team");
+    const subscribed = await api("POST", "/v1/subscriptions", token, { plan_id: team.id });
+    assert.equal(subscribed.status, 201, JSON.stringify(subscribed.body));
+    assert.equal((await api("POST", "/v1/payment-methods", token, { token: "pm_card_chargeDeclined", set_default: true })).status, 201);
+    // The renewal fails, then every retry; a day at a time until dunning gives up.
+    await advance("31d");
+    for (let day = 0; day < 10; day++) {
+      await advance("1d");
+      const login = await api("POST", "/v1/auth/login", null, { email, password: PASSWORD });
+      if ((await api("GET", "/v1/subscriptions/current", login.body.tokens.access_token)).status === 404) break;
+    }
+    await signIn(lapsed, email, PASSWORD);
+    const ended = lapsed.getByTestId("ended");
+    await ended.getByText(/after its payment kept failing/).waitFor();
+    const unpaid = /Your subscription was cancelled after its payment kept failing: invoice #(\d+) \(\$[\d,]+\.\d\d\) is unpaid\./;
+    const banner = lapsed.getByRole("status").filter({ hasText: unpaid });
+    const number = unpaid.exec(await banner.textContent())[1];
+    assert.match(await banner.textContent(), /^Notifications:/);
+    await shot(lapsed, "tenant-ended-by-dunning");
+    await ended.getByRole("link", { name: `invoice #${number}` }).click();
+    const linked = lapsed.getByTestId("linked-invoice");
+    await linked.getByRole("heading", { name: `Invoice #${number}` }).waitFor();
+    await linked.getByText("Uncollectible").waitFor();
+    await linked.getByText("Amount due / paid").waitFor(); // its lines shown open
+    await shot(lapsed, "tenant-unpaid-invoice");
+    // The payment history links each attempt to its invoice.
+    await lapsed
+      .getByRole("link", { name: `#${number}` })
+      .first()
+      .click();
+    await linked.getByRole("heading", { name: `Invoice #${number}` }).waitFor();
+  });
+
+  // ---------------------------------------------------------------- the test clock, in the dashboard
+  const operator = await newPage();
+  await step("the test clock's banner shows its time; a platform admin moves it from the dashboard", async () => {
+    // A tenant's people see the time, not the controls.
+    const seen = lapsed.getByRole("region", { name: "Test clock" });
+    await seen.locator("time").waitFor();
+    assert.equal(await seen.getByRole("button").count(), 0);
+    await signIn(operator, "admin@eshtarek.local", credentials["admin@eshtarek.local"]);
+    const banner = operator.getByRole("region", { name: "Test clock" });
+    const before = Date.parse(await banner.locator("time").getAttribute("datetime"));
+    await banner.getByRole("button", { name: "+1 day" }).click();
+    await operator.waitForFunction(
+      (t) => Date.parse(document.querySelector('[aria-label="Test clock"] time')?.getAttribute("datetime") ?? "") >= t,
+      before + 86_400_000,
+    );
+    // Still signed in: the access token the move outdated was refreshed.
+    await operator.getByRole("heading", { name: "Platform overview" }).waitFor();
+    assert.equal(await operator.getByText(/session has expired/).count(), 0);
+    await shot(operator, "platform-test-clock");
+  });
+
+  for (const page of [admin, owner, worker, lapsed, operator]) assert.deepEqual(page.errors, [], "no script errors in the page");
   await step("every main page passes axe-core's WCAG 2 A/AA checks", async () => {
     const failing = accessibility.filter(([, v]) => v.length);
     assert.deepEqual(failing, [], JSON.stringify(failing, null, 2));

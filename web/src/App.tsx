@@ -1,6 +1,8 @@
 import { HashRouter, NavLink, Navigate, Route, Routes, useLocation } from "react-router";
 import { SessionProvider, useSession } from "./session";
+import { useState } from "react";
 import { Loading } from "./components/ui";
+import { TestClockBanner } from "./components/TestClock";
 import { SignIn } from "./pages/SignIn";
 import { AcceptInvitation, InvitationsBanner, VerifyEmail } from "./pages/Links";
 import { PlatformOverview } from "./pages/platform/Overview";
@@ -42,6 +44,8 @@ const navs: Record<Role, [string, string][]> = {
 function Shell() {
   const { me, role, loading, signOut } = useSession();
   const { pathname } = useLocation();
+  // Bumped when the test clock moves, so the page shown loads again at the new time.
+  const [moved, setMoved] = useState(0);
   if (loading) return <Loading what="Starting" />;
   // Pages that mailed links open, signed in or not.
   if (pathname === "/invitation") return <AcceptInvitation />;
@@ -67,7 +71,7 @@ function Shell() {
           <a href="/docs/" target="_blank" rel="noopener">
             API reference
           </a>
-          <span title={me.user.email}>
+          <span className="identity" title={me.user.email}>
             {me.user.name}
             {tenant ? ` · ${tenant.tenant_name}` : ""} {/* The role, unless the name already says it ("Platform admin"). */}
             {me.user.name.toLowerCase() !== role.replace("_", " ") && <span className="role">{role.replace("_", " ")}</span>}
@@ -77,7 +81,8 @@ function Shell() {
           </button>
         </div>
       </header>
-      <main id="main" tabIndex={-1}>
+      <TestClockBanner admin={role === "platform_admin"} onMoved={() => setMoved((m) => m + 1)} />
+      <main id="main" tabIndex={-1} key={moved}>
         <InvitationsBanner />
         <Routes>
           {role === "platform_admin" && (

@@ -7,6 +7,7 @@ import {
   formatMoney,
   formatNumber,
   metricLabel,
+  notificationText,
   meterLevel,
   statusLabel,
 } from "./format";
@@ -61,5 +62,28 @@ describe("labels", () => {
     expect(meterLevel(80)).toBe("warn");
     expect(meterLevel(100)).toBe("full");
     expect(meterLevel(null)).toBe("ok");
+  });
+});
+
+describe("notificationText", () => {
+  it("words a limit warning with the metric's name and grouped numbers", () => {
+    const n = {
+      kind: "usage.threshold_reached",
+      message: "api_calls reached 80% of the plan's limit (850,000 of 1,000,000)",
+      data: { metric: "api_calls", threshold: 80, used: 850000, limit: 1000000 },
+    };
+    expect(notificationText(n)).toBe("API calls reached 80% of the plan's limit (850,000 of 1,000,000)");
+  });
+  it("names the unpaid invoice and its amount when dunning ended a subscription", () => {
+    const n = {
+      kind: "subscription.ended_unpaid",
+      message: "…",
+      data: { status: "cancelled", invoice_number: 4, amount_due: "49.00", currency: "USD" },
+    };
+    expect(notificationText(n)).toBe("Your subscription was cancelled after its payment kept failing: invoice #4 ($49.00) is unpaid.");
+  });
+  it("falls back to the API's words for other kinds or missing data", () => {
+    expect(notificationText({ kind: "later.kind", message: "As said", data: {} })).toBe("As said");
+    expect(notificationText({ kind: "usage.threshold_reached", message: "As said", data: {} })).toBe("As said");
   });
 });

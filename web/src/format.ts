@@ -88,3 +88,18 @@ export function meterLevel(percent: number | null | undefined): "ok" | "warn" | 
   if (percent >= 80) return "warn";
   return "ok";
 }
+
+/** A notification in words: limit warnings with the metric's display name and grouped numbers
+ * (the API's `message` uses the metric's key), unpaid endings with the amount in its currency;
+ * any other kind as the API words it. */
+export function notificationText(n: { kind: string; message: string; data: Record<string, unknown> }): string {
+  const d = n.data ?? {};
+  if (n.kind === "usage.threshold_reached" && typeof d.metric === "string") {
+    return `${metricLabel(d.metric)} reached ${String(d.threshold)}% of the plan's limit (${formatNumber(Number(d.used))} of ${formatNumber(Number(d.limit))})`;
+  }
+  if (n.kind === "subscription.ended_unpaid" && typeof d.invoice_number === "number" && typeof d.amount_due === "string") {
+    const ended = d.status === "expired" ? "expired" : "was cancelled";
+    return `Your subscription ${ended} after its payment kept failing: invoice #${d.invoice_number} (${formatMoney(d.amount_due, String(d.currency))}) is unpaid.`;
+  }
+  return n.message;
+}

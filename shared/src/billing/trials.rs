@@ -8,10 +8,8 @@ use crate::audit::{self, Change};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::store::{Condition, Store, TenantId, TenantStore, UpdateAction, WriteOp};
-use crate::tenants::meta_key;
+use crate::tenants::{meta_key, TRIAL_USED as USED};
 use crate::AppContext;
-
-const USED: &str = "trial_used";
 
 /// Whether the tenant may still start a trial.
 pub async fn available(ctx: &AppContext, tenant: &TenantId) -> Result<bool, ApiError> {

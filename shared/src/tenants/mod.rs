@@ -20,7 +20,7 @@ pub use records::{
     create_ops, load_member, load_member_and_tenant, load_tenant, MemberView, MembershipView,
     TenantView,
 };
-pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full};
+pub(crate) use records::{join_error, join_ops, meta_key, parse_role, seats_full, TRIAL_USED};
 use records::{member_key, TENANT_INDEX};
 
 // ---- tenants ---------------------------------------------------------------------------------

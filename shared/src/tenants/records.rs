@@ -23,6 +23,9 @@ fn memberships_index(user_id: &str) -> String {
 
 pub(crate) const TENANT_INDEX: &str = "IDX#TENANTS";
 
+/// The tenant record's flag that its one trial was used (`billing::trials` sets it).
+pub(crate) const TRIAL_USED: &str = "trial_used";
+
 pub(crate) fn meta_key(t: &TenantStore) -> Key {
     t.key("META", "TENANT")
 }
@@ -38,6 +41,9 @@ pub struct TenantView {
     pub status: String,
     pub member_count: i64,
     pub created_at: String,
+    /// The tenant's next subscription to a plan with trial days starts with a trial (one per
+    /// tenant, unless a platform admin grants another).
+    pub trial_available: bool,
 }
 
 impl TenantView {
@@ -48,6 +54,7 @@ impl TenantView {
             status: item.required_str("status")?.to_owned(),
             member_count: item.i64("member_count").unwrap_or(0),
             created_at: item.required_str("created_at")?.to_owned(),
+            trial_available: !item.bool(TRIAL_USED).unwrap_or(false),
         })
     }
 }

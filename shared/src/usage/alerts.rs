@@ -43,13 +43,16 @@ pub(super) async fn notify_thresholds(
         if ctx.hot.was_sent(&marker_id) {
             continue;
         }
-        let id = crate::ids::new_id("ntf");
-        let at = time::fmt(now);
         let message = format!(
-            "{} reached {threshold}% of the plan's limit ({} of {limit})",
-            result.metric, result.used
+            "{} reached {threshold}% of the plan's limit ({} of {})",
+            result.metric,
+            crate::text::group_thousands(result.used),
+            crate::text::group_thousands(limit),
         );
-        let data = json!({"notification_id": id, "metric": result.metric, "threshold": threshold, "used": result.used, "limit": limit, "period_start": result.period_start});
+        let mut data = json!({"metric": result.metric, "threshold": threshold, "used": result.used, "limit": limit, "period_start": result.period_start});
+        let (id, [index, record]) =
+            crate::notifications::ops(t, "usage.threshold_reached", &message, &data, now);
+        data["notification_id"] = json!(id);
         let outcome = ctx
             .stores
             .transaction()
@@ -60,30 +63,8 @@ pub(super) async fn notify_thresholds(
                     condition: Some(Condition::ItemNotExists),
                 },
             )
-            .tenant(
-                t,
-                WriteOp::Put {
-                    item: Item::new(t.key("NOTIFICATIONS", format!("ID#{id}")))
-                        .with("sk", format!("N#{at}#{id}")),
-                    condition: Some(Condition::ItemNotExists),
-                },
-            )
-            .tenant(
-                t,
-                WriteOp::Put {
-                    item: Item::new(t.key("NOTIFICATIONS", format!("N#{at}#{id}")))
-                        .with("notification_id", id.as_str())
-                        .with("kind", "usage.threshold_reached")
-                        .with("message", message.as_str())
-                        .with(
-                            "data",
-                            AttrValue::from_json(&data).unwrap_or(AttrValue::Null),
-                        )
-                        .with("read", false)
-                        .with("created_at", at.as_str()),
-                    condition: Some(Condition::ItemNotExists),
-                },
-            )
+            .tenant(t, index)
+            .tenant(t, record)
             .tenant(
                 t,
                 crate::billing::events::op(t, "usage.threshold_reached", data, now),
@@ -154,6 +135,9 @@ pub async fn sweep_counter(
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct NotificationView {
     pub id: String,
+    /// `usage.threshold_reached` (data: metric, threshold, used, limit, period_start) or
+    /// `subscription.ended_unpaid` (data: subscription_id, status, invoice_id,
+    /// invoice_number, amount_due, currency), so a client can word it its own way.
     pub kind: String,
     pub message: String,
     pub data: serde_json::Value,

@@ -49,6 +49,7 @@ export interface Tenant {
   status: string;
   member_count: number;
   created_at: string;
+  trial_available: boolean;
 }
 
 export interface Member {

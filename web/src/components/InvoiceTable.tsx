@@ -3,9 +3,20 @@ import type { Invoice } from "../api/types";
 import { formatDate, formatMoney } from "../format";
 import { Empty, StatusBadge } from "./ui";
 
-/** Invoices with their lines on demand; open ones can be paid when `onPay` is given. */
-export function InvoiceTable({ invoices, onPay, busy }: { invoices: Invoice[]; onPay?: (i: Invoice) => void; busy?: boolean }) {
-  const [open, setOpen] = useState<string | null>(null);
+/** Invoices with their lines on demand (`expanded`: one shown open from the start); open ones can
+ * be paid when `onPay` is given. */
+export function InvoiceTable({
+  invoices,
+  onPay,
+  busy,
+  expanded,
+}: {
+  invoices: Invoice[];
+  onPay?: (i: Invoice) => void;
+  busy?: boolean;
+  expanded?: string;
+}) {
+  const [open, setOpen] = useState<string | null>(expanded ?? null);
   if (!invoices.length) return <Empty>No invoices yet.</Empty>;
   return (
     <div className="table-wrap">

@@ -131,8 +131,10 @@ export function RateList({ rates }: { rates: RateEntitlement[] }) {
       {rates.flatMap((r) =>
         r.windows.map((w) => (
           <li key={`${r.bucket}-${w.per}`} data-bucket={r.bucket}>
-            <span>{r.bucket === API_BUCKET ? "Calls to this API" : r.bucket}</span> <strong>{rateText(w.limit, w.per)}</strong> (
-            {formatNumber(w.remaining)} left now)
+            <span>{r.bucket === API_BUCKET ? "Calls to this API" : r.bucket}</span>{" "}
+            <span className="rate">
+              <strong>{rateText(w.limit, w.per)}</strong> <span className="hint">({formatNumber(w.remaining)} left now)</span>
+            </span>
           </li>
         )),
       )}

@@ -1,4 +1,4 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useState, type FormEvent } from "react";
 import { useSession } from "../session";
 import { useAction } from "../hooks";
 import { ErrorNotice, Field, fieldError } from "../components/ui";
@@ -10,6 +10,19 @@ export function SignIn() {
   const [form, setForm] = useState({ email: "", password: "", name: "", tenant_name: "" });
   const [local, setLocal] = useState<Record<string, string>>({});
   const action = useAction();
+  // A seeded local run (`scripts/run`) says where its demo accounts are listed; elsewhere
+  // there is no /demo.json and nothing is shown.
+  const [demoFile, setDemoFile] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    fetch("/demo.json")
+      .then((r) => (r.ok ? r.json() : null))
+      .then((d: { credentials_file?: string } | null) => live && setDemoFile(d?.credentials_file ?? null))
+      .catch(() => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
   const set = (k: keyof typeof form) => (e: { target: { value: string } }) => setForm({ ...form, [k]: e.target.value });
 
   const submit = async (e: FormEvent) => {
@@ -85,6 +98,12 @@ export function SignIn() {
           </button>
         </p>
       </form>
+      {demoFile && mode === "in" && (
+        <p className="hint demo-accounts" data-testid="demo-accounts">
+          Demo accounts (a platform admin, tenant admins and a tenant user) and their passwords are listed in <code>{demoFile}</code>,
+          written by the server's first start.
+        </p>
+      )}
     </main>
   );
 }

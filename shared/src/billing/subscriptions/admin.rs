@@ -250,10 +250,10 @@ pub async fn admin_override(
         match status.as_str() {
             "active" => recover(ctx, &tenant, &sub).await?,
             "cancelled" => {
-                end(ctx, &t, &sub, Event::Cancel, now, Decimal::ZERO).await?;
+                end(ctx, &t, &sub, Event::Cancel, now, Decimal::ZERO, Vec::new()).await?;
             }
             "expired" => {
-                end(ctx, &t, &sub, Event::Expire, now, Decimal::ZERO).await?;
+                end(ctx, &t, &sub, Event::Expire, now, Decimal::ZERO, Vec::new()).await?;
             }
             _ => {
                 return Err(ApiError::validation(

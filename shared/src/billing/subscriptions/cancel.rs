@@ -87,7 +87,7 @@ async fn cancel_unannounced(
             .await?
             .ok_or_else(|| ApiError::conflict("the subscription changed meanwhile; retry"))?;
         bill_final_usage(ctx, &tenant, &sub, now).await?;
-        end(ctx, &t, &sub, Event::Cancel, now, -credit).await?;
+        end(ctx, &t, &sub, Event::Cancel, now, -credit, Vec::new()).await?;
     }
     reload(ctx, &tenant, id).await?.view()
 }
@@ -159,6 +159,7 @@ pub(super) async fn end(
     event: Event,
     now: DateTime<Utc>,
     credit: Decimal,
+    notify: Vec<WriteOp>,
 ) -> Result<Status, ApiError> {
     let next = sub.status.apply(event)?;
     let write = sub.write(vec![
@@ -171,6 +172,7 @@ pub(super) async fn end(
         key: live_key(t),
         condition: None,
     }];
+    also.extend(notify);
     if credit > Decimal::ZERO {
         also.push(WriteOp::Update {
             key: payment_methods::billing_key(t),

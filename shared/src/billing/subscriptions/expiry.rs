@@ -106,7 +106,17 @@ pub(super) async fn end_expired(
     };
     bill_final_usage(ctx, t.tenant(), &sub, ended_at).await?;
     let sub = &sub;
-    match end(ctx, t, sub, Event::Expire, ended_at, Decimal::ZERO).await {
+    match end(
+        ctx,
+        t,
+        sub,
+        Event::Expire,
+        ended_at,
+        Decimal::ZERO,
+        Vec::new(),
+    )
+    .await
+    {
         Ok(_) => Ok(true),
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
         Err(e) => Err(e),

@@ -85,7 +85,16 @@ pub async fn renew(
     };
     if sub.cancel_at_period_end {
         bill_final_usage(ctx, tenant, &sub, sub.period_end).await?;
-        end(ctx, &t, &sub, Event::Cancel, sub.period_end, Decimal::ZERO).await?;
+        end(
+            ctx,
+            &t,
+            &sub,
+            Event::Cancel,
+            sub.period_end,
+            Decimal::ZERO,
+            Vec::new(),
+        )
+        .await?;
         return Ok(Renewal::Cancelled);
     }
     // The next period, on the scheduled plan if a downgrade waits for it.
@@ -288,7 +297,8 @@ async fn give_up(
         return Ok(Renewal::NotDue);
     };
     bill_final_usage(ctx, tenant, &sub, now).await?;
-    end(ctx, &t, &sub, last, now, Decimal::ZERO).await?;
+    let notice = gave_up_notice(&t, &sub, last, open, now);
+    end(ctx, &t, &sub, last, now, Decimal::ZERO, notice).await?;
     if let Some(invoice) = open {
         invoices::close(ctx, tenant, invoice, "uncollectible").await?;
     }
@@ -297,6 +307,40 @@ async fn give_up(
     } else {
         Renewal::Cancelled
     })
+}
+
+/// The members' notification that dunning ended the subscription, naming the invoice left
+/// unpaid (written with the end, so it is there exactly when the subscription ended).
+fn gave_up_notice(
+    t: &crate::store::TenantStore,
+    sub: &Sub,
+    last: Event,
+    open: Option<&crate::store::Item>,
+    now: DateTime<Utc>,
+) -> Vec<crate::store::WriteOp> {
+    let ended = if last == Event::Expire {
+        "expired"
+    } else {
+        "was cancelled"
+    };
+    let unpaid = open.and_then(|item| invoices::InvoiceView::from_item(item).ok());
+    let message = match &unpaid {
+        Some(invoice) => format!(
+            "The subscription {ended} after its payment kept failing: invoice #{} ({} {}) is unpaid.",
+            invoice.number, invoice.amount_due, invoice.currency
+        ),
+        None => format!("The subscription {ended} after its payment kept failing."),
+    };
+    let data = json!({
+        "subscription_id": sub.id,
+        "status": if last == Event::Expire { "expired" } else { "cancelled" },
+        "invoice_id": unpaid.as_ref().map(|i| &i.id),
+        "invoice_number": unpaid.as_ref().map(|i| i.number),
+        "amount_due": unpaid.as_ref().map(|i| &i.amount_due),
+        "currency": sub.currency.code(),
+    });
+    let (_, ops) = crate::notifications::ops(t, "subscription.ended_unpaid", &message, &data, now);
+    ops.into()
 }
 
 /// A past-due subscription whose invoice got paid: active again, next renewal at period end.

@@ -1,4 +1,5 @@
-import { useState, type FormEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent } from "react";
+import { Link, useSearchParams } from "react-router";
 import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
@@ -22,6 +23,15 @@ export function Billing() {
   const methods = useGet<{ data: PaymentMethod[] }>("/v1/payment-methods");
   const invoicePager = usePager("/v1/invoices?limit=10");
   const invoices = useGet<Page<Invoice>>(invoicePager.path);
+  // `#/billing?invoice=<id>`: one invoice shown first and open (links from the payment
+  // history, notifications and the dashboard).
+  const [search] = useSearchParams();
+  const linked = search.get("invoice");
+  const shown = useGet<Invoice>(linked ? `/v1/invoices/${encodeURIComponent(linked)}` : null);
+  const shownRef = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (shown.data) shownRef.current?.scrollIntoView({ block: "start" });
+  }, [shown.data]);
   const historyPager = usePager("/v1/billing/history?limit=10");
   const history = useGet<Page<Payment>>(historyPager.path);
   const [card, setCard] = useState({ number: TEST_CARDS[0][0], exp_month: "12", exp_year: "2030", set_default: true });
@@ -36,6 +46,7 @@ export function Billing() {
   const act = useAction();
 
   const reloadAll = () => {
+    if (linked) shown.reload();
     methods.reload();
     invoices.reload();
     history.reload();
@@ -214,6 +225,25 @@ export function Billing() {
       <Card title="Credits">
         <CreditsPanel key={upcomingKey} path="/v1/billing/credits" />
       </Card>
+      {linked && (
+        <div ref={shownRef} data-testid="linked-invoice">
+          <Card title={shown.data ? `Invoice #${shown.data.number}` : "Invoice"}>
+            <WhenLoaded state={shown}>
+              {() =>
+                shown.data && (
+                  <InvoiceTable
+                    key={shown.data.id}
+                    invoices={[shown.data]}
+                    expanded={shown.data.id}
+                    onPay={(i) => void pay(i)}
+                    busy={act.busy}
+                  />
+                )
+              }
+            </WhenLoaded>
+          </Card>
+        </div>
+      )}
       <Card title="Invoices">
         <WhenLoaded state={invoices}>
           {() => <InvoiceTable invoices={invoices.data?.data ?? []} onPay={(i) => void pay(i)} busy={act.busy} />}
@@ -238,7 +268,9 @@ export function Billing() {
                     {history.data.data.map((p) => (
                       <tr key={p.id}>
                         <td>{formatDateTime(p.created_at)}</td>
-                        <td>#{p.invoice_number}</td>
+                        <td>
+                          <Link to={`/billing?invoice=${encodeURIComponent(p.invoice_id)}`}>#{p.invoice_number}</Link>
+                        </td>
                         <td className="num">{formatMoney(p.amount, p.currency)}</td>
                         <td>
                           <StatusBadge status={p.outcome} />

@@ -3,7 +3,7 @@ import { useSession } from "../../session";
 import { useAction, useGet } from "../../hooks";
 import { idempotencyKey } from "../../api/client";
 import { ApiProblem } from "../../api/problem";
-import type { ChangePreview, Page, Plan, PlanVersion, Subscription, SubscriptionResult } from "../../api/types";
+import type { ChangePreview, Page, Plan, PlanVersion, Subscription, SubscriptionResult, Tenant } from "../../api/types";
 import { Card, ErrorNotice, Loading, StatusBadge, Success } from "../../components/ui";
 import { formatDate, formatMoney, metricLabel } from "../../format";
 import { componentsSummary } from "../../components/PriceComponents";
@@ -12,8 +12,9 @@ import { ratesSummary } from "../../components/RateLimits";
 
 /** Plan comparison, a proration preview before any change, subscribe, cancel and resume. */
 export function ChangePlan() {
-  const { api } = useSession();
+  const { api, me } = useSession();
   const sub = useGet<Subscription>("/v1/subscriptions/current");
+  const tenant = useGet<Tenant>(me?.current_tenant_id ? `/v1/tenants/${me.current_tenant_id}` : null);
   const plans = useGet<Page<Plan>>("/v1/plans?limit=100");
   const [preview, setPreview] = useState<{ plan: Plan; preview: ChangePreview } | null>(null);
   const catalog = useFeatures();
@@ -26,7 +27,12 @@ export function ChangePlan() {
   if ((sub.loading && !sub.data) || (plans.loading && !plans.data)) return <Loading />;
   if (sub.error && !noSub) return <ErrorNotice error={sub.error} onRetry={sub.reload} />;
   if (plans.error) return <ErrorNotice error={plans.error} onRetry={plans.reload} />;
-  const all = plans.data?.data ?? [];
+  // Cheapest first, as plans are sold (a yearly price compared by its month); the API lists by name.
+  const monthly = (p: Plan) => Number(p.price) / (p.billing_cycle === "yearly" ? 12 : 1);
+  const all = [...(plans.data?.data ?? [])].sort((a, b) => monthly(a) - monthly(b) || a.name.localeCompare(b.name));
+  // A trial is advertised only where subscribing would start one: not the plan already held,
+  // and only while the tenant's one trial is unused.
+  const offersTrial = (plan: Plan) => plan.trial_days > 0 && current?.plan_id !== plan.id && tenant.data?.trial_available === true;
   const current = sub.data;
   const metrics = [...new Set(all.flatMap((p) => p.limits.map((l) => l.metric)))].sort();
   const featureKeys = [...new Set(all.flatMap((p) => Object.keys(p.features ?? {})))].sort();
@@ -154,7 +160,7 @@ export function ChangePlan() {
                     </th>
                     <td>
                       {formatMoney(plan.price, plan.currency)}/{plan.billing_cycle === "yearly" ? "yr" : "mo"}
-                      {plan.trial_days > 0 && <div className="hint">{plan.trial_days}-day trial</div>}
+                      {offersTrial(plan) && <div className="hint">{plan.trial_days}-day trial</div>}
                       {(plan.seats || plan.usage_charges.length > 0) && <div className="hint">+ {componentsSummary(plan)}</div>}
                     </td>
                     {metrics.map((m) => {
@@ -233,7 +239,7 @@ export function ChangePlan() {
                 <strong>{formatMoney(preview.preview.usage_total, preview.preview.currency)}</strong>.
               </p>
             )}
-            <div className="row">
+            <div className="row actions">
               <button type="button" className="primary" onClick={() => void confirm()} disabled={action.busy}>
                 Confirm change
               </button>

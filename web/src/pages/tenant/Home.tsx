@@ -6,7 +6,7 @@ import type { Invoice, Notification, Page, Plan, Subscription, UsageSummary } fr
 import { Card, Empty, ErrorNotice, Loading, Meter, Stat, StatusBadge } from "../../components/ui";
 import { UsageHistory } from "../../components/UsageHistory";
 import { EntitlementsPanel } from "../../components/Features";
-import { formatDate, formatMoney, metricLabel } from "../../format";
+import { formatDate, formatMoney, metricLabel, notificationText } from "../../format";
 
 const missing = (e: unknown) => e instanceof ApiProblem && (e.status === 404 || e.status === 402);
 
@@ -27,7 +27,8 @@ export function TenantHome({ admin }: { admin: boolean }) {
       <h1>Dashboard</h1>
       {unread.length > 0 && (
         <div className="notice notice-limit" role="status">
-          <strong>Usage warnings:</strong> {unread.map((n) => n.message).join(" · ")} <Link to="/notifications">See all</Link>
+          <strong>{unread.every((n) => n.kind === "usage.threshold_reached") ? "Usage warnings:" : "Notifications:"}</strong>{" "}
+          {unread.map(notificationText).join(" · ")} <Link to="/notifications">See all</Link>
         </div>
       )}
       {!sub.data ? (
@@ -128,8 +129,8 @@ function Ended() {
       {unpaid ? (
         <>
           {" "}
-          after its payment kept failing: invoice #{unpaid.number} ({formatMoney(unpaid.amount_due, unpaid.currency)}) is unpaid.{" "}
-          <Link to="/billing">See billing</Link>
+          after its payment kept failing: <Link to={`/billing?invoice=${encodeURIComponent(unpaid.id)}`}>invoice #{unpaid.number}</Link> (
+          {formatMoney(unpaid.amount_due, unpaid.currency)}) is unpaid.
         </>
       ) : (
         "."

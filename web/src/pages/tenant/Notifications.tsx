@@ -2,7 +2,7 @@ import { useSession } from "../../session";
 import { useAction, useGet, usePager } from "../../hooks";
 import type { Notification, Page } from "../../api/types";
 import { Card, Empty, ErrorNotice, PagerFor, WhenLoaded } from "../../components/ui";
-import { formatDateTime } from "../../format";
+import { formatDateTime, notificationText } from "../../format";
 
 export function Notifications() {
   const { api } = useSession();
@@ -22,7 +22,7 @@ export function Notifications() {
                   <li key={n.id} className={n.read ? "read" : "unread"}>
                     <div>
                       <strong>{n.read ? "" : "● "}</strong>
-                      {n.message}
+                      {notificationText(n)}
                       <div className="hint">{formatDateTime(n.created_at)}</div>
                     </div>
                     {!n.read && (
@@ -43,7 +43,7 @@ export function Notifications() {
                 ))}
               </ul>
             ) : (
-              <Empty>No notifications. You are told here when usage nears a limit.</Empty>
+              <Empty>No notifications. You are told here when usage nears a limit or a payment keeps failing.</Empty>
             )
           }
         </WhenLoaded>
