@@ -701,21 +701,37 @@ fn between<'a>(text: &'a str, open: &str, close: &str) -> &'a str {
 /// the README says it prints.
 #[test]
 fn the_readme_walkthrough_runs_as_written() {
+    run_readme_section("## Try it", &[]);
+}
+
+/// The README's test-clock demo (a declined renewal through dunning to its end), verbatim,
+/// against a fresh server on the test clock.
+#[test]
+fn the_readme_clock_demo_runs_as_written() {
+    run_readme_section("## Watch time pass", &["--test-clock"]);
+}
+
+/// Runs the first `sh` block after `heading` in the README against a fresh seeded server
+/// started with `flags` (its data directory in `DATA`), and compares what it prints with the
+/// first `text` block after it.
+fn run_readme_section(heading: &str, flags: &[&str]) {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = &readme[readme.find("## Try it").expect("the walkthrough section")..];
+    let section = &readme[readme.find(heading).expect("the README section")..];
     let script = between(section, "```sh\n", "```");
     let expected = between(section, "```text\n", "```");
-    let (server, _) = start_in(tempfile::tempdir().unwrap().keep(), &[]);
+    let data = tempfile::tempdir().unwrap().keep();
+    let (server, _) = start_in(data.clone(), flags);
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", script])
         .env("BASE", &server.base)
+        .env("DATA", &data)
         .output()
         .expect("bash");
     let printed = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "the walkthrough failed: {}\n{printed}",
+        "{heading} failed: {}\n{printed}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(printed, expected);
