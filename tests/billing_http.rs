@@ -438,6 +438,7 @@ async fn dunning_gives_up_after_the_last_retry() {
     assert_eq!(ended[0]["data"]["invoice_id"], unpaid["id"]);
     assert_eq!(ended[0]["data"]["invoice_number"], unpaid["number"]);
     assert_eq!(ended[0]["data"]["status"], "cancelled");
+    assert_eq!(ended[0]["data"]["notification_id"], ended[0]["id"]);
     assert_eq!(ended[0]["read"], false);
     let message = ended[0]["message"].as_str().unwrap();
     assert!(

@@ -248,6 +248,30 @@ async fn a_lapsed_past_due_subscription_expires_after_the_grace_period() {
         .unwrap();
     assert_eq!(lapsed.outcomes.get("grace_ended"), Some(&1), "{lapsed:?}");
     assert_eq!(subscription_of(&app, &owner).await["status"], "expired");
+    // As when dunning gives up: the unpaid invoice is written off and the members are told,
+    // once, naming it.
+    let token = owner.token(&app).await;
+    let invoices = app
+        .get("/v1/invoices?limit=1", Some(&token))
+        .await
+        .expect(200);
+    let unpaid = &invoices.body["data"][0];
+    assert_eq!(unpaid["status"], "uncollectible");
+    let notes = app.get("/v1/notifications", Some(&token)).await.expect(200);
+    let ended: Vec<_> = notes.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["kind"] == "subscription.ended_unpaid")
+        .collect();
+    assert_eq!(ended.len(), 1, "{:#}", notes.body);
+    assert_eq!(ended[0]["data"]["status"], "expired");
+    assert_eq!(ended[0]["data"]["invoice_id"], unpaid["id"]);
+    assert_eq!(ended[0]["data"]["notification_id"], ended[0]["id"]);
+    assert!(ended[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("The subscription expired after its payment kept failing"));
 }
 
 #[tokio::test]

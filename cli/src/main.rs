@@ -260,7 +260,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Requests in flight at shutdown get the request timeout to finish, and a little more.
     let drain = ctx.http.request_timeout + std::time::Duration::from_secs(5);
-    let app = eshtarek::app_with_dashboard(ctx, web_dir.as_deref(), Some(&credentials_file));
+    // The sign-in page may say where the demo accounts are listed only to someone on this
+    // machine: a server listening beyond loopback does not tell.
+    let demo = address
+        .ip()
+        .is_loopback()
+        .then_some(credentials_file.as_path());
+    let app = eshtarek::app_with_dashboard(ctx, web_dir.as_deref(), demo);
     eshtarek::listen::serve(listener, app, shutdown_signal(), drain).await?;
     Ok(())
 }

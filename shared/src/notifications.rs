@@ -10,7 +10,8 @@ use crate::store::{AttrValue, Condition, Item, TenantStore, WriteOp};
 use crate::time;
 
 /// The writes of one notification: its record (listed newest first under `N#<at>#<id>`) and
-/// its id index (for marking it read). Returns the new id beside them.
+/// its id index (for marking it read). Returns the new id beside them; an object `data` gets
+/// it as `notification_id` too.
 pub fn ops(
     t: &TenantStore,
     kind: &str,
@@ -21,6 +22,10 @@ pub fn ops(
     let id = crate::ids::new_id("ntf");
     let at = time::fmt(now);
     let sk = format!("N#{at}#{id}");
+    let mut data = data.clone();
+    if let Some(object) = data.as_object_mut() {
+        object.insert("notification_id".into(), Value::from(id.as_str()));
+    }
     let index = WriteOp::Put {
         item: Item::new(t.key("NOTIFICATIONS", format!("ID#{id}"))).with("sk", sk.as_str()),
         condition: Some(Condition::ItemNotExists),
@@ -32,7 +37,7 @@ pub fn ops(
             .with("message", message)
             .with(
                 "data",
-                AttrValue::from_json(data).unwrap_or(AttrValue::Null),
+                AttrValue::from_json(&data).unwrap_or(AttrValue::Null),
             )
             .with("read", false)
             .with("created_at", at.as_str()),

@@ -97,9 +97,14 @@ export function notificationText(n: { kind: string; message: string; data: Recor
   if (n.kind === "usage.threshold_reached" && typeof d.metric === "string") {
     return `${metricLabel(d.metric)} reached ${String(d.threshold)}% of the plan's limit (${formatNumber(Number(d.used))} of ${formatNumber(Number(d.limit))})`;
   }
-  if (n.kind === "subscription.ended_unpaid" && typeof d.invoice_number === "number" && typeof d.amount_due === "string") {
+  if (
+    n.kind === "subscription.ended_unpaid" &&
+    typeof d.invoice_number === "number" &&
+    typeof d.amount_due === "string" &&
+    typeof d.currency === "string"
+  ) {
     const ended = d.status === "expired" ? "expired" : "was cancelled";
-    return `Your subscription ${ended} after its payment kept failing: invoice #${d.invoice_number} (${formatMoney(d.amount_due, String(d.currency))}) is unpaid.`;
+    return `Your subscription ${ended} after its payment kept failing: invoice #${d.invoice_number} (${formatMoney(d.amount_due, d.currency)}) is unpaid.`;
   }
   return n.message;
 }

@@ -483,6 +483,16 @@ pub async fn attempt_payment(
 /// Marks an open invoice void or uncollectible. Voiding gives the credit balance it took back
 /// (in the same transaction: the invoice never happened); an uncollectible invoice keeps it
 /// (the credit paid that part).
+/// The write that closes an open invoice as `status` (it fails, and with it its transaction,
+/// when the invoice is no longer open: paid meanwhile, say).
+pub fn close_op(invoice: &Item, status: &str) -> WriteOp {
+    WriteOp::Update {
+        key: invoice.key.clone(),
+        actions: vec![UpdateAction::set("status", status)],
+        condition: Some(Condition::eq("status", "open")),
+    }
+}
+
 pub async fn close(
     ctx: &AppContext,
     tenant: &TenantId,
@@ -491,14 +501,10 @@ pub async fn close(
 ) -> Result<(), ApiError> {
     let t = ctx.stores.tenant(tenant);
     let applied = invoice.decimal("credit_applied").unwrap_or_default();
-    let mut tx = ctx.stores.transaction().tenant(
-        &t,
-        WriteOp::Update {
-            key: invoice.key.clone(),
-            actions: vec![UpdateAction::set("status", status)],
-            condition: Some(Condition::eq("status", "open")),
-        },
-    );
+    let mut tx = ctx
+        .stores
+        .transaction()
+        .tenant(&t, close_op(invoice, status));
     if status == "void" && applied > Decimal::ZERO {
         tx = tx.tenant(
             &t,

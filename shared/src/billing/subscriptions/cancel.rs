@@ -195,3 +195,51 @@ pub(super) async fn end(
     .await?;
     Ok(next)
 }
+
+/// What ending an unpaid subscription writes beside the end (dunning giving up, or a grace
+/// period running out): the open invoice written off and the members' notification naming it.
+/// Nothing without an open invoice (an earlier run wrote it off; it was told then).
+pub(super) fn unpaid_end_ops(
+    t: &TenantStore,
+    sub: &Sub,
+    event: Event,
+    open: Option<&crate::store::Item>,
+    now: DateTime<Utc>,
+) -> Vec<WriteOp> {
+    let Some(item) = open else {
+        return Vec::new();
+    };
+    let status = if event == Event::Expire {
+        "expired"
+    } else {
+        "cancelled"
+    };
+    let ended = if event == Event::Expire {
+        "expired"
+    } else {
+        "was cancelled"
+    };
+    let invoice = super::super::invoices::InvoiceView::from_item(item).ok();
+    let message = match &invoice {
+        Some(i) => format!(
+            "The subscription {ended} after its payment kept failing: invoice #{} ({} {}) is unpaid.",
+            i.number, i.amount_due, i.currency
+        ),
+        None => format!("The subscription {ended} after its payment kept failing."),
+    };
+    let data = json!({
+        "subscription_id": sub.id,
+        "status": status,
+        "invoice_id": invoice.as_ref().map(|i| &i.id),
+        "invoice_number": invoice.as_ref().map(|i| i.number),
+        "amount_due": invoice.as_ref().map(|i| &i.amount_due),
+        "currency": sub.currency.code(),
+    });
+    let (_, [index, record]) =
+        crate::notifications::ops(t, "subscription.ended_unpaid", &message, &data, now);
+    vec![
+        super::super::invoices::close_op(item, "uncollectible"),
+        index,
+        record,
+    ]
+}

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::super::payment_methods;
 use super::super::state::{Event, Status};
-use super::cancel::end;
+use super::cancel::{end, unpaid_end_ops};
 use super::metered::{bill_final_usage, closed_for_billing};
 use super::record::{load, Sub};
 use crate::error::ApiError;
@@ -106,17 +106,20 @@ pub(super) async fn end_expired(
     };
     bill_final_usage(ctx, t.tenant(), &sub, ended_at).await?;
     let sub = &sub;
-    match end(
-        ctx,
-        t,
-        sub,
-        Event::Expire,
-        ended_at,
-        Decimal::ZERO,
-        Vec::new(),
-    )
-    .await
-    {
+    // A grace period that ran out ends an unpaid subscription as dunning does: its open
+    // invoice written off and the members told, in the end's transaction.
+    let also = if expiry == Expiry::GraceEnded {
+        let open = match &sub.latest_invoice_id {
+            Some(id) => super::super::invoices::load_by_id(ctx, t.tenant(), id)
+                .await?
+                .filter(|i| i.str("status") == Some("open")),
+            None => None,
+        };
+        unpaid_end_ops(t, sub, Event::Expire, open.as_ref(), ended_at)
+    } else {
+        Vec::new()
+    };
+    match end(ctx, t, sub, Event::Expire, ended_at, Decimal::ZERO, also).await {
         Ok(_) => Ok(true),
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(false),
         Err(e) => Err(e),

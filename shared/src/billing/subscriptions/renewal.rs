@@ -10,7 +10,7 @@ use super::super::grants::in_force_after;
 use super::super::invoices::{self, Draft};
 use super::super::payment_methods;
 use super::super::state::{Event, Status};
-use super::cancel::end;
+use super::cancel::{end, unpaid_end_ops};
 use super::expiry::{end_expired, expiry_due};
 use super::metered::{
     bill_final_usage, bill_pending_usage, closed_for_billing, member_count, next_invoice,
@@ -281,9 +281,10 @@ async fn retry_dunning(
     }
 }
 
-/// Dunning gives up: the period's usage so far is billed (it is still owed), the subscription
-/// ends, and only then is the open invoice written off, so a failure on the way leaves it
-/// past due with its invoice open, for the next run to finish.
+/// Dunning gives up: the period's usage so far is billed (it is still owed), then in one
+/// transaction the subscription ends, the open invoice is written off and the members are
+/// told. An invoice paid meanwhile fails that transaction: nothing ends, and the next run
+/// recovers the subscription.
 async fn give_up(
     ctx: &AppContext,
     tenant: &TenantId,
@@ -297,50 +298,17 @@ async fn give_up(
         return Ok(Renewal::NotDue);
     };
     bill_final_usage(ctx, tenant, &sub, now).await?;
-    let notice = gave_up_notice(&t, &sub, last, open, now);
-    end(ctx, &t, &sub, last, now, Decimal::ZERO, notice).await?;
-    if let Some(invoice) = open {
-        invoices::close(ctx, tenant, invoice, "uncollectible").await?;
+    let also = unpaid_end_ops(&t, &sub, last, open, now);
+    match end(ctx, &t, &sub, last, now, Decimal::ZERO, also).await {
+        Ok(_) => {}
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => return Ok(Renewal::NotDue),
+        Err(e) => return Err(e),
     }
     Ok(if last == Event::Expire {
         Renewal::Expired
     } else {
         Renewal::Cancelled
     })
-}
-
-/// The members' notification that dunning ended the subscription, naming the invoice left
-/// unpaid (written with the end, so it is there exactly when the subscription ended).
-fn gave_up_notice(
-    t: &crate::store::TenantStore,
-    sub: &Sub,
-    last: Event,
-    open: Option<&crate::store::Item>,
-    now: DateTime<Utc>,
-) -> Vec<crate::store::WriteOp> {
-    let ended = if last == Event::Expire {
-        "expired"
-    } else {
-        "was cancelled"
-    };
-    let unpaid = open.and_then(|item| invoices::InvoiceView::from_item(item).ok());
-    let message = match &unpaid {
-        Some(invoice) => format!(
-            "The subscription {ended} after its payment kept failing: invoice #{} ({} {}) is unpaid.",
-            invoice.number, invoice.amount_due, invoice.currency
-        ),
-        None => format!("The subscription {ended} after its payment kept failing."),
-    };
-    let data = json!({
-        "subscription_id": sub.id,
-        "status": if last == Event::Expire { "expired" } else { "cancelled" },
-        "invoice_id": unpaid.as_ref().map(|i| &i.id),
-        "invoice_number": unpaid.as_ref().map(|i| i.number),
-        "amount_due": unpaid.as_ref().map(|i| &i.amount_due),
-        "currency": sub.currency.code(),
-    });
-    let (_, ops) = crate::notifications::ops(t, "subscription.ended_unpaid", &message, &data, now);
-    ops.into()
 }
 
 /// A past-due subscription whose invoice got paid: active again, next renewal at period end.

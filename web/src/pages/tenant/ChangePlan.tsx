@@ -30,10 +30,11 @@ export function ChangePlan() {
   // Cheapest first, as plans are sold (a yearly price compared by its month); the API lists by name.
   const monthly = (p: Plan) => Number(p.price) / (p.billing_cycle === "yearly" ? 12 : 1);
   const all = [...(plans.data?.data ?? [])].sort((a, b) => monthly(a) - monthly(b) || a.name.localeCompare(b.name));
-  // A trial is advertised only where subscribing would start one: not the plan already held,
-  // and only while the tenant's one trial is unused.
-  const offersTrial = (plan: Plan) => plan.trial_days > 0 && current?.plan_id !== plan.id && tenant.data?.trial_available === true;
+
   const current = sub.data;
+  // A trial is advertised only where subscribing would start one: with no subscription (a
+  // change from one bills at once), while the tenant's one trial is unused.
+  const offersTrial = (plan: Plan) => plan.trial_days > 0 && !current && tenant.data?.trial_available === true;
   const metrics = [...new Set(all.flatMap((p) => p.limits.map((l) => l.metric)))].sort();
   const featureKeys = [...new Set(all.flatMap((p) => Object.keys(p.features ?? {})))].sort();
   const featureName = (key: string) => catalog.data?.data.find((f) => f.key === key)?.name ?? key;
@@ -42,6 +43,7 @@ export function ChangePlan() {
 
   const refresh = () => {
     sub.reload();
+    tenant.reload();
     setPreview(null);
   };
   const showPreview = (plan: Plan) =>
