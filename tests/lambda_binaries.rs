@@ -28,6 +28,7 @@ fn documents() -> Vec<(&'static str, utoipa::openapi::OpenApi)> {
         ),
         ("billing", eshtarek_billing::BillingApi::openapi()),
         ("usage", eshtarek_usage::UsageApi::openapi()),
+        ("webhooks", eshtarek_webhooks::WebhooksApi::openapi()),
     ]
 }
 
@@ -230,7 +231,9 @@ impl Deployed {
             "subscriptions",
             "billing",
             "usage",
+            "webhooks",
             "renew-billing",
+            "deliver-webhooks",
         ] {
             let mut env = common.clone();
             if binary == "auth" {
@@ -428,18 +431,65 @@ async fn a_tenant_works_through_the_function_binaries_as_deployed() {
         .expect(404);
     assert_eq!(api.sent, before);
 
-    // The scheduled job's binary, fed EventBridge Scheduler's event.
-    let schedule: Value =
-        serde_json::from_str(include_str!("../events/renew-billing-schedule.json")).unwrap();
-    let report = api
-        .functions
-        .get_mut("renew-billing")
-        .unwrap()
-        .invoke(schedule)
+    // A webhook endpoint through the webhooks function (a public address literal: deployed,
+    // private targets are refused), registered switched off so nothing leaves this machine.
+    let refused = api
+        .send(
+            "POST",
+            "/v1/webhooks/endpoints",
+            &auth,
+            Some(json!({"url": "http://169.254.169.254/latest/meta-data/"})),
+        )
         .await
-        .expect("the job's report");
-    assert_eq!(report["job"], "renew-billing", "{report}");
-    assert_eq!(report["complete"], true, "{report}");
+        .problem(422);
+    assert_eq!(refused.body["field"], "url");
+    let endpoint = api
+        .send(
+            "POST",
+            "/v1/webhooks/endpoints",
+            &auth,
+            Some(json!({"url": "https://93.184.215.14/hooks", "enabled": false})),
+        )
+        .await
+        .expect(201);
+    assert!(endpoint.body["secret"]
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    let endpoint_id = endpoint.body["endpoint"]["id"].as_str().unwrap().to_owned();
+    api.send(
+        "POST",
+        &format!("/v1/webhooks/endpoints/{endpoint_id}/test"),
+        &auth,
+        None,
+    )
+    .await
+    .expect(202);
+
+    // The scheduled jobs' binaries, fed EventBridge Scheduler's events.
+    for job in ["renew-billing", "deliver-webhooks"] {
+        let schedule: Value = serde_json::from_str(
+            &std::fs::read_to_string(format!(
+                "{}/../events/{job}-schedule.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        )
+        .unwrap();
+        let report = api
+            .functions
+            .get_mut(job)
+            .unwrap()
+            .invoke(schedule)
+            .await
+            .expect("the job's report");
+        assert_eq!(report["job"], job, "{report}");
+        assert_eq!(report["complete"], true, "{report}");
+        if job == "deliver-webhooks" {
+            // The test message came due, for an endpoint that is off: not sent.
+            assert_eq!(report["outcomes"]["endpoint_off"], 1, "{report}");
+        }
+    }
 }
 
 /// A template value without its CloudFormation tag (`!Sub x` → `x`).

@@ -53,7 +53,8 @@ pub fn app_with_dashboard(
             .merge(eshtarek_plans::router(ctx.clone()))
             .merge(eshtarek_subscriptions::router(ctx.clone()))
             .merge(eshtarek_billing::router(ctx.clone()))
-            .merge(eshtarek_usage::router(ctx.clone())),
+            .merge(eshtarek_usage::router(ctx.clone()))
+            .merge(eshtarek_webhooks::router(ctx.clone())),
         &ctx,
     )
 }
@@ -69,6 +70,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     doc.merge(eshtarek_subscriptions::SubscriptionsApi::openapi());
     doc.merge(eshtarek_billing::BillingApi::openapi());
     doc.merge(eshtarek_usage::UsageApi::openapi());
+    doc.merge(eshtarek_webhooks::WebhooksApi::openapi());
     doc
 }
 

@@ -61,6 +61,7 @@ enum Job {
     ExpireSubscriptions,
     RenewBilling,
     LimitWarnings,
+    DeliverWebhooks,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +318,7 @@ async fn run_job(job: Job, now: Option<String>, store: &StoreArgs) -> anyhow::Re
         Job::RenewBilling => JobName::RenewBilling,
         Job::ExpireSubscriptions => JobName::ExpireSubscriptions,
         Job::LimitWarnings => JobName::LimitWarnings,
+        Job::DeliverWebhooks => JobName::DeliverWebhooks,
     };
     let report = eshtarek_core::jobs::run(&ctx, job, now, RunLimits::default())
         .await

@@ -566,11 +566,15 @@ async fn sigterm_finishes_in_flight_requests_then_exits() {
     let (mut server, _) = start_in(dir, &["--no-seed", "--jobs-every", "0"]);
     let base = server.base.clone();
     // Signups hash with argon2: slow enough that several are still running at the signal.
+    // One client, built before the clock starts: building one loads the TLS roots, and a
+    // request not yet sent at the signal would be an idle connection, closed by design.
+    let client = reqwest::Client::new();
     let in_flight: Vec<_> = (0..24)
         .map(|n| {
             let base = base.clone();
+            let client = client.clone();
             tokio::spawn(async move {
-                reqwest::Client::new()
+                client
                     .post(format!("{base}/v1/auth/register"))
                     .json(&serde_json::json!({"email": format!("u{n}@term.example"), "password": "a long user password", "name": "U"}))
                     .send()

@@ -55,6 +55,8 @@ pub struct AppState {
     pub billing: crate::billing::settings::BillingSettings,
     /// Sign-in and sign-up attempt limits (`ESHTAREK_LOGIN_…`, `ESHTAREK_REGISTER_…`).
     pub auth_limits: crate::auth::ratelimit::AuthLimits,
+    /// Outbound webhooks: the guarded HTTP client (`ESHTAREK_WEBHOOKS_ALLOW_PRIVATE`).
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl AppContext {
@@ -81,6 +83,7 @@ impl AppContext {
                 .unwrap_or_else(|_| "http://127.0.0.1:8080".into()),
             billing: crate::billing::settings::BillingSettings::from_env(),
             auth_limits: crate::auth::ratelimit::AuthLimits::from_env(),
+            webhooks: crate::webhooks::WebhookSettings::from_env(),
         }))
     }
 

@@ -28,13 +28,16 @@ pub enum JobName {
     ExpireSubscriptions,
     RenewBilling,
     LimitWarnings,
+    /// Last, so what the others changed is sent in the same run.
+    DeliverWebhooks,
 }
 
 impl JobName {
-    pub const ALL: [JobName; 3] = [
+    pub const ALL: [JobName; 4] = [
         JobName::ExpireSubscriptions,
         JobName::RenewBilling,
         JobName::LimitWarnings,
+        JobName::DeliverWebhooks,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl JobName {
             JobName::ExpireSubscriptions => "expire-subscriptions",
             JobName::RenewBilling => "renew-billing",
             JobName::LimitWarnings => "limit-warnings",
+            JobName::DeliverWebhooks => "deliver-webhooks",
         }
     }
 
@@ -332,6 +336,37 @@ pub async fn limit_warnings(
     Ok(report)
 }
 
+/// `deliver-webhooks`: fans every event in the outbox out into messages for its tenant's
+/// endpoints, then sends every message due by `now` (`webhooks::deliver`). A message is
+/// claimed before it is sent and settled after, so concurrent runs send each attempt once;
+/// a run that stops in between leaves it due again a minute later (at least once).
+pub async fn deliver_webhooks(
+    ctx: &AppContext,
+    now: DateTime<Utc>,
+    limits: RunLimits,
+) -> Result<JobReport, ApiError> {
+    let mut report = JobReport::new(JobName::DeliverWebhooks, now);
+    sweep(
+        ctx,
+        crate::webhooks::outbox::outbox_partitions(),
+        Some(due_by(now)),
+        limits,
+        &mut report,
+        |item| async move { crate::webhooks::outbox::fan_out(ctx, &item, now).await },
+    )
+    .await?;
+    sweep(
+        ctx,
+        crate::webhooks::outbox::message_partitions(),
+        Some(due_by(now)),
+        limits,
+        &mut report,
+        |item| async move { crate::webhooks::deliver::deliver(ctx, &item, now).await },
+    )
+    .await?;
+    Ok(report)
+}
+
 pub async fn run(
     ctx: &AppContext,
     job: JobName,
@@ -342,6 +377,7 @@ pub async fn run(
         JobName::ExpireSubscriptions => expire_subscriptions(ctx, now, limits).await,
         JobName::RenewBilling => renew_billing(ctx, now, limits).await,
         JobName::LimitWarnings => limit_warnings(ctx, now, limits).await,
+        JobName::DeliverWebhooks => deliver_webhooks(ctx, now, limits).await,
     }
 }
 

@@ -31,6 +31,7 @@ pub mod tenants;
 pub mod text;
 pub mod time;
 pub mod usage;
+pub mod webhooks;
 
 pub use context::AppContext;
 pub use error::ApiError;

@@ -56,6 +56,18 @@ pub fn check_reason(raw: &str, field: &str) -> Result<String, ApiError> {
     Ok(reason.to_owned())
 }
 
+/// A description: up to 500 characters, trimmed, no control characters but line breaks.
+pub fn check_description(raw: &str, field: &str) -> Result<String, ApiError> {
+    let text = raw.trim();
+    if text.chars().count() > 500 || text.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(ApiError::validation(
+            field,
+            "up to 500 characters, no control characters",
+        ));
+    }
+    Ok(text.to_owned())
+}
+
 /// Nothing visible at all: only whitespace and invisible characters.
 pub fn is_blank(text: &str) -> bool {
     text.chars().all(|c| c.is_whitespace() || is_invisible(c))

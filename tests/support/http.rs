@@ -155,6 +155,14 @@ impl TestApp {
         }
     }
 
+    /// The same app with these webhook settings (tests that deliver to a receiver on loopback
+    /// allow private targets; the deployed default refuses them).
+    pub fn with_webhooks(mut self, settings: eshtarek_core::webhooks::WebhookSettings) -> Self {
+        self.ctx.state_mut().webhooks = settings;
+        self.router = eshtarek::app(self.ctx.clone());
+        self
+    }
+
     /// Another instance of the same deployment (as a second Lambda instance would be): same
     /// store, clock and signing keys, its own in-process caches.
     pub fn sibling(&self) -> Self {

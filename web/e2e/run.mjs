@@ -608,6 +608,40 @@ try {
     await linked.getByRole("heading", { name: `Invoice #${number}` }).waitFor();
   });
 
+  // ---------------------------------------------------------------- a trial that ended
+  const trialled = await newPage();
+  await step("after a trial ends into a paid period, the dashboard shows the next renewal, not the trial's end", async () => {
+    const email = `trialled-${Date.now()}@initrode.example`;
+    const signedUp = await api("POST", "/v1/auth/register", null, {
+      email,
+      password: PASSWORD,
+      name: "Tess Trial",
+      tenant_name: "Initrode",
+    });
+    assert.equal(signedUp.status, 201, JSON.stringify(signedUp.body));
+    const token = signedUp.body.tokens.access_token;
+    assert.equal((await api("POST", "/v1/payment-methods", token, { token: "pm_card_visa", set_default: true })).status, 201);
+    const plans = await api("GET", "/v1/plans?limit=100", token);
+    const teams = plans.body.data.find((p) => p.name === "Teams");
+    const subscribed = await api("POST", "/v1/subscriptions", token, { plan_id: teams.id });
+    assert.equal(subscribed.body.subscription.status, "trialing", JSON.stringify(subscribed.body));
+    const trialEnd = subscribed.body.subscription.trial_end;
+    await advance("15d"); // past the 14-day trial: the first paid period starts
+    await signIn(trialled, email, PASSWORD);
+    const token2 = JSON.parse(await trialled.evaluate(() => sessionStorage.getItem("eshtarek.tokens"))).access_token;
+    const current = (await api("GET", "/v1/subscriptions/current", token2)).body;
+    assert.equal(current.status, "active");
+    assert.ok(current.current_period_end > trialEnd, `${current.current_period_end} after ${trialEnd}`);
+    const short = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const day = (iso) => {
+      const d = new Date(iso);
+      return `${d.getUTCDate()} ${short[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+    };
+    const renews = trialled.locator(".stat").filter({ hasText: "Renews" }).locator(".stat-value");
+    await renews.getByText(day(current.current_period_end)).waitFor();
+    assert.notEqual((await renews.textContent()).trim(), day(trialEnd));
+  });
+
   // ---------------------------------------------------------------- the test clock, in the dashboard
   const operator = await newPage();
   await step("the test clock's banner shows its time; a platform admin moves it from the dashboard", async () => {
@@ -629,7 +663,7 @@ try {
     await shot(operator, "platform-test-clock");
   });
 
-  for (const page of [admin, owner, worker, lapsed, operator]) assert.deepEqual(page.errors, [], "no script errors in the page");
+  for (const page of [admin, owner, worker, lapsed, trialled, operator]) assert.deepEqual(page.errors, [], "no script errors in the page");
   await step("every main page passes axe-core's WCAG 2 A/AA checks", async () => {
     const failing = accessibility.filter(([, v]) => v.length);
     assert.deepEqual(failing, [], JSON.stringify(failing, null, 2));

@@ -1,6 +1,7 @@
 //! A Stripe-like event log per tenant (`invoice.created`, `invoice.paid`,
 //! `invoice.payment_failed`, `customer.subscription.created/updated/deleted`, `plan.changed`,
-//! `usage.threshold_reached`), written in the transaction of the change it reports.
+//! `usage.threshold_reached`), written in the transaction of the change it reports. Each entry
+//! is also the webhook outbox's (`webhooks::outbox`).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -25,7 +26,7 @@ pub struct EventView {
 pub fn op(t: &TenantStore, kind: &str, data: Value, now: DateTime<Utc>) -> WriteOp {
     let id = crate::ids::new_id("evt");
     let at = time::fmt(now);
-    let item = Item::new(t.key("EVENTS", format!("E#{at}#{id}")))
+    let mut item = Item::new(t.key("EVENTS", format!("E#{at}#{id}")))
         .with("event_id", id.as_str())
         .with("type", kind)
         .with("created_at", at.as_str())
@@ -33,6 +34,10 @@ pub fn op(t: &TenantStore, kind: &str, data: Value, now: DateTime<Utc>) -> Write
             "data",
             AttrValue::from_json(&data).unwrap_or(AttrValue::Null),
         );
+    // In the webhook outbox too, in this same write: the delivery worker finds it there.
+    for (name, value) in crate::webhooks::outbox::index(t.tenant(), &id, &at) {
+        item = item.with(name, value);
+    }
     WriteOp::Put {
         item,
         condition: Some(Condition::ItemNotExists),

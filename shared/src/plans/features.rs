@@ -146,17 +146,6 @@ fn check_name(raw: &str) -> Result<String, ApiError> {
     Ok(name)
 }
 
-fn check_description(raw: &str) -> Result<String, ApiError> {
-    let text = raw.trim();
-    if text.chars().count() > 500 || text.chars().any(|c| c.is_control() && c != '\n') {
-        return Err(ApiError::validation(
-            "description",
-            "up to 500 characters, no control characters",
-        ));
-    }
-    Ok(text.to_owned())
-}
-
 pub async fn create(
     ctx: &AppContext,
     caller: &Caller,
@@ -165,7 +154,10 @@ pub async fn create(
     caller.require_platform_admin()?;
     crate::plans::policies::check_metric(&req.key).map_err(|e| e.field("key"))?;
     let name = check_name(&req.name)?;
-    let description = check_description(req.description.as_deref().unwrap_or_default())?;
+    let description = crate::text::check_description(
+        req.description.as_deref().unwrap_or_default(),
+        "description",
+    )?;
     let now = ctx.clock.now();
     let at = time::fmt(now);
     let item = Item::new(feature_key(&req.key))
@@ -247,7 +239,7 @@ pub async fn patch(
         after.name = check_name(name)?;
     }
     if let Some(description) = &req.description {
-        after.description = check_description(description)?;
+        after.description = crate::text::check_description(description, "description")?;
     }
     if after.name == before.name && after.description == before.description {
         return Ok(before);
