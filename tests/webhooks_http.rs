@@ -52,9 +52,10 @@ impl Receiver {
         }
     }
 
-    async fn trust(&self, secret: &str) {
+    /// Verify deliveries to `path` with `secret` (besides those given before for it).
+    async fn trust(&self, path: &str, secret: &str) {
         let status = reqwest::Client::new()
-            .post(format!("{}/__secret", self.base))
+            .post(format!("{}/__secret{path}", self.base))
             .body(secret.to_owned())
             .send()
             .await
@@ -113,7 +114,7 @@ async fn endpoint(
         .expect(201);
     let secret = created.body["secret"].as_str().unwrap();
     assert!(secret.starts_with("whsec_"), "{secret}");
-    receiver.trust(secret).await;
+    receiver.trust(path, secret).await;
     created.body["endpoint"].clone()
 }
 
@@ -211,8 +212,8 @@ async fn changes_are_delivered_once_each_signed_as_standard_webhooks() {
         .await
         .expect(201);
     let owner = app.signup(&email("own"), "Acme").await;
-    let all = endpoint(&app, &owner, &receiver, "/ok", json!([])).await;
-    let paid_only = endpoint(&app, &owner, &receiver, "/ok", json!(["invoice.paid"])).await;
+    let all = endpoint(&app, &owner, &receiver, "/ok/all", json!([])).await;
+    let paid_only = endpoint(&app, &owner, &receiver, "/ok/paid", json!(["invoice.paid"])).await;
     let subscribed = app
         .subscribe_with_card(&owner, plan.body["id"].as_str().unwrap())
         .await;
@@ -359,6 +360,43 @@ async fn a_failing_receiver_gets_the_same_message_again_with_growing_gaps() {
     .expect(202);
     assert_eq!(deliver(&app).await.get("delivered"), Some(&1));
     assert_eq!(receiver.received()[3]["id"], message_id);
+    // With a fresh schedule: its attempts counted from none again.
+    let messages = app
+        .get(
+            &format!("/v1/webhooks/endpoints/{id}/messages"),
+            Some(&owner.access),
+        )
+        .await
+        .expect(200);
+    assert_eq!(messages.body["data"][0]["attempts"], 1);
+}
+
+#[tokio::test]
+async fn a_busy_receivers_retry_after_is_waited() {
+    let app = app(true).await;
+    let receiver = Receiver::start();
+    let owner = app.signup(&email("own"), "Acme").await;
+    let busy = endpoint(&app, &owner, &receiver, "/busy/120", json!([])).await;
+    let id = busy["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/webhooks/endpoints/{id}/test"),
+        Some(&owner.access),
+        json!({}),
+    )
+    .await
+    .expect(202);
+    assert_eq!(deliver(&app).await.get("retrying"), Some(&1));
+    // Not after the schedule's 5 s: after the 120 s the receiver asked for.
+    app.clock.advance(Duration::seconds(10));
+    assert!(!deliver(&app).await.contains_key("delivered"));
+    app.clock.advance(Duration::seconds(125));
+    assert_eq!(deliver(&app).await.get("delivered"), Some(&1));
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (got[0]["status"].clone(), got[1]["status"].clone()),
+        (json!(503), json!(200))
+    );
 }
 
 #[tokio::test]
@@ -432,7 +470,7 @@ async fn during_a_rotation_both_secrets_sign() {
     assert_eq!(got[0]["verified"], true, "the old secret still verifies");
     assert_eq!(got[0]["signatures"].as_str().unwrap().split(' ').count(), 2);
     // Rotated again without an overlap: only the newest secret signs.
-    old_only.trust(new_secret).await;
+    old_only.trust("/ok", new_secret).await;
     let newest = app
         .post(
             &format!("/v1/webhooks/endpoints/{id}/rotate-secret"),
@@ -442,7 +480,7 @@ async fn during_a_rotation_both_secrets_sign() {
         .await
         .expect(200);
     old_only
-        .trust(newest.body["secret"].as_str().unwrap())
+        .trust("/ok", newest.body["secret"].as_str().unwrap())
         .await;
     app.post(
         &format!("/v1/webhooks/endpoints/{id}/test"),

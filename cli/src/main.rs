@@ -56,6 +56,9 @@ enum JobsCommand {
     },
 }
 
+/// How often `eshtarek serve` sends due webhooks (at most: `--jobs-every` if that is shorter).
+const WEBHOOKS_EVERY_SECS: u64 = 2;
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Job {
     ExpireSubscriptions,
@@ -242,19 +245,35 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let _ = out.flush();
     drop(out);
     if args.jobs_every > 0 {
-        let ctx = ctx.clone();
+        let jobs_ctx = ctx.clone();
         let every = std::time::Duration::from_secs(args.jobs_every);
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
             loop {
                 ticks.tick().await;
-                match eshtarek_core::jobs::run_all(&ctx, ctx.clock.now()).await {
+                let ctx = &jobs_ctx;
+                match eshtarek_core::jobs::run_all(ctx, ctx.clock.now()).await {
                     Ok(reports) => {
                         for report in reports {
                             tracing::info!(job = report.job, outcomes = ?report.outcomes, "job ran")
                         }
                     }
                     Err(e) => tracing::error!(error = %e, "scheduled jobs failed"),
+                }
+            }
+        });
+        // Webhooks more often than the rest: a change's message should leave within seconds,
+        // not at the next minute (on AWS the schedule's finest rate is a minute).
+        let ctx = ctx.clone();
+        let every = std::time::Duration::from_secs(args.jobs_every.min(WEBHOOKS_EVERY_SECS));
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            loop {
+                ticks.tick().await;
+                let job = eshtarek_core::jobs::JobName::DeliverWebhooks;
+                let limits = eshtarek_core::jobs::RunLimits::default();
+                if let Err(e) = eshtarek_core::jobs::run(&ctx, job, ctx.clock.now(), limits).await {
+                    tracing::error!(error = %e, "webhook delivery failed");
                 }
             }
         });

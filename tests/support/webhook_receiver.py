@@ -8,7 +8,8 @@ Prints its port on the first line of stdout. Paths choose how it answers:
   /flaky/<n>     500 to the first <n> deliveries of each webhook-id, then 200
   /gone          410
   /busy/<secs>   503 with Retry-After: <secs> to the first delivery of each id, then 200
-POST /__secret with a body of `whsec_…` adds a secret to verify with. Every delivery appends a
+POST /__secret/<path> with a body of `whsec_…` adds a secret to verify deliveries to <path>
+with (each path its own secrets: an endpoint's message signed with another's secret fails). Every delivery appends a
 JSON line to the log: id, timestamp, type, path, status answered, whether the signature
 verified, and the receiver's clock.
 """
@@ -22,7 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks.webhooks import Webhook
 
 log_path = sys.argv[1]
-secrets = []
+secrets = {}
 seen = {}
 lock = threading.Lock()
 
@@ -33,13 +34,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
-        if self.path == "/__secret":
+        if self.path.startswith("/__secret/"):
             with lock:
-                secrets.append(body.decode())
+                secrets.setdefault(self.path[len("/__secret"):], []).append(body.decode())
             return self.answer(204)
         headers = {k.lower(): v for k, v in self.headers.items()}
         verified = False
-        for secret in list(secrets):
+        for secret in list(secrets.get(self.path, [])):
             try:
                 Webhook(secret).verify(body, headers)
                 verified = True
@@ -83,12 +84,15 @@ class Handler(BaseHTTPRequestHandler):
         self.answer(status, extra)
 
     def answer(self, status, headers=None):
-        self.send_response(status)
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        try:
+            self.send_response(status)
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the sender went away (the crash test kills it mid-request)
 
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

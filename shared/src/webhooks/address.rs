@@ -40,8 +40,14 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
     let first = ip.segments()[0];
+    // IPv4-compatible `::a.b.c.d` (deprecated, but some stacks still route it): as its IPv4.
+    if !ip.is_loopback() && !ip.is_unspecified() && ip.segments()[..6] == [0; 6] {
+        return is_public_v4(ip.to_ipv4().expect("the last 32 bits"));
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
+        || first == 0x2002 // 6to4: an IPv4 address inside
+        || (first & 0xffc0) == 0xfec0 // site local (deprecated)
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link local
@@ -106,18 +112,13 @@ pub async fn check_resolves(
     let port = url.port_or_known_default().unwrap_or(443);
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
         .await
-        .map_err(|_| ApiError::validation(field, "the URL's host does not resolve"))?
-        .collect();
-    if addrs.is_empty() {
+        .map(Iterator::collect)
+        .unwrap_or_default();
+    // One answer for both: which internal names exist is not for tenants to probe.
+    if addrs.is_empty() || (!allow_private && addrs.iter().any(|a| !is_public(a.ip()))) {
         return Err(ApiError::validation(
             field,
-            "the URL's host does not resolve",
-        ));
-    }
-    if !allow_private && addrs.iter().any(|a| !is_public(a.ip())) {
-        return Err(ApiError::validation(
-            field,
-            "the URL's host resolves to a private, loopback or reserved address",
+            "the URL's host must resolve, and only to public addresses",
         ));
     }
     Ok(())
@@ -150,6 +151,35 @@ impl reqwest::dns::Resolve for Guarded {
 mod tests {
     use super::*;
 
+    /// At connect time: a name that resolves only to loopback gets no connection from the
+    /// delivery client (as a name rebound to an internal address after registration would).
+    #[tokio::test]
+    async fn the_delivery_client_never_connects_to_a_name_resolving_inside() {
+        let guarded = crate::webhooks::WebhookSettings::new(false);
+        let refused = guarded
+            .client()
+            .get("http://localhost:9/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{refused:?}").contains("resolves to no address webhooks may call"),
+            "{refused:?}"
+        );
+        // Allowed (local development), the same name is tried: refused by the port instead.
+        let open = crate::webhooks::WebhookSettings::new(true);
+        let other = open
+            .client()
+            .get("http://localhost:9/")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(
+            !format!("{other:?}").contains("webhooks may call"),
+            "{other:?}"
+        );
+    }
+
     #[test]
     fn internal_targets_are_refused_unless_allowed() {
         for url in [
@@ -164,6 +194,9 @@ mod tests {
             "https://[fd00::1]/",
             "https://[fe80::1]/",
             "https://[::ffff:127.0.0.1]/",
+            "https://[::10.0.0.1]/",
+            "https://[2002:a00:1::1]/",
+            "https://[fec0::1]/",
             "https://0.0.0.0/",
             "https://localhost/",
             "https://metadata.google.internal/",

@@ -78,8 +78,10 @@ pub async fn deliver(
         return Ok("endpoint_off");
     };
     // Claim: move the message past the lease; another run that read the same place loses.
+    // From the claim, not the run's start: late in a long run the lease still covers the send.
+    let claimed_at = ctx.clock.now().max(now);
     let lease = message_sk(
-        now + Duration::seconds(LEASE_SECS),
+        claimed_at + Duration::seconds(LEASE_SECS),
         &tenant,
         &endpoint_id,
         &message_id,
@@ -102,12 +104,7 @@ pub async fn deliver(
     if outcome.delivered() {
         settle(&t, message, &lease, "delivered", Some(attempts)).await?;
         if endpoint.str("failing_since").is_some() {
-            t.update(
-                endpoint.key.clone(),
-                vec![UpdateAction::remove("failing_since")],
-                None,
-            )
-            .await?;
+            mark_endpoint(&t, &endpoint, vec![UpdateAction::remove("failing_since")]).await?;
         }
         return Ok("delivered");
     }
@@ -116,29 +113,28 @@ pub async fn deliver(
         disable(ctx, &t, &endpoint, "gone", now).await?;
         return Ok("endpoint_gone");
     }
+    // Failing since the first failure after a success; a failure long after the last one (an
+    // endpoint that failed, then had nothing to send for a while) starts the count again.
+    let last_failure = endpoint.str("last_failure_at").and_then(time::parse);
     let failing_since = endpoint
         .str("failing_since")
         .and_then(time::parse)
+        .filter(|_| last_failure.is_some_and(|at| now - at < Duration::days(1)))
         .unwrap_or(now);
-    if failing_since == now {
-        t.update(
-            endpoint.key.clone(),
-            vec![UpdateAction::set("failing_since", time::fmt(now))],
-            Some(Condition::not_exists("failing_since")),
-        )
-        .await
-        .or_else(|e| {
-            if e.is_condition_failure() {
-                Ok(Item::new(endpoint.key.clone()))
-            } else {
-                Err(e)
-            }
-        })?;
-    } else if now - failing_since >= Duration::days(DISABLE_AFTER_DAYS) {
+    if now - failing_since >= Duration::days(DISABLE_AFTER_DAYS) {
         settle(&t, message, &lease, "failed", Some(attempts)).await?;
         disable(ctx, &t, &endpoint, "failing", now).await?;
         return Ok("endpoint_failing");
     }
+    mark_endpoint(
+        &t,
+        &endpoint,
+        vec![
+            UpdateAction::set("failing_since", time::fmt(failing_since)),
+            UpdateAction::set("last_failure_at", time::fmt(now)),
+        ],
+    )
+    .await?;
     match next_wait(attempts as usize, outcome.retry_after, &message_id) {
         Some(wait) => {
             let next = message_sk(now + wait, &tenant, &endpoint_id, &message_id);
@@ -158,6 +154,21 @@ pub async fn deliver(
             settle(&t, message, &lease, "failed", Some(attempts)).await?;
             Ok("failed")
         }
+    }
+}
+
+/// Records on the endpoint what its deliveries found, only while it exists: an update would
+/// otherwise create a record holding just these attributes after the admin deleted it.
+async fn mark_endpoint(
+    t: &TenantStore,
+    endpoint: &Item,
+    actions: Vec<UpdateAction>,
+) -> Result<(), ApiError> {
+    let exists = Condition::exists("endpoint_id");
+    match t.update(endpoint.key.clone(), actions, Some(exists)).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_condition_failure() => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -198,16 +209,24 @@ async fn disable(
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let url = endpoint.str("url").unwrap_or("");
+    // Not the URL: members who are not admins read notifications too, and a webhook URL
+    // often carries a token of the receiver's.
     let id = endpoint.str("endpoint_id").unwrap_or("");
+    let description = endpoint.str("description").unwrap_or("");
     let why = if reason == "gone" {
         "it answered 410 Gone"
     } else {
         "every delivery failed for five days"
     };
-    let message =
-        format!("The webhook endpoint {url} was disabled: {why}. Enable it again once it works.");
-    let data = json!({"endpoint_id": id, "url": url, "reason": reason});
+    let name = if description.is_empty() {
+        id
+    } else {
+        description
+    };
+    let message = format!(
+        "The webhook endpoint \"{name}\" was disabled: {why}. An admin can enable it again once it works."
+    );
+    let data = json!({"endpoint_id": id, "reason": reason});
     let (_, [index, record]) =
         crate::notifications::ops(t, "webhook.endpoint_disabled", &message, &data, now);
     let committed = ctx
@@ -320,11 +339,26 @@ async fn send(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<i64>().ok())
         .filter(|_| status == 429 || status == 503);
-    let text = response.text().await.unwrap_or_default();
+    // A few KB of the answer at most, never all of it: a receiver streaming an endless body
+    // must not exhaust the worker's memory (the connection is dropped after).
+    let mut response = response;
+    let mut kept: Vec<u8> = Vec::new();
+    while kept.len() < SNIPPET * 4 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = SNIPPET * 4 - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            _ => break,
+        }
+    }
     Outcome {
         status: Some(status),
         retry_after,
-        snippet: text.chars().take(SNIPPET).collect(),
+        snippet: String::from_utf8_lossy(&kept)
+            .chars()
+            .take(SNIPPET)
+            .collect(),
         millis: started.elapsed().as_millis() as i64,
     }
 }

@@ -129,7 +129,7 @@ pub async fn send_test(
     message_view(&item)
 }
 
-/// Queues a message again, due now, whatever became of it (its attempts count on).
+/// Queues a message again, due now, whatever became of it, with a fresh retry schedule.
 pub async fn resend(
     ctx: &AppContext,
     caller: &Caller,
@@ -148,6 +148,8 @@ pub async fn resend(
             key,
             vec![
                 UpdateAction::set("status", "pending"),
+                // A fresh schedule: a message that used up its retries gets them all again.
+                UpdateAction::set("attempts", 0),
                 UpdateAction::set(GSI1PK, message_partition(t.tenant())),
                 UpdateAction::set(GSI1SK, message_sk(now, t.tenant(), endpoint, message_id)),
                 UpdateAction::set("next_attempt_at", time::fmt(now)),

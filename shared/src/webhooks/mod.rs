@@ -55,6 +55,9 @@ impl WebhookSettings {
                 .timeout(std::time::Duration::from_secs(15))
                 .connect_timeout(std::time::Duration::from_secs(5))
                 .user_agent("Eshtarek-Webhooks/1")
+                // Never through a proxy from the environment: the proxy would resolve the
+                // target itself, past the guarded resolver.
+                .no_proxy()
                 .dns_resolver(std::sync::Arc::new(address::Guarded {
                     allow_private: self.allow_private,
                 }))
