@@ -445,7 +445,8 @@ async fn invited_people_join_through_the_mailed_link_once() {
 
 #[tokio::test]
 async fn login_attempts_are_limited_per_email_and_per_address() {
-    let app = TestApp::new().await;
+    // 7 s into a 15-minute window, so the wait is exact.
+    let app = TestApp::frozen_at("2027-03-01T10:00:07Z").await;
     let address = email("brute");
     app.signup(&address, "Acme").await;
     let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
@@ -475,10 +476,30 @@ async fn login_attempts_are_limited_per_email_and_per_address() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=900).contains(&retry), "Retry-After {retry}");
-    // The window passes.
-    app.clock.advance(Duration::minutes(16));
-    app.login(&address, None).await;
+    // The rest of this 15-minute window (893 s), then until its 10 weigh only 9 in the next
+    // one (90 s).
+    assert_eq!(retry, 983);
+    // Retry-After is exact: a second early is still refused, then it signs in.
+    app.clock.advance(Duration::seconds(retry as i64 - 1));
+    app.call_from(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": address, "password": PASSWORD})),
+        Some(ip),
+    )
+    .await
+    .problem(429);
+    app.clock.advance(Duration::seconds(1));
+    app.call_from(
+        Method::POST,
+        "/v1/auth/login",
+        None,
+        Some(json!({"email": address, "password": PASSWORD})),
+        Some(ip),
+    )
+    .await
+    .expect(200);
 
     // Per address: 100 attempts over many emails, then 429 even for a fresh email.
     let other: std::net::IpAddr = "198.51.100.9".parse().unwrap();

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { chromium } from "playwright-core";
@@ -523,6 +524,41 @@ try {
     const renewal = owner.locator('tr[data-invoice="4"]');
     await renewal.getByText("Paid").waitFor();
     assert.equal((await renewal.locator("td.num").textContent()).trim(), "$79.20", "Business less WELCOME20's 20%");
+  });
+
+  await step("the tenant admin adds a webhook endpoint, sends a test, and sees it delivered", async () => {
+    // A receiver on loopback (the server was started allowing private webhook targets).
+    const received = [];
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => (body += c));
+      req.on("end", () => {
+        received.push({ id: req.headers["webhook-id"], signature: req.headers["webhook-signature"], body: JSON.parse(body) });
+        res.writeHead(200).end("thanks");
+      });
+    });
+    await new Promise((resolve) => receiver.listen(0, "127.0.0.1", resolve));
+    const url = `http://127.0.0.1:${receiver.address().port}/hooks`;
+    try {
+      await go(owner, "/webhooks");
+      await owner.getByRole("button", { name: "Add endpoint" }).click();
+      await owner.getByText(/Enter the URL your system receives webhooks at/).waitFor();
+      await owner.getByLabel("URL").fill(url);
+      await owner.getByLabel("Description").fill("orders service");
+      await owner.getByRole("button", { name: "Add endpoint" }).click();
+      assert.match((await owner.getByTestId("webhook-secret").textContent()).trim(), /^whsec_[A-Za-z0-9+/]{43}=$/);
+      const row = owner.locator(`li[data-endpoint="${url}"]`);
+      await row.getByRole("button", { name: "Send test" }).click();
+      await advance("1s"); // runs the jobs, the webhook delivery among them
+      assert.equal(received.length, 1, JSON.stringify(received));
+      assert.equal(received[0].body.type, "webhook.test");
+      assert.match(received[0].signature, /^v1,/);
+      await row.getByRole("button", { name: "Deliveries" }).click();
+      await owner.getByTestId("attempts").getByText("thanks").waitFor();
+      await shot(owner, "tenant-webhooks");
+    } finally {
+      receiver.close();
+    }
   });
 
   // ---------------------------------------------------------------- tenant user

@@ -19,6 +19,7 @@ import { Members } from "./pages/tenant/Members";
 import { Billing } from "./pages/tenant/Billing";
 import { Notifications } from "./pages/tenant/Notifications";
 import { ApiKeys } from "./pages/tenant/ApiKeys";
+import { Webhooks } from "./pages/tenant/Webhooks";
 import type { Role } from "./api/types";
 
 const navs: Record<Role, [string, string][]> = {
@@ -37,6 +38,7 @@ const navs: Record<Role, [string, string][]> = {
     ["/billing", "Billing"],
     ["/notifications", "Notifications"],
     ["/api-keys", "API keys"],
+    ["/webhooks", "Webhooks"],
   ],
   tenant_user: [["/", "Dashboard"]],
 };
@@ -105,6 +107,7 @@ function Shell() {
               <Route path="/billing" element={<Billing />} />
               <Route path="/notifications" element={<Notifications />} />
               <Route path="/api-keys" element={<ApiKeys />} />
+              <Route path="/webhooks" element={<Webhooks />} />
             </>
           )}
           {role === "tenant_user" && <Route path="/" element={<TenantHome admin={false} />} />}

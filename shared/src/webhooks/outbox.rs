@@ -118,7 +118,12 @@ pub async fn fan_out(
                 tracing::warn!(key = %endpoint.key.sk, "skipping an unreadable webhook endpoint");
                 continue;
             };
-            if !view.enabled || !wants(&view.event_types.join(" "), kind) {
+            // Events from before an endpoint existed are not its (times compare as text: one
+            // fixed-width RFC 3339 format).
+            if !view.enabled
+                || !wants(&view.event_types.join(" "), kind)
+                || view.created_at.as_str() > at
+            {
                 continue;
             }
             tx = tx.tenant(

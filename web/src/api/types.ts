@@ -418,3 +418,31 @@ export interface Entitlements {
   rate_limits: RateEntitlement[];
   cache_for_seconds: number;
 }
+
+export interface WebhookEndpoint {
+  id: string;
+  url: string;
+  description: string;
+  event_types: string[];
+  enabled: boolean;
+  disabled_reason: string | null;
+  failing_since: string | null;
+  previous_secret_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EndpointWithSecret {
+  endpoint: WebhookEndpoint;
+  secret: string | null;
+}
+
+export interface WebhookAttempt {
+  message_id: string;
+  attempt: number;
+  status_code: number | null;
+  delivered: boolean;
+  response: string;
+  duration_ms: number;
+  created_at: string;
+}
