@@ -118,6 +118,28 @@ async fn endpoint(
     created.body["endpoint"].clone()
 }
 
+/// Queues a test message to endpoint `id`.
+async fn send_test(app: &TestApp, owner: &Session, id: &str) -> Value {
+    app.post(
+        &format!("/v1/webhooks/endpoints/{id}/test"),
+        Some(&owner.access),
+        json!({}),
+    )
+    .await
+    .expect(202)
+    .body
+}
+
+/// The messages of endpoint `id`, newest first (the page's `data` in `body["data"]`).
+async fn messages_of(app: &TestApp, owner: &Session, id: &str) -> eshtarek_tests::http::Reply {
+    app.get(
+        &format!("/v1/webhooks/endpoints/{id}/messages"),
+        Some(&owner.access),
+    )
+    .await
+    .expect(200)
+}
+
 #[tokio::test]
 async fn endpoints_are_the_tenant_admins_and_private_targets_are_refused() {
     let app = app(false).await;
@@ -288,13 +310,7 @@ async fn changes_are_delivered_once_each_signed_as_standard_webhooks() {
     assert_eq!(receiver.received().len(), got.len());
     // The endpoint's log and messages say so.
     let id = all["id"].as_str().unwrap();
-    let messages = app
-        .get(
-            &format!("/v1/webhooks/endpoints/{id}/messages"),
-            Some(&owner.access),
-        )
-        .await
-        .expect(200);
+    let messages = messages_of(&app, &owner, id).await;
     let messages = messages.body["data"].as_array().unwrap().clone();
     assert_eq!(messages.len(), mapped);
     assert!(messages
@@ -313,13 +329,7 @@ async fn changes_are_delivered_once_each_signed_as_standard_webhooks() {
         .iter()
         .all(|a| a["status_code"] == 200 && a["delivered"] == true));
     let paid_id = paid_only["id"].as_str().unwrap();
-    let only_paid = app
-        .get(
-            &format!("/v1/webhooks/endpoints/{paid_id}/messages"),
-            Some(&owner.access),
-        )
-        .await
-        .expect(200);
+    let only_paid = messages_of(&app, &owner, paid_id).await;
     assert_eq!(only_paid.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(only_paid.body["data"][0]["event_type"], "invoice.paid");
 }
@@ -331,15 +341,8 @@ async fn a_failing_receiver_gets_the_same_message_again_with_growing_gaps() {
     let owner = app.signup(&email("own"), "Acme").await;
     let flaky = endpoint(&app, &owner, &receiver, "/flaky/2", json!([])).await;
     let id = flaky["id"].as_str().unwrap();
-    let queued = app
-        .post(
-            &format!("/v1/webhooks/endpoints/{id}/test"),
-            Some(&owner.access),
-            json!({}),
-        )
-        .await
-        .expect(202);
-    assert_eq!(queued.body["event_type"], "webhook.test");
+    let queued = send_test(&app, &owner, id).await;
+    assert_eq!(queued["event_type"], "webhook.test");
     assert_eq!(deliver(&app).await.get("retrying"), Some(&1));
     // Not due before the first wait (5 s, a tenth more at most) is over.
     app.clock.advance(Duration::seconds(4));
@@ -362,13 +365,7 @@ async fn a_failing_receiver_gets_the_same_message_again_with_growing_gaps() {
         .all(|m| m["id"] == got[0]["id"] && m["verified"] == true));
     let statuses: Vec<_> = got.iter().map(|m| m["status"].as_i64().unwrap()).collect();
     assert_eq!(statuses, [500, 500, 200]);
-    let messages = app
-        .get(
-            &format!("/v1/webhooks/endpoints/{id}/messages"),
-            Some(&owner.access),
-        )
-        .await
-        .expect(200);
+    let messages = messages_of(&app, &owner, id).await;
     assert_eq!(messages.body["data"][0]["status"], "delivered");
     assert_eq!(messages.body["data"][0]["attempts"], 3);
     // A resend goes out again with the same webhook-id.
@@ -383,13 +380,7 @@ async fn a_failing_receiver_gets_the_same_message_again_with_growing_gaps() {
     assert_eq!(deliver(&app).await.get("delivered"), Some(&1));
     assert_eq!(receiver.received()[3]["id"], message_id);
     // With a fresh schedule: its attempts counted from none again.
-    let messages = app
-        .get(
-            &format!("/v1/webhooks/endpoints/{id}/messages"),
-            Some(&owner.access),
-        )
-        .await
-        .expect(200);
+    let messages = messages_of(&app, &owner, id).await;
     assert_eq!(messages.body["data"][0]["attempts"], 1);
 }
 
@@ -400,13 +391,7 @@ async fn a_busy_receivers_retry_after_is_waited() {
     let owner = app.signup(&email("own"), "Acme").await;
     let busy = endpoint(&app, &owner, &receiver, "/busy/120", json!([])).await;
     let id = busy["id"].as_str().unwrap();
-    app.post(
-        &format!("/v1/webhooks/endpoints/{id}/test"),
-        Some(&owner.access),
-        json!({}),
-    )
-    .await
-    .expect(202);
+    send_test(&app, &owner, id).await;
     assert_eq!(deliver(&app).await.get("retrying"), Some(&1));
     // Not after the schedule's 5 s: after the 120 s the receiver asked for.
     app.clock.advance(Duration::seconds(10));
@@ -428,13 +413,7 @@ async fn gone_disables_the_endpoint_and_tells_the_admins() {
     let owner = app.signup(&email("own"), "Acme").await;
     let gone = endpoint(&app, &owner, &receiver, "/gone", json!([])).await;
     let id = gone["id"].as_str().unwrap();
-    app.post(
-        &format!("/v1/webhooks/endpoints/{id}/test"),
-        Some(&owner.access),
-        json!({}),
-    )
-    .await
-    .expect(202);
+    send_test(&app, &owner, id).await;
     assert_eq!(deliver(&app).await.get("endpoint_gone"), Some(&1));
     let read = app
         .get(&format!("/v1/webhooks/endpoints/{id}"), Some(&owner.access))
@@ -452,13 +431,7 @@ async fn gone_disables_the_endpoint_and_tells_the_admins() {
         .iter()
         .any(|n| n["kind"] == "webhook.endpoint_disabled" && n["data"]["endpoint_id"] == id));
     // Later messages are not sent while it is off.
-    app.post(
-        &format!("/v1/webhooks/endpoints/{id}/test"),
-        Some(&owner.access),
-        json!({}),
-    )
-    .await
-    .expect(202);
+    send_test(&app, &owner, id).await;
     assert_eq!(deliver(&app).await.get("endpoint_off"), Some(&1));
     assert_eq!(receiver.received().len(), 1);
 }
@@ -479,13 +452,7 @@ async fn during_a_rotation_both_secrets_sign() {
         .await
         .expect(200);
     let new_secret = rotated.body["secret"].as_str().unwrap();
-    app.post(
-        &format!("/v1/webhooks/endpoints/{id}/test"),
-        Some(&owner.access),
-        json!({}),
-    )
-    .await
-    .expect(202);
+    send_test(&app, &owner, id).await;
     deliver(&app).await;
     let got = old_only.received();
     assert_eq!(got.len(), 1);
@@ -504,13 +471,7 @@ async fn during_a_rotation_both_secrets_sign() {
     old_only
         .trust("/ok", newest.body["secret"].as_str().unwrap())
         .await;
-    app.post(
-        &format!("/v1/webhooks/endpoints/{id}/test"),
-        Some(&owner.access),
-        json!({}),
-    )
-    .await
-    .expect(202);
+    send_test(&app, &owner, id).await;
     deliver(&app).await;
     let got = old_only.received();
     assert_eq!(got.len(), 2);

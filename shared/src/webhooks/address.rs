@@ -72,22 +72,21 @@ pub fn check_url(raw: &str, allow_private: bool, field: &str) -> Result<reqwest:
     if !url.username().is_empty() || url.password().is_some() {
         return Err(refuse("the URL may not carry credentials"));
     }
-    match url.host() {
+    let literal = match url.host() {
         None => return Err(refuse("the URL has no host")),
-        Some(url::Host::Ipv4(ip)) if !allow_private && !is_public(IpAddr::V4(ip)) => {
-            return Err(refuse(
-                "the URL points at a private, loopback or reserved address",
-            ))
+        Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+        Some(url::Host::Domain(name)) => {
+            if !allow_private && is_local_name(name) {
+                return Err(refuse("the URL points at a local name"));
+            }
+            None
         }
-        Some(url::Host::Ipv6(ip)) if !allow_private && !is_public(IpAddr::V6(ip)) => {
-            return Err(refuse(
-                "the URL points at a private, loopback or reserved address",
-            ))
-        }
-        Some(url::Host::Domain(name)) if !allow_private && is_local_name(name) => {
-            return Err(refuse("the URL points at a local name"))
-        }
-        _ => {}
+    };
+    if literal.is_some_and(|ip| !allow_private && !is_public(ip)) {
+        return Err(refuse(
+            "the URL points at a private, loopback or reserved address",
+        ));
     }
     Ok(url)
 }
