@@ -2,7 +2,7 @@
 //! switching, JWKS, password setup, rate limits.
 
 use axum::body::Body;
-use axum::http::{header, Method, Request};
+use axum::http::{header, Request};
 use base64::Engine as _;
 use chrono::Duration;
 use eshtarek_tests::http::{session_of, TestApp, PASSWORD};
@@ -449,28 +449,13 @@ async fn login_attempts_are_limited_per_email_and_per_address() {
     let app = TestApp::frozen_at("2027-03-01T10:00:07Z").await;
     let address = email("brute");
     app.signup(&address, "Acme").await;
-    let ip: std::net::IpAddr = "203.0.113.7".parse().unwrap();
+    let ip = "203.0.113.7";
     for _ in 0..10 {
-        app.call_from(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": address, "password": "wrong password!!"})),
-            Some(ip),
-        )
-        .await
-        .problem(401);
+        app.login_from(&address, "wrong password!!", ip)
+            .await
+            .problem(401);
     }
-    let limited = app
-        .call_from(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": address, "password": PASSWORD})),
-            Some(ip),
-        )
-        .await
-        .problem(429);
+    let limited = app.login_from(&address, PASSWORD, ip).await.problem(429);
     let retry: u64 = limited.headers[header::RETRY_AFTER]
         .to_str()
         .unwrap()
@@ -481,46 +466,16 @@ async fn login_attempts_are_limited_per_email_and_per_address() {
     assert_eq!(retry, 983);
     // Retry-After is exact: a second early is still refused, then it signs in.
     app.clock.advance(Duration::seconds(retry as i64 - 1));
-    app.call_from(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": address, "password": PASSWORD})),
-        Some(ip),
-    )
-    .await
-    .problem(429);
+    app.login_from(&address, PASSWORD, ip).await.problem(429);
     app.clock.advance(Duration::seconds(1));
-    app.call_from(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": address, "password": PASSWORD})),
-        Some(ip),
-    )
-    .await
-    .expect(200);
+    app.login_from(&address, PASSWORD, ip).await.expect(200);
 
     // Per address: 100 attempts over many emails, then 429 even for a fresh email.
-    let other: std::net::IpAddr = "198.51.100.9".parse().unwrap();
+    let other = "198.51.100.9";
     for i in 0..100 {
-        app.call_from(
-            Method::POST,
-            "/v1/auth/login",
-            None,
-            Some(json!({"email": format!("n{i}@example.com"), "password": "wrong password!!"})),
-            Some(other),
-        )
-        .await
-        .problem(401);
+        app.login_from(&format!("n{i}@example.com"), "wrong password!!", other)
+            .await
+            .problem(401);
     }
-    app.call_from(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": address, "password": PASSWORD})),
-        Some(other),
-    )
-    .await
-    .problem(429);
+    app.login_from(&address, PASSWORD, other).await.problem(429);
 }

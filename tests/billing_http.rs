@@ -428,12 +428,8 @@ async fn dunning_gives_up_after_the_last_retry() {
     s.get("/v1/subscriptions/current").await.problem(404);
     // The members are told, once, naming the unpaid invoice.
     let notes = s.get("/v1/notifications").await.expect(200);
-    let ended: Vec<_> = notes.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "subscription.ended_unpaid")
-        .collect();
+    let ended =
+        eshtarek_tests::fixtures::notifications_of(&notes.body, "subscription.ended_unpaid");
     assert_eq!(ended.len(), 1, "{:#}", notes.body);
     assert_eq!(ended[0]["data"]["invoice_id"], unpaid["id"]);
     assert_eq!(ended[0]["data"]["invoice_number"], unpaid["number"]);

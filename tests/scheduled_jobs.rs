@@ -258,12 +258,8 @@ async fn a_lapsed_past_due_subscription_expires_after_the_grace_period() {
     let unpaid = &invoices.body["data"][0];
     assert_eq!(unpaid["status"], "uncollectible");
     let notes = app.get("/v1/notifications", Some(&token)).await.expect(200);
-    let ended: Vec<_> = notes.body["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|n| n["kind"] == "subscription.ended_unpaid")
-        .collect();
+    let ended =
+        eshtarek_tests::fixtures::notifications_of(&notes.body, "subscription.ended_unpaid");
     assert_eq!(ended.len(), 1, "{:#}", notes.body);
     assert_eq!(ended[0]["data"]["status"], "expired");
     assert_eq!(ended[0]["data"]["invoice_id"], unpaid["id"]);

@@ -685,23 +685,6 @@ async fn a_tenant_gets_one_trial(store: Arc<dyn Store>) {
     assert_eq!(granted.body["subscription"]["status"], "trialing");
 }
 
-async fn login_from(
-    app: &TestApp,
-    email: &str,
-    password: &str,
-    ip: &str,
-) -> eshtarek_tests::http::Reply {
-    let ip: IpAddr = ip.parse().unwrap();
-    app.call_from(
-        Method::POST,
-        "/v1/auth/login",
-        None,
-        Some(json!({"email": email, "password": password})),
-        Some(ip),
-    )
-    .await
-}
-
 /// Ten wrong passwords from one address lock that address out for the account; the owner,
 /// from another address, still signs in (more slowly once failures pile up).
 async fn a_stranger_cannot_lock_the_owner_out(store: Arc<dyn Store>) {
@@ -709,24 +692,24 @@ async fn a_stranger_cannot_lock_the_owner_out(store: Arc<dyn Store>) {
     let owner = email("owner");
     app.signup(&owner, "Acme").await;
     for _ in 0..10 {
-        login_from(&app, &owner, "wrong password!!", "203.0.113.7")
+        app.login_from(&owner, "wrong password!!", "203.0.113.7")
             .await
             .problem(401);
     }
-    login_from(&app, &owner, PASSWORD, "203.0.113.7")
+    app.login_from(&owner, PASSWORD, "203.0.113.7")
         .await
         .problem(429);
-    login_from(&app, &owner, PASSWORD, "198.51.100.20")
+    app.login_from(&owner, PASSWORD, "198.51.100.20")
         .await
         .expect(200);
     // Guesses from many addresses: no lock, a growing delay.
     for i in 0..6 {
-        login_from(&app, &owner, "wrong password!!", &format!("192.0.2.{i}"))
+        app.login_from(&owner, "wrong password!!", &format!("192.0.2.{i}"))
             .await
             .problem(401);
     }
     let started = std::time::Instant::now();
-    login_from(&app, &owner, PASSWORD, "198.51.100.20")
+    app.login_from(&owner, PASSWORD, "198.51.100.20")
         .await
         .expect(200);
     assert!(

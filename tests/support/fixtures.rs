@@ -10,6 +10,17 @@ use serde_json::Value;
 use crate::http::{Reply, Session, TestApp};
 
 /// A unique address.
+/// The notifications of `kind` in a `GET /v1/notifications` answer's body.
+pub fn notifications_of(page: &Value, kind: &str) -> Vec<Value> {
+    page["data"]
+        .as_array()
+        .expect("a page of notifications")
+        .iter()
+        .filter(|n| n["kind"] == kind)
+        .cloned()
+        .collect()
+}
+
 pub fn email(tag: &str) -> String {
     format!("{tag}-{}@example.com", uuid::Uuid::new_v4().simple())
 }

@@ -155,6 +155,19 @@ impl TestApp {
         }
     }
 
+    /// A login from client address `ip` (the limits count per address).
+    pub async fn login_from(&self, email: &str, password: &str, ip: &str) -> Reply {
+        let ip: std::net::IpAddr = ip.parse().expect("an IP address");
+        self.call_from(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"email": email, "password": password})),
+            Some(ip),
+        )
+        .await
+    }
+
     /// The same app with these webhook settings (tests that deliver to a receiver on loopback
     /// allow private targets; the deployed default refuses them).
     pub fn with_webhooks(mut self, settings: eshtarek_core::webhooks::WebhookSettings) -> Self {
