@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::endpoints::load;
-use super::outbox::{body, message_item, message_partition, message_sk};
+use super::outbox::{body, message_item, message_key, message_partition, message_sk};
 use super::types::TEST_TYPE;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -75,17 +75,7 @@ pub async fn attempts(
     endpoint: &str,
     params: ListParams,
 ) -> Result<ListResponse<AttemptView>, ApiError> {
-    let (t, _) = load(ctx, caller, endpoint).await?;
-    let page = t
-        .query(
-            &Query::table(t.pk("WEBHOOKS"))
-                .begins_with(format!("ATT#{endpoint}#"))
-                .descending()
-                .limit(params.limit()?)
-                .after(params.cursor),
-        )
-        .await?;
-    ListResponse::from_page(page, attempt_view)
+    endpoint_page(ctx, caller, endpoint, "ATT", params, attempt_view).await
 }
 
 /// An endpoint's messages, newest event first.
@@ -95,17 +85,29 @@ pub async fn messages(
     endpoint: &str,
     params: ListParams,
 ) -> Result<ListResponse<MessageView>, ApiError> {
+    endpoint_page(ctx, caller, endpoint, "MSG", params, message_view).await
+}
+
+/// A page, newest first, of the endpoint's items of one kind (`<kind>#<endpoint>#…`).
+async fn endpoint_page<T>(
+    ctx: &AppContext,
+    caller: &Caller,
+    endpoint: &str,
+    kind: &str,
+    params: ListParams,
+    convert: fn(&Item) -> Result<T, ApiError>,
+) -> Result<ListResponse<T>, ApiError> {
     let (t, _) = load(ctx, caller, endpoint).await?;
     let page = t
         .query(
             &Query::table(t.pk("WEBHOOKS"))
-                .begins_with(format!("MSG#{endpoint}#"))
+                .begins_with(format!("{kind}#{endpoint}#"))
                 .descending()
                 .limit(params.limit()?)
                 .after(params.cursor),
         )
         .await?;
-    ListResponse::from_page(page, message_view)
+    ListResponse::from_page(page, convert)
 }
 
 /// Queues a `webhook.test` message to the endpoint, due now (the next worker run sends it).
@@ -141,7 +143,7 @@ pub async fn resend(
     if !is_key_safe(message_id) {
         return Err(missing());
     }
-    let key = t.key("WEBHOOKS", format!("MSG#{endpoint}#{message_id}"));
+    let key = message_key(&t, endpoint, message_id);
     let now = ctx.clock.now();
     let updated = t
         .update(

@@ -11,8 +11,8 @@ use super::types::{wants, webhook_type};
 use crate::error::ApiError;
 use crate::store::shard;
 use crate::store::{
-    AttrValue, Condition, Item, Query, Store, TenantId, TenantStore, UpdateAction, WriteOp, GSI1PK,
-    GSI1SK,
+    AttrValue, Condition, Item, Key, Query, Store, TenantId, TenantStore, UpdateAction, WriteOp,
+    GSI1PK, GSI1SK,
 };
 use crate::time;
 use crate::AppContext;
@@ -37,12 +37,21 @@ pub fn index(tenant: &TenantId, event_id: &str, at: &str) -> [(&'static str, Str
     ]
 }
 
+fn webhook_partition(shard: u32) -> String {
+    format!("IDX#WEBHOOK#{shard:02}")
+}
+
 pub(super) fn message_partition(tenant: &TenantId) -> String {
-    format!("IDX#WEBHOOK#{:02}", shard::of(tenant, SHARDS))
+    webhook_partition(shard::of(tenant, SHARDS))
 }
 
 pub fn message_partitions() -> Vec<String> {
-    (0..SHARDS).map(|s| format!("IDX#WEBHOOK#{s:02}")).collect()
+    (0..SHARDS).map(webhook_partition).collect()
+}
+
+/// A message to one endpoint: `TENANT#…#WEBHOOKS` / `MSG#<endpoint>#<event>`.
+pub(super) fn message_key(t: &TenantStore, endpoint: &str, event_id: &str) -> Key {
+    t.key("WEBHOOKS", format!("MSG#{endpoint}#{event_id}"))
 }
 
 /// A message's place in the due index: its next attempt.
@@ -55,7 +64,7 @@ pub(super) fn message_sk(
     format!("{}#{tenant}#{endpoint}#{event}", time::fmt(due))
 }
 
-/// A message to one endpoint: `TENANT#…#WEBHOOKS` / `MSG#<endpoint>#<event>`.
+/// A new message to one endpoint, due `now`.
 pub(super) fn message_item(
     t: &TenantStore,
     endpoint: &str,
@@ -65,7 +74,7 @@ pub(super) fn message_item(
     now: DateTime<Utc>,
 ) -> Item {
     let tenant = t.tenant();
-    Item::new(t.key("WEBHOOKS", format!("MSG#{endpoint}#{event_id}")))
+    Item::new(message_key(t, endpoint, event_id))
         .with("message_id", event_id)
         .with("endpoint_id", endpoint)
         .with("event_type", kind)
@@ -120,10 +129,7 @@ pub async fn fan_out(
             };
             // Events from before an endpoint existed are not its (times compare as text: one
             // fixed-width RFC 3339 format).
-            if !view.enabled
-                || !wants(&view.event_types.join(" "), kind)
-                || view.created_at.as_str() > at
-            {
+            if !view.enabled || !wants(&view.event_types, kind) || view.created_at.as_str() > at {
                 continue;
             }
             tx = tx.tenant(

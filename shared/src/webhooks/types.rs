@@ -35,9 +35,9 @@ pub fn webhook_type(kind: &str, data: &Value) -> Option<&'static str> {
     })
 }
 
-/// Whether an endpoint subscribed to `types` (space-separated; empty: all) takes `kind`.
-pub fn wants(types: &str, kind: &str) -> bool {
-    types.trim().is_empty() || types.split(' ').any(|t| t == kind)
+/// Whether an endpoint subscribed to `types` (none: all) takes `kind`.
+pub fn wants(types: &[String], kind: &str) -> bool {
+    types.is_empty() || types.iter().any(|t| t == kind)
 }
 
 #[cfg(test)]
@@ -74,8 +74,12 @@ mod tests {
             Some("subscription.expired")
         );
         assert_eq!(webhook_type("customer.balance.adjusted", &json!({})), None);
-        assert!(wants("", "invoice.paid"));
-        assert!(wants("invoice.paid invoice.created", "invoice.paid"));
-        assert!(!wants("invoice.created", "invoice.paid"));
+        let types = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(wants(&[], "invoice.paid"));
+        assert!(wants(
+            &types(&["invoice.paid", "invoice.created"]),
+            "invoice.paid"
+        ));
+        assert!(!wants(&types(&["invoice.created"]), "invoice.paid"));
     }
 }
